@@ -1,0 +1,91 @@
+/*
+ * jenkins-gearman-agent: one binary, two roles.
+ *
+ *   jenkins-gearman-agent node -c FILE         the node agent (one per Jenkins node)
+ *   jenkins-gearman-agent coordinator -c FILE  the coordinator (one per master)
+ *
+ * Both run in the foreground and log to stderr; SIGTERM stops them.
+ */
+#include "config.h"
+#include "log.h"
+#include "roles.h"
+
+#include <curl/curl.h>
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: jenkins-gearman-agent node -c FILE\n"
+	    "       jenkins-gearman-agent coordinator -c FILE\n"
+	    "       jenkins-gearman-agent --version\n"
+	    "\n"
+	    "  node          register this Jenkins node's executors as Gearman workers\n"
+	    "  coordinator   serve the project-node map, stop: and set_description: for a master\n"
+	    "  -c FILE       configuration file (see jenkins-gearman-agent.ini(5))\n"
+	    "  -t            check the configuration file and exit\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *role, *file = NULL;
+	struct config cfg;
+	char err[1024];
+	int ch, test_only = 0, rc;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+		printf("jenkins-gearman-agent %s\n", JGA_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc < 2 || (strcmp(argv[1], "node") && strcmp(argv[1], "coordinator"))) {
+		usage(stderr);
+		return 2;
+	}
+	role = argv[1];
+	optind = 2;
+	while ((ch = getopt(argc, argv, "c:th")) != -1) {
+		switch (ch) {
+		case 'c': file = optarg; break;
+		case 't': test_only = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!file || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	log_init(!strcmp(role, "node") ? "jga-node" : "jga-coordinator", LOG_LEVEL_INFO);
+	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
+		return 1;
+	}
+	log_set_level(cfg.log_level);
+	if (test_only) {
+		printf("%s: configuration OK\n", file);
+		config_free(&cfg);
+		return 0;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatalx("curl_global_init failed");
+
+	if (!strcmp(role, "node"))
+		rc = node_main(&cfg);
+	else
+		rc = coordinator_main(&cfg);
+
+	curl_global_cleanup();
+	config_free(&cfg);
+	return rc;
+}

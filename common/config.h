@@ -1,0 +1,65 @@
+/*
+ * config: the INI file shared by the node agent and the coordinator.
+ *
+ * Every key is documented in conf/node.ini, conf/coordinator.ini and the
+ * man page. Unknown sections or keys, bad values and missing required keys
+ * are errors that name the file, the line and the key. Secrets (token,
+ * password) are read here and never logged.
+ */
+#ifndef JGA_CONFIG_H
+#define JGA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_MAX_SERVERS 16
+
+struct config_server {
+	char host[256];
+	int  port;
+};
+
+enum function_names { FUNCTION_NAMES_SHORT, FUNCTION_NAMES_FULL };
+
+struct config {
+	char *path;
+
+	/* [gearman] */
+	struct config_server servers[CONFIG_MAX_SERVERS];
+	size_t nservers;
+
+	/* [jenkins] */
+	char *url;              /* base URL, always ends with '/' */
+	char *user;             /* NULL: anonymous */
+	char *token;            /* from token= or token_file=; NULL if none */
+	char *password;         /* NULL if none */
+	char *ca_file;          /* NULL: system CA store */
+	bool  tls_verify;
+	long  connect_timeout_ms;
+	long  timeout_ms;
+
+	/* [node] */
+	char *node_name;        /* default: short host name */
+	int   status_interval;  /* seconds between WORK_STATUS updates */
+
+	/* [coordinator] */
+	char *coordinator_name; /* default: host part of url */
+	int   refresh;          /* seconds between project-map refreshes */
+	enum function_names function_names;
+
+	/* [log] */
+	int   log_level;        /* enum log_level */
+};
+
+/*
+ * Load path into cfg (which is zeroed first). On error returns -1 and
+ * writes "FILE:LINE: [section] key: problem" into err.
+ */
+int  config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Parse "h1:4730,h2" into servers. Returns -1 and fills err on a bad entry. */
+int  config_parse_servers(const char *s, struct config_server *out, size_t max,
+         size_t *n, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * jenkins: a client for the Jenkins HTTP remote API, on libcurl.
+ *
+ * One client object per thread: it owns one reused curl easy handle, so
+ * the connection is kept alive between calls. It is not thread safe.
+ *
+ * Authentication is pre-emptive Basic auth. With an API token no crumb is
+ * needed. With a password the client fetches a crumb (and keeps the session
+ * cookie it is bound to) before the first POST, and fetches a new one once
+ * when a POST is answered 403 "No valid crumb".
+ *
+ * Redirects are never followed. Every path segment (job names, folder
+ * names, node names) is percent-encoded on its own, so no name can escape
+ * its segment ("..", "/", "?", "#", spaces, UTF-8 all stay inside).
+ *
+ * Every call returns a jk_err. JK_OK is 0; on any other value
+ * jk_client_error() holds a message a person can act on (it never contains
+ * the token or password).
+ */
+#ifndef JGA_JENKINS_H
+#define JGA_JENKINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum jk_err {
+	JK_OK = 0,
+	JK_ECONNECT,    /* cannot resolve or connect, TLS handshake failed */
+	JK_ETIMEOUT,    /* connect or total timeout */
+	JK_EBADREQ,     /* 400 */
+	JK_EAUTH,       /* 401: wrong user, token or password */
+	JK_EFORBIDDEN,  /* 403: missing permission, anonymous, bad crumb */
+	JK_ENOTFOUND,   /* 404 */
+	JK_ECONFLICT,   /* 409: e.g. job disabled */
+	JK_ESERVER,     /* 5xx */
+	JK_EPROTO,      /* unexpected status, malformed JSON/XML, no Location */
+	JK_ENOMEM,
+};
+
+/* A short constant name of an error: "cannot connect", "timeout", ... */
+const char *jk_strerror(enum jk_err e);
+
+struct jk_opts {
+	const char *url;          /* base URL ending with '/', e.g. http://h:8080/ */
+	const char *user;         /* NULL: anonymous */
+	const char *token;        /* API token, or NULL */
+	const char *password;     /* password, or NULL (then crumbs are used) */
+	const char *ca_file;      /* NULL: system store */
+	bool        tls_verify;
+	long        connect_timeout_ms;
+	long        timeout_ms;
+};
+
+struct jk_client;
+
+struct jk_client *jk_client_new(const struct jk_opts *opts);
+void              jk_client_free(struct jk_client *c);
+/* Message of the last failed call ("" after success). */
+const char       *jk_client_error(const struct jk_client *c);
+/* X-Jenkins-Session of the last response that had one ("" if none yet). */
+const char       *jk_client_session(const struct jk_client *c);
+/* HTTP status of the last response (0 if none). */
+long              jk_client_status(const struct jk_client *c);
+
+/* GET / : the X-Jenkins header (version) into buf. */
+enum jk_err jk_version(struct jk_client *c, char *buf, size_t len);
+
+/* ---- jobs ---- */
+
+enum jk_param_kind {
+	JK_PARAM_OTHER = 0,
+	JK_PARAM_NODE,            /* NodeLabel Parameter plugin: NodeParameterDefinition */
+	JK_PARAM_LABEL,           /* NodeLabel Parameter plugin: LabelParameterDefinition */
+};
+
+struct jk_param_def {
+	char              *name;
+	char              *type;  /* as Jenkins exports it, e.g. "StringParameterDefinition" */
+	enum jk_param_kind kind;
+};
+
+struct jk_job {
+	char   *full_name;        /* "folder/sub/job" */
+	char   *name;             /* short name "job" */
+	char   *url;              /* as Jenkins exports it (absolute) */
+	char   *label_expr;       /* NULL: no label restriction */
+	bool    buildable;
+	bool    disabled;
+	bool    concurrent;       /* concurrentBuild */
+	struct jk_param_def *params;
+	size_t  nparams;
+};
+
+struct jk_job_list {
+	struct jk_job *jobs;
+	size_t n;
+};
+
+/*
+ * All jobs, through folders, in one request (tree=). Folders themselves are
+ * not listed; jobs inside them are, with their full name.
+ */
+enum jk_err jk_jobs_list(struct jk_client *c, struct jk_job_list *out);
+void        jk_job_list_free(struct jk_job_list *l);
+
+/*
+ * allowedSlaves of the job's NodeParameterDefinition named param, from the
+ * job's config.xml (Jenkins does not export it as JSON). *all is set when
+ * the list is empty or holds "ALL (no restriction)"; otherwise names/n hold
+ * the allowed node names (free with jk_strv_free).
+ */
+enum jk_err jk_job_allowed_nodes(struct jk_client *c, const char *full_name,
+                const char *param, bool *all, char ***names, size_t *n);
+
+/* ---- nodes ---- */
+
+struct jk_node {
+	char   *name;             /* node name; "built-in" for the controller */
+	char  **labels;           /* assigned labels, self label included */
+	size_t  nlabels;
+	int     executors;        /* numExecutors */
+	int     idle_executors;   /* executors with idle == true */
+	bool    offline;          /* offline for any reason */
+	bool    temp_offline;     /* marked temporarily offline */
+	char   *offline_reason;   /* offlineCauseReason, "" if none */
+};
+
+struct jk_node_list {
+	struct jk_node *nodes;
+	size_t n;
+};
+
+/* All nodes in one request. */
+enum jk_err jk_nodes_list(struct jk_client *c, struct jk_node_list *out);
+void        jk_node_list_free(struct jk_node_list *l);
+/* One node (name "built-in" maps to /computer/(built-in)/). */
+enum jk_err jk_node_get(struct jk_client *c, const char *name, struct jk_node *out);
+void        jk_node_free(struct jk_node *n);
+
+enum jk_mode { JK_MODE_NORMAL, JK_MODE_EXCLUSIVE };
+/* The node's mode, from /computer/<name>/config.xml. */
+enum jk_err jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode);
+
+/*
+ * Mark a node temporarily offline with msg (changeOfflineCause), or bring a
+ * temporarily offline node back online (toggleOffline when it is offline).
+ */
+enum jk_err jk_node_set_offline(struct jk_client *c, const char *name, bool offline,
+                const char *msg);
+
+/* ---- builds and the queue ---- */
+
+struct jk_kv {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * POST job/<path>/buildWithParameters?delay=0sec with params as an
+ * application/x-www-form-urlencoded body. 201 or 303: *queue_id is parsed
+ * from Location and *existing is true for 303 (an identical item was
+ * already queued). 404, 409 (disabled) and 400 come back as errors.
+ */
+enum jk_err jk_build_trigger(struct jk_client *c, const char *full_name,
+                const struct jk_kv *params, size_t nparams,
+                long *queue_id, bool *existing);
+
+enum jk_queue_state {
+	JK_QUEUE_WAITING,         /* waiting, blocked or buildable */
+	JK_QUEUE_STARTED,         /* left the queue: a build exists */
+	JK_QUEUE_CANCELLED,       /* left the queue without a build */
+};
+
+struct jk_queue_item {
+	long   id;
+	enum jk_queue_state state;
+	char  *why;               /* reason while waiting, NULL otherwise */
+	bool   stuck;
+	int    build_number;      /* when STARTED */
+	char  *build_url;         /* when STARTED, absolute as Jenkins says */
+};
+
+enum jk_err jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out);
+void        jk_queue_item_free(struct jk_queue_item *q);
+/* POST queue/cancelItem?id= ; 204 (no Content-Length) is success. */
+enum jk_err jk_queue_cancel(struct jk_client *c, long id);
+
+struct jk_build {
+	int    number;
+	bool   building;
+	char  *result;            /* NULL while running */
+	long   duration_ms;       /* 0 while running */
+	long   estimated_ms;      /* -1 when Jenkins has no estimate */
+	long long timestamp_ms;   /* start time, ms since the epoch */
+	char  *built_on;          /* node name, "" for the controller */
+	char  *url;               /* absolute, as Jenkins says */
+	long   queue_id;
+	char  *description;       /* NULL if none */
+};
+
+enum jk_err jk_build_get(struct jk_client *c, const char *full_name, int number,
+                struct jk_build *out);
+void        jk_build_free(struct jk_build *b);
+/* POST job/<path>/<n>/stop; the 302 Jenkins answers is success. */
+enum jk_err jk_build_stop(struct jk_client *c, const char *full_name, int number);
+/* POST job/<path>/<n>/submitDescription with form field description. */
+enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
+                int number, const char *description);
+
+/* ---- pure helpers, exposed for the unit tests ---- */
+
+/* "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name (empty segment). */
+char *jk_path_job(const char *full_name);
+/* Percent-encode one path segment (RFC 3986 unreserved stay; '.' and '..' segments encoded). */
+char *jk_encode_segment(const char *s);
+/* Parse ".../queue/item/123/" (absolute or relative) into 123. -1 if malformed. */
+int   jk_parse_location(const char *location, long *id);
+/* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */
+enum jk_err jk_classify_status(long status);
+
+/* Parse response bodies (as real Jenkins shapes them) into structs. */
+enum jk_err jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen);
+enum jk_err jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t errlen);
+enum jk_err jk_parse_node(const char *json, struct jk_node *out, char *err, size_t errlen);
+enum jk_err jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size_t errlen);
+enum jk_err jk_parse_build(const char *json, struct jk_build *out, char *err, size_t errlen);
+enum jk_err jk_parse_node_mode(const char *xml, enum jk_mode *mode, char *err, size_t errlen);
+enum jk_err jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
+                char ***names, size_t *n, char *err, size_t errlen);
+
+void jk_strv_free(char **v, size_t n);
+
+#endif
