@@ -36,11 +36,14 @@ AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# C drivers that integration tests (pytest) run against live services.
+IT_SRC     := $(wildcard tests/it/it_*.c)
+IT_BIN     := $(IT_SRC:tests/it/%.c=$(BUILD)/tests/%)
 
 BINS := $(BUILD)/jenkins-gearman-agent $(BUILD)/jenkins-gearman
 
 .PHONY: all deps check unit integration demo clean
-all: $(BINS) $(UNIT_BIN)
+all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 
 # Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags-$(shell echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)' | md5sum | cut -c1-8)
@@ -62,9 +65,13 @@ $(BUILD)/jenkins-gearman-agent: $(AGENT_OBJ) $(BUILD)/libcommon.a
 $(BUILD)/jenkins-gearman: $(CLI_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(AGENT_LIB_OBJ) $(BUILD)/libcommon.a
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(AGENT_LIB_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/it_%: $(BUILD)/tests/it/it_%.o $(AGENT_LIB_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -83,7 +90,7 @@ unit: $(UNIT_BIN)
 	  echo "== $$t"; $$t || fail=1; \
 	done; exit $$fail
 
-integration: $(BINS)
+integration: $(BINS) $(IT_BIN)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER JGA_BUILD=$(abspath $(BUILD)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
