@@ -1,0 +1,237 @@
+/* Unit tests for common/config.c: good files, every kind of bad file. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static char dir[] = "/tmp/jga-test-config-XXXXXX";
+
+static const char *
+write_file(const char *name, const char *text, mode_t mode)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+	return path;
+}
+
+/* Load text; expect failure whose message contains each of the fragments. */
+static void
+expect_error(const char *text, const char *frag1, const char *frag2)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path = write_file("bad.ini", text, 0600);
+
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+	if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2)))
+		fail_msg("error '%s' lacks '%s' / '%s'", err, frag1, frag2 ? frag2 : "");
+}
+
+static void
+test_full_example(void **state)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path;
+
+	(void)state;
+	path = write_file("ok.ini",
+	    "[gearman]\n"
+	    "servers = 127.0.0.1:4730, gm2 ,[::1]:4731   ; comment\n"
+	    "[jenkins]\n"
+	    "url = http://jenkins01.example:8080        ; master base URL\n"
+	    "user = gearman\n"
+	    "token = SECRET\n"
+	    "ca_file =\n"
+	    "tls_verify = false\n"
+	    "connect_timeout = 3\n"
+	    "timeout = 20\n"
+	    "[node]                              ; read by the node agent\n"
+	    "name = node1\n"
+	    "status_interval = 5\n"
+	    "[coordinator]\n"
+	    "refresh = 7\n"
+	    "function_names = full\n"
+	    "[log]\n"
+	    "level = debug\n", 0600);
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.nservers, 3);
+	assert_string_equal(cfg.servers[0].host, "127.0.0.1");
+	assert_int_equal(cfg.servers[0].port, 4730);
+	assert_string_equal(cfg.servers[1].host, "gm2");
+	assert_int_equal(cfg.servers[1].port, 4730);
+	assert_string_equal(cfg.servers[2].host, "[::1]");
+	assert_int_equal(cfg.servers[2].port, 4731);
+	/* A trailing slash is added so paths can be appended. */
+	assert_string_equal(cfg.url, "http://jenkins01.example:8080/");
+	assert_string_equal(cfg.user, "gearman");
+	assert_string_equal(cfg.token, "SECRET");
+	assert_null(cfg.ca_file);
+	assert_false(cfg.tls_verify);
+	assert_int_equal(cfg.connect_timeout_ms, 3000);
+	assert_int_equal(cfg.timeout_ms, 20000);
+	assert_string_equal(cfg.node_name, "node1");
+	assert_int_equal(cfg.status_interval, 5);
+	/* Coordinator name defaults to the URL's host. */
+	assert_string_equal(cfg.coordinator_name, "jenkins01.example");
+	assert_int_equal(cfg.refresh, 7);
+	assert_int_equal(cfg.function_names, FUNCTION_NAMES_FULL);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	config_free(&cfg);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path;
+	char host[256];
+
+	(void)state;
+	path = write_file("min.ini", "[jenkins]\nurl = https://user@ci.example.org/jenkins/\n", 0600);
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.nservers, 1);
+	assert_string_equal(cfg.servers[0].host, "127.0.0.1");
+	assert_int_equal(cfg.servers[0].port, 4730);
+	assert_true(cfg.tls_verify);
+	assert_null(cfg.user);
+	assert_null(cfg.token);
+	assert_int_equal(cfg.refresh, 30);
+	assert_int_equal(cfg.status_interval, 10);
+	assert_int_equal(cfg.function_names, FUNCTION_NAMES_SHORT);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	assert_string_equal(cfg.coordinator_name, "ci.example.org");
+	gethostname(host, sizeof(host));
+	host[strcspn(host, ".")] = '\0';
+	assert_string_equal(cfg.node_name, host);
+	config_free(&cfg);
+}
+
+static void
+test_shipped_examples(void **state)
+{
+	struct config cfg;
+	char err[1024];
+
+	(void)state;
+	/* The documented examples must load as they are. */
+	assert_int_equal(config_load("conf/node.ini", &cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+	assert_int_equal(config_load("conf/coordinator.ini", &cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+}
+
+static void
+test_token_file(void **state)
+{
+	struct config cfg;
+	char err[1024], text[600];
+	const char *tok;
+
+	(void)state;
+	tok = write_file("token", "s3cret-token\n", 0600);
+	snprintf(text, sizeof(text), "[jenkins]\nurl = http://h/\nuser = u\ntoken_file = %s\n", tok);
+	write_file("tf.ini", text, 0600);
+	snprintf(text, sizeof(text), "%s/tf.ini", dir);
+	assert_int_equal(config_load(text, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.token, "s3cret-token");
+	config_free(&cfg);
+
+	/* Readable by others: refused, with the fix in the message. */
+	tok = write_file("token", "s3cret-token\n", 0644);
+	snprintf(text, sizeof(text), "[jenkins]\nurl = http://h/\nuser = u\ntoken_file = %s\n", tok);
+	expect_error(text, "accessible by group or others", "chmod 600");
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	expect_error("[jenkins]\nurl = http://h/\n[bogus]\nx = 1\n", "bad.ini:4", "[bogus]: unknown section");
+	expect_error("[jenkins]\nurl = http://h/\nfoo = 1\n", "bad.ini:3", "[jenkins] foo: unknown key");
+	expect_error("[jenkins]\nurl = http://h/\ntls_verify = maybe\n", ":3", "not a boolean");
+	expect_error("[jenkins]\nurl = http://h/\n[coordinator]\nrefresh = 0\n", ":4", "[coordinator] refresh");
+	expect_error("[jenkins]\nurl = http://h/\n[coordinator]\nrefresh = 10s\n", ":4", "whole number");
+	expect_error("[jenkins]\nurl = http://h/\n[node]\nstatus_interval = -3\n", ":4", "status_interval");
+	expect_error("[gearman]\nservers = h:0\n[jenkins]\nurl = http://h/\n", ":2", "bad port");
+	expect_error("[gearman]\nservers = h:99999\n", ":2", "bad port");
+	expect_error("[gearman]\nservers = a,,b\n", ":2", "empty");
+	expect_error("[log]\nlevel = loud\n", ":2", "[log] level");
+	expect_error("[coordinator]\nfunction_names = long\n", ":2", "function_names");
+	expect_error("[gearman]\nservers = h\n", "[jenkins] url: required", NULL);
+	expect_error("[jenkins]\nurl = ftp://h/\n", "must start with http", NULL);
+	expect_error("[jenkins]\nurl = http://h/\nurl = http://g/\n", ":3", "given twice");
+	expect_error("[jenkins]\nurl = http://h/\nuser = u\ntoken = a\npassword = b\n", "not both", NULL);
+	expect_error("[jenkins]\nurl = http://h/\ntoken = a\n", "[jenkins] user: required", NULL);
+	expect_error("[jenkins]\nurl = http://h/\nthis line has no equals sign\n", ":3", "syntax error");
+	expect_error("[jenkins]\nurl = http://h/\nuser = u\ntoken = a\ntoken_file = /x\n", ":5", "exclusive");
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct config cfg;
+	char err[1024];
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/jga.ini", &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/jga.ini: cannot open"));
+}
+
+static void
+test_secret_not_in_errors(void **state)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path;
+
+	(void)state;
+	/* An error after the token was read must not echo the token. */
+	path = write_file("sec.ini", "[jenkins]\nurl = http://h/\nuser = u\ntoken = TOPSECRET\nbogus = 1\n", 0600);
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+	assert_null(strstr(err, "TOPSECRET"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_example),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_shipped_examples),
+		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_secret_not_in_errors),
+	};
+	int rc;
+
+	if (!mkdtemp(dir))
+		return 1;
+	rc = cmocka_run_group_tests_name("config", tests, NULL, NULL);
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			rc = 1;
+	}
+	return rc;
+}
