@@ -1,0 +1,77 @@
+/*
+ * projmap: the project-node map of one master — which node may run which
+ * job, under which Gearman function names, pinned by which parameter.
+ *
+ * Pure: built from lists already read from Jenkins, no I/O. The coordinator
+ * builds a new map on every refresh and answers project_map:$host from it;
+ * the result is deterministic (sorted), so two coordinators of the same
+ * master give byte-identical answers and the same versions.
+ *
+ * Rules (gearman-plugin's, see README "Wire contract"):
+ *  - a job is dispatchable when it is buildable and declares a NodeLabel
+ *    Parameter plugin Node parameter, or failing that a Label parameter;
+ *  - node N may run job J when N is online with executors, and J's label
+ *    expression holds on N's labels, or J has no label and N is NORMAL;
+ *    and the Node parameter's allowedSlaves, if restricted, names N;
+ *  - N's functions for J: build:$job, plus build:$job:$atom for each atom
+ *    of J's label expression that is one of N's labels.
+ */
+#ifndef JGA_PROJMAP_H
+#define JGA_PROJMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "jenkins.h"
+
+#define PROJMAP_FUNCTION_MAX 512    /* libgearman's GEARMAN_FUNCTION_MAX_SIZE */
+
+/* What is known of a Node parameter's allowedSlaves. */
+struct pm_allowed {
+	bool    known;      /* false: not read yet, the job is held back */
+	bool    all;        /* unrestricted */
+	char  **names;
+	size_t  n;
+};
+
+struct pm_input {
+	const char                *master;   /* [coordinator] name */
+	enum function_names        naming;
+	const struct jk_job_list  *jobs;
+	const struct pm_allowed   *allowed;  /* parallel to jobs->jobs */
+	const struct jk_node_list *nodes;
+	const enum jk_mode        *modes;    /* parallel to nodes->nodes */
+	const bool                *mode_known;
+};
+
+struct projmap;
+
+struct projmap *projmap_build(const struct pm_input *in);
+void            projmap_free(struct projmap *pm);
+
+/* Version of the whole map (16 hex digits). */
+const char     *projmap_version(const struct projmap *pm);
+size_t          projmap_nfunctions(const struct projmap *pm);
+size_t          projmap_nundispatchable(const struct projmap *pm);
+
+/*
+ * Answer a project_map request. req is the client's argument:
+ *   {}                          the whole map
+ *   {"node":"N"}                N's slice
+ *   {"node":"N","version":"V"}  {"version":V,"unchanged":true} if V is current
+ * Returns a malloc'd JSON text, or NULL with a message in err (bad JSON,
+ * unknown node).
+ */
+char *projmap_answer(const struct projmap *pm, const char *req, size_t len,
+          char *err, size_t errlen);
+
+/*
+ * Find a job by the name a client sends to stop:/set_description: — the
+ * full name, else the short name, both case-insensitively (as the plugin
+ * matches). Returns the full name (owned by pm) or NULL with a reason.
+ */
+const char *projmap_find_job(const struct projmap *pm, const char *name,
+                char *err, size_t errlen);
+
+#endif

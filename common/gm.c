@@ -1,0 +1,266 @@
+/* gm: see gm.h. */
+#include "gm.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+gm_backoff_init(struct gm_backoff *b, long min_ms, long max_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	b->min_ms = min_ms;
+	b->max_ms = max_ms;
+	b->cur_ms = min_ms;
+	/* Different per process and per object, so peers do not retry in step. */
+	b->seed = (unsigned)ts.tv_nsec ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)b;
+}
+
+long
+gm_backoff_next(struct gm_backoff *b)
+{
+	long cur = b->cur_ms, d;
+
+	d = cur / 2 + (long)(rand_r(&b->seed) % (unsigned long)(cur / 2 + 1));
+	b->cur_ms = cur * 2 > b->max_ms ? b->max_ms : cur * 2;
+	return d;
+}
+
+void
+gm_backoff_reset(struct gm_backoff *b)
+{
+	b->cur_ms = b->min_ms;
+}
+
+gearman_worker_st *
+gm_worker_new(const struct config_server *servers, size_t n, const char *id,
+    int timeout_ms, char *err, size_t errlen)
+{
+	gearman_worker_st *w = gearman_worker_create(NULL);
+	size_t i;
+
+	if (!w) {
+		snprintf(err, errlen, "gearman_worker_create failed (out of memory?)");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (gearman_worker_add_server(w, servers[i].host, (in_port_t)servers[i].port) != GEARMAN_SUCCESS) {
+			snprintf(err, errlen, "gearman server %s:%d: %s", servers[i].host,
+			    servers[i].port, gearman_worker_error(w));
+			gearman_worker_free(w);
+			return NULL;
+		}
+	}
+	if (id && gearman_worker_set_identifier(w, id, strlen(id)) != GEARMAN_SUCCESS) {
+		snprintf(err, errlen, "worker id '%s': %s", id, gearman_worker_error(w));
+		gearman_worker_free(w);
+		return NULL;
+	}
+	gearman_worker_set_timeout(w, timeout_ms);
+	return w;
+}
+
+bool
+gm_is_connection_error(gearman_return_t rc)
+{
+	switch (rc) {
+	case GEARMAN_SUCCESS:
+	case GEARMAN_TIMEOUT:
+	case GEARMAN_WORK_FAIL:
+	case GEARMAN_NO_JOBS:
+	case GEARMAN_IO_WAIT:
+	case GEARMAN_NO_REGISTERED_FUNCTIONS:
+		return false;
+	default:
+		return true;
+	}
+}
+
+void *
+gm_job_refuse(gearman_job_st *job, gearman_return_t *ret, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	(void)gearman_job_send_warning(job, msg, (size_t)n);
+	*ret = GEARMAN_WORK_FAIL;
+	return NULL;
+}
+
+/* ---- client call ---- */
+
+struct call {
+	char  *result;
+	size_t len;
+	char   warning[512];
+	bool   done, failed;
+};
+
+static gearman_return_t
+on_warning(gearman_task_st *t)
+{
+	struct call *c = gearman_task_context(t);
+	size_t n = gearman_task_data_size(t);
+
+	if (n >= sizeof(c->warning))
+		n = sizeof(c->warning) - 1;
+	memcpy(c->warning, gearman_task_data(t), n);
+	c->warning[n] = '\0';
+	return GEARMAN_SUCCESS;
+}
+
+static gearman_return_t
+on_complete(gearman_task_st *t)
+{
+	struct call *c = gearman_task_context(t);
+	size_t n = gearman_task_data_size(t);
+
+	c->result = malloc(n + 1);
+	if (c->result) {
+		memcpy(c->result, gearman_task_data(t), n);
+		c->result[n] = '\0';
+		c->len = n;
+	}
+	c->done = true;
+	return GEARMAN_SUCCESS;
+}
+
+static gearman_return_t
+on_fail(gearman_task_st *t)
+{
+	struct call *c = gearman_task_context(t);
+
+	c->failed = true;
+	return GEARMAN_SUCCESS;
+}
+
+int
+gm_call(const struct config_server *servers, size_t n, const char *fn,
+    const char *unique, const char *arg, size_t arglen, int timeout_ms,
+    char **out, size_t *outlen, char *err, size_t errlen)
+{
+	gearman_client_st *cl = gearman_client_create(NULL);
+	struct call c;
+	gearman_return_t rc;
+	size_t i;
+	int ret = -1;
+
+	memset(&c, 0, sizeof(c));
+	*out = NULL;
+	if (!cl) {
+		snprintf(err, errlen, "gearman_client_create failed");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		gearman_client_add_server(cl, servers[i].host, (in_port_t)servers[i].port);
+	gearman_client_set_timeout(cl, timeout_ms);
+	gearman_client_set_warning_fn(cl, on_warning);
+	gearman_client_set_complete_fn(cl, on_complete);
+	gearman_client_set_fail_fn(cl, on_fail);
+	if (!gearman_client_add_task(cl, NULL, &c, fn, unique, arg, arglen, &rc) ||
+	    rc != GEARMAN_SUCCESS) {
+		snprintf(err, errlen, "cannot submit %s: %s", fn, gearman_client_error(cl));
+		goto out;
+	}
+	rc = gearman_client_run_tasks(cl);
+	if (c.done) {
+		*out = c.result;
+		if (outlen)
+			*outlen = c.len;
+		c.result = NULL;
+		ret = 0;
+	} else if (c.failed)
+		snprintf(err, errlen, "%s failed%s%s", fn, c.warning[0] ? ": " : "", c.warning);
+	else if (rc == GEARMAN_TIMEOUT)
+		snprintf(err, errlen, "%s: no answer within %d ms (is a worker for it running?)", fn, timeout_ms);
+	else
+		snprintf(err, errlen, "%s: %s", fn, gearman_client_error(cl));
+out:
+	free(c.result);
+	gearman_client_free(cl);
+	return ret;
+}
+
+/* ---- admin protocol ---- */
+
+char *
+gm_admin(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
+	char portstr[16], *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd = -1, rc;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(host, portstr, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return NULL;
+	}
+	for (a = ai; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to gearmand at %s:%d: %s", host, port, strerror(errno));
+		return NULL;
+	}
+	if (dprintf(fd, "%s\n", cmd) < 0)
+		goto ioerr;
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb)
+				goto ioerr;
+			buf = nb;
+			cap += 65536;
+		}
+		if (poll(&p, 1, timeout_ms) <= 0) {
+			snprintf(err, errlen, "gearmand at %s:%d: no reply to '%s'", host, port, cmd);
+			goto fail;
+		}
+		r = read(fd, buf + len, cap - len - 1);
+		if (r <= 0)
+			goto ioerr;
+		len += (size_t)r;
+		buf[len] = '\0';
+		/* A list ends with ".\n"; a single reply is one "OK"/"ERR" line. */
+		if ((len >= 2 && strcmp(buf + len - 2, ".\n") == 0 &&
+		    (len == 2 || buf[len - 3] == '\n')) ||
+		    ((!strncmp(buf, "OK", 2) || !strncmp(buf, "ERR", 3)) && buf[len - 1] == '\n'))
+			break;
+	}
+	close(fd);
+	return buf;
+ioerr:
+	snprintf(err, errlen, "gearmand at %s:%d: %s", host, port, strerror(errno));
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
