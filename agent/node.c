@@ -1,11 +1,464 @@
-/* node: the node agent role. Filled by the node-agent issue. */
-#include "config.h"
+/*
+ * node: the node agent role. One per Jenkins node.
+ *
+ * Threads: the main thread waits for signals; the mapper asks the
+ * coordinator (project_map:$host) for this node's slice of the map and
+ * keeps asking with the version it holds; one executor thread per Jenkins
+ * executor is a Gearman worker (executor.c).
+ *
+ * Until the coordinator answers, nothing is registered. When it stops
+ * answering, the last map stays in force.
+ */
+#include "node.h"
+
+#include "gm.h"
+#include "jenkins.h"
 #include "log.h"
 #include "roles.h"
+#include "shutdown.h"
+
+#include <jansson.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAPACITY_RECHECK_MS  15000   /* no free executor: look again after this */
+#define MAP_CALL_TIMEOUT_MS  5000
+
+static void
+timespec_in(struct timespec *t, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool
+timespec_passed(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* ---- the map ---- */
+
+static void
+nodemap_free(struct nodemap *m)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	free(m->version);
+	node_strv_free(m->labels, m->nlabels);
+	for (i = 0; i < m->nfns; i++) {
+		free(m->fns[i].name);
+		free(m->fns[i].job);
+		free(m->fns[i].pin);
+	}
+	free(m->fns);
+	free(m);
+}
+
+/* Parse the coordinator's slice; NULL (with err) if it is not one. */
+static struct nodemap *
+nodemap_parse(const char *text, const char *node, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *doc = json_loads(text, 0, &jerr), *nd, *fns, *labels, *f, *l;
+	struct nodemap *m = NULL;
+	size_t i;
+
+	if (!doc) {
+		snprintf(err, errlen, "coordinator sent invalid JSON: %s", jerr.text);
+		return NULL;
+	}
+	nd = json_object_get(doc, "node");
+	fns = json_object_get(doc, "functions");
+	labels = json_object_get(nd, "labels");
+	if (!json_is_string(json_object_get(doc, "version")) || !json_is_object(nd) ||
+	    !json_is_array(fns) || !json_is_array(labels) ||
+	    !json_is_integer(json_object_get(nd, "executors")) ||
+	    !json_is_string(json_object_get(nd, "name")) ||
+	    strcmp(json_string_value(json_object_get(nd, "name")), node) != 0) {
+		snprintf(err, errlen, "coordinator sent a map that is not this node's slice");
+		goto out;
+	}
+	m = calloc(1, sizeof(*m));
+	m->version = strdup(json_string_value(json_object_get(doc, "version")));
+	m->executors = (int)json_integer_value(json_object_get(nd, "executors"));
+	if (m->executors < 0)
+		m->executors = 0;
+	if (m->executors > NODE_MAX_EXECUTORS)
+		m->executors = NODE_MAX_EXECUTORS;
+	m->online = json_is_true(json_object_get(nd, "online"));
+	m->labels = calloc(json_array_size(labels) + 1, sizeof(char *));
+	json_array_foreach(labels, i, l)
+		if (json_is_string(l))
+			m->labels[m->nlabels++] = strdup(json_string_value(l));
+	m->fns = calloc(json_array_size(fns) + 1, sizeof(*m->fns));
+	json_array_foreach(fns, i, f) {
+		json_t *name = json_object_get(f, "name"), *job = json_object_get(f, "job"),
+		    *pin = json_object_get(f, "pin");
+		if (!json_is_string(name) || !json_is_string(job) || !json_is_string(pin))
+			continue;
+		m->fns[m->nfns].name = strdup(json_string_value(name));
+		m->fns[m->nfns].job = strdup(json_string_value(job));
+		m->fns[m->nfns].pin = strdup(json_string_value(pin));
+		m->nfns++;
+	}
+out:
+	json_decref(doc);
+	return m;
+}
+
+static bool
+offering(const struct node *n)
+{
+	return n->map && n->map->online && !n->local_offline && !shutdown_requested();
+}
+
+char **
+node_offered_functions(struct node *n, size_t *count, unsigned *gen)
+{
+	char **v;
+	size_t i;
+
+	pthread_mutex_lock(&n->lock);
+	*gen = n->gen;
+	*count = 0;
+	if (!offering(n)) {
+		pthread_mutex_unlock(&n->lock);
+		return calloc(1, sizeof(char *));
+	}
+	v = calloc(n->map->nfns + 1, sizeof(char *));
+	for (i = 0; v && i < n->map->nfns; i++)
+		v[(*count)++] = strdup(n->map->fns[i].name);
+	pthread_mutex_unlock(&n->lock);
+	return v;
+}
+
+void
+node_strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+bool
+node_lookup_function(struct node *n, const char *fn, char **job, char **pin)
+{
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; offering(n) && i < n->map->nfns; i++)
+		if (strcmp(n->map->fns[i].name, fn) == 0) {
+			*job = strdup(n->map->fns[i].job);
+			*pin = strdup(n->map->fns[i].pin);
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&n->lock);
+	return found;
+}
+
+char *
+node_labels_json(struct node *n)
+{
+	json_t *a = json_array();
+	char *out;
+	size_t i;
+
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; n->map && i < n->map->nlabels; i++)
+		json_array_append_new(a, json_string(n->map->labels[i]));
+	pthread_mutex_unlock(&n->lock);
+	out = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return out;
+}
+
+int
+node_desired_executors(struct node *n)
+{
+	int d;
+
+	pthread_mutex_lock(&n->lock);
+	d = n->map ? n->map->executors : 0;
+	pthread_mutex_unlock(&n->lock);
+	return d;
+}
+
+void
+node_wake_all(struct node *n)
+{
+	int i;
+
+	pthread_mutex_lock(&n->lock);
+	pthread_cond_broadcast(&n->cond);
+	for (i = 0; i < n->nex; i++)
+		if (n->ex[i])
+			executor_wake(n->ex[i]);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- capacity ---- */
+
+bool
+node_grab_permit(struct node *n, int i, struct jk_client *jk)
+{
+	struct jk_node info;
+	enum jk_err e;
+	int starting, free_execs = 0;
+	bool ok;
+
+	pthread_mutex_lock(&n->lock);
+	if ((n->grabber != -1 && n->grabber != i) || !offering(n) || n->single_use ||
+	    (n->grabber != i && !timespec_passed(&n->recheck_at))) {
+		if (n->grabber == i)
+			n->grabber = -1;
+		pthread_mutex_unlock(&n->lock);
+		return false;
+	}
+	n->grabber = i;     /* hold the role while looking at Jenkins */
+	pthread_mutex_unlock(&n->lock);
+
+	memset(&info, 0, sizeof(info));
+	e = jk_node_get(jk, n->cfg->node_name, &info);
+
+	pthread_mutex_lock(&n->lock);
+	starting = n->starting;
+	if (e == JK_OK)
+		free_execs = info.idle_executors - starting;
+	ok = e == JK_OK && !info.offline && !info.temp_offline && free_execs > 0 &&
+	    offering(n) && !n->single_use;
+	if (!ok) {
+		const char *why = e != JK_OK ? "master unreachable" :
+		    (info.offline || info.temp_offline) ? "node offline in Jenkins" : "no idle executor";
+		n->grabber = -1;
+		timespec_in(&n->recheck_at, e != JK_OK ? 2000 : CAPACITY_RECHECK_MS);
+		/* Say it once per change of reason, not on every look. */
+		if (why != n->capacity_note) {
+			if (e != JK_OK)
+				log_warnx("not taking jobs: %s", jk_client_error(jk));
+			else
+				log_info("not taking jobs: %s (%d idle, %d being started by this agent)",
+				    why, info.idle_executors, starting);
+			n->capacity_note = why;
+		}
+	} else if (n->capacity_note[0]) {
+		log_info("taking jobs again: %d idle executor(s)", free_execs);
+		n->capacity_note = "";
+	}
+	pthread_mutex_unlock(&n->lock);
+	jk_node_free(&info);
+	return ok;
+}
+
+void
+node_grab_release(struct node *n, int i)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->grabber == i)
+		n->grabber = -1;
+	pthread_mutex_unlock(&n->lock);
+	node_wake_all(n);
+}
+
+void
+node_grab_claim(struct node *n, int i)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->grabber == i)
+		n->grabber = -1;
+	n->starting++;
+	pthread_mutex_unlock(&n->lock);
+	/* Another executor may now take the grabber role. */
+	node_wake_all(n);
+}
+
+void
+node_build_started(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->starting > 0)
+		n->starting--;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void
+node_job_done(struct node *n, bool claimed_still)
+{
+	pthread_mutex_lock(&n->lock);
+	if (claimed_still && n->starting > 0)
+		n->starting--;
+	/* An executor may be free now: look at Jenkins again at once. */
+	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
+	pthread_mutex_unlock(&n->lock);
+	node_wake_all(n);
+}
+
+void
+node_set_single_use(struct node *n, bool on)
+{
+	pthread_mutex_lock(&n->lock);
+	n->single_use = on;
+	pthread_mutex_unlock(&n->lock);
+	node_wake_all(n);
+}
+
+void
+node_set_local_offline(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->local_offline = true;
+	n->single_use = false;
+	n->gen++;
+	pthread_mutex_unlock(&n->lock);
+	node_wake_all(n);
+}
+
+/* ---- the mapper ---- */
+
+/* Start executor threads up to the map's count; extra ones stop themselves. */
+static void
+adjust_executors(struct node *n)
+{
+	int want = node_desired_executors(n), i;
+
+	for (i = 0; i < want; i++) {
+		struct executor *e;
+
+		pthread_mutex_lock(&n->lock);
+		e = n->ex[i];
+		pthread_mutex_unlock(&n->lock);
+		if (e && !executor_finished(e))
+			continue;
+		if (e)
+			executor_join(e);
+		e = executor_start(n, i);
+		pthread_mutex_lock(&n->lock);
+		n->ex[i] = e;
+		if (i + 1 > n->nex)
+			n->nex = i + 1;
+		pthread_mutex_unlock(&n->lock);
+	}
+	node_wake_all(n);
+}
+
+static void
+mapper_install(struct node *n, struct nodemap *m)
+{
+	struct nodemap *old;
+
+	pthread_mutex_lock(&n->lock);
+	old = n->map;
+	n->map = m;
+	n->gen++;
+	/* The coordinator has seen the node offline: from now on the map decides. */
+	if (!m->online)
+		n->local_offline = false;
+	pthread_mutex_unlock(&n->lock);
+	log_info("map %s: %zu functions, %d executors, node %s", m->version, m->nfns,
+	    m->executors, m->online ? "online" : "offline");
+	nodemap_free(old);
+	adjust_executors(n);
+}
+
+static void *
+mapper_thread(void *arg)
+{
+	struct node *n = arg;
+	const struct config *cfg = n->cfg;
+	struct gm_backoff bo;
+	char fn[600], err[1024], *reply, *req;
+	bool failing = false;
+
+	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
+	gm_backoff_init(&bo, 500, 30000);
+	while (!shutdown_requested()) {
+		json_t *r = json_pack("{s:s}", "node", cfg->node_name);
+		struct nodemap *m;
+		long wait_ms = cfg->refresh * 1000L;
+
+		pthread_mutex_lock(&n->lock);
+		if (n->map)
+			json_object_set_new(r, "version", json_string(n->map->version));
+		pthread_mutex_unlock(&n->lock);
+		req = json_dumps(r, JSON_COMPACT);
+		json_decref(r);
+		if (gm_call(cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
+		    MAP_CALL_TIMEOUT_MS, &reply, NULL, err, sizeof(err)) < 0) {
+			if (!failing)
+				log_warnx("%s%s", err, n->map ? "; keeping the current map" :
+				    "; registering nothing until the coordinator answers");
+			failing = true;
+			wait_ms = gm_backoff_next(&bo);
+		} else {
+			json_t *doc = json_loads(reply, 0, NULL);
+			if (failing)
+				log_info("coordinator %s answers again", cfg->coordinator_name);
+			failing = false;
+			gm_backoff_reset(&bo);
+			if (!json_is_true(json_object_get(doc, "unchanged"))) {
+				if ((m = nodemap_parse(reply, cfg->node_name, err, sizeof(err))))
+					mapper_install(n, m);
+				else
+					log_warnx("%s", err);
+			}
+			json_decref(doc);
+			free(reply);
+		}
+		free(req);
+		shutdown_sleep_ms(wait_ms);
+	}
+	return NULL;
+}
 
 int
 node_main(struct config *cfg)
 {
-	log_errorx("node %s: the node agent is not implemented yet", cfg->node_name);
-	return 1;
+	struct node n;
+	pthread_t mapper;
+	int sig, i;
+
+	memset(&n, 0, sizeof(n));
+	n.cfg = cfg;
+	n.grabber = -1;
+	n.capacity_note = "";
+	pthread_mutex_init(&n.lock, NULL);
+	pthread_cond_init(&n.cond, NULL);
+	shutdown_init();
+	if (!cfg->tls_verify)
+		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
+	log_info("node %s of %s (coordinator %s)", cfg->node_name, cfg->url, cfg->coordinator_name);
+
+	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
+		fatalx("cannot start the map thread");
+	while ((sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP)
+		;
+	log_info("signal %d: stopping; running builds are followed to their end", sig);
+	shutdown_request();
+	node_wake_all(&n);
+	pthread_join(mapper, NULL);
+	for (i = 0; i < n.nex; i++)
+		if (n.ex[i])
+			executor_join(n.ex[i]);
+	nodemap_free(n.map);
+	pthread_cond_destroy(&n.cond);
+	pthread_mutex_destroy(&n.lock);
+	log_info("stopped");
+	return 0;
 }

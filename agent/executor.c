@@ -1,0 +1,659 @@
+/*
+ * executor: one Jenkins executor = one Gearman worker, with its own
+ * connection to each gearmand, its own Jenkins client and its own thread.
+ * Worker id "$node_exec-$i", as gearman-plugin names them.
+ *
+ * Loop: keep connections up (jittered backoff), bring the registration in
+ * line with the map (CAN_DO what is new, CANT_DO what is gone — only here,
+ * between jobs, never while a job is held, because gearmand re-queues a
+ * held job on CANT_DO/RESET_ABILITIES), and send GRAB_JOB_UNIQ only with
+ * the node's permission (node_grab_permit). A job runs synchronously in
+ * this thread: trigger the build pinned to this node, follow it, report.
+ */
+#include "node.h"
+
+#include "gm.h"
+#include "gwconn.h"
+#include "jenkins.h"
+#include "log.h"
+#include "params.h"
+#include "shutdown.h"
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_MS           1000
+#define TRIGGER_TIMEOUT_S 120
+
+enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
+
+struct server_conn {
+	struct gw_conn   *c;
+	enum conn_state   state;
+	struct gm_backoff bo;
+	struct timespec   retry_at;
+	char            **registered;   /* sorted function names */
+	size_t            nregistered;
+	bool              synced;       /* registration matches generation gen */
+	unsigned          gen;
+	bool              reported_down;
+};
+
+struct executor {
+	struct node       *node;
+	int                index;
+	char               id[300];      /* $node_exec-$i */
+	pthread_t          thread;
+	int                wakefd;       /* eventfd: node changes */
+	volatile int       finished;
+	struct jk_client  *jk;
+	struct server_conn sc[CONFIG_MAX_SERVERS];
+	size_t             nsc;
+};
+
+/* ---- small helpers ---- */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+in_sorted(char **v, size_t n, const char *s)
+{
+	return bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+void
+executor_wake(struct executor *e)
+{
+	uint64_t one = 1;
+
+	(void)!write(e->wakefd, &one, sizeof(one));
+}
+
+bool
+executor_finished(struct executor *e)
+{
+	return __atomic_load_n(&e->finished, __ATOMIC_ACQUIRE) != 0;
+}
+
+static void
+conn_down(struct executor *e, struct server_conn *s, const char *why)
+{
+	if (!s->reported_down)
+		log_warnx("%s: gearmand %s: %s; reconnecting", e->id,
+		    s->c ? gw_peer(s->c) : "?", why);
+	s->reported_down = true;
+	gw_close(s->c);
+	s->c = NULL;
+	s->state = C_DOWN;
+	s->synced = false;
+	node_strv_free(s->registered, s->nregistered);
+	s->registered = NULL;
+	s->nregistered = 0;
+	{
+		long ms = gm_backoff_next(&s->bo);
+		clock_gettime(CLOCK_MONOTONIC, &s->retry_at);
+		s->retry_at.tv_sec += ms / 1000;
+		s->retry_at.tv_nsec += (ms % 1000) * 1000000L;
+		if (s->retry_at.tv_nsec >= 1000000000L) {
+			s->retry_at.tv_sec++;
+			s->retry_at.tv_nsec -= 1000000000L;
+		}
+	}
+}
+
+static bool
+retry_due(const struct server_conn *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > s->retry_at.tv_sec ||
+	    (now.tv_sec == s->retry_at.tv_sec && now.tv_nsec >= s->retry_at.tv_nsec);
+}
+
+/*
+ * Bring one connection's registration to want (sorted). Called only
+ * between jobs, so no job is held on the connection.
+ */
+static int
+sync_registration(struct server_conn *s, char **want, size_t nwant)
+{
+	size_t i;
+
+	if (nwant == 0 && s->nregistered > 0) {
+		if (gw_reset_abilities(s->c) < 0)
+			return -1;
+	} else {
+		for (i = 0; i < nwant; i++)
+			if (!in_sorted(s->registered, s->nregistered, want[i]) && gw_can_do(s->c, want[i]) < 0)
+				return -1;
+		for (i = 0; i < s->nregistered; i++)
+			if (!in_sorted(want, nwant, s->registered[i]) && gw_cant_do(s->c, s->registered[i]) < 0)
+				return -1;
+	}
+	node_strv_free(s->registered, s->nregistered);
+	s->registered = calloc(nwant + 1, sizeof(char *));
+	for (i = 0; i < nwant; i++)
+		s->registered[i] = strdup(want[i]);
+	s->nregistered = nwant;
+	return 0;
+}
+
+/* ---- running one job ---- */
+
+struct run {
+	struct executor  *e;
+	struct gw_conn   *c;
+	struct gw_job    *job;
+	struct params     params;
+	char             *full;     /* job full name */
+	char             *pin;
+	char             *name;     /* name reported to clients */
+	bool              gm_ok;    /* the Gearman connection still works */
+};
+
+static void
+send_warning_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+send_warning_fail(struct run *r, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	log_warnx("%s: refused %s (unique %s): %s", r->e->id, r->job->function, r->job->unique, msg);
+	if (gw_work_warning(r->c, r->job->handle, msg, (size_t)n) < 0 ||
+	    gw_work_fail(r->c, r->job->handle) < 0)
+		r->gm_ok = false;
+}
+
+static bool
+is_truthy(const char *v)
+{
+	return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE"));
+}
+
+/* The Jenkins trigger endpoint reads these itself; a client may not set them. */
+static const char *reserved[] = { "delay", "token", "cause", "json", "Submit" };
+
+static const char *
+refused_param(const struct run *r)
+{
+	size_t i, k;
+
+	for (i = 0; i < r->params.n; i++) {
+		if (!strcmp(r->params.v[i].name, r->pin))
+			return r->params.v[i].name;
+		for (k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++)
+			if (!strcmp(r->params.v[i].name, reserved[k]))
+				return r->params.v[i].name;
+	}
+	return NULL;
+}
+
+static char *
+build_json(struct run *r, const struct jk_build *b, const char *result)
+{
+	struct node *n = r->e->node;
+	char *labels = node_labels_json(n), *out;
+	json_t *doc = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:o}",
+	    "name", r->name, "number", b->number, "manager", n->cfg->coordinator_name,
+	    "worker", r->e->id, "url", b->url ? b->url : "", "node_name", n->cfg->node_name,
+	    "node_labels", json_loads(labels ? labels : "[]", 0, NULL));
+
+	if (result)
+		json_object_set_new(doc, "result", json_string(result));
+	out = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	free(labels);
+	return out;
+}
+
+static bool
+transient(enum jk_err e)
+{
+	return e == JK_ECONNECT || e == JK_ETIMEOUT || e == JK_ESERVER;
+}
+
+/* Trigger the build; retries transient failures for TRIGGER_TIMEOUT_S. */
+static enum jk_err
+trigger(struct run *r, long *queue_id)
+{
+	struct jk_kv *kv = calloc(r->params.n + 1, sizeof(*kv));
+	struct gm_backoff bo;
+	long long deadline = now_ms() + TRIGGER_TIMEOUT_S * 1000LL;
+	bool existing = false;
+	enum jk_err e;
+	size_t i;
+
+	for (i = 0; i < r->params.n; i++) {
+		kv[i].name = r->params.v[i].name;
+		kv[i].value = r->params.v[i].value;
+	}
+	kv[r->params.n].name = r->pin;
+	kv[r->params.n].value = r->e->node->cfg->node_name;
+	gm_backoff_init(&bo, 500, 10000);
+	for (;;) {
+		e = jk_build_trigger(r->e->jk, r->full, kv, r->params.n + 1, queue_id, &existing);
+		if (e == JK_OK || !transient(e) || now_ms() > deadline || shutdown_requested())
+			break;
+		log_warnx("%s: trigger %s: %s; retrying", r->e->id, r->full, jk_client_error(r->e->jk));
+		usleep((useconds_t)gm_backoff_next(&bo) * 1000);
+	}
+	if (e == JK_OK && existing)
+		log_info("%s: %s: Jenkins merged the trigger into queued item %ld (identical parameters)",
+		    r->e->id, r->full, *queue_id);
+	free(kv);
+	return e;
+}
+
+/* Follow a queue item until its build starts; 0 and *number, or -1 after refusing. */
+static int
+follow_queue(struct run *r, long qid, int *number)
+{
+	struct jk_queue_item q;
+	long delay = 5;
+	enum jk_err e;
+
+	for (;;) {
+		memset(&q, 0, sizeof(q));
+		e = jk_queue_item_get(r->e->jk, qid, &q);
+		if (e == JK_OK && q.state == JK_QUEUE_STARTED) {
+			*number = q.build_number;
+			jk_queue_item_free(&q);
+			return 0;
+		}
+		if (e == JK_OK && q.state == JK_QUEUE_CANCELLED) {
+			jk_queue_item_free(&q);
+			send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started", qid, r->full);
+			return -1;
+		}
+		if (e != JK_OK && !transient(e)) {
+			send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", qid, r->full,
+			    jk_client_error(r->e->jk));
+			jk_queue_item_free(&q);
+			return -1;
+		}
+		jk_queue_item_free(&q);
+		/* Fast at first, so a build that starts at once is seen at once. */
+		usleep((useconds_t)delay * 1000);
+		delay = delay * 2 > 1000 ? 1000 : delay * 2;
+	}
+}
+
+static void
+run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
+{
+	struct node *n = e->node;
+	struct run r = { .e = e, .c = c, .job = job, .gm_ok = true };
+	struct jk_build b;
+	char err[1024], *doc;
+	const char *bad;
+	bool single_use, claimed = true;
+	long qid = 0;
+	int number = 0;
+	long long last_status, next_poll;
+	enum jk_err je;
+
+	memset(&b, 0, sizeof(b));
+	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
+	    job->unique, job->workload_len);
+	if (!node_lookup_function(n, job->function, &r.full, &r.pin)) {
+		send_warning_fail(&r, "this worker no longer offers %s", job->function);
+		goto out;
+	}
+	if (params_parse(job->workload, job->workload_len, &r.params, err, sizeof(err)) < 0) {
+		send_warning_fail(&r, "bad argument for %s: %s", job->function, err);
+		goto out;
+	}
+	if ((bad = refused_param(&r))) {
+		send_warning_fail(&r, "parameter \"%s\" may not be set by a client (%s)", bad,
+		    strcmp(bad, r.pin) == 0 ? "it pins the build to this node" : "Jenkins' trigger endpoint reads it");
+		goto out;
+	}
+	{
+		/* Clients know the job by the name in its function. */
+		size_t fl = strlen(r.full);
+		r.name = strncmp(job->function + 6, r.full, fl) == 0 &&
+		    (job->function[6 + fl] == '\0' || job->function[6 + fl] == ':')
+		    ? strdup(r.full) : strdup(strrchr(r.full, '/') ? strrchr(r.full, '/') + 1 : r.full);
+	}
+	single_use = is_truthy(params_get(&r.params, "OFFLINE_NODE_WHEN_COMPLETE"));
+	if (single_use)
+		node_set_single_use(n, true);
+
+	je = trigger(&r, &qid);
+	if (je != JK_OK) {
+		const char *why = je == JK_ENOTFOUND ? "job no longer exists on the master" :
+		    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
+		send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
+		goto out_single;
+	}
+	if (follow_queue(&r, qid, &number) < 0)
+		goto out_single;
+	node_build_started(n);
+	claimed = false;
+
+	while ((je = jk_build_get(e->jk, r.full, number, &b)) != JK_OK) {
+		if (!transient(je))
+			break;
+		usleep(200000);
+	}
+	if (je != JK_OK) {
+		send_warning_fail(&r, "cannot read build %s #%d: %s", r.full, number, jk_client_error(e->jk));
+		goto out_single;
+	}
+	log_info("%s: build %s #%d started for %s (unique %s)", e->id, r.full, number,
+	    job->function, job->unique);
+	doc = build_json(&r, &b, NULL);
+	if (gw_work_data(c, job->handle, doc, strlen(doc)) < 0 ||
+	    gw_work_status(c, job->handle, wall_ms() - b.timestamp_ms > 0 ? wall_ms() - b.timestamp_ms : 0,
+	    b.estimated_ms) < 0)
+		r.gm_ok = false;
+	free(doc);
+	last_status = now_ms();
+
+	/* Follow the build to its end, through master outages. */
+	next_poll = now_ms() + 50;
+	while (b.building || !b.result) {
+		long long t = now_ms(), wait;
+		long interval = e->node->cfg->status_interval * 1000L;
+		long long elapsed = wall_ms() - b.timestamp_ms;
+
+		if (r.gm_ok && t - last_status >= interval) {
+			if (gw_work_status(c, job->handle, elapsed > 0 ? elapsed : 0, b.estimated_ms) < 0) {
+				r.gm_ok = false;
+				log_warnx("%s: lost gearmand during %s #%d: %s; the build goes on in Jenkins",
+				    e->id, r.full, number, gw_error(c));
+			}
+			last_status = t;
+		}
+		wait = next_poll - t;
+		if (wait > 0)
+			usleep((useconds_t)(wait > 1000 ? 1000 : wait) * 1000);
+		if (now_ms() < next_poll)
+			continue;
+		jk_build_free(&b);
+		memset(&b, 0, sizeof(b));
+		je = jk_build_get(e->jk, r.full, number, &b);
+		if (je != JK_OK) {
+			b.building = true;
+			next_poll = now_ms() + 2000;
+			continue;
+		}
+		{
+			/* Poll near the expected end, then back off; never beyond the status interval. */
+			long long left = b.estimated_ms > 0 ? b.estimated_ms - elapsed : 0;
+			long long step = left > 0 ? left : 250 + elapsed / 20;
+			if (step > interval)
+				step = interval;
+			if (step < 50)
+				step = 50;
+			next_poll = now_ms() + step;
+		}
+	}
+
+	if (single_use) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "Offline due to Gearman request (OFFLINE_NODE_WHEN_COMPLETE) after %s #%d",
+		    r.full, number);
+		if (jk_node_set_offline(e->jk, n->cfg->node_name, true, msg) != JK_OK)
+			log_warnx("%s: cannot take node %s offline: %s", e->id, n->cfg->node_name,
+			    jk_client_error(e->jk));
+		else
+			log_info("node %s taken offline after single-use build %s #%d", n->cfg->node_name,
+			    r.full, number);
+		node_set_local_offline(n);
+	}
+	doc = build_json(&r, &b, b.result);
+	if (r.gm_ok && gw_work_complete(c, job->handle, doc, strlen(doc)) < 0)
+		r.gm_ok = false;
+	log_info("%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
+	    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
+	free(doc);
+	goto out;
+out_single:
+	if (single_use)
+		node_set_single_use(n, false);
+out:
+	if (!r.gm_ok)
+		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
+	node_job_done(n, claimed);
+	jk_build_free(&b);
+	params_free(&r.params);
+	free(r.full);
+	free(r.pin);
+	free(r.name);
+}
+
+/* ---- the loop ---- */
+
+static void
+handle_packet(struct executor *e, struct server_conn *s, struct gw_packet *p)
+{
+	struct gw_job job;
+
+	switch (p->type) {
+	case GW_NO_JOB:
+		if (gw_pre_sleep(s->c) < 0)
+			conn_down(e, s, gw_error(s->c));
+		else
+			s->state = C_SLEEPING;
+		break;
+	case GW_NOOP:
+		if (s->state == C_SLEEPING)
+			s->state = C_IDLE;
+		break;
+	case GW_JOB_ASSIGN:
+	case GW_JOB_ASSIGN_UNIQ:
+		s->state = C_IDLE;
+		node_grab_claim(e->node, e->index);
+		if (gw_job_from_packet(p, &job) < 0) {
+			conn_down(e, s, "malformed JOB_ASSIGN");
+			node_job_done(e->node, true);
+			break;
+		}
+		run_job(e, s->c, &job);
+		gw_job_free(&job);
+		break;
+	case GW_ERROR:
+		conn_down(e, s, gw_error(s->c));
+		break;
+	default:
+		log_debug("%s: ignoring %s from %s", e->id, gw_type_name(p->type), gw_peer(s->c));
+		break;
+	}
+}
+
+static void *
+executor_thread(void *arg)
+{
+	struct executor *e = arg;
+	struct node *n = e->node;
+	const struct config *cfg = n->cfg;
+	size_t i;
+
+	while (!shutdown_requested() && e->index < node_desired_executors(n)) {
+		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
+		char **want, err[512];
+		size_t nwant;
+		unsigned gen;
+		bool grabbing = false;
+		int np = 0, timeout = LOOP_MS;
+
+		want = node_offered_functions(n, &nwant, &gen);
+		qsort(want, nwant, sizeof(*want), cmp_str);
+
+		for (i = 0; i < e->nsc; i++) {
+			struct server_conn *s = &e->sc[i];
+
+			if (!s->c && retry_due(s)) {
+				s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, e->id, 5000,
+				    err, sizeof(err));
+				if (!s->c) {
+					s->c = NULL;
+					conn_down(e, s, err);
+					continue;
+				}
+				if (s->reported_down)
+					log_info("%s: connected to gearmand %s", e->id, gw_peer(s->c));
+				s->reported_down = false;
+				gm_backoff_reset(&s->bo);
+				s->state = C_IDLE;
+			}
+			if (s->c && (!s->synced || s->gen != gen)) {
+				if (sync_registration(s, want, nwant) < 0) {
+					conn_down(e, s, gw_error(s->c));
+					continue;
+				}
+				s->synced = true;
+				s->gen = gen;
+				/*
+				 * gearmand wakes sleepers only for new jobs: after a
+				 * change, grab again for jobs already queued.
+				 */
+				if (s->state == C_SLEEPING)
+					s->state = C_IDLE;
+			}
+			if (s->state == C_GRAB_SENT || s->state == C_SLEEPING)
+				grabbing = true;
+		}
+		node_strv_free(want, nwant);
+
+		/* One outstanding GRAB at a time, and only with the node's permission. */
+		if (!grabbing && nwant > 0) {
+			for (i = 0; i < e->nsc; i++) {
+				struct server_conn *s = &e->sc[i];
+				if (s->c && s->state == C_IDLE) {
+					if (!node_grab_permit(n, e->index, e->jk))
+						break;
+					if (gw_grab(s->c) < 0) {
+						conn_down(e, s, gw_error(s->c));
+						node_grab_release(n, e->index);
+						continue;
+					}
+					s->state = C_GRAB_SENT;
+					break;
+				}
+			}
+		} else if (nwant == 0)
+			node_grab_release(n, e->index);
+
+		for (i = 0; i < e->nsc; i++)
+			if (e->sc[i].c) {
+				pfd[np].fd = gw_fd(e->sc[i].c);
+				pfd[np].events = POLLIN;
+				pfd[np].revents = 0;
+				np++;
+			}
+		pfd[np].fd = e->wakefd;
+		pfd[np].events = POLLIN;
+		pfd[np].revents = 0;
+		if (poll(pfd, (nfds_t)np + 1, timeout) < 0 && errno != EINTR)
+			break;
+		if (pfd[np].revents & POLLIN) {
+			uint64_t v;
+			(void)!read(e->wakefd, &v, sizeof(v));
+		}
+		for (i = 0; i < e->nsc; i++) {
+			struct server_conn *s = &e->sc[i];
+			struct gw_packet p;
+			int r;
+
+			if (!s->c)
+				continue;
+			while (s->c && (r = gw_read(s->c, &p, 0)) != 0) {
+				if (r < 0) {
+					conn_down(e, s, gw_error(s->c));
+					break;
+				}
+				handle_packet(e, s, &p);
+			}
+		}
+	}
+	node_grab_release(n, e->index);
+	for (i = 0; i < e->nsc; i++) {
+		gw_close(e->sc[i].c);
+		e->sc[i].c = NULL;
+		node_strv_free(e->sc[i].registered, e->sc[i].nregistered);
+		e->sc[i].registered = NULL;
+	}
+	__atomic_store_n(&e->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+struct executor *
+executor_start(struct node *n, int index)
+{
+	struct executor *e = calloc(1, sizeof(*e));
+	const struct config *cfg = n->cfg;
+	struct jk_opts o = {
+		.url = cfg->url, .user = cfg->user, .token = cfg->token, .password = cfg->password,
+		.ca_file = cfg->ca_file, .tls_verify = cfg->tls_verify,
+		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
+	};
+	size_t i;
+
+	if (!e)
+		fatalx("out of memory");
+	e->node = n;
+	e->index = index;
+	snprintf(e->id, sizeof(e->id), "%s_exec-%d", cfg->node_name, index);
+	e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->jk = jk_client_new(&o);
+	if (e->wakefd < 0 || !e->jk)
+		fatalx("cannot create executor %d", index);
+	e->nsc = cfg->nservers;
+	for (i = 0; i < e->nsc; i++)
+		gm_backoff_init(&e->sc[i].bo, 500, 30000);
+	if (pthread_create(&e->thread, NULL, executor_thread, e) != 0)
+		fatalx("cannot start executor thread %d", index);
+	return e;
+}
+
+void
+executor_join(struct executor *e)
+{
+	pthread_join(e->thread, NULL);
+	jk_client_free(e->jk);
+	close(e->wakefd);
+	free(e);
+}

@@ -1,0 +1,485 @@
+/*
+ * gwconn: see gwconn.h. Framing (gearmand PROTOCOL): 4 bytes magic
+ * ("\0REQ" to the server, "\0RES" from it), 4 bytes type, 4 bytes body
+ * length, all big-endian; arguments separated by NUL, the last one not
+ * terminated and allowed to contain NULs.
+ */
+#include "gwconn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GW_MAGIC_REQ   0x00524551u   /* "\0REQ" */
+#define GW_MAGIC_RES   0x00524553u   /* "\0RES" */
+#define GW_HEADER      12
+#define GW_MAX_BODY    (64u * 1024 * 1024)
+#define GW_WRITE_MS    10000
+
+struct gw_conn {
+	int    fd;
+	char   peer[300];
+	char   err[512];
+	char  *buf;         /* received bytes not yet consumed */
+	size_t len, cap, used;   /* used: bytes of the last returned packet */
+};
+
+static const char *
+type_names(uint32_t t)
+{
+	switch (t) {
+	case GW_CAN_DO: return "CAN_DO";
+	case GW_CANT_DO: return "CANT_DO";
+	case GW_RESET_ABILITIES: return "RESET_ABILITIES";
+	case GW_PRE_SLEEP: return "PRE_SLEEP";
+	case GW_NOOP: return "NOOP";
+	case GW_GRAB_JOB: return "GRAB_JOB";
+	case GW_NO_JOB: return "NO_JOB";
+	case GW_JOB_ASSIGN: return "JOB_ASSIGN";
+	case GW_WORK_STATUS: return "WORK_STATUS";
+	case GW_WORK_COMPLETE: return "WORK_COMPLETE";
+	case GW_WORK_FAIL: return "WORK_FAIL";
+	case GW_ECHO_REQ: return "ECHO_REQ";
+	case GW_ECHO_RES: return "ECHO_RES";
+	case GW_ERROR: return "ERROR";
+	case GW_SET_CLIENT_ID: return "SET_CLIENT_ID";
+	case GW_WORK_DATA: return "WORK_DATA";
+	case GW_WORK_WARNING: return "WORK_WARNING";
+	case GW_GRAB_JOB_UNIQ: return "GRAB_JOB_UNIQ";
+	case GW_JOB_ASSIGN_UNIQ: return "JOB_ASSIGN_UNIQ";
+	default: return "UNKNOWN";
+	}
+}
+
+const char *
+gw_type_name(uint32_t type)
+{
+	return type_names(type);
+}
+
+static void
+put32(char *p, uint32_t v)
+{
+	v = htonl(v);
+	memcpy(p, &v, 4);
+}
+
+static uint32_t
+get32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return ntohl(v);
+}
+
+size_t
+gw_encode(char *buf, size_t cap, uint32_t magic, uint32_t type,
+    const char *const *args, const size_t *lens, int nargs)
+{
+	size_t body = 0, off = GW_HEADER;
+	int i;
+
+	for (i = 0; i < nargs; i++)
+		body += lens[i] + (i + 1 < nargs ? 1 : 0);
+	if (GW_HEADER + body > cap)
+		return 0;
+	put32(buf, magic);
+	put32(buf + 4, type);
+	put32(buf + 8, (uint32_t)body);
+	for (i = 0; i < nargs; i++) {
+		memcpy(buf + off, args[i], lens[i]);
+		off += lens[i];
+		if (i + 1 < nargs)
+			buf[off++] = '\0';
+	}
+	return off;
+}
+
+/* How many arguments a packet from the server carries. */
+static int
+server_argc(uint32_t type)
+{
+	switch (type) {
+	case GW_NOOP:
+	case GW_NO_JOB:
+		return 0;
+	case GW_ECHO_RES:
+		return 1;
+	case GW_ERROR:
+		return 2;
+	case GW_JOB_ASSIGN:
+		return 3;
+	case GW_JOB_ASSIGN_UNIQ:
+		return 4;
+	default:
+		return 1;
+	}
+}
+
+long
+gw_decode(const char *buf, size_t len, struct gw_packet *p, size_t max_body)
+{
+	uint32_t magic, body;
+	const char *b, *end;
+	int argc, i;
+
+	if (len < GW_HEADER)
+		return 0;
+	magic = get32(buf);
+	if (magic != GW_MAGIC_RES && magic != GW_MAGIC_REQ)
+		return -1;
+	body = get32(buf + 8);
+	if (body > max_body)
+		return -1;
+	if (len < GW_HEADER + (size_t)body)
+		return 0;
+	memset(p, 0, sizeof(*p));
+	p->type = get32(buf + 4);
+	b = buf + GW_HEADER;
+	end = b + body;
+	argc = server_argc(p->type);
+	for (i = 0; i < argc; i++) {
+		const char *nul;
+
+		if (i == argc - 1) {
+			p->arg[i] = b;
+			p->len[i] = (size_t)(end - b);
+			break;
+		}
+		nul = memchr(b, '\0', (size_t)(end - b));
+		if (!nul)
+			return -1;
+		p->arg[i] = b;
+		p->len[i] = (size_t)(nul - b);
+		b = nul + 1;
+	}
+	p->nargs = argc;
+	if (argc == 0 && body != 0)
+		return -1;
+	return (long)(GW_HEADER + body);
+}
+
+static long
+ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+struct gw_conn *
+gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
+	struct gw_conn *c;
+	char portstr[16], h[256];
+	int fd = -1, rc, one = 1;
+	size_t hl = strlen(host);
+
+	/* Accept "[::1]" as well as "::1". */
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(h)) {
+		memcpy(h, host + 1, hl - 2);
+		h[hl - 2] = '\0';
+	} else
+		snprintf(h, sizeof(h), "%s", host);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(h, portstr, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "%s:%d: %s", host, port, gai_strerror(rc));
+		return NULL;
+	}
+	errno = ECONNREFUSED;
+	for (a = ai; a; a = a->ai_next) {
+		struct pollfd pfd;
+		socklen_t sl = sizeof(rc);
+
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, timeout_ms) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &rc, &sl) == 0 && rc == 0)
+				break;
+			errno = rc ? rc : ETIMEDOUT;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to gearmand at %s:%d: %s", host, port, strerror(errno));
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Half-open connections (a vanished peer) are found by keepalive. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->fd = fd;
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	if (id) {
+		size_t l = strlen(id);
+		if (gw_send(c, GW_SET_CLIENT_ID, &id, &l, 1) < 0) {
+			snprintf(err, errlen, "%s", c->err);
+			gw_close(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void
+gw_close(struct gw_conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+int
+gw_fd(const struct gw_conn *c)
+{
+	return c->fd;
+}
+
+const char *
+gw_peer(const struct gw_conn *c)
+{
+	return c->peer;
+}
+
+const char *
+gw_error(const struct gw_conn *c)
+{
+	return c->err;
+}
+
+static int
+write_all(struct gw_conn *c, const char *p, size_t n)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += GW_WRITE_MS / 1000;
+	while (n > 0) {
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { c->fd, POLLOUT, 0 };
+			long left = ms_left(&deadline);
+			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+				snprintf(c->err, sizeof(c->err), "%s: write timed out", c->peer);
+				return -1;
+			}
+			continue;
+		}
+		snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(w < 0 ? errno : EPIPE));
+		return -1;
+	}
+	return 0;
+}
+
+int
+gw_send(struct gw_conn *c, enum gw_type type, const char *const *args, const size_t *lens, int nargs)
+{
+	char small[1024], *buf = small;
+	size_t need = GW_HEADER, n;
+	int i, rc;
+
+	for (i = 0; i < nargs; i++)
+		need += lens[i] + 1;
+	if (need > sizeof(small) && !(buf = malloc(need))) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		return -1;
+	}
+	n = gw_encode(buf, need, GW_MAGIC_REQ, type, args, lens, nargs);
+	rc = write_all(c, buf, n);
+	if (buf != small)
+		free(buf);
+	return rc;
+}
+
+static int
+send1(struct gw_conn *c, enum gw_type t, const char *a)
+{
+	size_t l = strlen(a);
+
+	return gw_send(c, t, &a, &l, 1);
+}
+
+int gw_can_do(struct gw_conn *c, const char *f) { return send1(c, GW_CAN_DO, f); }
+int gw_cant_do(struct gw_conn *c, const char *f) { return send1(c, GW_CANT_DO, f); }
+int gw_reset_abilities(struct gw_conn *c) { return gw_send(c, GW_RESET_ABILITIES, NULL, NULL, 0); }
+int gw_grab(struct gw_conn *c) { return gw_send(c, GW_GRAB_JOB_UNIQ, NULL, NULL, 0); }
+int gw_pre_sleep(struct gw_conn *c) { return gw_send(c, GW_PRE_SLEEP, NULL, NULL, 0); }
+int gw_work_fail(struct gw_conn *c, const char *h) { return send1(c, GW_WORK_FAIL, h); }
+
+static int
+send_hd(struct gw_conn *c, enum gw_type t, const char *h, const char *d, size_t n)
+{
+	const char *args[2] = { h, d ? d : "" };
+	size_t lens[2] = { strlen(h), d ? n : 0 };
+
+	return gw_send(c, t, args, lens, 2);
+}
+
+int gw_work_data(struct gw_conn *c, const char *h, const char *d, size_t n) { return send_hd(c, GW_WORK_DATA, h, d, n); }
+int gw_work_warning(struct gw_conn *c, const char *h, const char *d, size_t n) { return send_hd(c, GW_WORK_WARNING, h, d, n); }
+int gw_work_complete(struct gw_conn *c, const char *h, const char *d, size_t n) { return send_hd(c, GW_WORK_COMPLETE, h, d, n); }
+
+int
+gw_work_status(struct gw_conn *c, const char *h, long long num, long long den)
+{
+	char a[32], b[32];
+	const char *args[3] = { h, a, b };
+	size_t lens[3];
+
+	snprintf(a, sizeof(a), "%lld", num);
+	snprintf(b, sizeof(b), "%lld", den);
+	lens[0] = strlen(h);
+	lens[1] = strlen(a);
+	lens[2] = strlen(b);
+	return gw_send(c, GW_WORK_STATUS, args, lens, 3);
+}
+
+int
+gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
+{
+	struct timespec deadline;
+
+	/* Drop the packet returned last time. */
+	if (c->used) {
+		memmove(c->buf, c->buf + c->used, c->len - c->used);
+		c->len -= c->used;
+		c->used = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		long r = c->len ? gw_decode(c->buf, c->len, p, GW_MAX_BODY) : 0;
+		struct pollfd pfd = { c->fd, POLLIN, 0 };
+		long left;
+		ssize_t n;
+
+		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
+			return -1;
+		}
+		if (r > 0) {
+			c->used = (size_t)r;
+			if (p->type == GW_ERROR)
+				snprintf(c->err, sizeof(c->err), "%s: server error %.*s: %.*s", c->peer,
+				    (int)p->len[0], p->arg[0], (int)p->len[1], p->arg[1]);
+			return 1;
+		}
+		if (c->cap - c->len < 65536) {
+			size_t ncap = c->cap ? c->cap * 2 : 65536;
+			char *nb;
+			if (ncap > GW_MAX_BODY + GW_HEADER + 65536)
+				ncap = GW_MAX_BODY + GW_HEADER + 65536;
+			if (ncap <= c->cap || !(nb = realloc(c->buf, ncap))) {
+				snprintf(c->err, sizeof(c->err), "%s: packet too large", c->peer);
+				return -1;
+			}
+			c->buf = nb;
+			c->cap = ncap;
+		}
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n > 0) {
+			c->len += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			snprintf(c->err, sizeof(c->err), "%s: connection closed by gearmand", c->peer);
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(errno));
+			return -1;
+		}
+		left = ms_left(&deadline);
+		if (left <= 0)
+			return 0;
+		if (poll(&pfd, 1, (int)left) == 0)
+			return 0;
+	}
+}
+
+static char *
+dup_arg(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+int
+gw_job_from_packet(const struct gw_packet *p, struct gw_job *job)
+{
+	int uniq = p->type == GW_JOB_ASSIGN_UNIQ;
+
+	memset(job, 0, sizeof(*job));
+	if (p->type != GW_JOB_ASSIGN && !uniq)
+		return -1;
+	job->handle = dup_arg(p->arg[0], p->len[0]);
+	job->function = dup_arg(p->arg[1], p->len[1]);
+	job->unique = uniq ? dup_arg(p->arg[2], p->len[2]) : dup_arg("", 0);
+	job->workload = dup_arg(p->arg[uniq ? 3 : 2], p->len[uniq ? 3 : 2]);
+	job->workload_len = p->len[uniq ? 3 : 2];
+	if (!job->handle || !job->function || !job->unique || !job->workload) {
+		gw_job_free(job);
+		return -1;
+	}
+	return 0;
+}
+
+void
+gw_job_free(struct gw_job *job)
+{
+	free(job->handle);
+	free(job->function);
+	free(job->unique);
+	free(job->workload);
+	memset(job, 0, sizeof(*job));
+}

@@ -1,0 +1,95 @@
+/*
+ * gwconn: one worker-side connection to one gearmand, speaking the binary
+ * protocol directly.
+ *
+ * Why not libgearman's worker loop: gearman_worker_work() and
+ * gearman_worker_grab_job() send GRAB_JOB as soon as a NOOP arrives and
+ * send CAN_DO only as part of grabbing. A node agent must stay registered
+ * while it has no free executor and must decide, after each NOOP, whether
+ * to grab at all (shared/reference/gearman-and-anchors.md §1.4, §2.2, §7).
+ * Here the caller sends each packet itself and owns the socket's fd, so it
+ * can poll it together with its own wake-ups.
+ *
+ * Packets sent: SET_CLIENT_ID, CAN_DO, CANT_DO, RESET_ABILITIES,
+ * GRAB_JOB_UNIQ, PRE_SLEEP, WORK_DATA, WORK_WARNING, WORK_STATUS,
+ * WORK_COMPLETE, WORK_FAIL, ECHO_REQ. Never WORK_EXCEPTION, never
+ * CAN_DO_TIMEOUT. Writes are blocking with a timeout; reads are buffered.
+ */
+#ifndef JGA_GWCONN_H
+#define JGA_GWCONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum gw_type {
+	GW_CAN_DO = 1, GW_CANT_DO = 2, GW_RESET_ABILITIES = 3, GW_PRE_SLEEP = 4,
+	GW_NOOP = 6, GW_GRAB_JOB = 9, GW_NO_JOB = 10, GW_JOB_ASSIGN = 11,
+	GW_WORK_STATUS = 12, GW_WORK_COMPLETE = 13, GW_WORK_FAIL = 14,
+	GW_ECHO_REQ = 16, GW_ECHO_RES = 17, GW_ERROR = 19, GW_SET_CLIENT_ID = 22,
+	GW_WORK_DATA = 28, GW_WORK_WARNING = 29, GW_GRAB_JOB_UNIQ = 30,
+	GW_JOB_ASSIGN_UNIQ = 31,
+};
+
+/* A received packet. Arguments point into the connection's buffer and stay
+ * valid until the next gw_read on the same connection. */
+struct gw_packet {
+	uint32_t    type;
+	const char *arg[4];
+	size_t      len[4];
+	int         nargs;
+};
+
+/* A job taken from JOB_ASSIGN_UNIQ, copied out of the buffer. */
+struct gw_job {
+	char  *handle;
+	char  *function;
+	char  *unique;
+	char  *workload;     /* NUL-terminated copy; workload_len excludes the NUL */
+	size_t workload_len;
+};
+
+struct gw_conn;
+
+/* Connect (with a timeout) and send SET_CLIENT_ID id. NULL and err on failure. */
+struct gw_conn *gw_connect(const char *host, int port, const char *id, int timeout_ms,
+                    char *err, size_t errlen);
+void            gw_close(struct gw_conn *c);
+int             gw_fd(const struct gw_conn *c);
+const char     *gw_peer(const struct gw_conn *c);   /* "host:port" */
+
+/* Each send returns 0, or -1 with the connection unusable (see gw_error). */
+int gw_send(struct gw_conn *c, enum gw_type type, const char *const *args,
+        const size_t *lens, int nargs);
+int gw_can_do(struct gw_conn *c, const char *function);
+int gw_cant_do(struct gw_conn *c, const char *function);
+int gw_reset_abilities(struct gw_conn *c);
+int gw_grab(struct gw_conn *c);
+int gw_pre_sleep(struct gw_conn *c);
+int gw_work_data(struct gw_conn *c, const char *handle, const char *data, size_t len);
+int gw_work_warning(struct gw_conn *c, const char *handle, const char *data, size_t len);
+int gw_work_status(struct gw_conn *c, const char *handle, long long num, long long den);
+int gw_work_complete(struct gw_conn *c, const char *handle, const char *data, size_t len);
+int gw_work_fail(struct gw_conn *c, const char *handle);
+
+/*
+ * Read one packet, waiting up to timeout_ms (0: only what is buffered or
+ * readable now). Returns 1 with *p filled, 0 on timeout, -1 on a closed or
+ * broken connection or a malformed packet.
+ */
+int gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms);
+
+/* Copy a JOB_ASSIGN / JOB_ASSIGN_UNIQ packet into job. -1 if malformed. */
+int  gw_job_from_packet(const struct gw_packet *p, struct gw_job *job);
+void gw_job_free(struct gw_job *job);
+
+const char *gw_error(const struct gw_conn *c);
+const char *gw_type_name(uint32_t type);
+
+/* Encode/decode, exposed for unit tests. */
+size_t gw_encode(char *buf, size_t cap, uint32_t magic_req, uint32_t type,
+           const char *const *args, const size_t *lens, int nargs);
+/* Parse one packet from buf (len bytes). Returns bytes used, 0 if more data
+ * is needed, -1 if malformed. */
+long   gw_decode(const char *buf, size_t len, struct gw_packet *p, size_t max_body);
+
+#endif
