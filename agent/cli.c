@@ -1,31 +1,234 @@
 /*
- * jenkins-gearman: the client CLI. Subcommands dispatch to cmd_* functions.
+ * jenkins-gearman: the client CLI. One binary, subcommands dispatching to
+ * cmd_* functions (git style). Servers come from -s, else $GEARMAN_SERVERS,
+ * else 127.0.0.1:4730.
+ *
+ * Exit status: 0 success, 4 refused by the worker, 5 usage or connection
+ * error (the build command adds 1-3 for build results).
  */
+#include "config.h"
+#include "gm.h"
+
+#include <jansson.h>
+
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define EXIT_REFUSED 4
+#define EXIT_USAGE   5
+
+struct cli {
+	struct config_server servers[CONFIG_MAX_SERVERS];
+	size_t nservers;
+	int    timeout_ms;
+};
+
+static int
+cli_servers(struct cli *c, const char *arg)
+{
+	char err[300];
+
+	if (!arg)
+		arg = getenv("GEARMAN_SERVERS");
+	if (!arg || !*arg)
+		arg = "127.0.0.1:4730";
+	if (config_parse_servers(arg, c->servers, CONFIG_MAX_SERVERS, &c->nservers, err, sizeof(err)) < 0) {
+		fprintf(stderr, "jenkins-gearman: -s %s: %s\n", arg, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- map ---- */
+
+static void
+map_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: jenkins-gearman map --master HOST [--node NAME] [--json] [-s HOST:PORT[,...]]\n"
+	    "\n"
+	    "Show a master's project-node map, as its coordinator serves it on project_map:HOST:\n"
+	    "each job, its functions and the nodes that can run it, and the jobs that cannot\n"
+	    "be dispatched, with the reason. With --node, that node's functions only.\n"
+	    "\n"
+	    "  --master HOST   the coordinator's name ([coordinator] name)\n"
+	    "  --node NAME     one node's slice\n"
+	    "  --json          print the coordinator's JSON as it is\n"
+	    "  -s SERVERS      gearmand servers (default $GEARMAN_SERVERS or 127.0.0.1:4730)\n"
+	    "  -t SECONDS      how long to wait for the coordinator (default 10)\n");
+}
+
+static void
+print_whole(json_t *m)
+{
+	json_t *jobs = json_object_get(m, "jobs"), *j, *u, *x;
+	size_t i, k;
+
+	printf("master %s, map version %s\n\n", json_string_value(json_object_get(m, "master")),
+	    json_string_value(json_object_get(m, "version")));
+	printf("%-32s %-40s %s\n", "JOB", "FUNCTION", "NODES");
+	json_array_foreach(jobs, i, j) {
+		json_t *nodes = json_object_get(j, "nodes"), *n;
+		printf("%-32s %-40s ", json_string_value(json_object_get(j, "job")),
+		    json_string_value(json_object_get(j, "function")));
+		if (json_array_size(nodes) == 0)
+			printf("(no node can run it now)");
+		json_array_foreach(nodes, k, n)
+			printf("%s%s", k ? "," : "", json_string_value(n));
+		printf("\n");
+	}
+	u = json_object_get(m, "undispatchable");
+	if (json_array_size(u)) {
+		printf("\nnot dispatchable:\n");
+		json_array_foreach(u, i, x)
+			printf("  %-30s %s\n", json_string_value(json_object_get(x, "job")),
+			    json_string_value(json_object_get(x, "reason")));
+	}
+	u = json_object_get(m, "collisions");
+	if (json_array_size(u)) {
+		printf("\nname collisions (set [coordinator] function_names = full):\n");
+		json_array_foreach(u, i, x) {
+			char *jobs_txt = json_dumps(json_object_get(x, "jobs"), JSON_COMPACT);
+			printf("  %-30s %s\n", json_string_value(json_object_get(x, "function")), jobs_txt);
+			free(jobs_txt);
+		}
+	}
+	u = json_object_get(m, "skipped");
+	if (json_array_size(u)) {
+		printf("\nfunction names skipped:\n");
+		json_array_foreach(u, i, x)
+			printf("  %-30s %s\n", json_string_value(json_object_get(x, "function")),
+			    json_string_value(json_object_get(x, "reason")));
+	}
+}
+
+static void
+print_slice(json_t *m)
+{
+	json_t *node = json_object_get(m, "node"), *fns = json_object_get(m, "functions"), *f, *l;
+	size_t i;
+
+	printf("node %s of %s: %lld executor(s), %s, mode %s, labels", json_string_value(json_object_get(node, "name")),
+	    json_string_value(json_object_get(m, "master")),
+	    (long long)json_integer_value(json_object_get(node, "executors")),
+	    json_is_true(json_object_get(node, "online")) ? "online" : "offline",
+	    json_string_value(json_object_get(node, "mode")));
+	json_array_foreach(json_object_get(node, "labels"), i, l)
+		printf(" %s", json_string_value(l));
+	printf("\nmap version %s\n\n%-40s %-32s %s\n", json_string_value(json_object_get(m, "version")),
+	    "FUNCTION", "JOB", "PIN");
+	json_array_foreach(fns, i, f)
+		printf("%-40s %-32s %s\n", json_string_value(json_object_get(f, "name")),
+		    json_string_value(json_object_get(f, "job")), json_string_value(json_object_get(f, "pin")));
+	if (json_array_size(fns) == 0)
+		printf("(none)\n");
+}
+
+static int
+cmd_map(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "master", required_argument, NULL, 'm' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *master = NULL, *node = NULL, *servers = NULL;
+	char fn[600], err[1024], *out = NULL, *req;
+	json_t *r, *m;
+	int ch, as_json = 0;
+
+	while ((ch = getopt_long(argc, argv, "s:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'm': master = optarg; break;
+		case 'n': node = optarg; break;
+		case 'j': as_json = 1; break;
+		case 's': servers = optarg; break;
+		case 't': c->timeout_ms = atoi(optarg) * 1000; break;
+		case 'h': map_usage(stdout); return 0;
+		default: map_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (!master || optind != argc || c->timeout_ms <= 0) {
+		map_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cli_servers(c, servers) < 0)
+		return EXIT_USAGE;
+	r = node ? json_pack("{s:s}", "node", node) : json_object();
+	req = json_dumps(r, JSON_COMPACT);
+	json_decref(r);
+	snprintf(fn, sizeof(fn), "project_map:%s", master);
+	if (gm_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
+	    &out, NULL, err, sizeof(err)) < 0) {
+		free(req);
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		return strstr(err, "failed") ? EXIT_REFUSED : EXIT_USAGE;
+	}
+	free(req);
+	if (as_json) {
+		printf("%s\n", out);
+		free(out);
+		return 0;
+	}
+	m = json_loads(out, 0, NULL);
+	free(out);
+	if (!m) {
+		fprintf(stderr, "jenkins-gearman: the coordinator's answer is not JSON\n");
+		return EXIT_USAGE;
+	}
+	if (node)
+		print_slice(m);
+	else
+		print_whole(m);
+	json_decref(m);
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *, int, char **);
+	const char *help;
+} commands[] = {
+	{ "map", cmd_map, "show a master's project-node map" },
+};
 
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: jenkins-gearman [-s HOST:PORT[,...]] COMMAND [ARGS]\n"
-	    "       jenkins-gearman --version\n"
-	    "\n"
-	    "commands:\n"
-	    "  map      show a master's project-node map\n");
+	size_t i;
+
+	fprintf(f, "usage: jenkins-gearman COMMAND [OPTIONS]\n"
+	    "       jenkins-gearman --version\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\n'jenkins-gearman COMMAND --help' describes a command.\n");
 }
 
 int
 main(int argc, char **argv)
 {
+	struct cli c = { .timeout_ms = 10000 };
+	size_t i;
+
 	if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
 		printf("jenkins-gearman %s\n", JGA_VERSION);
 		return 0;
 	}
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
 		usage(stdout);
 		return 0;
 	}
+	for (i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(&c, argc - 1, argv + 1);
+	if (argc >= 2)
+		fprintf(stderr, "jenkins-gearman: unknown command '%s'\n", argv[1]);
 	usage(stderr);
-	return 5;
+	return EXIT_USAGE;
 }
