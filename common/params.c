@@ -38,7 +38,7 @@ params_parse(const char *buf, size_t len, struct params *out, char *err, size_t 
 	}
 	if (len == 0)
 		return 0;
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "argument is not valid JSON: %s (at byte %d)", jerr.text, jerr.position);
 		return -1;

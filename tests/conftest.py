@@ -1,0 +1,290 @@
+"""Shared pytest harness for the integration tests.
+
+Every service a test needs is real and started here on a free loopback
+port: gearmand (Debian's gearman-job-server), the Jenkins test server
+(tests/jenkins), our coordinator and node agents. Each is stopped by PID
+when the test ends. Conditions are polled with a timeout, never slept on.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "jenkins"))
+
+from jkctl import JenkinsServer  # noqa: E402
+
+BUILD = os.environ.get("JGA_BUILD", os.path.join(os.path.dirname(HERE), "build"))
+AGENT = os.path.join(BUILD, "jenkins-gearman-agent")
+CLI = os.path.join(BUILD, "jenkins-gearman")
+PERL_CLIENT = os.path.join(HERE, "perl", "client.pl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise AssertionError("pid %d did not stop within %.0fs of signal %d" % (proc.pid, timeout, sig))
+
+
+class Gearmand:
+    def __init__(self, tmp, port=None, extra=()):
+        self.tmp = tmp
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        self.log = open(os.path.join(self.tmp, "gearmand-%d.log" % self.port), "ab")
+        self.proc = subprocess.Popen(
+            ["gearmand", "--listen=127.0.0.1", "--port=%d" % self.port, "--threads=1",
+             "--log-file=stderr", "--verbose=ERROR",
+             "--pid-file=%s" % os.path.join(self.tmp, "gearmand-%d.pid" % self.port)] + self.extra,
+            stdout=self.log, stderr=self.log)
+        wait_for(self._answers, timeout=10, what="gearmand on port %d" % self.port)
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("gearmand exited with %s" % self.proc.returncode)
+        try:
+            return self.admin("version")
+        except OSError:
+            return None
+
+    @property
+    def server(self):
+        return "127.0.0.1:%d" % self.port
+
+    def admin(self, cmd):
+        """Run one text admin command; return its lines (without the final '.')."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(cmd.encode() + b"\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if data.startswith((b"OK", b"ERR")) and data.endswith(b"\n"):
+                    break
+                if data == b".\n" or data.endswith(b"\n.\n"):
+                    break
+        lines = data.decode().split("\n")
+        return [l for l in lines if l not in (".", "")]
+
+    def status(self):
+        """{function: (total, running, available_workers)}"""
+        out = {}
+        for line in self.admin("status"):
+            parts = line.split("\t")
+            if len(parts) == 4:
+                out[parts[0]] = (int(parts[1]), int(parts[2]), int(parts[3]))
+        return out
+
+    def workers(self):
+        """[(client_id, [functions])] for connections that have an id or functions."""
+        out = []
+        for line in self.admin("workers"):
+            left, _, fns = line.partition(" : ")
+            parts = left.split()
+            cid = parts[2] if len(parts) >= 3 else "-"
+            out.append((cid, fns.split()))
+        return out
+
+    def functions_of(self, client_id):
+        for cid, fns in self.workers():
+            if cid == client_id:
+                return sorted(fns)
+        return None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            stop_pid(self.proc, sig)
+            self.log.close()
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+
+class Daemon:
+    """A jenkins-gearman-agent process (node or coordinator) with its own INI file."""
+
+    def __init__(self, tmp, role, name, sections):
+        self.role = role
+        self.name = name
+        self.path = os.path.join(tmp, "%s-%s.ini" % (role, name))
+        self.logpath = os.path.join(tmp, "%s-%s.log" % (role, name))
+        with open(self.path, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+        self.proc = None
+
+    def start(self, env=None):
+        self.logf = open(self.logpath, "ab")
+        e = dict(os.environ)
+        e.pop("GEARMAN_SERVERS", None)
+        e.pop("GEARMAN_SERVER", None)
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen([AGENT, self.role, "-c", self.path],
+                                     stdout=self.logf, stderr=self.logf, env=e)
+        return self
+
+    def log(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=10.0):
+        return wait_for(lambda: text in self.log(), timeout=timeout,
+                        what="%r in %s log:\n%s" % (text, self.name, self.log()[-3000:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if self.proc:
+            rc = stop_pid(self.proc, sig, timeout)
+            self.logf.close()
+            return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class System:
+    """Everything a test started, stopped in reverse order at the end."""
+
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        self.items = []
+
+    def gearmand(self, **kw):
+        g = Gearmand(self.tmp, **kw).start()
+        self.items.append(g)
+        return g
+
+    def jenkins(self, fixture):
+        j = JenkinsServer(fixture).start()
+        self.items.append(j)
+        return j
+
+    def coordinator(self, gm, jenkins, name="jenkins01", refresh=1, extra=None):
+        servers = ",".join(g.server for g in (gm if isinstance(gm, list) else [gm]))
+        sec = {"gearman": {"servers": servers},
+               "jenkins": {"url": jenkins.url},
+               "coordinator": {"name": name, "refresh": refresh},
+               "log": {"level": "debug"}}
+        for k, v in (extra or {}).items():
+            sec.setdefault(k, {}).update(v)
+        d = Daemon(self.tmp, "coordinator", name, sec).start()
+        self.items.append(d)
+        return d
+
+    def node(self, gm, jenkins, node, master="jenkins01", refresh=1, extra=None):
+        servers = ",".join(g.server for g in (gm if isinstance(gm, list) else [gm]))
+        sec = {"gearman": {"servers": servers},
+               "jenkins": {"url": jenkins.url},
+               "node": {"name": node, "status_interval": 1},
+               "coordinator": {"name": master, "refresh": refresh},
+               "log": {"level": "debug"}}
+        for k, v in (extra or {}).items():
+            sec.setdefault(k, {}).update(v)
+        d = Daemon(self.tmp, "node", node, sec).start()
+        self.items.append(d)
+        return d
+
+    def cleanup(self):
+        errors = []
+        for it in reversed(self.items):
+            try:
+                it.stop()
+            except Exception as e:  # keep stopping the others
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def system(tmp_path):
+    s = System(tmp_path)
+    yield s
+    s.cleanup()
+
+
+# ---- independent Gearman clients ----
+
+def gearman_cli(gm, function, arg, timeout_ms=20000, unique=None):
+    """Run Debian's `gearman` CLI as a client; return (rc, stdout, stderr)."""
+    cmd = ["gearman", "-h", "127.0.0.1", "-p", str(gm.port), "-t", str(timeout_ms), "-f", function]
+    if unique:
+        cmd += ["-u", unique]
+    cmd += [arg]
+    env = dict(os.environ)
+    env.pop("GEARMAN_SERVER", None)
+    env.pop("GEARMAN_SERVERS", None)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 10, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+class PerlClient:
+    """tests/perl/client.pl: Perl's Gearman::Client, reporting every event as a JSON line."""
+
+    def __init__(self, gm, function, arg, unique=None, timeout=30, priority="normal"):
+        cmd = ["perl", PERL_CLIENT, gm.server if not isinstance(gm, str) else gm, function, arg,
+               unique or "", str(timeout), priority]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(self, timeout=60):
+        out, err = self.proc.communicate(timeout=timeout)
+        self.stderr = err
+        self.events = [json.loads(l) for l in out.splitlines() if l.strip()]
+        return self.events
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def perl_call(gm, function, arg, unique=None, timeout=30):
+    c = PerlClient(gm, function, arg, unique, timeout)
+    try:
+        return c.wait(timeout + 10)
+    finally:
+        c.kill()
+
+
+def final_event(events):
+    """The last complete/fail event of a Perl client run."""
+    ends = [e for e in events if e["event"] in ("complete", "fail", "exception", "timeout")]
+    assert ends, "no final event in %r" % (events,)
+    return ends[-1]

@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""make demo: the whole system on one machine, on an embedded default.
+
+Starts gearmand, two Jenkins masters (the project's Jenkins remote-API test
+server), a coordinator per master and an agent per node; submits builds
+through Debian's `gearman` CLI; shows them queue in gearmand, spread over
+both masters' nodes and finish; prints where each ran and its result; stops
+everything it started.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+NODE = {"type": "node", "name": "NODE"}
+DUR = {"type": "string", "name": "DURATION", "default": "2"}
+
+
+def master(nodes, jobs):
+    return {"version": "2.462.3", "quiet_period": 5,
+            "nodes": [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"}] + nodes,
+            "jobs": [dict(j, params=[NODE, DUR], concurrent=True) for j in jobs]}
+
+
+# Master A: two Linux nodes. Master B: one Linux node and an EXCLUSIVE GPU node.
+MASTER_A = master(
+    [{"name": "a-linux1", "labels": "linux x86", "executors": 2, "mode": "NORMAL"},
+     {"name": "a-linux2", "labels": "linux x86", "executors": 1, "mode": "NORMAL"}],
+    [{"name": "unit-tests", "label": "linux"}, {"name": "docs"}])
+MASTER_B = master(
+    [{"name": "b-linux1", "labels": "linux arm", "executors": 2, "mode": "NORMAL"},
+     {"name": "b-gpu1", "labels": "linux gpu", "executors": 1, "mode": "EXCLUSIVE"}],
+    [{"name": "unit-tests", "label": "linux"}, {"name": "cuda-tests", "label": "gpu"}])
+
+SUBMISSIONS = ([("build:unit-tests", {"DURATION": "3"})] * 8 +
+               [("build:cuda-tests:gpu", {"DURATION": "2"})] * 2 +
+               [("build:docs", {"DURATION": "1"})] * 2)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"))
+    args = ap.parse_args()
+    os.environ["JGA_BUILD"] = args.build
+
+    import conftest
+    from conftest import System, gearman_cli, wait_for
+
+    tmp = tempfile.mkdtemp(prefix="jga-demo-")
+    system = System(tmp)
+    try:
+        print("== starting gearmand, two Jenkins masters, two coordinators and four node agents")
+        gm = system.gearmand()
+        ja, jb = system.jenkins(MASTER_A), system.jenkins(MASTER_B)
+        print("   gearmand %s   masterA %s   masterB %s   (logs in %s)" % (gm.server, ja.url, jb.url, tmp))
+        system.coordinator(gm, ja, name="masterA")
+        system.coordinator(gm, jb, name="masterB")
+        for n in MASTER_A["nodes"][1:]:
+            system.node(gm, ja, n["name"], master="masterA")
+        for n in MASTER_B["nodes"][1:]:
+            system.node(gm, jb, n["name"], master="masterB")
+        wait_for(lambda: gm.status().get("build:unit-tests", (0, 0, 0))[2] >= 7, timeout=20,
+                 what="all executors registered")
+        print("\n== registered functions (gearadmin status: function, queued+running, running, workers)")
+        for fn, (total, running, workers) in sorted(gm.status().items()):
+            if fn.startswith("build:"):
+                print("   %-26s %2d %2d %2d" % (fn, total, running, workers))
+
+        print("\n== submitting %d builds with the gearman CLI" % len(SUBMISSIONS))
+        results = [None] * len(SUBMISSIONS)
+
+        def submit(i, fn, params):
+            rc, out, err = gearman_cli(gm, fn, json.dumps(params), timeout_ms=120000)
+            docs = [l for l in out.splitlines() if l.startswith("{")]
+            results[i] = (fn, rc, json.loads(docs[-1]) if docs else None, err.strip())
+
+        threads = [threading.Thread(target=submit, args=(i, fn, p)) for i, (fn, p) in enumerate(SUBMISSIONS)]
+        for t in threads:
+            t.start()
+        seen = set()
+        while any(t.is_alive() for t in threads):
+            st = gm.status()
+            line = "   queue: " + "  ".join("%s %d queued/%d running" % (fn[6:], t_ - r, r)
+                                           for fn, (t_, r, w) in sorted(st.items())
+                                           if fn.startswith("build:") and t_)
+            if line not in seen:
+                print(line)
+                seen.add(line)
+            time.sleep(0.5)
+        for t in threads:
+            t.join()
+
+        print("\n== where each build ran")
+        print("   %-24s %-8s %-9s %-10s %-8s %s" % ("FUNCTION", "MASTER", "NODE", "WORKER", "RESULT", "URL"))
+        ok = True
+        for fn, rc, doc, err in results:
+            if not doc:
+                ok = False
+                print("   %-24s FAILED (%s)" % (fn, err))
+                continue
+            print("   %-24s %-8s %-9s %-10s %-8s %s" % (fn, doc["manager"], doc["node_name"],
+                                                     doc["worker"].split("_")[-1], doc.get("result"), doc["url"]))
+            ok = ok and rc == 0 and doc.get("result") == "SUCCESS"
+        per_master = {"masterA": len(ja.builds()), "masterB": len(jb.builds())}
+        conc = dict(ja.concurrency(), **jb.concurrency())
+        print("\n   builds per master: %s" % per_master)
+        print("   most builds at once per node (never above its executors): %s" % conc)
+        print("\n== demo %s; stopping everything" % ("finished" if ok else "FAILED"))
+        return 0 if ok else 1
+    finally:
+        system.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
