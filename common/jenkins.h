@@ -107,7 +107,8 @@ void        jk_job_list_free(struct jk_job_list *l);
  * allowedSlaves of the job's NodeParameterDefinition named param, from the
  * job's config.xml (Jenkins does not export it as JSON). *all is set when
  * the list is empty or holds "ALL (no restriction)"; otherwise names/n hold
- * the allowed node names (free with jk_strv_free).
+ * the allowed node names (free with jk_strv_free). JK_ENOTFOUND (with a
+ * message saying so) also when the job has no Node parameter named param.
  */
 enum jk_err jk_job_allowed_nodes(struct jk_client *c, const char *full_name,
                 const char *param, bool *all, char ***names, size_t *n);
@@ -192,7 +193,8 @@ struct jk_build {
 	long   duration_ms;       /* 0 while running */
 	long   estimated_ms;      /* -1 when Jenkins has no estimate */
 	long long timestamp_ms;   /* start time, ms since the epoch */
-	char  *built_on;          /* node name, "" for the controller */
+	char  *built_on;          /* node name, "" for the controller; NULL when
+	                             Jenkins does not say (Pipeline runs) */
 	char  *url;               /* absolute, as Jenkins says */
 	long   queue_id;
 	char  *description;       /* NULL if none */
@@ -213,6 +215,10 @@ enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
 char *jk_path_job(const char *full_name);
 /* Percent-encode one path segment (RFC 3986 unreserved stay; '.' and '..' segments encoded). */
 char *jk_encode_segment(const char *s);
+/* "node1" -> "computer/node1/"; "built-in", "" and NULL -> "computer/(built-in)/". */
+char *jk_path_node(const char *name);
+/* "a=1&b=x%20y": an application/x-www-form-urlencoded body (space as %20). */
+char *jk_form_encode(const struct jk_kv *kv, size_t n);
 /* Parse ".../queue/item/123/" (absolute or relative) into 123. -1 if malformed. */
 int   jk_parse_location(const char *location, long *id);
 /* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */

@@ -1,0 +1,1155 @@
+/*
+ * Unit tests for common/jenkins.c: URL building and encoding, Location
+ * parsing, status classification, and every response parser on fixture
+ * strings shaped like real Jenkins answers (see
+ * /work/shared/reference/jenkins-rest.md), plus malformed input of each.
+ * No network: the client tests only exercise what fails before a request.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "jenkins.h"
+
+static char err[1024];
+
+static void
+expect_str(char *got, const char *want)
+{
+	if (!want) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+expect_contains(const char *s, const char *frag)
+{
+	if (!strstr(s, frag))
+		fail_msg("'%s' lacks '%s'", s, frag);
+}
+
+/* ---- encoding and paths ---- */
+
+static void
+test_encode_segment(void **state)
+{
+	(void)state;
+	expect_str(jk_encode_segment("abcXYZ019"), "abcXYZ019");
+	expect_str(jk_encode_segment("-._~"), "-._~");
+	expect_str(jk_encode_segment("a b"), "a%20b");
+	expect_str(jk_encode_segment("#"), "%23");
+	expect_str(jk_encode_segment("a?b=c&d"), "a%3Fb%3Dc%26d");
+	expect_str(jk_encode_segment("a/b"), "a%2Fb");
+	expect_str(jk_encode_segment("100%"), "100%25");
+	expect_str(jk_encode_segment("%2F"), "%252F");
+	expect_str(jk_encode_segment("+;:@!$'()*,"), "%2B%3B%3A%40%21%24%27%28%29%2A%2C");
+	expect_str(jk_encode_segment("\xc3\xbc"), "%C3%BC");		/* ü */
+	expect_str(jk_encode_segment("日本"), "%E6%97%A5%E6%9C%AC");
+	expect_str(jk_encode_segment("\t\n\x7f"), "%09%0A%7F");
+	/* Dot segments would be squashed by curl or a proxy. */
+	expect_str(jk_encode_segment("."), "%2E");
+	expect_str(jk_encode_segment(".."), "%2E%2E");
+	expect_str(jk_encode_segment("..."), "...");
+	expect_str(jk_encode_segment(".a"), ".a");
+	expect_str(jk_encode_segment("a.."), "a..");
+	expect_str(jk_encode_segment(""), "");
+	assert_null(jk_encode_segment(NULL));
+}
+
+static void
+test_path_job(void **state)
+{
+	(void)state;
+	expect_str(jk_path_job("a"), "job/a/");
+	expect_str(jk_path_job("a/b/c"), "job/a/job/b/job/c/");
+	expect_str(jk_path_job("f 1/job #2"), "job/f%201/job/job%20%232/");
+	expect_str(jk_path_job("a?x=1"), "job/a%3Fx%3D1/");
+	expect_str(jk_path_job("100%"), "job/100%25/");
+	expect_str(jk_path_job("dossier/tâche"), "job/dossier/job/t%C3%A2che/");
+	expect_str(jk_path_job("a/../b"), "job/a/job/%2E%2E/job/b/");
+	expect_str(jk_path_job("./x"), "job/%2E/job/x/");
+	expect_str(jk_path_job(".."), "job/%2E%2E/");
+	expect_str(jk_path_job("build.a"), "job/build.a/");
+	/* Empty segments are refused. */
+	assert_null(jk_path_job(NULL));
+	assert_null(jk_path_job(""));
+	assert_null(jk_path_job("/"));
+	assert_null(jk_path_job("/a"));
+	assert_null(jk_path_job("a/"));
+	assert_null(jk_path_job("a//b"));
+	assert_null(jk_path_job("a/b//"));
+}
+
+static void
+test_path_node(void **state)
+{
+	(void)state;
+	expect_str(jk_path_node("built-in"), "computer/(built-in)/");
+	expect_str(jk_path_node(""), "computer/(built-in)/");
+	expect_str(jk_path_node(NULL), "computer/(built-in)/");
+	expect_str(jk_path_node("node1"), "computer/node1/");
+	expect_str(jk_path_node("my node"), "computer/my%20node/");
+	expect_str(jk_path_node("Built-In Node"), "computer/Built-In%20Node/");
+	expect_str(jk_path_node(".."), "computer/%2E%2E/");
+	expect_str(jk_path_node("n#1?"), "computer/n%231%3F/");
+	expect_str(jk_path_node("nœud"), "computer/n%C5%93ud/");
+}
+
+static void
+test_form_encode(void **state)
+{
+	struct jk_kv kv[] = {
+		{ "NODE", "node1" },
+		{ "FOO", "a b&c=d" },
+		{ "LABEL", "linux&&x86" },
+		{ "EMPTY", NULL },
+		{ "DOT", "." },
+		{ "UNI", "é/%" },
+		{ "MY PARAM", "x+y" },
+	};
+
+	(void)state;
+	expect_str(jk_form_encode(kv, 1), "NODE=node1");
+	expect_str(jk_form_encode(kv, sizeof(kv) / sizeof(kv[0])),
+	    "NODE=node1&FOO=a%20b%26c%3Dd&LABEL=linux%26%26x86&EMPTY=&DOT=.&UNI=%C3%A9%2F%25"
+	    "&MY%20PARAM=x%2By");
+	expect_str(jk_form_encode(NULL, 0), "");
+}
+
+/* ---- Location ---- */
+
+static void
+expect_location(const char *loc, long want)
+{
+	long id = 12345;
+
+	if (jk_parse_location(loc, &id) != 0)
+		fail_msg("'%s' refused", loc);
+	assert_int_equal(id, want);
+}
+
+static void
+expect_bad_location(const char *loc)
+{
+	long id = 12345;
+
+	if (jk_parse_location(loc, &id) != -1)
+		fail_msg("'%s' accepted as %ld", loc ? loc : "(null)", id);
+	assert_int_equal(id, 12345);
+}
+
+static void
+test_location(void **state)
+{
+	char big[64];
+
+	(void)state;
+	expect_location("http://jenkins.mycompany.com/queue/item/3901/", 3901);
+	expect_location("http://127.0.0.1:8080/queue/item/1/", 1);
+	expect_location("http://127.0.0.1:8080/queue/item/42", 42);
+	expect_location("https://h/jenkins/queue/item/12/", 12);
+	expect_location("/queue/item/5/", 5);
+	expect_location("queue/item/7", 7);
+	expect_location("queue/item/7/", 7);
+	expect_location("http://h/queue/item/8/?x=1", 8);
+	snprintf(big, sizeof(big), "queue/item/%ld/", LONG_MAX);
+	expect_location(big, LONG_MAX);
+
+	expect_bad_location(NULL);
+	expect_bad_location("");
+	expect_bad_location("/");
+	expect_bad_location("http://h/job/a/");			/* 302 to the job page */
+	expect_bad_location("http://h/queue/item/");
+	expect_bad_location("http://h/queue/item//");
+	expect_bad_location("http://h/queue/item/abc/");
+	expect_bad_location("http://h/queue/item/12a/");
+	expect_bad_location("http://h/queue/item/-3/");
+	expect_bad_location("http://h/queue/item/0/");
+	expect_bad_location("http://h/queue/item/5//");
+	expect_bad_location("http://h/myqueue/item/5/");
+	expect_bad_location("http://h/queue/items/5/");
+	expect_bad_location("http://h/5/");
+	expect_bad_location("garbage");
+	expect_bad_location("queue/item/9223372036854775808/");	/* LONG_MAX + 1 */
+	expect_bad_location("queue/item/99999999999999999999999/");
+}
+
+/* ---- status classification and names ---- */
+
+static void
+test_classify_status(void **state)
+{
+	long s;
+
+	(void)state;
+	for (s = -1; s < 1000; s++) {
+		enum jk_err want;
+
+		if (s >= 200 && s < 400)
+			want = JK_OK;
+		else if (s == 400)
+			want = JK_EBADREQ;
+		else if (s == 401)
+			want = JK_EAUTH;
+		else if (s == 403)
+			want = JK_EFORBIDDEN;
+		else if (s == 404)
+			want = JK_ENOTFOUND;
+		else if (s == 409)
+			want = JK_ECONFLICT;
+		else if (s >= 500 && s < 600)
+			want = JK_ESERVER;
+		else
+			want = JK_EPROTO;	/* 0, 1xx, 405, 422, 429, 6xx, ... */
+		if (jk_classify_status(s) != want)
+			fail_msg("status %ld: got %d, want %d", s, jk_classify_status(s), want);
+	}
+}
+
+static void
+test_strerror(void **state)
+{
+	int a, b;
+
+	(void)state;
+	assert_string_equal(jk_strerror(JK_OK), "ok");
+	assert_string_equal(jk_strerror(JK_ECONNECT), "cannot connect");
+	assert_string_equal(jk_strerror(JK_ETIMEOUT), "timeout");
+	for (a = JK_OK; a <= JK_ENOMEM; a++) {
+		assert_true(strlen(jk_strerror((enum jk_err)a)) > 0);
+		for (b = a + 1; b <= JK_ENOMEM; b++)
+			assert_string_not_equal(jk_strerror((enum jk_err)a), jk_strerror((enum jk_err)b));
+	}
+	assert_string_equal(jk_strerror((enum jk_err)99), "unknown error");
+}
+
+/* ---- jobs ---- */
+
+/* GET /api/json?tree=jobs[...,jobs[...]] on a master with folders and a few kinds of jobs. */
+static const char jobs_json[] =
+    "{\"_class\":\"hudson.model.Hudson\",\"jobs\":["
+    "{\"_class\":\"hudson.model.FreeStyleProject\",\"name\":\"build-a\",\"fullName\":\"build-a\","
+    "\"url\":\"http://jenkins:8080/job/build-a/\",\"buildable\":true,\"disabled\":false,"
+    "\"labelExpression\":\"linux && x86\",\"concurrentBuild\":true,"
+    "\"property\":[{\"_class\":\"jenkins.model.BuildDiscarderProperty\"},"
+    "{\"_class\":\"hudson.model.ParametersDefinitionProperty\",\"parameterDefinitions\":["
+    "{\"_class\":\"org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition\",\"name\":\"NODE\",\"type\":\"NodeParameterDefinition\"},"
+    "{\"_class\":\"org.jvnet.jenkins.plugins.nodelabelparameter.LabelParameterDefinition\",\"name\":\"LABEL\",\"type\":\"LabelParameterDefinition\"},"
+    "{\"_class\":\"hudson.model.StringParameterDefinition\",\"name\":\"FOO\",\"type\":\"StringParameterDefinition\"}]}]},"
+    "{\"_class\":\"com.cloudbees.hudson.plugins.folder.Folder\",\"name\":\"folder1\",\"fullName\":\"folder1\","
+    "\"url\":\"http://jenkins:8080/job/folder1/\",\"jobs\":["
+    "{\"_class\":\"hudson.model.FreeStyleProject\",\"name\":\"job a\",\"fullName\":\"folder1/job a\","
+    "\"url\":\"http://jenkins:8080/job/folder1/job/job%20a/\",\"buildable\":true,\"disabled\":false,"
+    "\"labelExpression\":null,\"concurrentBuild\":false,\"property\":[]},"
+    "{\"_class\":\"com.cloudbees.hudson.plugins.folder.Folder\",\"name\":\"sub\",\"fullName\":\"folder1/sub\","
+    "\"url\":\"http://jenkins:8080/job/folder1/job/sub/\",\"jobs\":["
+    "{\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowJob\",\"name\":\"pipe\",\"fullName\":\"folder1/sub/pipe\","
+    "\"url\":\"http://jenkins:8080/job/folder1/job/sub/job/pipe/\",\"buildable\":true,\"disabled\":false,"
+    "\"concurrentBuild\":true,\"property\":[{\"_class\":\"org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty\"},"
+    "{\"_class\":\"hudson.model.ParametersDefinitionProperty\",\"parameterDefinitions\":["
+    "{\"_class\":\"org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition\",\"name\":\"NODE\"}]}]}]},"
+    "{\"_class\":\"com.cloudbees.hudson.plugins.folder.Folder\",\"name\":\"empty\",\"fullName\":\"folder1/empty\","
+    "\"url\":\"http://jenkins:8080/job/folder1/job/empty/\",\"jobs\":[]},"
+    /* A folder at the tree's depth limit: no "jobs" member, only its _class says so. */
+    "{\"_class\":\"com.cloudbees.hudson.plugins.folder.Folder\",\"name\":\"deep\",\"fullName\":\"folder1/deep\","
+    "\"url\":\"http://jenkins:8080/job/folder1/job/deep/\"}]},"
+    "{\"_class\":\"hudson.model.FreeStyleProject\",\"name\":\"old\",\"fullName\":\"old\","
+    "\"url\":\"http://jenkins:8080/job/old/\",\"buildable\":false,\"disabled\":true,"
+    "\"labelExpression\":\"\",\"concurrentBuild\":false,\"property\":[]},"
+    /* Unknown extra fields, nulls where Jenkins writes them. */
+    "{\"_class\":\"hudson.matrix.MatrixProject\",\"name\":\"matrix\",\"fullName\":\"matrix\","
+    "\"url\":\"http://jenkins:8080/job/matrix/\",\"color\":\"blue_anime\",\"buildable\":true,"
+    "\"disabled\":false,\"labelExpression\":null,\"concurrentBuild\":false,"
+    "\"property\":null,\"lastBuild\":null,\"extra\":{\"x\":[1,2.5,null]}}"
+    "]}";
+
+static const struct jk_job *
+find_job(const struct jk_job_list *l, const char *full)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->jobs[i].full_name, full) == 0)
+			return &l->jobs[i];
+	fail_msg("job '%s' not listed", full);
+	return NULL;
+}
+
+static void
+test_parse_jobs(void **state)
+{
+	struct jk_job_list l;
+	const struct jk_job *j;
+
+	(void)state;
+	assert_int_equal(jk_parse_jobs(jobs_json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 5);	/* folders are not listed */
+	/* Document order, depth first. */
+	assert_string_equal(l.jobs[0].full_name, "build-a");
+	assert_string_equal(l.jobs[1].full_name, "folder1/job a");
+	assert_string_equal(l.jobs[2].full_name, "folder1/sub/pipe");
+	assert_string_equal(l.jobs[3].full_name, "old");
+	assert_string_equal(l.jobs[4].full_name, "matrix");
+
+	j = find_job(&l, "build-a");
+	assert_string_equal(j->name, "build-a");
+	assert_string_equal(j->url, "http://jenkins:8080/job/build-a/");
+	assert_string_equal(j->label_expr, "linux && x86");
+	assert_true(j->buildable);
+	assert_false(j->disabled);
+	assert_true(j->concurrent);
+	assert_int_equal(j->nparams, 3);
+	assert_string_equal(j->params[0].name, "NODE");
+	assert_string_equal(j->params[0].type, "NodeParameterDefinition");
+	assert_int_equal(j->params[0].kind, JK_PARAM_NODE);
+	assert_string_equal(j->params[1].name, "LABEL");
+	assert_int_equal(j->params[1].kind, JK_PARAM_LABEL);
+	assert_string_equal(j->params[2].name, "FOO");
+	assert_string_equal(j->params[2].type, "StringParameterDefinition");
+	assert_int_equal(j->params[2].kind, JK_PARAM_OTHER);
+
+	j = find_job(&l, "folder1/job a");
+	assert_string_equal(j->name, "job a");
+	assert_null(j->label_expr);
+	assert_false(j->concurrent);
+	assert_int_equal(j->nparams, 0);
+
+	/* Pipeline: no labelExpression at all; type derived from _class. */
+	j = find_job(&l, "folder1/sub/pipe");
+	assert_string_equal(j->name, "pipe");
+	assert_null(j->label_expr);
+	assert_true(j->concurrent);
+	assert_int_equal(j->nparams, 1);
+	assert_string_equal(j->params[0].type, "NodeParameterDefinition");
+	assert_int_equal(j->params[0].kind, JK_PARAM_NODE);
+
+	j = find_job(&l, "old");
+	assert_false(j->buildable);
+	assert_true(j->disabled);
+	assert_null(j->label_expr);	/* "" is no restriction */
+
+	j = find_job(&l, "matrix");
+	assert_true(j->buildable);
+	assert_int_equal(j->nparams, 0);
+	jk_job_list_free(&l);
+	assert_null(l.jobs);
+	assert_int_equal(l.n, 0);
+	jk_job_list_free(&l);		/* twice is harmless */
+	jk_job_list_free(NULL);
+}
+
+static void
+test_parse_jobs_no_fullname(void **state)
+{
+	/* Masters without fullName: computed from the folder path. */
+	static const char json[] =
+	    "{\"jobs\":[{\"name\":\"f\",\"jobs\":[{\"name\":\"g\",\"jobs\":[{\"name\":\"j 1\"}]},"
+	    "{\"name\":\"k\",\"url\":null,\"buildable\":true}]},{\"name\":\"top\"}]}";
+	struct jk_job_list l;
+
+	(void)state;
+	assert_int_equal(jk_parse_jobs(json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.jobs[0].full_name, "f/g/j 1");
+	assert_string_equal(l.jobs[0].name, "j 1");
+	assert_string_equal(l.jobs[0].url, "");
+	assert_false(l.jobs[0].buildable);
+	assert_string_equal(l.jobs[1].full_name, "f/k");
+	assert_true(l.jobs[1].buildable);
+	assert_string_equal(l.jobs[2].full_name, "top");
+	jk_job_list_free(&l);
+
+	assert_int_equal(jk_parse_jobs("{\"_class\":\"hudson.model.Hudson\",\"jobs\":[]}", &l,
+	    err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 0);
+	jk_job_list_free(&l);
+}
+
+static void
+expect_jobs_error(const char *json, const char *frag)
+{
+	struct jk_job_list l;
+
+	if (jk_parse_jobs(json, &l, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", json ? json : "(null)");
+	expect_contains(err, frag);
+	assert_null(l.jobs);
+	assert_int_equal(l.n, 0);
+}
+
+static void
+test_parse_jobs_malformed(void **state)
+{
+	(void)state;
+	expect_jobs_error(NULL, "malformed JSON");
+	expect_jobs_error("", "malformed JSON");
+	expect_jobs_error("<html><body>Jenkins</body></html>", "malformed JSON");
+	expect_jobs_error("{\"jobs\":[", "malformed JSON");
+	expect_jobs_error("[]", "expected an object");
+	expect_jobs_error("{}", "jobs: expected array, got nothing");
+	expect_jobs_error("{\"jobs\":{}}", "jobs: expected array, got object");
+	expect_jobs_error("{\"jobs\":[1]}", "jobs[0]: expected object, got integer");
+	expect_jobs_error("{\"jobs\":[{\"name\":5}]}", "jobs[0].name: expected string, got integer");
+	expect_jobs_error("{\"jobs\":[{\"url\":\"x\"}]}", "jobs[0].name: expected string, got nothing");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":\"b\",\"buildable\":\"yes\"}]}",
+	    "jobs[1].buildable: expected boolean, got string");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"disabled\":0}]}", "jobs[0].disabled");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"concurrentBuild\":[]}]}", "jobs[0].concurrentBuild");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"labelExpression\":5}]}",
+	    "jobs[0].labelExpression: expected string, got integer");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"fullName\":true}]}", "jobs[0].fullName");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"url\":1}]}", "jobs[0].url");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"property\":{}}]}",
+	    "jobs[0].property: expected array, got object");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"property\":[\"x\"]}]}", "jobs[0].property[0]");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"property\":[{\"parameterDefinitions\":{}}]}]}",
+	    "jobs[0].property[0].parameterDefinitions: expected array");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"property\":[{\"parameterDefinitions\":"
+	    "[{\"name\":\"A\"},{\"type\":\"StringParameterDefinition\"}]}]}]}",
+	    "jobs[0].property[0].parameterDefinitions[1].name: expected string, got nothing");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"property\":[{\"parameterDefinitions\":"
+	    "[{\"name\":\"A\",\"type\":7}]}]}]}", "parameterDefinitions[0].type");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"f\",\"jobs\":\"x\"}]}", "jobs[0].jobs: expected array");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"f\",\"jobs\":[{\"name\":\"ok\"},{\"name\":null}]}]}",
+	    "jobs[0].jobs[1].name: expected string, got null");
+}
+
+/* ---- nodes ---- */
+
+/* GET /computer/api/json?tree=computer[...] */
+static const char nodes_json[] =
+    "{\"_class\":\"hudson.model.ComputerSet\",\"busyExecutors\":1,\"computer\":["
+    "{\"_class\":\"hudson.model.Hudson$MasterComputer\",\"displayName\":\"Built-In Node\","
+    "\"assignedLabels\":[{\"name\":\"built-in\"}],\"numExecutors\":0,\"offline\":false,"
+    "\"temporarilyOffline\":false,\"offlineCauseReason\":\"\",\"executors\":[]},"
+    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"displayName\":\"node1\","
+    "\"assignedLabels\":[{\"name\":\"linux\"},{\"name\":\"node1\"},{\"name\":\"x86\"}],"
+    "\"numExecutors\":2,\"offline\":false,\"temporarilyOffline\":false,\"offlineCauseReason\":\"\","
+    "\"executors\":[{\"idle\":true},{\"idle\":false}]},"
+    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"displayName\":\"node2\","
+    "\"assignedLabels\":[{\"name\":\"node2\"}],\"numExecutors\":3,\"offline\":true,"
+    "\"temporarilyOffline\":true,\"offlineCause\":{\"_class\":\"hudson.slaves.OfflineCause$UserCause\"},"
+    "\"offlineCauseReason\":\"maintenance window\",\"executors\":[{\"idle\":true},{\"idle\":true},{\"idle\":true}]},"
+    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"displayName\":\"node3\","
+    "\"assignedLabels\":[{\"name\":\"node3\"}],\"numExecutors\":1,\"offline\":true,"
+    "\"temporarilyOffline\":false,\"offlineCause\":null,\"offlineCauseReason\":null,"
+    "\"executors\":[{}],\"monitorData\":{\"hudson.node_monitors.ArchitectureMonitor\":null}}"
+    "],\"displayName\":\"Nodes\",\"totalExecutors\":6}";
+
+static void
+test_parse_nodes(void **state)
+{
+	struct jk_node_list l;
+	const struct jk_node *n;
+
+	(void)state;
+	assert_int_equal(jk_parse_nodes(nodes_json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 4);
+
+	n = &l.nodes[0];
+	assert_string_equal(n->name, "built-in");
+	assert_int_equal(n->nlabels, 1);
+	assert_string_equal(n->labels[0], "built-in");
+	assert_int_equal(n->executors, 0);
+	assert_int_equal(n->idle_executors, 0);
+	assert_false(n->offline);
+	assert_false(n->temp_offline);
+	assert_string_equal(n->offline_reason, "");
+
+	n = &l.nodes[1];
+	assert_string_equal(n->name, "node1");
+	assert_int_equal(n->nlabels, 3);
+	assert_string_equal(n->labels[0], "linux");
+	assert_string_equal(n->labels[1], "node1");
+	assert_string_equal(n->labels[2], "x86");
+	assert_int_equal(n->executors, 2);
+	assert_int_equal(n->idle_executors, 1);
+	assert_false(n->offline);
+
+	n = &l.nodes[2];
+	assert_string_equal(n->name, "node2");
+	assert_int_equal(n->executors, 3);
+	assert_int_equal(n->idle_executors, 3);
+	assert_true(n->offline);
+	assert_true(n->temp_offline);
+	assert_string_equal(n->offline_reason, "maintenance window");
+
+	/* Disconnected, not marked offline; executors without fields are not idle. */
+	n = &l.nodes[3];
+	assert_string_equal(n->name, "node3");
+	assert_true(n->offline);
+	assert_false(n->temp_offline);
+	assert_string_equal(n->offline_reason, "");
+	assert_int_equal(n->idle_executors, 0);
+	jk_node_list_free(&l);
+	assert_null(l.nodes);
+	jk_node_list_free(NULL);
+
+	assert_int_equal(jk_parse_nodes("{\"computer\":[]}", &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 0);
+	jk_node_list_free(&l);
+}
+
+static void
+test_parse_node(void **state)
+{
+	/* GET /computer/(built-in)/api/json on a pre-2.307 master: only _class tells. */
+	static const char old_master[] =
+	    "{\"_class\":\"hudson.model.Hudson$MasterComputer\",\"displayName\":\"master\","
+	    "\"assignedLabels\":[{\"name\":\"master\"}],\"numExecutors\":2,\"offline\":false,"
+	    "\"temporarilyOffline\":false,\"executors\":[{\"idle\":true},{\"idle\":true}]}";
+	static const char agent[] =
+	    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"actions\":[{}],\"displayName\":\"my node\","
+	    "\"assignedLabels\":[{\"name\":\"my node\"}],\"numExecutors\":1,\"offline\":true,"
+	    "\"temporarilyOffline\":true,\"offlineCauseReason\":\"back at 5\",\"executors\":[{\"idle\":false}]}";
+	struct jk_node n;
+
+	(void)state;
+	assert_int_equal(jk_parse_node(old_master, &n, err, sizeof(err)), JK_OK);
+	assert_string_equal(n.name, "built-in");
+	assert_string_equal(n.labels[0], "master");
+	assert_int_equal(n.executors, 2);
+	assert_int_equal(n.idle_executors, 2);
+	assert_string_equal(n.offline_reason, "");	/* absent */
+	jk_node_free(&n);
+
+	assert_int_equal(jk_parse_node(agent, &n, err, sizeof(err)), JK_OK);
+	assert_string_equal(n.name, "my node");
+	assert_true(n.temp_offline);
+	assert_string_equal(n.offline_reason, "back at 5");
+	assert_int_equal(n.idle_executors, 0);
+	jk_node_free(&n);
+	jk_node_free(&n);
+	jk_node_free(NULL);
+}
+
+static void
+expect_node_error(const char *json, const char *frag)
+{
+	struct jk_node n;
+
+	if (jk_parse_node(json, &n, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", json);
+	expect_contains(err, frag);
+	assert_null(n.name);
+	assert_null(n.labels);
+}
+
+static void
+expect_nodes_error(const char *json, const char *frag)
+{
+	struct jk_node_list l;
+
+	if (jk_parse_nodes(json, &l, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", json);
+	expect_contains(err, frag);
+	assert_null(l.nodes);
+	assert_int_equal(l.n, 0);
+}
+
+#define NODE_OK "\"displayName\":\"n\",\"numExecutors\":1,\"offline\":false,\"temporarilyOffline\":false"
+
+static void
+test_parse_nodes_malformed(void **state)
+{
+	(void)state;
+	expect_nodes_error("", "malformed JSON");
+	expect_nodes_error("{\"computer\":", "malformed JSON");
+	expect_nodes_error("{}", "computer: expected array, got nothing");
+	expect_nodes_error("{\"computer\":{}}", "computer: expected array, got object");
+	expect_nodes_error("{\"computer\":[{" NODE_OK "},7]}", "computer[1]: expected object");
+	expect_nodes_error("{\"computer\":[{" NODE_OK "},{\"numExecutors\":1}]}",
+	    "computer[1].displayName: expected string, got nothing");
+
+	expect_node_error("null", "malformed JSON");
+	expect_node_error("[1]", "expected an object, got array");
+	expect_node_error("{\"displayName\":3}", "displayName: expected string, got integer");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":\"2\",\"offline\":false,"
+	    "\"temporarilyOffline\":false}", "numExecutors: expected integer, got string");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":1.5,\"offline\":false,"
+	    "\"temporarilyOffline\":false}", "numExecutors: expected integer, got real");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":-1,\"offline\":false,"
+	    "\"temporarilyOffline\":false}", "numExecutors: -1 out of range");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":1,\"temporarilyOffline\":false}",
+	    "offline: expected boolean, got nothing");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":1,\"offline\":\"no\","
+	    "\"temporarilyOffline\":false}", "offline: expected boolean, got string");
+	expect_node_error("{\"displayName\":\"n\",\"numExecutors\":1,\"offline\":false}",
+	    "temporarilyOffline: expected boolean, got nothing");
+	expect_node_error("{" NODE_OK ",\"offlineCauseReason\":{}}", "offlineCauseReason");
+	expect_node_error("{" NODE_OK ",\"assignedLabels\":\"linux\"}",
+	    "assignedLabels: expected array, got string");
+	expect_node_error("{" NODE_OK ",\"assignedLabels\":[{\"name\":\"a\"},\"b\"]}",
+	    "assignedLabels[1]: expected object, got string");
+	expect_node_error("{" NODE_OK ",\"assignedLabels\":[{\"name\":1}]}",
+	    "assignedLabels[0].name: expected string, got integer");
+	expect_node_error("{" NODE_OK ",\"executors\":{}}", "executors: expected array");
+	expect_node_error("{" NODE_OK ",\"executors\":[{\"idle\":true},{\"idle\":\"yes\"}]}",
+	    "executors[1].idle: expected boolean, got string");
+	expect_node_error("{" NODE_OK ",\"executors\":[null]}", "executors[0]: expected object, got null");
+}
+
+/* ---- queue items ---- */
+
+static const char queue_waiting[] =
+    "{\"_class\":\"hudson.model.Queue$WaitingItem\","
+    "\"actions\":[{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"_class\":"
+    "\"org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterValue\",\"name\":\"NODE\","
+    "\"label\":\"agent1\",\"value\":\"agent1\"}]},{\"_class\":\"hudson.model.CauseAction\","
+    "\"causes\":[{\"_class\":\"hudson.model.Cause$UserIdCause\",\"shortDescription\":"
+    "\"Started by user Alice\",\"userId\":\"alice\",\"userName\":\"Alice\"}]}],"
+    "\"blocked\":false,\"buildable\":false,\"id\":42,\"inQueueSince\":1767000000000,"
+    "\"params\":\"\\n[NodeParameterValue: NODE=agent1]\",\"stuck\":false,"
+    "\"task\":{\"_class\":\"hudson.model.FreeStyleProject\",\"name\":\"b\","
+    "\"url\":\"http://jenkins:8080/job/a/job/b/\",\"color\":\"blue\"},"
+    "\"url\":\"queue/item/42/\",\"why\":\"In the quiet period. Expires in 4.9 sec\","
+    "\"timestamp\":1767000005000}";
+
+static void
+test_parse_queue_items(void **state)
+{
+	static const char buildable_stuck[] =
+	    "{\"_class\":\"hudson.model.Queue$BuildableItem\",\"blocked\":false,\"buildable\":true,"
+	    "\"id\":43,\"stuck\":true,\"pending\":false,"
+	    "\"why\":\"There are no nodes with the label \xe2\x80\x98nosuch\xe2\x80\x99\"}";
+	static const char blocked[] =
+	    "{\"_class\":\"hudson.model.Queue$BlockedItem\",\"blocked\":true,\"buildable\":false,"
+	    "\"id\":44,\"stuck\":false,\"why\":\"Build #3 is already in progress (ETA: 10 sec)\"}";
+	static const char left_started[] =
+	    "{\"_class\":\"hudson.model.Queue$LeftItem\",\"blocked\":false,\"buildable\":false,"
+	    "\"id\":45,\"stuck\":false,\"why\":null,\"cancelled\":false,"
+	    "\"executable\":{\"_class\":\"hudson.model.FreeStyleBuild\",\"number\":17,"
+	    "\"url\":\"http://jenkins:8080/job/a/job/b/17/\"}}";
+	static const char left_cancelled[] =
+	    "{\"_class\":\"hudson.model.Queue$LeftItem\",\"blocked\":false,\"buildable\":false,"
+	    "\"id\":46,\"stuck\":false,\"why\":null,\"cancelled\":true,\"executable\":null}";
+	static const char left_not_yet[] =
+	    "{\"_class\":\"hudson.model.Queue$LeftItem\",\"blocked\":false,\"buildable\":false,"
+	    "\"id\":47,\"stuck\":false,\"why\":null,\"cancelled\":false,\"executable\":null}";
+	struct jk_queue_item q;
+
+	(void)state;
+	assert_int_equal(jk_parse_queue_item(queue_waiting, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.id, 42);
+	assert_int_equal(q.state, JK_QUEUE_WAITING);
+	assert_string_equal(q.why, "In the quiet period. Expires in 4.9 sec");
+	assert_false(q.stuck);
+	assert_null(q.build_url);
+	jk_queue_item_free(&q);
+
+	assert_int_equal(jk_parse_queue_item(buildable_stuck, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.id, 43);
+	assert_int_equal(q.state, JK_QUEUE_WAITING);
+	assert_true(q.stuck);
+	assert_string_equal(q.why, "There are no nodes with the label \xe2\x80\x98nosuch\xe2\x80\x99");
+	jk_queue_item_free(&q);
+
+	assert_int_equal(jk_parse_queue_item(blocked, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.state, JK_QUEUE_WAITING);
+	expect_contains(q.why, "already in progress");
+	jk_queue_item_free(&q);
+
+	assert_int_equal(jk_parse_queue_item(left_started, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.id, 45);
+	assert_int_equal(q.state, JK_QUEUE_STARTED);
+	assert_int_equal(q.build_number, 17);
+	assert_string_equal(q.build_url, "http://jenkins:8080/job/a/job/b/17/");
+	assert_null(q.why);
+	jk_queue_item_free(&q);
+
+	assert_int_equal(jk_parse_queue_item(left_cancelled, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.state, JK_QUEUE_CANCELLED);
+	assert_int_equal(q.build_number, 0);
+	assert_null(q.build_url);
+	jk_queue_item_free(&q);
+
+	/* Left the queue, build not created yet: keep waiting. */
+	assert_int_equal(jk_parse_queue_item(left_not_yet, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q.state, JK_QUEUE_WAITING);
+	assert_null(q.why);
+	jk_queue_item_free(&q);
+	jk_queue_item_free(NULL);
+}
+
+static void
+expect_queue_error(const char *json, const char *frag)
+{
+	struct jk_queue_item q;
+
+	if (jk_parse_queue_item(json, &q, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", json);
+	expect_contains(err, frag);
+	assert_null(q.why);
+	assert_null(q.build_url);
+}
+
+static void
+test_parse_queue_malformed(void **state)
+{
+	(void)state;
+	expect_queue_error("Queue item exists. For details check", "malformed JSON");
+	expect_queue_error("{}", "id: expected integer, got nothing");
+	expect_queue_error("{\"id\":\"42\"}", "id: expected integer, got string");
+	expect_queue_error("{\"id\":0}", "id: 0 out of range");
+	expect_queue_error("{\"id\":1,\"why\":5}", "why: expected string, got integer");
+	expect_queue_error("{\"id\":1,\"stuck\":\"no\"}", "stuck: expected boolean");
+	expect_queue_error("{\"id\":1,\"cancelled\":1}", "cancelled: expected boolean, got integer");
+	expect_queue_error("{\"id\":1,\"executable\":\"#17\"}", "executable: expected object, got string");
+	expect_queue_error("{\"id\":1,\"executable\":{}}", "executable.number: expected integer, got nothing");
+	expect_queue_error("{\"id\":1,\"executable\":{\"number\":\"17\"}}", "executable.number");
+	expect_queue_error("{\"id\":1,\"executable\":{\"number\":17,\"url\":[]}}",
+	    "executable.url: expected string, got array");
+}
+
+/* ---- builds ---- */
+
+static void
+test_parse_build_running(void **state)
+{
+	static const char json[] =
+	    "{\"_class\":\"hudson.model.FreeStyleBuild\",\"actions\":[{\"_class\":"
+	    "\"hudson.model.ParametersAction\",\"parameters\":[{\"_class\":"
+	    "\"org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterValue\",\"name\":\"NODE\","
+	    "\"label\":\"node1\",\"value\":\"node1\"}]},{}],\"building\":true,\"description\":null,"
+	    "\"duration\":0,\"estimatedDuration\":-1,\"executor\":{},\"number\":3,\"queueId\":42,"
+	    "\"result\":null,\"timestamp\":1767000005123,\"url\":\"http://jenkins:8080/job/a/3/\","
+	    "\"builtOn\":\"node1\",\"changeSet\":{\"_class\":\"hudson.scm.EmptyChangeLogSet\","
+	    "\"items\":[],\"kind\":null},\"culprits\":[]}";
+	struct jk_build b;
+
+	(void)state;
+	assert_int_equal(jk_parse_build(json, &b, err, sizeof(err)), JK_OK);
+	assert_int_equal(b.number, 3);
+	assert_true(b.building);
+	assert_null(b.result);
+	assert_int_equal(b.duration_ms, 0);
+	assert_int_equal(b.estimated_ms, -1);
+	assert_true(b.timestamp_ms == 1767000005123LL);
+	assert_string_equal(b.built_on, "node1");
+	assert_string_equal(b.url, "http://jenkins:8080/job/a/3/");
+	assert_int_equal(b.queue_id, 42);
+	assert_null(b.description);
+	jk_build_free(&b);
+	jk_build_free(&b);
+	jk_build_free(NULL);
+}
+
+static void
+test_parse_build_finished(void **state)
+{
+	static const char *results[] = { "SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED" };
+	struct jk_build b;
+	char json[1024];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		snprintf(json, sizeof(json),
+		    "{\"_class\":\"hudson.model.FreeStyleBuild\",\"building\":false,"
+		    "\"description\":\"pinned to node1 \\u00e9\",\"duration\":1523,"
+		    "\"estimatedDuration\":1400,\"executor\":null,\"number\":%zu,\"queueId\":7,"
+		    "\"result\":\"%s\",\"timestamp\":1767000005000,\"url\":\"http://j/job/f/job/b/%zu/\","
+		    "\"builtOn\":\"\"}", i + 1, results[i], i + 1);
+		assert_int_equal(jk_parse_build(json, &b, err, sizeof(err)), JK_OK);
+		assert_int_equal(b.number, (int)i + 1);
+		assert_false(b.building);
+		assert_string_equal(b.result, results[i]);
+		assert_int_equal(b.duration_ms, 1523);
+		assert_int_equal(b.estimated_ms, 1400);
+		assert_string_equal(b.built_on, "");	/* the controller */
+		assert_string_equal(b.description, "pinned to node1 \xc3\xa9");
+		assert_int_equal(b.queue_id, 7);
+		jk_build_free(&b);
+	}
+
+	/* Pipeline run: no builtOn. */
+	assert_int_equal(jk_parse_build("{\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowRun\","
+	    "\"building\":false,\"number\":9,\"result\":\"SUCCESS\",\"duration\":5,"
+	    "\"estimatedDuration\":5,\"timestamp\":1,\"url\":\"u\",\"queueId\":3,\"description\":null}",
+	    &b, err, sizeof(err)), JK_OK);
+	assert_null(b.built_on);
+	assert_string_equal(b.result, "SUCCESS");
+	jk_build_free(&b);
+}
+
+static void
+expect_build_error(const char *json, const char *frag)
+{
+	struct jk_build b;
+
+	if (jk_parse_build(json, &b, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", json);
+	expect_contains(err, frag);
+	assert_null(b.result);
+	assert_null(b.url);
+	assert_null(b.built_on);
+}
+
+static void
+test_parse_build_malformed(void **state)
+{
+	(void)state;
+	expect_build_error("<html>", "malformed JSON");
+	expect_build_error("{\"building\":true}", "number: expected integer, got nothing");
+	expect_build_error("{\"number\":\"3\",\"building\":true}", "number: expected integer, got string");
+	expect_build_error("{\"number\":3}", "building: expected boolean, got nothing");
+	expect_build_error("{\"number\":3,\"building\":\"true\"}", "building: expected boolean, got string");
+	expect_build_error("{\"number\":3,\"building\":false,\"result\":5}", "result: expected string, got integer");
+	expect_build_error("{\"number\":3,\"building\":false,\"result\":\"SUCCESS\",\"duration\":\"1\"}",
+	    "duration: expected integer, got string");
+	expect_build_error("{\"number\":3,\"building\":false,\"estimatedDuration\":1.5}",
+	    "estimatedDuration: expected integer, got real");
+	expect_build_error("{\"number\":3,\"building\":false,\"timestamp\":true}", "timestamp");
+	expect_build_error("{\"number\":3,\"building\":false,\"builtOn\":{}}", "builtOn: expected string, got object");
+	expect_build_error("{\"number\":3,\"building\":false,\"url\":3}", "url");
+	expect_build_error("{\"number\":3,\"building\":false,\"queueId\":\"x\"}", "queueId");
+	expect_build_error("{\"number\":3,\"building\":false,\"description\":[]}", "description: expected string");
+}
+
+/* ---- node config.xml ---- */
+
+static const char node_xml[] =
+    "<?xml version=\"1.1\" encoding=\"UTF-8\"?>\n"
+    "<slave>\n"
+    "  <name>node1</name>\n"
+    "  <description>fast &amp; big &lt;x&gt;</description>\n"
+    "  <remoteFS>/var/lib/jenkins</remoteFS>\n"
+    "  <numExecutors>2</numExecutors>\n"
+    "  <!-- <mode>NORMAL</mode> in a comment does not count -->\n"
+    "  <nodeProperties>\n"
+    "    <some.plugin.Property plugin=\"x@1.0\"><mode>NORMAL</mode></some.plugin.Property>\n"
+    "  </nodeProperties>\n"
+    "  <mode>%s</mode>\n"
+    "  <retentionStrategy class=\"hudson.slaves.RetentionStrategy$Always\"/>\n"
+    "  <launcher class=\"hudson.slaves.JNLPLauncher\" a='x>y'>\n"
+    "    <workDirSettings><disabled>false</disabled><internalDir>remoting</internalDir>"
+    "<failIfWorkDirIsMissing>false</failIfWorkDirIsMissing></workDirSettings>\n"
+    "    <webSocket>false</webSocket>\n"
+    "  </launcher>\n"
+    "  <label>linux x86</label>\n"
+    "</slave>\n";
+
+static void
+test_parse_node_mode(void **state)
+{
+	enum jk_mode m;
+	char xml[2048];
+
+	(void)state;
+	snprintf(xml, sizeof(xml), node_xml, "EXCLUSIVE");
+	m = JK_MODE_NORMAL;
+	assert_int_equal(jk_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(m, JK_MODE_EXCLUSIVE);
+
+	snprintf(xml, sizeof(xml), node_xml, "NORMAL");
+	m = JK_MODE_EXCLUSIVE;
+	assert_int_equal(jk_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(m, JK_MODE_NORMAL);
+
+	/* Minimal, with surrounding white space and CDATA. */
+	assert_int_equal(jk_parse_node_mode("<hudson.slaves.DumbSlave>\n<mode>\n  EXCLUSIVE\n"
+	    "</mode></hudson.slaves.DumbSlave>", &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(m, JK_MODE_EXCLUSIVE);
+	assert_int_equal(jk_parse_node_mode("<slave><mode><![CDATA[NORMAL]]></mode></slave>",
+	    &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(m, JK_MODE_NORMAL);
+}
+
+static void
+expect_mode_error(const char *xml, const char *frag)
+{
+	enum jk_mode m = JK_MODE_NORMAL;
+
+	if (jk_parse_node_mode(xml, &m, err, sizeof(err)) != JK_EPROTO)
+		fail_msg("accepted: %s", xml ? xml : "(null)");
+	expect_contains(err, frag);
+}
+
+static void
+test_parse_node_mode_malformed(void **state)
+{
+	char xml[2048];
+
+	(void)state;
+	snprintf(xml, sizeof(xml), node_xml, "FAST");
+	expect_mode_error(xml, "unknown <mode> 'FAST'");
+	expect_mode_error(NULL, "malformed XML");
+	expect_mode_error("", "no root element");
+	expect_mode_error("   \n", "no root element");
+	expect_mode_error("{\"mode\":\"NORMAL\"}", "text outside the root element");
+	expect_mode_error("<slave><mode>NORMAL</mode>", "unterminated element <slave>");
+	expect_mode_error("<slave><mode>NORMAL</slave>", "end tag </slave> does not match <mode>");
+	expect_mode_error("<slave><mode>NORMAL</mode></slave><slave/>", "more than one root element");
+	expect_mode_error("<slave><name>x</name></slave>", "has no <mode>");
+	expect_mode_error("<slave><x><mode>NORMAL</mode></x></slave>", "has no <mode>");
+	expect_mode_error("<slave><mode>NORMAL &foo; </mode></slave>", "bad entity reference '&foo;'");
+	expect_mode_error("<slave><mode>A & B</mode></slave>", "bad entity reference");
+	expect_mode_error("<slave><mode>&#0;</mode></slave>", "bad entity reference");
+	expect_mode_error("<slave><mode>&#xD800;</mode></slave>", "bad entity reference");
+	expect_mode_error("<slave><mode>&#x110000;</mode></slave>", "bad entity reference");
+	expect_mode_error("<!DOCTYPE slave [<!ENTITY x \"y\">]><slave/>", "DOCTYPE");
+	expect_mode_error("<slave a=\"unterminated><mode>NORMAL</mode></slave>", "unterminated start tag");
+	expect_mode_error("<slave><!-- never closed <mode>NORMAL</mode></slave>", "unterminated comment");
+	expect_mode_error("<slave><![CDATA[x</slave>", "unterminated CDATA");
+	expect_mode_error("<?xml version='1.1'", "unterminated <?");
+	expect_mode_error("<slave></ slave>", "bad end tag");
+	expect_mode_error("<slave><mode>&#X41;</mode></slave>", "bad entity reference '&#X41;'");
+	expect_mode_error("< slave/>", "bad start tag");
+}
+
+/* ---- job config.xml: Node parameter allowedSlaves ---- */
+
+static const char job_xml[] =
+    "<?xml version='1.1' encoding='UTF-8'?>\n"
+    "<project>\n"
+    "  <description>Pinned &lt;builds&gt; &amp; more</description>\n"
+    "  <keepDependencies>false</keepDependencies>\n"
+    "  <properties>\n"
+    "    <hudson.model.ParametersDefinitionProperty>\n"
+    "      <parameterDefinitions>\n"
+    "        <hudson.model.StringParameterDefinition>\n"
+    "          <name>FOO</name>\n"
+    "          <defaultValue>bar</defaultValue>\n"
+    "          <trim>false</trim>\n"
+    "        </hudson.model.StringParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition plugin=\"nodelabelparameter@1.12.0\">\n"
+    "          <name>NODE</name>\n"
+    "          <description>where to run</description>\n"
+    "          <allowedSlaves>\n"
+    "            <string>node1</string>\n"
+    "            <string>node &amp; two</string>\n"
+    "            <string>n&#233;ud</string>\n"
+    "            <string>&quot;q&apos;&#x41;&#x42;</string>\n"
+    "          </allowedSlaves>\n"
+    "          <defaultSlaves>\n"
+    "            <string>node1</string>\n"
+    "          </defaultSlaves>\n"
+    "          <triggerIfResult>multiSelectionDisallowed</triggerIfResult>\n"
+    "          <allowMultiNodeSelection>false</allowMultiNodeSelection>\n"
+    "          <triggerConcurrentBuilds>false</triggerConcurrentBuilds>\n"
+    "          <ignoreOfflineNodes>false</ignoreOfflineNodes>\n"
+    "          <nodeEligibility class=\"org.jvnet.jenkins.plugins.nodelabelparameter.node.AllNodeEligibility\"/>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition plugin=\"nodelabelparameter@1.12.0\">\n"
+    "          <name>ANY</name>\n"
+    "          <description></description>\n"
+    "          <allowedSlaves>\n"
+    "            <string>ALL (no restriction)</string>\n"
+    "          </allowedSlaves>\n"
+    "          <defaultSlaves>\n"
+    "            <string>built-in</string>\n"
+    "          </defaultSlaves>\n"
+    "          <triggerIfResult>multiSelectionDisallowed</triggerIfResult>\n"
+    "          <allowMultiNodeSelection>false</allowMultiNodeSelection>\n"
+    "          <triggerConcurrentBuilds>false</triggerConcurrentBuilds>\n"
+    "          <ignoreOfflineNodes>false</ignoreOfflineNodes>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "          <name>EMPTY</name>\n"
+    "          <allowedSlaves/>\n"
+    "          <defaultSlaves/>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "          <name>MIXED</name>\n"
+    "          <allowedSlaves><string>node1</string><string>ALL (no restriction)</string></allowedSlaves>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "          <name>NOLIST</name>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>\n"
+    "        <org.jvnet.jenkins.plugins.nodelabelparameter.LabelParameterDefinition plugin=\"nodelabelparameter@1.12.0\">\n"
+    "          <name>LABEL</name>\n"
+    "          <defaultValue>linux</defaultValue>\n"
+    "          <allNodesMatchingLabel>false</allNodesMatchingLabel>\n"
+    "        </org.jvnet.jenkins.plugins.nodelabelparameter.LabelParameterDefinition>\n"
+    "      </parameterDefinitions>\n"
+    "    </hudson.model.ParametersDefinitionProperty>\n"
+    "  </properties>\n"
+    "  <scm class=\"hudson.scm.NullSCM\"/>\n"
+    "  <assignedNode>linux</assignedNode>\n"
+    "  <canRoam>false</canRoam>\n"
+    "  <disabled>false</disabled>\n"
+    "  <builders>\n"
+    "    <hudson.tasks.Shell>\n"
+    "      <command>if [ &quot;$NODE&quot; ]; then echo &apos;x&apos; &gt; /dev/null; fi\n"
+    "<![CDATA[ <name>NODE</name> ]]></command>\n"
+    "    </hudson.tasks.Shell>\n"
+    "  </builders>\n"
+    "  <publishers/>\n"
+    "  <buildWrappers/>\n"
+    "</project>\n";
+
+static void
+expect_allowed(const char *xml, const char *param, bool want_all, const char **want, size_t nwant)
+{
+	char **names = (char **)1;
+	size_t n = 99, i;
+	bool all = !want_all;
+
+	if (jk_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != JK_OK)
+		fail_msg("param %s: %s", param, err);
+	assert_int_equal(all, want_all);
+	assert_int_equal(n, nwant);
+	if (nwant == 0)
+		assert_null(names);
+	for (i = 0; i < nwant; i++)
+		assert_string_equal(names[i], want[i]);
+	jk_strv_free(names, n);
+}
+
+static void
+test_parse_allowed_nodes(void **state)
+{
+	static const char *node[] = { "node1", "node & two", "n\xc3\xa9ud", "\"q'AB" };
+	static const char pipeline[] =
+	    "<?xml version='1.1' encoding='UTF-8'?>\n<flow-definition plugin=\"workflow-job@1400\">"
+	    "<properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
+	    "<org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>"
+	    "<name>TARGET</name><allowedSlaves><string>a</string><string>b</string></allowedSlaves>"
+	    "</org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition>"
+	    "</parameterDefinitions></hudson.model.ParametersDefinitionProperty></properties>"
+	    "<definition class=\"org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition\">"
+	    "<script>node(params.TARGET) { sh 'x &amp;&amp; y' }</script></definition>"
+	    "</flow-definition>";
+	static const char *ab[] = { "a", "b" };
+
+	(void)state;
+	expect_allowed(job_xml, "NODE", false, node, 4);
+	expect_allowed(job_xml, "ANY", true, NULL, 0);
+	expect_allowed(job_xml, "EMPTY", true, NULL, 0);
+	expect_allowed(job_xml, "MIXED", true, NULL, 0);
+	expect_allowed(job_xml, "NOLIST", true, NULL, 0);
+	expect_allowed(pipeline, "TARGET", false, ab, 2);
+}
+
+static void
+expect_allowed_error(const char *xml, const char *param, enum jk_err want, const char *frag)
+{
+	char **names = (char **)1;
+	size_t n = 99;
+	bool all = true;
+
+	if (jk_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != want)
+		fail_msg("param %s: want %s, err '%s'", param, jk_strerror(want), err);
+	expect_contains(err, frag);
+	assert_null(names);
+	assert_int_equal(n, 0);
+	assert_false(all);
+}
+
+static void
+test_parse_allowed_nodes_errors(void **state)
+{
+	char *trunc;
+
+	(void)state;
+	/* Not a Node parameter, or none by that name. */
+	expect_allowed_error(job_xml, "FOO", JK_ENOTFOUND, "no Node parameter named 'FOO'");
+	expect_allowed_error(job_xml, "LABEL", JK_ENOTFOUND, "no Node parameter named 'LABEL'");
+	expect_allowed_error(job_xml, "node", JK_ENOTFOUND, "'node'");
+	expect_allowed_error("<project/>", "NODE", JK_ENOTFOUND, "no Node parameter");
+
+	/* Malformed. */
+	expect_allowed_error(NULL, "NODE", JK_EPROTO, "malformed XML");
+	expect_allowed_error("<html><body>Error</body>", "NODE", JK_EPROTO, "malformed XML: unterminated element <html>");
+	expect_allowed_error("<project><a>x &nbsp; y</a></project>", "NODE", JK_EPROTO, "bad entity reference '&nbsp;'");
+	expect_allowed_error("<project><a>&#xZZ;</a></project>", "NODE", JK_EPROTO, "bad entity reference");
+	expect_allowed_error("<project><a>&#;</a></project>", "NODE", JK_EPROTO, "bad entity reference");
+	expect_allowed_error("<project><a>&amp</a></project>", "NODE", JK_EPROTO, "bad entity reference");
+	trunc = strndup(job_xml, 1500);
+	assert_non_null(trunc);
+	expect_allowed_error(trunc, "NODE", JK_EPROTO, "malformed XML");
+	free(trunc);
+}
+
+/* ---- client calls that fail before any request ---- */
+
+static void
+test_client_bad_args(void **state)
+{
+	struct jk_opts o = {
+		.url = "http://gearman:s3cret@127.0.0.1:1/jenkins",
+		.user = "gearman", .token = "tok123", .tls_verify = true,
+		.connect_timeout_ms = 1000, .timeout_ms = 2000,
+	};
+	struct jk_client *c;
+	struct jk_build b;
+	long id = 5;
+	bool existing = true;
+
+	(void)state;
+	assert_null(jk_client_new(NULL));
+	c = jk_client_new(&o);
+	assert_non_null(c);
+	assert_string_equal(jk_client_error(c), "");
+	assert_string_equal(jk_client_session(c), "");
+	assert_int_equal(jk_client_status(c), 0);
+
+	assert_int_equal(jk_build_trigger(c, "a//b", NULL, 0, &id, &existing), JK_EBADREQ);
+	expect_contains(jk_client_error(c), "bad job name 'a//b'");
+	assert_int_equal(id, 0);
+	assert_false(existing);
+	assert_int_equal(jk_build_get(c, "/a", 1, &b), JK_EBADREQ);
+	assert_int_equal(jk_build_get(c, "a", 0, &b), JK_EBADREQ);
+	expect_contains(jk_client_error(c), "bad build number 0");
+	assert_int_equal(jk_build_stop(c, "", 3), JK_EBADREQ);
+	assert_int_equal(jk_build_set_description(c, NULL, 3, "x"), JK_EBADREQ);
+	assert_int_equal(jk_queue_cancel(c, 0), JK_EBADREQ);
+	assert_int_equal(jk_client_status(c), 0);
+
+	/* A real failure names the URL without the credentials in it. */
+	assert_int_equal(jk_queue_cancel(c, 7), JK_ECONNECT);
+	expect_contains(jk_client_error(c), "POST http://127.0.0.1:1/jenkins/queue/cancelItem: cannot connect");
+	assert_null(strstr(jk_client_error(c), "s3cret"));
+	assert_null(strstr(jk_client_error(c), "tok123"));
+	jk_client_free(c);
+	jk_client_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_encode_segment),
+		cmocka_unit_test(test_path_job),
+		cmocka_unit_test(test_path_node),
+		cmocka_unit_test(test_form_encode),
+		cmocka_unit_test(test_location),
+		cmocka_unit_test(test_classify_status),
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_parse_jobs),
+		cmocka_unit_test(test_parse_jobs_no_fullname),
+		cmocka_unit_test(test_parse_jobs_malformed),
+		cmocka_unit_test(test_parse_nodes),
+		cmocka_unit_test(test_parse_node),
+		cmocka_unit_test(test_parse_nodes_malformed),
+		cmocka_unit_test(test_parse_queue_items),
+		cmocka_unit_test(test_parse_queue_malformed),
+		cmocka_unit_test(test_parse_build_running),
+		cmocka_unit_test(test_parse_build_finished),
+		cmocka_unit_test(test_parse_build_malformed),
+		cmocka_unit_test(test_parse_node_mode),
+		cmocka_unit_test(test_parse_node_mode_malformed),
+		cmocka_unit_test(test_parse_allowed_nodes),
+		cmocka_unit_test(test_parse_allowed_nodes_errors),
+		cmocka_unit_test(test_client_bad_args),
+	};
+	int rc;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}
