@@ -93,6 +93,10 @@ static void
 set_msg(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * snprintf into a message buffer (NULL or empty is fine). Being a wrapper,
+ * it also keeps -Wformat-truncation quiet where truncation is intended.
+ */
 static void
 set_msg(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -102,23 +106,6 @@ set_msg(char *err, size_t errlen, const char *fmt, ...)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Bounded formatting for JSON paths, where truncation is fine. (A wrapper
- * rather than snprintf so -Wformat-truncation does not flag every path.)
- */
-static void
-pathf(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-pathf(char *out, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, len, fmt, ap);
 	va_end(ap);
 }
 
@@ -853,7 +840,7 @@ jtype(const json_t *v)
 static const char *
 jpath(char *out, size_t len, const char *path, const char *key)
 {
-	pathf(out, len, "%s%s%s", path, *path && *key ? "." : "", key);
+	set_msg(out, len, "%s%s%s", path, *path && *key ? "." : "", key);
 	return out;
 }
 
@@ -1066,7 +1053,7 @@ parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err,
 	if ((e = jarr(o, "property", &props, path, err, errlen)) != JK_OK || !props)
 		return e;
 	json_array_foreach(props, i, prop) {
-		pathf(pp, sizeof(pp), "%s.property[%zu]", path, i);
+		set_msg(pp, sizeof(pp), "%s.property[%zu]", path, i);
 		if (!json_is_object(prop))
 			return jwrong(err, errlen, pp, "", "object", prop);
 		if ((e = jarr(prop, "parameterDefinitions", &defs, pp, err, errlen)) != JK_OK)
@@ -1087,7 +1074,7 @@ parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err,
 			struct jk_param_def *p = &j->params[j->nparams];
 
 			memset(p, 0, sizeof(*p));
-			pathf(dp, sizeof(dp), "%s.parameterDefinitions[%zu]", pp, k);
+			set_msg(dp, sizeof(dp), "%s.parameterDefinitions[%zu]", pp, k);
 			/* Count it first so a half-filled entry is freed with the job. */
 			j->nparams++;
 			if ((e = parse_param(def, dp, p, err, errlen)) != JK_OK)
@@ -1151,7 +1138,7 @@ parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int de
 	json_array_foreach(arr, i, o) {
 		char *name;
 
-		pathf(p, sizeof(p), "%s[%zu]", path, i);
+		set_msg(p, sizeof(p), "%s[%zu]", path, i);
 		if (!json_is_object(o))
 			return jwrong(err, errlen, p, "", "object", o);
 		if ((e = jstr(o, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
@@ -1176,7 +1163,7 @@ parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int de
 				return JK_ENOMEM;
 			}
 			if (sub) {
-				pathf(np, sizeof(np), "%s.jobs", p);
+				set_msg(np, sizeof(np), "%s.jobs", p);
 				e = parse_jobs_array(sub, np, full, depth + 1, out, cap, err, errlen);
 			}
 			free(full);
@@ -1288,7 +1275,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	json_array_foreach(labels, i, v) {
 		char *name;
 
-		pathf(p, sizeof(p), "%s.assignedLabels[%zu]", path, i);
+		set_msg(p, sizeof(p), "%s.assignedLabels[%zu]", path, i);
 		if (!json_is_object(v)) {
 			e = jwrong(err, errlen, p, "", "object", v);
 			goto fail;
@@ -1304,7 +1291,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	json_array_foreach(execs, i, v) {
 		bool idle;
 
-		pathf(p, sizeof(p), "%s.executors[%zu]", path, i);
+		set_msg(p, sizeof(p), "%s.executors[%zu]", path, i);
 		if (!json_is_object(v)) {
 			e = jwrong(err, errlen, p, "", "object", v);
 			goto fail;
@@ -1360,7 +1347,7 @@ jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t err
 		goto done;
 	}
 	json_array_foreach(arr, i, o) {
-		pathf(p, sizeof(p), "computer[%zu]", i);
+		set_msg(p, sizeof(p), "computer[%zu]", i);
 		if ((e = parse_computer(o, p, &out->nodes[i], err, errlen)) != JK_OK)
 			break;
 		out->n++;

@@ -17,6 +17,7 @@
  *   wait-queue ID SECONDS   poll until the item left the queue
  *   build JOB N | wait-build JOB N SECONDS | stop JOB N | describe JOB N TEXT
  *   offline NAME MESSAGE | online NAME
+ *   pause                   wait for a line on stdin (the test acts meanwhile)
  */
 #include <jansson.h>
 #include <curl/curl.h>
@@ -278,6 +279,11 @@ run(struct jk_client *c, int argc, char **argv, json_t *r)
 	} else if (strcmp(op, "online") == 0) {
 		need(argc, 2, op);
 		e = jk_node_set_offline(c, argv[1], false, NULL);
+	} else if (strcmp(op, "pause") == 0) {
+		char line[64];
+
+		need(argc, 1, op);
+		e = fgets(line, sizeof(line), stdin) ? JK_OK : JK_EPROTO;
 	} else {
 		fprintf(stderr, "it_jenkins: unknown operation '%s'\n", op);
 		exit(64);
