@@ -6,7 +6,7 @@
  * Exit status: 0 success, 4 refused by the worker, 5 usage or connection
  * error (the build command adds 1-3 for build results).
  */
-#include "config.h"
+#include "cli.h"
 #include "gm.h"
 
 #include <jansson.h>
@@ -16,16 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_REFUSED 4
-#define EXIT_USAGE   5
-
-struct cli {
-	struct config_server servers[CONFIG_MAX_SERVERS];
-	size_t nservers;
-	int    timeout_ms;
-};
-
-static int
+int
 cli_servers(struct cli *c, const char *arg)
 {
 	char err[300];
@@ -126,7 +117,7 @@ print_slice(json_t *m)
 		printf("(none)\n");
 }
 
-static int
+int
 cmd_map(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -195,6 +186,10 @@ static const struct {
 	int (*fn)(struct cli *, int, char **);
 	const char *help;
 } commands[] = {
+	{ "build", cmd_build, "run a Jenkins job through Gearman and follow it" },
+	{ "stop", cmd_stop, "stop a running build (stop:$master)" },
+	{ "describe", cmd_describe, "set a build's description (set_description:$master)" },
+	{ "status", cmd_status, "queued, running and workers per job, with the nodes that serve it" },
 	{ "map", cmd_map, "show a master's project-node map" },
 };
 

@@ -1,0 +1,256 @@
+/*
+ * jenkins-gearman stop / describe / status: the coordinator's management
+ * functions and gearmand's admin protocol, for people.
+ */
+#include "cli.h"
+#include "gm.h"
+
+#include <jansson.h>
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fn_status *
+cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
+{
+	struct fn_status *v = NULL;
+	size_t i, cap = 0;
+
+	*n = 0;
+	for (i = 0; i < c->nservers; i++) {
+		char *text = gm_admin(c->servers[i].host, c->servers[i].port, "status", 5000, err, errlen);
+		char *line, *save = NULL;
+
+		if (!text) {
+			cli_fn_status_free(v, *n);
+			return NULL;
+		}
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char name[1024];
+			long t, r, w;
+			size_t k;
+
+			if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &r, &w) != 4)
+				continue;
+			for (k = 0; k < *n && strcmp(v[k].name, name); k++)
+				;
+			if (k == *n) {
+				if (*n == cap) {
+					cap = cap ? cap * 2 : 64;
+					v = realloc(v, cap * sizeof(*v));
+				}
+				v[k].name = strdup(name);
+				v[k].total = v[k].running = v[k].workers = 0;
+				(*n)++;
+			}
+			v[k].total += t;
+			v[k].running += r;
+			v[k].workers += w;
+		}
+		free(text);
+	}
+	if (!v)
+		v = calloc(1, sizeof(*v));
+	return v;
+}
+
+void
+cli_fn_status_free(struct fn_status *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* stop and describe share everything but the function and one field. */
+static int
+manage(struct cli *c, int argc, char **argv, bool describe)
+{
+	static const struct option opts[] = {
+		{ "master", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *master = NULL, *servers = NULL, *usage = describe
+	    ? "usage: jenkins-gearman describe --master HOST JOB NUMBER TEXT [-s HOST:PORT]\n"
+	      "Set the description (HTML) of build JOB #NUMBER through set_description:HOST.\n"
+	    : "usage: jenkins-gearman stop --master HOST JOB NUMBER [-s HOST:PORT]\n"
+	      "Stop the running build JOB #NUMBER through stop:HOST.\n";
+	char fn[600], err[1024], *a, *out = NULL, *end;
+	json_t *arg;
+	long number;
+	int ch, want = describe ? 3 : 2;
+
+	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'm': master = optarg; break;
+		case 's': servers = optarg; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (!master || argc - optind != want) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	number = strtol(argv[optind + 1], &end, 10);
+	if (*end || number <= 0) {
+		fprintf(stderr, "jenkins-gearman: '%s' is not a build number\n", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	if (cli_servers(c, servers) < 0)
+		return EXIT_USAGE;
+	arg = json_pack("{s:s,s:i}", "name", argv[optind], "number", (int)number);
+	if (describe)
+		json_object_set_new(arg, "html_description", json_string(argv[optind + 2]));
+	a = json_dumps(arg, JSON_COMPACT);
+	json_decref(arg);
+	snprintf(fn, sizeof(fn), "%s:%s", describe ? "set_description" : "stop", master);
+	if (gm_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
+	    err, sizeof(err)) < 0) {
+		free(a);
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		return strstr(err, " failed") ? EXIT_REFUSED : EXIT_USAGE;
+	}
+	free(a);
+	if (describe)
+		printf("%s\n", out);
+	else
+		printf("stopped %s #%ld\n", argv[optind], number);
+	free(out);
+	return 0;
+}
+
+int
+cmd_stop(struct cli *c, int argc, char **argv)
+{
+	return manage(c, argc, argv, false);
+}
+
+int
+cmd_describe(struct cli *c, int argc, char **argv)
+{
+	return manage(c, argc, argv, true);
+}
+
+/* Node name from a worker id "$node_exec-$i"; NULL for other workers. */
+static char *
+node_of(const char *id)
+{
+	const char *p = strstr(id, "_exec-");
+
+	return p ? strndup(id, (size_t)(p - id)) : NULL;
+}
+
+int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	const char *servers = NULL;
+	struct fn_status *st;
+	json_t *fn_nodes = json_object(), *node_master = json_object();
+	char err[1024];
+	size_t n, i, k;
+	int ch, starving = 0;
+
+	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': servers = optarg; break;
+		case 'h':
+			printf("usage: jenkins-gearman status [-s HOST:PORT[,...]]\n"
+			    "Queued, running and workers for every build: function, with the masters and\n"
+			    "nodes that serve it. Jobs queued with no worker are marked '!!'.\n");
+			json_decref(fn_nodes);
+			json_decref(node_master);
+			return 0;
+		default:
+			json_decref(fn_nodes);
+			json_decref(node_master);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || cli_servers(c, servers) < 0 || !(st = cli_admin_status(c, &n, err, sizeof(err)))) {
+		if (optind == argc)
+			fprintf(stderr, "jenkins-gearman: %s\n", err);
+		json_decref(fn_nodes);
+		json_decref(node_master);
+		return EXIT_USAGE;
+	}
+	/* Who serves what: the admin "workers" list, and each coordinator's map for masters. */
+	for (i = 0; i < c->nservers; i++) {
+		char *text = gm_admin(c->servers[i].host, c->servers[i].port, "workers", 5000, err, sizeof(err));
+		char *line, *save = NULL;
+
+		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+			char *colon = strstr(line, " : "), *id, *node, *f, *s2 = NULL;
+			char fields[3][256];
+
+			if (!colon || sscanf(line, "%255s %255s %255s", fields[0], fields[1], fields[2]) != 3)
+				continue;
+			id = fields[2];
+			if (strlen(id) > 8 && !strcmp(id + strlen(id) - 8, "_manager")) {
+				char fn[300], *out = NULL, e2[512];
+				json_t *m, *nodes, *nd;
+				size_t j;
+				snprintf(fn, sizeof(fn), "project_map:%.*s", (int)(strlen(id) - 8), id);
+				if (gm_call(c->servers, c->nservers, fn, NULL, "{}", 2, 5000, &out, NULL, e2, sizeof(e2)) == 0 &&
+				    (m = json_loads(out, 0, NULL))) {
+					nodes = json_object_get(m, "nodes");
+					json_array_foreach(nodes, j, nd)
+						json_object_set_new(node_master,
+						    json_string_value(json_object_get(json_object_get(nd, "node"), "name")),
+						    json_string(json_string_value(json_object_get(m, "master"))));
+					json_decref(m);
+				}
+				free(out);
+				continue;
+			}
+			if (!(node = node_of(id)))
+				continue;
+			for (f = strtok_r(colon + 3, " ", &s2); f; f = strtok_r(NULL, " ", &s2)) {
+				json_t *set = json_object_get(fn_nodes, f);
+				if (!set) {
+					set = json_object();
+					json_object_set_new(fn_nodes, f, set);
+				}
+				json_object_set_new(set, node, json_true());
+			}
+			free(node);
+		}
+		free(text);
+	}
+	printf("%-40s %7s %8s %8s  %s\n", "FUNCTION", "QUEUED", "RUNNING", "WORKERS", "NODES (MASTER)");
+	for (i = 0; i < n; i++) {
+		const char *node;
+		json_t *v, *set;
+		long queued = st[i].total - st[i].running;
+
+		if (strncmp(st[i].name, "build:", 6) != 0)
+			continue;
+		if (st[i].total == 0 && st[i].workers == 0)
+			continue;   /* gearmand never forgets a function name */
+		printf("%s%-38s %7ld %8ld %8ld  ", queued > 0 && st[i].workers == 0 ? "!!" : "  ",
+		    st[i].name, queued, st[i].running, st[i].workers);
+		set = json_object_get(fn_nodes, st[i].name);
+		k = 0;
+		json_object_foreach(set, node, v) {
+			const char *m = json_string_value(json_object_get(node_master, node));
+			printf("%s%s(%s)", k++ ? " " : "", node, m ? m : "?");
+		}
+		if (queued > 0 && st[i].workers == 0) {
+			printf("no worker can run it");
+			starving++;
+		}
+		printf("\n");
+	}
+	if (starving)
+		printf("\n!! %d function(s) have queued jobs and no worker\n", starving);
+	cli_fn_status_free(st, n);
+	json_decref(fn_nodes);
+	json_decref(node_master);
+	return 0;
+}
