@@ -58,6 +58,7 @@ struct coordinator {
 	pthread_mutex_t  lock;
 	struct projmap  *pm;         /* under lock */
 	time_t           pm_time;    /* when pm was read, under lock */
+	char             last_error[512]; /* last refresh failure; written under lock */
 
 	/* refresh thread only */
 	struct mode_entry    *modes;
@@ -65,7 +66,6 @@ struct coordinator {
 	struct allowed_entry *allowed;
 	size_t                nallowed;
 	unsigned long         refreshes;
-	char                  last_error[512];
 };
 
 static struct jk_client *
@@ -280,16 +280,22 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 	co->refreshes++;
 	if ((e = jk_jobs_list(jk, &jl)) != JK_OK || (e = jk_nodes_list(jk, &nl)) != JK_OK) {
 		time_t since;
+		bool repeat = strcmp(co->last_error, jk_client_error(jk)) == 0;
+		void (*say)(const char *, ...) = repeat ? log_debug : log_warnx;
+
 		pthread_mutex_lock(&co->lock);
 		since = co->pm ? time(NULL) - co->pm_time : -1;
 		pthread_mutex_unlock(&co->lock);
+		/* Said once per kind of failure; repeats go to the debug level. */
 		if (since >= 0)
-			log_warnx("cannot refresh the map from %s: %s; keeping the map read %lds ago",
+			say("cannot refresh the map from %s: %s; keeping the map read %lds ago",
 			    co->cfg->url, jk_client_error(jk), (long)since);
 		else
-			log_warnx("cannot read the master %s: %s; no map yet, agents wait",
+			say("cannot read the master %s: %s; no map yet, agents wait",
 			    co->cfg->url, jk_client_error(jk));
+		pthread_mutex_lock(&co->lock);
 		snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
+		pthread_mutex_unlock(&co->lock);
 		jk_job_list_free(&jl);
 		return -1;
 	}
@@ -325,7 +331,9 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 		log_debug("map %s unchanged", projmap_version(pm));
 	if (co->last_error[0]) {
 		log_info("master %s answers again", co->cfg->url);
+		pthread_mutex_lock(&co->lock);
 		co->last_error[0] = '\0';
+		pthread_mutex_unlock(&co->lock);
 	}
 	projmap_free(old);
 	free(allowed);
