@@ -42,7 +42,13 @@ IT_BIN     := $(IT_SRC:tests/it/%.c=$(BUILD)/tests/%)
 
 BINS := $(BUILD)/jenkins-gearman-agent $(BUILD)/jenkins-gearman
 
-.PHONY: all deps check unit integration demo clean
+# libFuzzer targets (clang): every parser of hostile input.
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIBSRC := $(COMMON_SRC) agent/projmap.c agent/buildref.c
+FUZZ_SECONDS ?= 600
+
+.PHONY: all deps check unit integration demo clean fuzz fuzz-build
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 
 # Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
@@ -102,6 +108,26 @@ check: deps
 demo: deps
 	$(MAKE) $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/demo.py --build $(abspath $(BUILD))
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h agent/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -o $@ $< $(FUZZ_LIBSRC) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target runs FUZZ_SECONDS on its corpus in tests/fuzz/corpus/NAME, which
+# keeps what it finds (minimised afterwards). A crash stops make.
+fuzz: fuzz-build
+	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f); c=tests/fuzz/corpus/$$n; mkdir -p $$c; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	      -artifact_prefix=$(BUILD)/fuzz/$$n- $$c > $(BUILD)/fuzz/$$n.log 2>&1 || \
+	      { tail -30 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^Done" $(BUILD)/fuzz/$$n.log; \
+	  rm -rf $$c.min && mkdir $$c.min && $$f -merge=1 $$c.min $$c >/dev/null 2>&1 && rm -rf $$c && mv $$c.min $$c; \
+	done
 
 clean:
 	rm -rf $(BUILD)

@@ -17,6 +17,7 @@
  * at most ALLOWED_REVALIDATE jobs re-read per refresh (round robin), since
  * Jenkins gives no cheap way to see an allowedSlaves edit.
  */
+#include "buildref.h"
 #include "config.h"
 #include "gm.h"
 #include "jenkins.h"
@@ -27,8 +28,6 @@
 
 #include <jansson.h>
 
-#include <ctype.h>
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -364,50 +363,6 @@ struct manager {
 	struct jk_client   *jk;
 };
 
-/* Parse {"name":J,"number":N} (N an integer or a string of digits). */
-static json_t *
-parse_build_ref(gearman_job_st *job, const char **name, int *number, char *err, size_t errlen)
-{
-	json_error_t jerr;
-	json_t *r, *n, *num;
-	const char *s;
-	char *end;
-	long v;
-
-	r = json_loadb(gearman_job_workload(job), gearman_job_workload_size(job),
-	    JSON_REJECT_DUPLICATES, &jerr);
-	if (!r) {
-		snprintf(err, errlen, "argument is not valid JSON: %s", jerr.text);
-		return NULL;
-	}
-	n = json_object_get(r, "name");
-	num = json_object_get(r, "number");
-	if (!json_is_object(r) || !json_is_string(n) || !num) {
-		snprintf(err, errlen, "argument must be {\"name\": JOB, \"number\": N}");
-		goto bad;
-	}
-	if (json_is_integer(num))
-		v = (long)json_integer_value(num);
-	else if (json_is_string(num)) {
-		s = json_string_value(num);
-		errno = 0;
-		v = strtol(s, &end, 10);
-		if (errno || end == s || *end != '\0' || !isdigit((unsigned char)*s))
-			v = -1;
-	} else
-		v = -1;
-	if (v <= 0 || v > 2147483647L) {
-		snprintf(err, errlen, "\"number\" must be a positive build number");
-		goto bad;
-	}
-	*name = json_string_value(n);
-	*number = (int)v;
-	return r;
-bad:
-	json_decref(r);
-	return NULL;
-}
-
 /* The job's full name, from the map (copied) or, failing that, as given. */
 static char *
 resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
@@ -461,7 +416,7 @@ fn_stop(gearman_job_st *job, void *ctx, size_t *size, gearman_return_t *ret)
 	int number;
 	enum jk_err e;
 
-	if (!(arg = parse_build_ref(job, &name, &number, err, sizeof(err))))
+	if (!(arg = buildref_parse(gearman_job_workload(job), gearman_job_workload_size(job), &name, &number, err, sizeof(err))))
 		return gm_job_refuse(job, ret, "stop: %s", err);
 	if (!(full = resolve_job(m->co, name, err, sizeof(err)))) {
 		json_decref(arg);
@@ -508,7 +463,7 @@ fn_set_description(gearman_job_st *job, void *ctx, size_t *size, gearman_return_
 	enum jk_err e;
 
 	*size = 0;
-	if (!(arg = parse_build_ref(job, &name, &number, err, sizeof(err))))
+	if (!(arg = buildref_parse(gearman_job_workload(job), gearman_job_workload_size(job), &name, &number, err, sizeof(err))))
 		return gm_job_refuse(job, ret, "set_description: %s", err);
 	d = json_object_get(arg, "html_description");
 	if (d && !json_is_string(d) && !json_is_null(d)) {

@@ -1,0 +1,27 @@
+/* libFuzzer: the Jenkins JSON response parsers (common/jenkins.c); the first byte picks one. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jenkins.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *s, err[512];
+
+	if (size < 1)
+		return 0;
+	s = malloc(size);
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';
+	switch (data[0] % 5) {
+	case 0: { struct jk_job_list l = { 0 }; if (jk_parse_jobs(s, &l, err, sizeof(err)) == JK_OK) jk_job_list_free(&l); break; }
+	case 1: { struct jk_node_list l = { 0 }; if (jk_parse_nodes(s, &l, err, sizeof(err)) == JK_OK) jk_node_list_free(&l); break; }
+	case 2: { struct jk_node n = { 0 }; if (jk_parse_node(s, &n, err, sizeof(err)) == JK_OK) jk_node_free(&n); break; }
+	case 3: { struct jk_queue_item q = { 0 }; if (jk_parse_queue_item(s, &q, err, sizeof(err)) == JK_OK) jk_queue_item_free(&q); break; }
+	case 4: { struct jk_build b = { 0 }; if (jk_parse_build(s, &b, err, sizeof(err)) == JK_OK) jk_build_free(&b); break; }
+	}
+	free(s);
+	return 0;
+}
