@@ -1500,7 +1500,7 @@ struct jk_client {
 	char   *base;		/* configured URL, ends with '/' */
 	char   *shown;		/* base without any user:secret@, for messages */
 	char   *user;		/* for messages; NULL: anonymous */
-	bool    password;	/* password auth: POSTs need a crumb */
+	bool    password;	/* not token auth (password or anonymous): POSTs need a crumb */
 	bool    crumb_done;	/* crumb fetched, or CSRF protection found off */
 	char   *crumb_hdr;	/* "Jenkins-Crumb: <crumb>", NULL if none */
 
@@ -1727,9 +1727,12 @@ status_error(struct jk_client *c, const char *m, const char *p, const char *what
 	case JK_EFORBIDDEN:
 		if (body_has(c, "No valid crumb"))
 			fail(c, m, p, "%s: No valid crumb was included in the request%s", st,
+			    !c->user ? " (anonymous POSTs need one: set [jenkins] user and token)" :
 			    c->password ? "" : " (this Jenkins wants crumbs even with an API token)");
 		else if (!c->user)
-			fail(c, m, p, "%s: anonymous access refused: set [jenkins] user and token", st);
+			fail(c, m, p, "%s: anonymous access refused%s%s%s: set [jenkins] user and token",
+			    st, c->perm[0] ? " (X-Required-Permission: " : "", c->perm,
+			    c->perm[0] ? ")" : "");
 		else if (c->perm[0])
 			fail(c, m, p, "%s: user '%s' lacks a permission (X-Required-Permission: %s)",
 			    st, who, c->perm);
@@ -1790,6 +1793,7 @@ perform(struct jk_client *c, const char *method, const char *path, const char *b
 		c->body.s[0] = '\0';
 	c->too_large = false;
 	c->status = 0;
+	c->err[0] = '\0';
 	c->version[0] = c->perm[0] = c->ctype[0] = c->location[0] = '\0';
 	c->curl_err[0] = '\0';
 
@@ -1967,7 +1971,9 @@ jk_client_new(const struct jk_opts *o)
 		goto fail;
 	if (o->user && !(c->user = strdup(o->user)))
 		goto fail;
-	c->password = o->user && !o->token && o->password;
+	/* Only API-token auth is exempt from CSRF crumbs (Jenkins >= 2.96);
+	 * anonymous and password POSTs need one (CSRF is always on since 2.222). */
+	c->password = o->token == NULL;
 	if (!(c->curl = h = curl_easy_init()))
 		goto fail;
 
