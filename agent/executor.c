@@ -180,6 +180,7 @@ struct run {
 	char             *pin;
 	char             *name;     /* name reported to clients */
 	bool              gm_ok;    /* the Gearman connection still works */
+	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
 };
 
 static void
@@ -253,6 +254,26 @@ transient(enum jk_err e)
 	return e == JK_ECONNECT || e == JK_ETIMEOUT || e == JK_ESERVER;
 }
 
+/* Poll a queue item until it has left the queue (or the deadline passes). */
+static void
+wait_left(struct run *r, long qid, long long deadline)
+{
+	struct jk_queue_item q;
+	long delay = 20;
+
+	while (now_ms() < deadline && !shutdown_requested()) {
+		memset(&q, 0, sizeof(q));
+		if (jk_queue_item_get(r->e->jk, qid, &q) != JK_ENOTFOUND && q.state == JK_QUEUE_WAITING) {
+			jk_queue_item_free(&q);
+			usleep((useconds_t)delay * 1000);
+			delay = delay * 2 > 1000 ? 1000 : delay * 2;
+			continue;
+		}
+		jk_queue_item_free(&q);
+		return;
+	}
+}
+
 /* Trigger the build; retries transient failures for TRIGGER_TIMEOUT_S. */
 static enum jk_err
 trigger(struct run *r, long *queue_id)
@@ -273,15 +294,28 @@ trigger(struct run *r, long *queue_id)
 	gm_backoff_init(&bo, 500, 10000);
 	for (;;) {
 		e = jk_build_trigger(r->e->jk, r->full, kv, r->params.n + 1, queue_id, &existing);
+		if (e == JK_OK && existing && now_ms() < deadline && !shutdown_requested()) {
+			/*
+			 * 303: an identical item (someone else's) is queued, and
+			 * Jenkins folded our trigger into it. That build is not
+			 * ours to report: let it leave the queue, then trigger
+			 * again.
+			 */
+			log_info("%s: %s: an identical build is already queued (item %ld); "
+			    "triggering again once it has left the queue", r->e->id, r->full, *queue_id);
+			wait_left(r, *queue_id, deadline);
+			continue;
+		}
 		if (e == JK_OK || !transient(e) || now_ms() > deadline || shutdown_requested())
 			break;
 		log_warnx("%s: trigger %s: %s; retrying", r->e->id, r->full, jk_client_error(r->e->jk));
 		usleep((useconds_t)gm_backoff_next(&bo) * 1000);
 	}
-	if (e == JK_OK && existing)
-		log_info("%s: %s: Jenkins merged the trigger into queued item %ld (identical parameters)",
-		    r->e->id, r->full, *queue_id);
 	free(kv);
+	if (e == JK_OK && existing) {
+		r->refusal = "an identical build stayed queued in Jenkins until the trigger timeout";
+		return JK_ECONFLICT;
+	}
 	return e;
 }
 
@@ -362,14 +396,14 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 
 	je = trigger(&r, &qid);
 	if (je != JK_OK) {
-		const char *why = je == JK_ENOTFOUND ? "job no longer exists on the master" :
+		const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
 		    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
 		send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
 		goto out_single;
 	}
 	if (follow_queue(&r, qid, &number) < 0)
 		goto out_single;
-	node_build_started(n);
+	node_build_started(n, e->index);
 	claimed = false;
 
 	while ((je = jk_build_get(e->jk, r.full, number, &b)) != JK_OK) {
@@ -456,7 +490,7 @@ out_single:
 out:
 	if (!r.gm_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
-	node_job_done(n, claimed);
+	node_job_done(n, e->index, claimed);
 	jk_build_free(&b);
 	params_free(&r.params);
 	free(r.full);
@@ -488,7 +522,7 @@ handle_packet(struct executor *e, struct server_conn *s, struct gw_packet *p)
 		node_grab_claim(e->node, e->index);
 		if (gw_job_from_packet(p, &job) < 0) {
 			conn_down(e, s, "malformed JOB_ASSIGN");
-			node_job_done(e->node, true);
+			node_job_done(e->node, e->index, true);
 			break;
 		}
 		run_job(e, s->c, &job);

@@ -280,30 +280,38 @@ node_grab_release(struct node *n, int i)
 void
 node_grab_claim(struct node *n, int i)
 {
+	/*
+	 * The grabber role stays with i until the build has started: two
+	 * triggers of this node must not overlap, or Jenkins folds identical
+	 * ones into one queue item.
+	 */
 	pthread_mutex_lock(&n->lock);
+	n->grabber = i;
+	n->starting++;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void
+node_build_started(struct node *n, int i)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->starting > 0)
+		n->starting--;
 	if (n->grabber == i)
 		n->grabber = -1;
-	n->starting++;
 	pthread_mutex_unlock(&n->lock);
 	/* Another executor may now take the grabber role. */
 	node_wake_all(n);
 }
 
 void
-node_build_started(struct node *n)
-{
-	pthread_mutex_lock(&n->lock);
-	if (n->starting > 0)
-		n->starting--;
-	pthread_mutex_unlock(&n->lock);
-}
-
-void
-node_job_done(struct node *n, bool claimed_still)
+node_job_done(struct node *n, int i, bool claimed_still)
 {
 	pthread_mutex_lock(&n->lock);
 	if (claimed_still && n->starting > 0)
 		n->starting--;
+	if (n->grabber == i)
+		n->grabber = -1;
 	/* An executor may be free now: look at Jenkins again at once. */
 	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);

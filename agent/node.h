@@ -81,8 +81,8 @@ struct jk_client;
 bool node_grab_permit(struct node *n, int i, struct jk_client *jk);
 void node_grab_release(struct node *n, int i);
 void node_grab_claim(struct node *n, int i);
-void node_build_started(struct node *n);
-void node_job_done(struct node *n, bool claimed_still);
+void node_build_started(struct node *n, int i);
+void node_job_done(struct node *n, int i, bool claimed_still);
 void node_set_single_use(struct node *n, bool on);
 void node_set_local_offline(struct node *n);
 

@@ -259,6 +259,8 @@ class PerlClient:
     """tests/perl/client.pl: Perl's Gearman::Client, reporting every event as a JSON line."""
 
     def __init__(self, gm, function, arg, unique=None, timeout=30, priority="normal"):
+        if isinstance(arg, bytes):
+            arg = "hex:" + arg.hex()
         cmd = ["perl", PERL_CLIENT, gm.server if not isinstance(gm, str) else gm, function, arg,
                unique or "", str(timeout), priority]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

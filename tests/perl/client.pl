@@ -14,6 +14,8 @@ use Time::HiRes qw(time);
 $| = 1;
 my ($server, $func, $arg, $uniq, $timeout, $prio) = @ARGV;
 die "usage: client.pl HOST:PORT FUNCTION ARG [UNIQUE] [TIMEOUT_S] [PRIORITY]\n" unless defined $arg;
+# "hex:..." passes raw bytes (e.g. invalid UTF-8) through the command line.
+$arg = pack('H*', substr($arg, 4)) if $arg =~ /^hex:/;
 $timeout ||= 30;
 $prio ||= 'normal';
 my $json = JSON::PP->new->canonical->allow_nonref;
