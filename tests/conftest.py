@@ -255,6 +255,20 @@ def gearman_cli(gm, function, arg, timeout_ms=20000, unique=None):
     return p.returncode, p.stdout, p.stderr
 
 
+def json_docs(text):
+    """The JSON objects in text, which the gearman CLI prints back to back."""
+    dec, docs, i = json.JSONDecoder(), [], text.find("{")
+    while i >= 0:
+        try:
+            doc, end = dec.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        docs.append(doc)
+        i = text.find("{", end)
+    return docs
+
+
 class PerlClient:
     """tests/perl/client.pl: Perl's Gearman::Client, reporting every event as a JSON line."""
 

@@ -49,8 +49,7 @@ def main():
     args = ap.parse_args()
     os.environ["JGA_BUILD"] = args.build
 
-    import conftest
-    from conftest import System, gearman_cli, wait_for
+    from conftest import System, gearman_cli, json_docs, wait_for
 
     tmp = tempfile.mkdtemp(prefix="jga-demo-")
     system = System(tmp)
@@ -65,7 +64,7 @@ def main():
             system.node(gm, ja, n["name"], master="masterA")
         for n in MASTER_B["nodes"][1:]:
             system.node(gm, jb, n["name"], master="masterB")
-        wait_for(lambda: gm.status().get("build:unit-tests", (0, 0, 0))[2] >= 7, timeout=20,
+        wait_for(lambda: gm.status().get("build:unit-tests", (0, 0, 0))[2] >= 6, timeout=20,
                  what="all executors registered")
         print("\n== registered functions (gearadmin status: function, queued+running, running, workers)")
         for fn, (total, running, workers) in sorted(gm.status().items()):
@@ -77,8 +76,8 @@ def main():
 
         def submit(i, fn, params):
             rc, out, err = gearman_cli(gm, fn, json.dumps(params), timeout_ms=120000)
-            docs = [l for l in out.splitlines() if l.startswith("{")]
-            results[i] = (fn, rc, json.loads(docs[-1]) if docs else None, err.strip())
+            docs = json_docs(out)
+            results[i] = (fn, rc, docs[-1] if docs else None, err.strip())
 
         threads = [threading.Thread(target=submit, args=(i, fn, p)) for i, (fn, p) in enumerate(SUBMISSIONS)]
         for t in threads:

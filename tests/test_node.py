@@ -4,7 +4,7 @@ Debian's `gearman` CLI)."""
 import json
 import urllib.request
 
-from conftest import PerlClient, final_event, gearman_cli, perl_call, wait_for
+from conftest import PerlClient, final_event, gearman_cli, json_docs, perl_call, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
@@ -91,8 +91,10 @@ def test_gearman_cli_client(system):
     wait_registered(gm, "n1", 1, "build:unit")
     rc, out, err = gearman_cli(gm, "build:unit", "{}")
     assert rc == 0, (out, err)
-    # The CLI prints the WORK_DATA document, the status, and the final document.
-    assert '"result":"SUCCESS"' in out.replace(" ", "") and "% Complete" in out, out
+    # The CLI prints the WORK_DATA document, then the final one, and the status.
+    docs = json_docs(out)
+    assert len(docs) == 2 and "result" not in docs[0] and docs[1] == dict(docs[0], result="SUCCESS"), out
+    assert "% Complete" in out, out
 
 
 def test_executors_cap_and_spill_to_other_node(system):
