@@ -1500,7 +1500,7 @@ struct jk_client {
 	char   *base;		/* configured URL, ends with '/' */
 	char   *shown;		/* base without any user:secret@, for messages */
 	char   *user;		/* for messages; NULL: anonymous */
-	bool    password;	/* not token auth (password or anonymous): POSTs need a crumb */
+	bool    crumbs;		/* not API-token auth: POSTs need a crumb */
 	bool    crumb_done;	/* crumb fetched, or CSRF protection found off */
 	char   *crumb_hdr;	/* "Jenkins-Crumb: <crumb>", NULL if none */
 
@@ -1722,13 +1722,12 @@ status_error(struct jk_client *c, const char *m, const char *p, const char *what
 	switch (e) {
 	case JK_EAUTH:
 		fail(c, m, p, "%s: check [jenkins] user and %s", st,
-		    c->password ? "password" : "token");
+		    c->crumbs ? "password" : "token");
 		break;
 	case JK_EFORBIDDEN:
 		if (body_has(c, "No valid crumb"))
 			fail(c, m, p, "%s: No valid crumb was included in the request%s", st,
-			    !c->user ? " (anonymous POSTs need one: set [jenkins] user and token)" :
-			    c->password ? "" : " (this Jenkins wants crumbs even with an API token)");
+			    c->crumbs ? "" : " (this Jenkins wants crumbs even with an API token)");
 		else if (!c->user)
 			fail(c, m, p, "%s: anonymous access refused%s%s%s: set [jenkins] user and token",
 			    st, c->perm[0] ? " (X-Required-Permission: " : "", c->perm,
@@ -1902,9 +1901,9 @@ out:
 }
 
 /*
- * perform() plus the crumb dance for password auth: fetch one before the
- * first POST, and once more when a POST is refused for want of a valid
- * crumb (the session expired or Jenkins restarted).
+ * perform() plus the crumb dance for password and anonymous clients: fetch
+ * one before the first POST, and once more when a POST is refused for want
+ * of a valid crumb (the session expired or Jenkins restarted).
  */
 static enum jk_err
 request(struct jk_client *c, const char *method, const char *path, const char *body,
@@ -1913,10 +1912,10 @@ request(struct jk_client *c, const char *method, const char *path, const char *b
 	enum jk_err e;
 
 	c->err[0] = '\0';
-	if (body && c->password && !c->crumb_done && (e = fetch_crumb(c)) != JK_OK)
+	if (body && c->crumbs && !c->crumb_done && (e = fetch_crumb(c)) != JK_OK)
 		return e;
 	e = perform(c, method, path, body, what, ok);
-	if (e == JK_EFORBIDDEN && body && c->password && body_has(c, "No valid crumb")) {
+	if (e == JK_EFORBIDDEN && body && c->crumbs && body_has(c, "No valid crumb")) {
 		if ((e = fetch_crumb(c)) != JK_OK)
 			return e;
 		e = perform(c, method, path, body, what, ok);
@@ -1973,7 +1972,7 @@ jk_client_new(const struct jk_opts *o)
 		goto fail;
 	/* Only API-token auth is exempt from CSRF crumbs (Jenkins >= 2.96);
 	 * anonymous and password POSTs need one (CSRF is always on since 2.222). */
-	c->password = o->token == NULL;
+	c->crumbs = o->token == NULL;
 	if (!(c->curl = h = curl_easy_init()))
 		goto fail;
 
@@ -2009,7 +2008,7 @@ jk_client_new(const struct jk_opts *o)
 		SET(CURLOPT_USERNAME, o->user);
 		SET(CURLOPT_PASSWORD, o->token ? o->token : o->password ? o->password : "");
 	}
-	if (c->password)
+	if (c->crumbs)
 		SET(CURLOPT_COOKIEFILE, "");	/* keep the session the crumb is bound to */
 #undef SET
 	return c;

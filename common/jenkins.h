@@ -5,9 +5,10 @@
  * the connection is kept alive between calls. It is not thread safe.
  *
  * Authentication is pre-emptive Basic auth. With an API token no crumb is
- * needed. With a password the client fetches a crumb (and keeps the session
- * cookie it is bound to) before the first POST, and fetches a new one once
- * when a POST is answered 403 "No valid crumb".
+ * needed. With a password (or anonymously: CSRF protection is always on)
+ * the client fetches a crumb (and keeps the session cookie it is bound to)
+ * before the first POST, and fetches a new one once when a POST is
+ * answered 403 "No valid crumb".
  *
  * Redirects are never followed. Every path segment (job names, folder
  * names, node names) is percent-encoded on its own, so no name can escape

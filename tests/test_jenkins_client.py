@@ -19,6 +19,7 @@ from conftest import BUILD, HERE, JenkinsServer, free_port, wait_for
 DRIVER = os.path.join(BUILD, "tests", "it_jenkins")
 FIX_MAIN = os.path.join(HERE, "fixtures", "jkclient_main.json")
 FIX_QUIET = os.path.join(HERE, "fixtures", "jkclient_quiet.json")
+FIX_OPEN = os.path.join(HERE, "fixtures", "jkclient_open.json")      # no security
 
 TOKEN = ["-u", "gearman", "-t", "tok123"]
 PASSWORD = ["-u", "gearman", "-p", "pw123"]
@@ -366,6 +367,22 @@ def test_token_needs_no_crumb(jk):
     jk.reset_requests()
     ok(jk, "trigger", "build-a", "NODE=node1")
     assert not reqs(jk, "GET", "/crumbIssuer")
+
+
+def test_anonymous_posts_use_a_crumb_without_security():
+    """Security off, CSRF still on: an anonymous POST needs crumb + session."""
+    with JenkinsServer(FIX_OPEN) as srv:
+        srv.reset_requests()
+        r = drive(srv, ("trigger", "run", "NODE=node1"), ("offline", "node1", "m"), ("online", "node1"),
+                  auth=[])
+        assert all(x["ok"] for x in r), r
+        got = [(q["method"], q["path"]) for q in srv.requests()]
+        assert got[0] == ("GET", "/crumbIssuer/api/json"), got
+        assert got.count(("GET", "/crumbIssuer/api/json")) == 1, got
+        for q in srv.requests():
+            if q["method"] == "POST":
+                assert q["headers"].get("jenkins-crumb") and "JSESSIONID." in q["headers"].get("cookie", "")
+                assert q["basic_user"] is None
 
 
 def test_crumb_refetched_after_restart(jk):
