@@ -1,0 +1,940 @@
+"""Fidelity tests of the fake Jenkins (tests/jenkins/jenkins_server.py).
+
+Run:  /usr/bin/python3 -m pytest -q tests/test_jenkins_server.py
+
+The real client library (Debian's python3-jenkins 1.4.0) must behave against
+the fake as it does against real Jenkins (shared/reference/jenkins-rest.md
+§7.1), and raw HTTP answers must have Jenkins' status codes, headers and JSON
+shapes.  Every test polls with a timeout instead of sleeping for a result, and
+every server started here is stopped by its fixture.
+"""
+
+import base64
+import http.client
+import itertools
+import json
+import os
+import re
+import sys
+import time
+from urllib.parse import quote
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# tests/jenkins has no __init__.py on purpose: as a package it would shadow
+# python-jenkins' `jenkins`.  Its modules are imported from the directory.
+sys.path.insert(0, os.path.join(HERE, "jenkins"))
+
+import jenkins  # noqa: E402  python-jenkins
+import jenkins_server as js  # noqa: E402
+import jkctl  # noqa: E402
+
+assert jenkins.__file__.startswith("/usr/lib/python3/"), jenkins.__file__
+
+FIXTURE = os.path.join(HERE, "fixtures", "basic.json")
+USER, TOKEN, PASSWORD = "gearman", "tok123", "pw123"
+
+
+def basic(user, secret):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, secret)).encode()).decode()
+
+
+TOKEN_AUTH = {"Authorization": basic(USER, TOKEN)}
+PASSWORD_AUTH = {"Authorization": basic(USER, PASSWORD)}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_names = itertools.count(1)
+
+
+def unique(prefix):
+    return "%s-%d" % (prefix, next(_names))
+
+
+# ---------------------------------------------------------------------------
+# fixtures and helpers
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jk():
+    """One server shared by tests that only add their own jobs and nodes."""
+    server = jkctl.JenkinsServer(FIXTURE, quiet=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh():
+    """A private server per test (fault injection, restart, custom fixtures)."""
+    servers = []
+
+    def start(fixture=FIXTURE):
+        server = jkctl.JenkinsServer(fixture, quiet=True)
+        servers.append(server)
+        return server.start()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def client(jk):
+    """python-jenkins authenticated with the API token."""
+    return jenkins.Jenkins(jk.url, USER, TOKEN, timeout=10)
+
+
+def get_json(jk, path, headers=TOKEN_AUTH):
+    status, hdrs, body = jk.http("GET", path, headers=headers)
+    assert status == 200, (path, status, body[:300])
+    assert hdrs["content-type"] == "application/json;charset=UTF-8"
+    return json.loads(body)
+
+
+def trigger(jk, job_path, params=None, delay="0sec", headers=TOKEN_AUTH, endpoint=None):
+    """POST buildWithParameters (form body) or build; returns (status, headers, body)."""
+    fields = dict(params or {})
+    if delay is not None:
+        fields["delay"] = delay
+    endpoint = endpoint or ("buildWithParameters" if params is not None else "build")
+    body = "&".join("%s=%s" % (quote(k), quote(str(v))) for k, v in fields.items())
+    return jk.http("POST", "/%s/%s" % (job_path, endpoint), body=body,
+                   headers=dict(headers, **FORM))
+
+
+def queue_id(location):
+    m = re.fullmatch(r"http://[^/]+/queue/item/(\d+)/", location)
+    assert m, location
+    return int(m.group(1))
+
+
+def job_path(full_name):
+    return "/".join("job/" + quote(p) for p in full_name.split("/"))
+
+
+def add_node(jk, executors=1, labels="", mode="NORMAL", **extra):
+    name = unique("n")
+    jk.add_node(dict({"name": name, "labels": labels, "executors": executors, "mode": mode},
+                     **extra))
+    return name
+
+
+def add_job(jk, **spec):
+    name = unique(spec.pop("prefix", "job"))
+    jk.add_job(dict({"name": name}, **spec))
+    return name
+
+
+def wait_build(jk, qid, done=True, timeout=10):
+    """Wait until queue item `qid` produced a build (finished if `done`)."""
+    def check():
+        b = jk.build_for(qid)
+        return b if b and (not done or not b["building"]) else None
+    return jk.wait_for(check, timeout=timeout, what="build of queue item %d" % qid)
+
+
+def queue_item(jk, qid):
+    return get_json(jk, "/queue/item/%d/api/json" % qid)
+
+
+# ---------------------------------------------------------------------------
+# pure units: label grammar, tree= grammar, message formatting
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr,name,true_on,false_on", [
+    ("foo||bar&&zot", "foo||bar&&zot", [{"foo"}, {"bar", "zot"}], [{"bar"}, set()]),
+    ("  ( foo || bar )  && zot", "(foo||bar)&&zot", [{"bar", "zot"}], [{"foo"}]),
+    ("!foo <-> bar", "!foo<->bar", [{"bar"}, {"foo"}], [set(), {"foo", "bar"}]),
+    ("a-->b", "a-->b", [{"b"}, set()], [{"a-"}]),  # (a-) -> b
+    ("a-b", "a-b", [{"a-b"}], [{"a", "b"}]),
+    ('"with space"&&x', '"with space"&&x', [{"with space", "x"}], [{"with", "space", "x"}]),
+    ("linux && !(arm || gpu)", "linux&&!(arm||gpu)", [{"linux", "x86"}], [{"linux", "arm"}]),
+    ("a -> b <-> c", "a->b<->c", [{"c"}, {"a", "b", "c"}], [{"a", "c"}]),
+])
+def test_label_expression_grammar(expr, name, true_on, false_on):
+    label = js.parse_label_expression(expr)
+    assert label.name == name
+    assert all(label.matches(s) for s in true_on)
+    assert not any(label.matches(s) for s in false_on)
+
+
+@pytest.mark.parametrize("bad", ["a <- b", "a - b", "->", "-!", "foo bar", "foo(bar)",
+                                 "!!a", "a->b->c", "a &", "(a", "a)", "'a'", ""])
+def test_label_expression_errors(bad):
+    with pytest.raises(js.LabelSyntaxError):
+        js.parse_label_expression(bad)
+
+
+def test_get_label_falls_back_to_an_atom():
+    # Jenkins.getLabel: unparseable text is one atom; never an error
+    assert js.get_label("foo bar").name == '"foo bar"'
+    assert js.get_label("foo bar").matches({"foo bar"})
+    assert js.get_label('"x86"').name == "x86"
+    assert js.parse_label_string('linux "with space" x86') == ["linux", "with space", "x86"]
+
+
+def test_tree_grammar():
+    t = js.parse_tree("jobs[name,url,jobs[name]{0,2}],builds{3},x{1,},y{,4}")
+    assert sorted(t.children) == ["builds", "jobs", "x", "y"]
+    inner = t.children["jobs"].children["jobs"]
+    assert (inner.lo, inner.hi) == (0, 2)
+    assert (t.children["builds"].lo, t.children["builds"].hi) == (3, 4)
+    assert (t.children["x"].lo, t.children["x"].hi) == (1, None)
+    assert (t.children["y"].lo, t.children["y"].hi) == (0, 4)
+    for bad in ["jobs[", "jobs[]", ",", "a{x}", "a]", "a[b]]", "", "a{1,2"]:
+        with pytest.raises(js.TreeSyntaxError):
+            js.parse_tree(bad)
+
+
+def test_message_formatting():
+    assert js.Fmt.time_span(4900) == "4.9 sec"
+    assert js.Fmt.time_span(4000) == "4 sec"
+    assert js.Fmt.time_span(12000) == "12 sec"
+    assert js.Fmt.time_span(65000) == "1 min 5 sec"
+    assert js.Fmt.time_span(990) == "0.99 sec"
+    assert js.Fmt.time_span(50) == "50 ms"
+    assert js.Fmt.number(2532) == "2,532"
+
+
+# ---------------------------------------------------------------------------
+# python-jenkins against the fake
+# ---------------------------------------------------------------------------
+
+
+def test_version_and_whoami(jk):
+    fresh_client = jenkins.Jenkins(jk.url, USER, TOKEN)
+    # get_version does not resolve auth itself: on a locked-down master the
+    # first call is anonymous -> 403 -> BadHTTPException (§7.1)
+    with pytest.raises(jenkins.BadHTTPException):
+        fresh_client.get_version()
+    me = fresh_client.get_whoami()
+    assert me["id"] == USER and me["_class"] == "hudson.model.User"
+    assert fresh_client.get_version() == "2.479.3"
+
+
+def test_get_jobs_and_folder_contents(client):
+    top = client.get_jobs()
+    names = {j["fullname"] for j in top}
+    assert {"folder1", "plain", "pinned", "pipe", "disabled-job"} <= names
+    folder = next(j for j in top if j["name"] == "folder1")
+    assert folder["_class"] == "com.cloudbees.hudson.plugins.folder.Folder"
+    assert "color" not in folder  # folders have no ball colour
+    assert [c["name"] for c in folder["jobs"]] == ["build-a"]
+    everything = {j["fullname"] for j in client.get_all_jobs()}
+    assert "folder1/build-a" in everything
+    disabled = next(j for j in top if j["name"] == "disabled-job")
+    assert disabled["color"] == "disabled"
+
+
+def test_get_job_info_fields(client):
+    info = client.get_job_info("folder1/build-a")
+    assert info["_class"] == "hudson.model.FreeStyleProject"
+    assert info["fullName"] == "folder1/build-a"
+    assert info["url"].endswith("/job/folder1/job/build-a/")
+    assert info["labelExpression"] == "linux && x86"
+    assert info["buildable"] is True and info["disabled"] is False
+    assert info["concurrentBuild"] is True
+    assert "nextBuildNumber" in info and "inQueue" in info and "queueItem" in info
+    defs = info["property"][0]["parameterDefinitions"]
+    node = defs[0]
+    assert node["_class"] == "org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterDefinition"
+    assert node["type"] == "NodeParameterDefinition" and node["name"] == "NODE"
+    assert node["defaultParameterValue"] == {
+        "_class": "org.jvnet.jenkins.plugins.nodelabelparameter.NodeParameterValue",
+        "name": "NODE", "label": "node1", "value": "node1"}
+    assert defs[1]["defaultParameterValue"]["value"] == "bar"
+    assert "allowedSlaves" not in json.dumps(info)  # not exported; config.xml only
+    plain = client.get_job_info("plain")
+    assert plain["labelExpression"] is None and plain["concurrentBuild"] is False
+    assert plain["property"] == []
+    pipe = client.get_job_info("pipe")
+    assert pipe["_class"] == "org.jenkinsci.plugins.workflow.job.WorkflowJob"
+    assert "labelExpression" not in pipe
+    labelled = client.get_job_info("labelled")
+    types = [d["type"] for d in labelled["property"][0]["parameterDefinitions"]]
+    assert types == ["LabelParameterDefinition", "BooleanParameterDefinition",
+                     "TextParameterDefinition"]
+
+
+def test_build_job_queue_item_and_build_lifecycle(jk, client):
+    node = add_node(jk, executors=1, labels="linux x86")
+    qid = client.build_job("folder1/build-a", {"NODE": node, "delay": "1sec", "DURATION": "0.6"})
+    assert isinstance(qid, int)
+    waiting = client.get_queue_item(qid)
+    assert waiting["_class"] == "hudson.model.Queue$WaitingItem"
+    assert re.fullmatch(r"In the quiet period\. Expires in 0\.\d+ sec|In the quiet period\. "
+                        r"Expires in 1 sec", waiting["why"]), waiting["why"]
+    assert "executable" not in waiting and "cancelled" not in waiting
+    assert waiting["url"] == "queue/item/%d/" % qid
+    assert waiting["task"]["url"].startswith(jk.url)
+    assert "\n[NodeParameterValue: NODE=%s]" % node in waiting["params"]
+
+    left = jk.wait_for(lambda: "executable" in client.get_queue_item(qid) and
+                       client.get_queue_item(qid), timeout=5, what="queue item to start")
+    assert left["_class"] == "hudson.model.Queue$LeftItem"
+    assert left["cancelled"] is False and left["why"] is None
+    number = left["executable"]["number"]
+    running = client.get_build_info("folder1/build-a", number)
+    assert running["building"] is True and running["result"] is None
+    assert running["duration"] == 0 and running["executor"] == {}
+    assert running["builtOn"] == node and running["queueId"] == qid
+    done = jk.wait_for(lambda: (lambda b: b if not b["building"] else None)(
+        client.get_build_info("folder1/build-a", number)), what="build to finish")
+    assert done["result"] == "SUCCESS" and done["executor"] is None
+    assert done["duration"] >= 600
+    params = {p["name"]: p["value"] for p in done["actions"][0]["parameters"]}
+    assert params == {"NODE": node, "FOO": "bar", "DURATION": "0.6", "RESULT": ""}
+    assert done["estimatedDuration"] > 0
+    assert done["fullDisplayName"] == "folder1 \u00bb build-a #%d" % number
+    assert "Finished: SUCCESS" in client.get_build_console_output("folder1/build-a", number)
+
+
+def test_identical_trigger_gets_303_and_python_jenkins_raises(jk, client):
+    params = {"NODE": unique("nowhere"), "delay": "30sec"}
+    qid = client.build_job("folder1/build-a", params)
+    # 303 -> followed to /queue/item/N/ (text, since 2.469) -> no Location
+    with pytest.raises(jenkins.EmptyResponseException):
+        client.build_job("folder1/build-a", params)
+    status, headers, body = trigger(jk, "job/folder1/job/build-a",
+                                    {"NODE": params["NODE"]}, delay="30sec")
+    assert status == 303 and queue_id(headers["location"]) == qid and body == b""
+    status, headers, body = jk.http("GET", "/queue/item/%d/" % qid, headers=TOKEN_AUTH)
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert b"api/json?tree=cancelled,executable[url]" in body
+    assert [i["id"] for i in jk.queue() if i["job"] == "folder1/build-a"].count(qid) == 1
+    # different parameter values make a separate item
+    other = client.build_job("folder1/build-a", dict(params, FOO="other"))
+    assert other != qid
+    for item in (qid, other):
+        with pytest.raises(jenkins.EmptyResponseException):
+            client.cancel_queue(item)
+
+
+def test_stop_build_aborts(jk, client):
+    node = add_node(jk, labels="linux x86")
+    qid = client.build_job("folder1/build-a", {"NODE": node, "delay": "0sec", "DURATION": "30"})
+    number = wait_build(jk, qid, done=False)["number"]
+    client.stop_build("folder1/build-a", number)  # 302 followed to the build page
+    info = jk.wait_for(lambda: (lambda b: b if not b["building"] else None)(
+        client.get_build_info("folder1/build-a", number)), timeout=5, what="abort")
+    assert info["result"] == "ABORTED" and info["duration"] < 30000
+    console = client.get_build_console_output("folder1/build-a", number)
+    assert "Aborted by gearman" in console and console.endswith("Finished: ABORTED\n")
+    # stopping a finished build is a no-op that still redirects
+    status, headers, _ = jk.http("POST", "/job/folder1/job/build-a/%d/stop" % number,
+                                 headers=TOKEN_AUTH)
+    assert status == 302 and headers["location"].endswith("/job/folder1/job/build-a/%d/" % number)
+
+
+def test_nodes(jk, client):
+    nodes = client.get_nodes()
+    assert nodes[0] == {"name": "Built-In Node", "offline": False}
+    assert {"node1", "node2", "gpu1"} <= {n["name"] for n in nodes}
+    info = client.get_node_info("node1")
+    assert info["_class"] == "hudson.slaves.SlaveComputer"
+    assert info["displayName"] == "node1" and info["numExecutors"] == 2
+    assert info["executors"] == [{}, {}]  # fields hidden at depth 0
+    assert {"name": "linux"} in info["assignedLabels"] and {"name": "node1"} in info["assignedLabels"]
+    assert info["offlineCause"] is None and info["offlineCauseReason"] == ""
+    deep = client.get_node_info("node1", depth=1)
+    assert deep["executors"][0] == {"currentExecutable": None, "idle": True,
+                                    "likelyStuck": False, "number": 0, "progress": -1}
+    controller = client.get_node_info("(master)")
+    assert controller["_class"] == "hudson.model.Hudson$MasterComputer"
+    assert controller["displayName"] == "Built-In Node"
+    assert {"name": "built-in"} in controller["assignedLabels"]
+    # the display name is not a URL name (why get_running_builds fails, §4.3)
+    with pytest.raises(jenkins.JenkinsException):
+        client.get_node_info("Built-In Node")
+    for path in ("/computer/(built-in)/api/json", "/computer/%28built-in%29/api/json"):
+        assert get_json(jk, path)["displayName"] == "Built-In Node"
+    status, _, _ = jk.http("HEAD", "/computer/node1/api/json", headers=TOKEN_AUTH)
+    assert status == 200
+
+
+def test_disable_and_enable_node(jk, client):
+    node = add_node(jk, executors=1)
+    client.disable_node(node, "maintenance window")
+    info = client.get_node_info(node)
+    assert info["temporarilyOffline"] is True and info["offline"] is True
+    assert info["offlineCauseReason"] == "maintenance window"
+    assert info["offlineCause"] == {"_class": "hudson.slaves.OfflineCause$UserCause"}
+    client.enable_node(node)
+    info = client.get_node_info(node)
+    assert info["temporarilyOffline"] is False and info["offline"] is False
+    assert info["offlineCause"] is None
+
+
+def test_cancel_queue(jk, client):
+    qid = client.build_job("pinned", {"NODE": unique("ghost"), "delay": "60sec"})
+    # 204 without Content-Length -> EmptyResponseException, like real Jenkins
+    with pytest.raises(jenkins.EmptyResponseException):
+        client.cancel_queue(qid)
+    item = client.get_queue_item(qid)
+    assert item["_class"] == "hudson.model.Queue$LeftItem"
+    assert item["cancelled"] is True and item["executable"] is None
+    assert qid not in [i["id"] for i in client.get_queue_info()]
+    status, headers, body = jk.http("POST", "/queue/cancelItem?id=%d" % qid, headers=TOKEN_AUTH)
+    assert status == 500 and b"Could not cancel run for id %d" % qid in body
+    status, _, _ = jk.http("POST", "/queue/cancelItem?id=999999", headers=TOKEN_AUTH)
+    assert status == 404
+    status, headers, _ = jk.http("GET", "/queue/cancelItem?id=1", headers=TOKEN_AUTH)
+    assert status == 405 and headers["allow"] == "POST"
+
+
+def test_401_for_bad_credentials_403_for_anonymous(jk):
+    bad = jenkins.Jenkins(jk.url, USER, "wrong-token")
+    with pytest.raises(jenkins.JenkinsException, match=r"\[401\]"):
+        bad.get_job_info("plain")
+    anonymous = jenkins.Jenkins(jk.url)
+    with pytest.raises(jenkins.JenkinsException, match=r"\[403\]"):
+        anonymous.get_job_info("plain")
+    status, headers, _ = jk.http("GET", "/api/json",
+                                 headers={"Authorization": basic(USER, "nope")})
+    assert status == 401 and headers["www-authenticate"] == 'Basic realm="Jenkins"'
+    status, headers, _ = jk.http("GET", "/api/json")
+    assert status == 403 and "www-authenticate" not in headers
+    assert headers["x-you-are-authenticated-as"] == "anonymous"
+    status, _, _ = jk.http("GET", "/me/api/json")
+    assert status == 403
+
+
+def test_password_auth_needs_a_session_bound_crumb(jk):
+    path = "/job/plain/build?delay=60sec"
+    status, _, body = jk.http("POST", path, headers=PASSWORD_AUTH)
+    assert status == 403 and b"No valid crumb was included in the request" in body
+    status, headers, body = jk.http("GET", "/crumbIssuer/api/json", headers=PASSWORD_AUTH)
+    crumb = json.loads(body)
+    assert crumb["_class"] == "hudson.security.csrf.DefaultCrumbIssuer"
+    assert crumb["crumbRequestField"] == "Jenkins-Crumb"
+    assert re.fullmatch(r"[0-9a-f]{64}", crumb["crumb"])
+    cookie = headers["set-cookie"].split(";")[0]
+    assert re.fullmatch(r"JSESSIONID\.[0-9a-f]{8}=\S+", cookie)
+    # the crumb alone (no session cookie) is not enough
+    status, _, _ = jk.http("POST", path, headers=dict(PASSWORD_AUTH, **{"Jenkins-Crumb": crumb["crumb"]}))
+    assert status == 403
+    status, headers, _ = jk.http("POST", path, headers=dict(
+        PASSWORD_AUTH, **{"Jenkins-Crumb": crumb["crumb"], "Cookie": cookie}))
+    assert status == 201
+    qid = queue_id(headers["location"])
+    # the crumb also works as a form field; API-token POSTs need none
+    status, _, _ = jk.http("POST", "/queue/cancelItem?id=%d" % qid, headers=TOKEN_AUTH)
+    assert status == 204
+    # python-jenkins with a password fetches the crumb and keeps the cookie
+    pw_client = jenkins.Jenkins(jk.url, USER, PASSWORD)
+    qid = pw_client.build_job("pinned", {"NODE": unique("ghost"), "delay": "60sec"})
+    with pytest.raises(jenkins.EmptyResponseException):
+        pw_client.cancel_queue(qid)
+    # crumbs are bound to the user
+    status, _, _ = jk.http("POST", path, headers={"Jenkins-Crumb": crumb["crumb"], "Cookie": cookie})
+    assert status == 403
+
+
+# ---------------------------------------------------------------------------
+# raw HTTP: trigger responses, errors, headers, tree/depth
+# ---------------------------------------------------------------------------
+
+
+def test_trigger_response_shape(jk):
+    headers = dict(TOKEN_AUTH, Host="jenkins.example.com:8080")
+    status, hdrs, body = trigger(jk, "job/pinned", {"NODE": unique("ghost")}, delay="60sec",
+                                 headers=headers)
+    assert status == 201 and body == b""
+    assert hdrs["content-length"] == "0"
+    location = hdrs["location"]
+    assert re.fullmatch(r"http://jenkins\.example\.com:8080/queue/item/\d+/", location)
+    qid = queue_id(location)
+    assert queue_item(jk, qid)["task"]["url"] == "http://127.0.0.1:%d/job/pinned/" % jk.port
+    # parameters from the query string work too; undefined ones are ignored
+    status, hdrs, _ = jk.http("POST", "/job/pinned/buildWithParameters?NODE=%s&BOGUS=1&delay=60sec"
+                              % unique("ghost"), headers=TOKEN_AUTH)
+    assert status == 201
+    item = queue_item(jk, queue_id(hdrs["location"]))
+    assert [p["name"] for p in item["actions"][0]["parameters"]] == ["NODE", "DURATION", "RESULT"]
+    for q in (qid, queue_id(hdrs["location"])):
+        assert jk.http("POST", "/queue/cancelItem?id=%d" % q, headers=TOKEN_AUTH)[0] == 204
+    # non-parameterized /build: 201 with Location as well
+    status, hdrs, _ = trigger(jk, "job/plain", delay="60sec")
+    assert status == 201 and hdrs["content-length"] == "0"
+    assert jk.http("POST", "/queue/cancelItem?id=%d" % queue_id(hdrs["location"]),
+                   headers=TOKEN_AUTH)[0] == 204
+
+
+def test_trigger_errors(jk):
+    status, headers, _ = jk.http("GET", "/job/plain/build", headers=TOKEN_AUTH)
+    assert status == 405 and headers["allow"] == "POST"
+    status, headers, _ = jk.http("GET", "/job/pinned/buildWithParameters", headers=TOKEN_AUTH)
+    assert status == 405 and headers["allow"] == "POST"
+    status, _, body = trigger(jk, "job/disabled-job")
+    assert status == 409 and b"disabled-job is not buildable" in body
+    status, _, _ = trigger(jk, "job/disabled-job", {}, endpoint="buildWithParameters")
+    assert status == 409
+    status, _, body = trigger(jk, "job/plain", {}, endpoint="buildWithParameters")
+    assert status == 400 and b"plain is not parameterized" in body
+    status, _, body = jk.http("POST", "/job/pinned/build", headers=TOKEN_AUTH)
+    assert status == 400 and b"Nothing is submitted" in body
+    for path in ("job/no-such-job", "job/folder1/job/nope", "job/plain/job/x"):
+        assert trigger(jk, path, {})[0] == 404
+    assert jk.http("GET", "/job/nope/api/json", headers=TOKEN_AUTH)[0] == 404
+    # two values for one parameter on buildWithParameters are refused
+    status, _, _ = jk.http("POST", "/job/pinned/buildWithParameters?NODE=a&NODE=b",
+                           headers=TOKEN_AUTH)
+    assert status == 500
+
+
+def test_build_with_json_form(jk):
+    form = json.dumps({"parameter": [{"name": "NODE", "value": unique("ghost")}]})
+    body = "json=" + quote(form)
+    status, headers, _ = jk.http("POST", "/job/pinned/build?delay=60sec", body=body,
+                                 headers=dict(TOKEN_AUTH, **FORM))
+    assert status == 201
+    qid = queue_id(headers["location"])
+    # the same again folds into the queued item: 302 to the job, no id
+    status, headers, _ = jk.http("POST", "/job/pinned/build?delay=60sec", body=body,
+                                 headers=dict(TOKEN_AUTH, **FORM))
+    assert status == 302 and headers["location"].endswith("/job/pinned/")
+    assert jk.http("POST", "/queue/cancelItem?id=%d" % qid, headers=TOKEN_AUTH)[0] == 204
+
+
+def test_api_headers_and_keepalive(jk):
+    conn = http.client.HTTPConnection("127.0.0.1", jk.port, timeout=5)
+    try:
+        sessions = set()
+        for path in ("/api/json", "/computer/api/json", "/queue/api/json", "/job/plain/api/json"):
+            conn.request("GET", path, headers=TOKEN_AUTH)  # same connection each time
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200 and len(body) == int(resp.getheader("Content-Length"))
+            assert resp.getheader("X-Jenkins") == "2.479.3"
+            assert resp.getheader("X-Content-Type-Options") == "nosniff"
+            assert resp.getheader("Content-Type") == "application/json;charset=UTF-8"
+            sessions.add(resp.getheader("X-Jenkins-Session"))
+        assert len(sessions) == 1 and re.fullmatch(r"[0-9a-f]{8}", sessions.pop())
+        conn.request("GET", "/", headers=TOKEN_AUTH)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200 and resp.getheader("X-Jenkins") == "2.479.3"
+    finally:
+        conn.close()
+    top = get_json(jk, "/api/json")
+    assert top["_class"] == "hudson.model.Hudson"
+    assert top["useCrumbs"] is True and top["useSecurity"] is True
+    assert top["nodeName"] == "" and top["mode"] == "NORMAL" and top["numExecutors"] == 0
+    assert top["url"] == jk.url
+
+
+def test_depth_default_field_sets(jk):
+    top = get_json(jk, "/api/json")
+    for job in top["jobs"]:
+        expected = {"_class", "name", "url"} if job["name"] == "folder1" else \
+            {"_class", "name", "url", "color"}
+        assert set(job) == expected, job
+    qid = jk.start_native("plain")
+    wait_build(jk, qid)
+    info = get_json(jk, "/job/plain/api/json")
+    assert set(info["builds"][0]) == {"_class", "number", "url"}
+    assert set(info["lastBuild"]) == {"_class", "number", "url"}
+    deeper = get_json(jk, "/job/plain/api/json?depth=1")
+    assert "result" in deeper["builds"][0] and "duration" in deeper["builds"][0]
+    computers = get_json(jk, "/computer/api/json")
+    assert computers["_class"] == "hudson.model.ComputerSet"
+    node1 = next(c for c in computers["computer"] if c["displayName"] == "node1")
+    assert node1["executors"] == [{}, {}]
+    node1 = next(c for c in get_json(jk, "/computer/api/json?depth=1")["computer"]
+                 if c["displayName"] == "node1")
+    assert set(node1["executors"][0]) == {"currentExecutable", "idle", "likelyStuck",
+                                          "number", "progress"}
+    assert jk.http("GET", "/api/json?depth=x", headers=TOKEN_AUTH)[0] == 500
+
+
+def test_tree_filtering(jk):
+    data = get_json(jk, "/api/json?tree=jobs[name]")
+    assert set(data) == {"_class", "jobs"}
+    assert all(set(j) == {"_class", "name"} for j in data["jobs"])
+    data = get_json(jk, "/api/json?tree=jobs[name,jobs[name,color]]{0,2}")
+    assert len(data["jobs"]) == 2
+    folder = get_json(jk, "/api/json?tree=%s" % quote("jobs[name,jobs[name,color]]"))
+    folder = next(j for j in folder["jobs"] if j["name"] == "folder1")
+    assert folder["jobs"] == [{"_class": "hudson.model.FreeStyleProject", "name": "build-a",
+                               "color": folder["jobs"][0]["color"]}]
+    info = get_json(jk, "/job/folder1/job/build-a/api/json?tree=name,labelExpression,"
+                        "property[parameterDefinitions[name,type]],nosuchfield")
+    assert info == {"_class": "hudson.model.FreeStyleProject", "name": "build-a",
+                    "labelExpression": "linux && x86",
+                    "property": [{"_class": "hudson.model.ParametersDefinitionProperty",
+                                  "parameterDefinitions": [
+                                      {"_class": js.NLP + "NodeParameterDefinition",
+                                       "name": "NODE", "type": "NodeParameterDefinition"},
+                                      {"_class": "hudson.model.StringParameterDefinition",
+                                       "name": "FOO", "type": "StringParameterDefinition"},
+                                      {"_class": "hudson.model.StringParameterDefinition",
+                                       "name": "DURATION", "type": "StringParameterDefinition"},
+                                      {"_class": "hudson.model.StringParameterDefinition",
+                                       "name": "RESULT", "type": "StringParameterDefinition"}]}]}
+    # a named object property without [...] is just its _class
+    assert get_json(jk, "/job/plain/api/json?tree=scm") == {
+        "_class": "hudson.model.FreeStyleProject", "scm": {"_class": "hudson.scm.NullSCM"}}
+    star = get_json(jk, "/computer/node1/api/json?tree=*")
+    assert "displayName" in star and star["executors"] == [{}, {}]
+    for bad in ("jobs[", "jobs[]", "jobs]", "a{x}"):
+        status, _, _ = jk.http("GET", "/api/json?tree=" + quote(bad), headers=TOKEN_AUTH)
+        assert status == 500, bad
+
+
+def test_config_xml(jk):
+    status, headers, body = jk.http("GET", "/job/folder1/job/build-a/config.xml", headers=TOKEN_AUTH)
+    assert status == 200 and headers["content-type"].startswith("application/xml")
+    xml = body.decode()
+    assert "<assignedNode>linux &amp;&amp; x86</assignedNode>" in xml
+    assert "<canRoam>false</canRoam>" in xml and "<disabled>false</disabled>" in xml
+    assert "<concurrentBuild>true</concurrentBuild>" in xml
+    assert re.search(r"<org\.jvnet\.jenkins\.plugins\.nodelabelparameter\.NodeParameterDefinition"
+                     r" plugin=\"nodelabelparameter@[^\"]+\">\s*<name>NODE</name>.*?<allowedSlaves>"
+                     r"\s*<string>node1</string>\s*<string>gpu1</string>\s*</allowedSlaves>"
+                     r"\s*<defaultSlaves>\s*<string>node1</string>", xml, re.S)
+    plain = jk.http("GET", "/job/plain/config.xml", headers=TOKEN_AUTH)[2].decode()
+    assert "<canRoam>true</canRoam>" in plain and "<assignedNode>" not in plain
+    status, _, body = jk.http("GET", "/computer/gpu1/config.xml", headers=TOKEN_AUTH)
+    assert status == 200 and b"<mode>EXCLUSIVE</mode>" in body
+    assert b"<label>linux gpu</label>" in body and b"<numExecutors>1</numExecutors>" in body
+    assert jk.http("GET", "/computer/(built-in)/config.xml", headers=TOKEN_AUTH)[0] == 400
+
+
+def test_progressive_text_and_description(jk):
+    node = add_node(jk, labels="linux x86")
+    qid = jk.start_native("folder1/build-a", node=node, params={"DURATION": "30"})
+    number = wait_build(jk, qid, done=False)["number"]
+    base = "/job/folder1/job/build-a/%d" % number
+    status, headers, body = jk.http("GET", base + "/logText/progressiveText?start=0",
+                                    headers=TOKEN_AUTH)
+    assert status == 200 and headers["x-more-data"] == "true"
+    size = int(headers["x-text-size"])
+    assert body.count(b"\r\n") == body.count(b"\n") > 0  # CRLF line ends
+    status, headers, body = jk.http("GET", base + "/logText/progressiveText?start=%d" % size,
+                                    headers=TOKEN_AUTH)
+    assert body == b"" and int(headers["x-text-size"]) == size
+    status, headers, _ = jk.http("POST", base + "/submitDescription", body="description=hello+world",
+                                 headers=dict(TOKEN_AUTH, **FORM))
+    assert status == 302 and headers["location"].endswith(base + "/")
+    assert get_json(jk, base + "/api/json")["description"] == "hello world"
+    assert jk.http("POST", base + "/stop", headers=TOKEN_AUTH)[0] == 302
+    wait_build(jk, qid)
+    status, headers, body = jk.http("POST", base + "/logText/progressiveText",
+                                    body="start=%d" % size, headers=dict(TOKEN_AUTH, **FORM))
+    assert "x-more-data" not in headers and body.endswith(b"Finished: ABORTED\r\n")
+    # start beyond the end restarts from 0
+    status, headers, body = jk.http("GET", base + "/logText/progressiveText?start=999999",
+                                    headers=TOKEN_AUTH)
+    assert body.startswith(b"Started by user")
+    assert get_json(jk, "/job/folder1/job/build-a/lastBuild/api/json")["number"] >= number
+    assert jk.http("POST", base + "/term", headers=TOKEN_AUTH)[0] == 404  # Pipeline only
+
+
+def test_label_api_never_404(jk):
+    data = get_json(jk, "/label/%s/api/json" % quote("linux&&!arm", safe=""))
+    assert data["_class"] == "hudson.model.labels.LabelExpression$And"
+    assert data["name"] == "linux&&!arm"
+    names = [n["nodeName"] for n in data["nodes"]]
+    assert "node1" in names and "gpu1" in names and "node2" not in names
+    assert all(n["_class"] == "hudson.slaves.DumbSlave" for n in data["nodes"])
+    atom = get_json(jk, "/label/gpu1/api/json")
+    assert atom["_class"] == "hudson.model.labels.LabelAtom" and atom["totalExecutors"] == 1
+    assert atom["tiedJobs"] == [] and atom["idleExecutors"] == 1
+    ghost = get_json(jk, "/label/no-such-label/api/json")
+    assert ghost["nodes"] == [] and ghost["offline"] is True
+    controller = get_json(jk, "/label/built-in/api/json")
+    assert controller["nodes"] == [{"_class": "hudson.model.Hudson", "nodeName": ""}]
+
+
+# ---------------------------------------------------------------------------
+# scheduler
+# ---------------------------------------------------------------------------
+
+
+def test_executor_limit_is_never_exceeded(jk):
+    label = unique("cap")
+    node = add_node(jk, executors=2, labels=label)
+    job = add_job(jk, label=label, concurrent=True, duration=0.3,
+                  params=[{"type": "string", "name": "N", "default": ""}])
+    qids = [jk.start_native(job, params={"N": str(i)}) for i in range(6)]
+    assert len(set(qids)) == 6
+    builds = [wait_build(jk, q, timeout=15) for q in qids]
+    assert {b["node"] for b in builds} == {node}
+    assert jk.concurrency()[node] == 2
+    # the recorded intervals agree: never more than 2 builds at one instant
+    events = sorted([(b["start"], 1) for b in builds] + [(b["end"], -1) for b in builds],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_pinned_build_waits_for_busy_node(jk):
+    node = add_node(jk, executors=1, labels="linux x86")
+    first = jk.start_native("pinned", node=node, params={"DURATION": "30"})
+    number = wait_build(jk, first, done=False)["number"]
+    status, headers, _ = trigger(jk, "job/pinned", {"NODE": node, "DURATION": "0"})
+    second = queue_id(headers["location"])
+    item = jk.wait_for(lambda: (lambda i: i if i["_class"].endswith("BuildableItem") else None)(
+        queue_item(jk, second)), what="buildable item")
+    assert item["why"] == "Waiting for next available executor on \u2018%s\u2019" % node
+    assert item["buildable"] is True and item["stuck"] is False and item["pending"] is False
+    assert "buildableStartMilliseconds" in item and "executable" not in item
+    deep = get_json(jk, "/computer/%s/api/json?depth=1" % node)
+    assert deep["executors"][0]["currentExecutable"]["number"] == number
+    assert deep["idle"] is False
+    jk.http("POST", "/job/pinned/%d/stop" % number, headers=TOKEN_AUTH)
+    assert wait_build(jk, second)["node"] == node
+
+
+def test_why_for_offline_and_missing_nodes(jk):
+    offline = add_node(jk, executors=1, temporarily_offline=True, offline_reason="broken")
+    ghost = unique("ghost")
+    qids = {}
+    for name in (offline, ghost):
+        qids[name] = queue_id(trigger(jk, "job/pinned", {"NODE": name})[1]["location"])
+    # agents with 0 executors have no Computer, so they count as offline
+    nocomp = unique("nocomp")
+    add_node(jk, executors=0, labels=nocomp + " linux")
+    add_node(jk, executors=0, labels=nocomp + " linux")
+    expr = "%s&&linux" % nocomp
+    qids[expr] = queue_id(trigger(jk, "job/labelled", {"LABEL": expr})[1]["location"])
+
+    def why(name):
+        item = queue_item(jk, qids[name])
+        return item if item["_class"].endswith("BuildableItem") else None
+    item = jk.wait_for(lambda: why(offline), what="item on offline node")
+    assert item["why"] == "\u2018%s\u2019 is offline" % offline and item["stuck"] is True
+    item = jk.wait_for(lambda: why(ghost), what="item on missing node")
+    assert item["why"] == "There are no nodes with the label \u2018%s\u2019" % ghost
+    item = jk.wait_for(lambda: why(expr), what="item on executor-less label")
+    assert item["why"] == "All nodes of label \u2018%s\u2019 are offline" % expr  # no computers
+    # bringing the node online lets its item run
+    jk.update_node(offline, temporarily_offline=False)
+    assert wait_build(jk, qids[offline])["node"] == offline
+    for name in (ghost, expr):
+        assert jk.http("POST", "/queue/cancelItem?id=%d" % qids[name], headers=TOKEN_AUTH)[0] == 204
+
+
+def test_exclusive_node_takes_only_labelled_work(fresh):
+    jk = fresh({"version": "2.479.3", "nodes": [
+        {"name": "built-in", "executors": 0},
+        {"name": "excl", "labels": "special", "executors": 1, "mode": "EXCLUSIVE"}],
+        "jobs": [{"name": "roam"}, {"name": "special-job", "label": "special"},
+                 {"name": "pin", "params": [{"type": "node", "name": "NODE"}]}]})
+    roam = jk.start_native("roam")
+    item = jk.wait_for(lambda: (lambda i: i if i["_class"].endswith("BuildableItem") else None)(
+        get_json(jk, "/queue/item/%d/api/json" % roam, headers={})), what="buildable")
+    assert item["why"] == "Waiting for next available executor"  # roaming: no label
+    assert wait_build(jk, jk.start_native("special-job"))["node"] == "excl"
+    # a build pinned by a Node parameter bypasses EXCLUSIVE (non-null label)
+    assert wait_build(jk, jk.start_native("pin", node="excl"))["node"] == "excl"
+    assert jk.build_for(roam) is None
+    jk.add_node({"name": "normal", "executors": 1})
+    assert wait_build(jk, roam)["node"] == "normal"
+
+
+def test_label_expression_matching(jk):
+    tag = unique("tag")
+    a = add_node(jk, labels="%s linux x86" % tag)
+    b = add_node(jk, labels="%s linux arm" % tag)
+    c = add_node(jk, labels="%s linux gpu" % tag, mode="EXCLUSIVE")
+    cases = {"%s&&!arm&&!gpu" % tag: {a}, "%s&&(arm||gpu)" % tag: {b, c},
+             '"%s" && gpu' % tag: {c}, "%s&&(x86 -> foo)" % tag: {b, c}}
+    for expr, allowed in cases.items():
+        job = add_job(jk, label=expr, concurrent=True, duration=0,
+                      params=[{"type": "string", "name": "N", "default": ""}])
+        ran = {wait_build(jk, jk.start_native(job, params={"N": str(i)}))["node"] for i in range(4)}
+        assert ran <= allowed and ran, (expr, ran)
+
+
+def test_non_concurrent_job_blocks(jk):
+    node = add_node(jk, executors=2)
+    job = add_job(jk, label=node, concurrent=False, duration=0.4,  # a node's name is a label
+                  params=[{"type": "string", "name": "N", "default": ""}])
+    first = jk.start_native(job, params={"N": "1"})
+    wait_build(jk, first, done=False)
+    second = jk.start_native(job, params={"N": "2"})
+    item = jk.wait_for(lambda: (lambda i: i if i["_class"].endswith("BlockedItem") else None)(
+        queue_item(jk, second)), what="blocked item")
+    assert item["blocked"] is True
+    assert item["why"] == "Build #1 is already in progress (ETA: N/A)"
+    b1, b2 = wait_build(jk, first), wait_build(jk, second)
+    assert b1["end"] <= b2["start"] and b2["number"] == 2
+    third = jk.start_native(job, params={"N": "3"})
+    wait_build(jk, third, done=False)
+    fourth = jk.start_native(job, params={"N": "4"})
+    item = jk.wait_for(lambda: (lambda i: i if i["_class"].endswith("BlockedItem") else None)(
+        queue_item(jk, fourth)), what="blocked item with ETA")
+    assert re.fullmatch(r"Build #3 is already in progress \(ETA: (0\.\d+ sec|\d+ ms|N/A)\)",
+                        item["why"]), item["why"]
+    wait_build(jk, fourth)
+
+
+def test_quiet_period_default_and_delay(jk):
+    ghost = unique("ghost")
+    status, headers, _ = trigger(jk, "job/pinned", {"NODE": ghost}, delay=None)
+    qid = queue_id(headers["location"])
+    item = queue_item(jk, qid)
+    assert item["_class"] == "hudson.model.Queue$WaitingItem"
+    assert abs(item["timestamp"] - item["inQueueSince"] - 5000) <= 1  # global quiet period
+    assert re.fullmatch(r"In the quiet period\. Expires in (4\.\d+|5) sec", item["why"]), item["why"]
+    assert jk.http("POST", "/queue/cancelItem?id=%d" % qid, headers=TOKEN_AUTH)[0] == 204
+    node = add_node(jk, labels="linux x86")
+    for delay in ("0sec", "10", "0"):  # '10' is 10 ms -> 0 s
+        started = time.monotonic()
+        qid = queue_id(trigger(jk, "job/pinned", {"NODE": node, "N": delay}, delay=delay)[1]["location"])
+        wait_build(jk, qid, done=False, timeout=3)
+        assert time.monotonic() - started < 1.0
+    item = queue_item(jk, queue_id(trigger(jk, "job/pinned", {"NODE": ghost},
+                                           delay="3sec")[1]["location"]))
+    assert abs(item["timestamp"] - item["inQueueSince"] - 3000) <= 1
+    assert jk.http("POST", "/queue/cancelItem?id=%d" % item["id"], headers=TOKEN_AUTH)[0] == 204
+
+
+def test_zero_duration_build_still_runs(jk):
+    node = add_node(jk)
+    job = add_job(jk, label=node, duration=0, result="UNSTABLE")
+    qid = jk.start_native(job)
+    b = wait_build(jk, qid)
+    assert b["result"] == "UNSTABLE" and b["end"] >= b["start"]
+    info = get_json(jk, "/job/%s/1/api/json" % job)
+    assert info["building"] is False and info["result"] == "UNSTABLE"
+    assert get_json(jk, "/job/%s/api/json" % job)["color"] == "yellow"
+
+
+def test_left_items_expire(fresh):
+    jk = fresh({"version": "2.479.3", "left_item_ttl": 0.5,
+                "nodes": [{"name": "a", "executors": 1}], "jobs": [{"name": "j"}]})
+    qid = jk.start_native("j")
+    wait_build(jk, qid)
+    assert get_json(jk, "/queue/item/%d/api/json" % qid, headers={})["executable"]["number"] == 1
+    jk.wait_for(lambda: jk.http("GET", "/queue/item/%d/api/json" % qid)[0] == 404,
+                timeout=3, what="left item expiry")
+    # the fallback mapping still works: builds carry their queueId
+    data = get_json(jk, "/job/j/api/json?tree=builds[number,queueId]", headers={})
+    assert data["builds"] == [{"_class": "hudson.model.FreeStyleBuild", "number": 1, "queueId": qid}]
+
+
+# ---------------------------------------------------------------------------
+# versions, security off, control API
+# ---------------------------------------------------------------------------
+
+
+def test_security_off_and_old_version(fresh):
+    jk = fresh({"version": "2.462.3", "quiet_period": 5,
+                "nodes": [{"name": "a", "executors": 1}],
+                "jobs": [{"name": "p", "params": [{"type": "string", "name": "X"}]}]})
+    top = get_json(jk, "/api/json", headers={})
+    assert top["useSecurity"] is False and top["useCrumbs"] is True
+    # CSRF protection is always on (2.222+): anonymous POSTs need a crumb
+    status, _, _ = jk.http("POST", "/job/p/buildWithParameters?X=1")
+    assert status == 403
+    status, headers, body = jk.http("GET", "/crumbIssuer/api/json")
+    crumb, cookie = json.loads(body)["crumb"], headers["set-cookie"].split(";")[0]
+    status, headers, _ = jk.http("POST", "/job/p/buildWithParameters?X=1",
+                                 headers={"Jenkins-Crumb": crumb, "Cookie": cookie})
+    assert status == 201
+    qid = queue_id(headers["location"])
+    # before 2.469 /queue/item/N/ had no index page
+    assert jk.http("GET", "/queue/item/%d/" % qid)[0] == 404
+    # python-jenkins: anonymous client works, the 303 case is a NotFoundException here
+    anon = jenkins.Jenkins(jk.url)
+    with pytest.raises(jenkins.NotFoundException):
+        anon.build_job("p", {"X": "1"})
+    assert anon.get_version() == "2.462.3"
+
+
+def test_control_fail(fresh):
+    jk = fresh()
+    jk.fail(503, 0.6)
+    status, headers, _ = jk.http("GET", "/api/json", headers=TOKEN_AUTH)
+    assert status == 503 and "x-jenkins" not in headers
+    assert jk.queue() == []  # control API unaffected
+    jk.wait_for(lambda: jk.http("GET", "/api/json", headers=TOKEN_AUTH)[0] == 200,
+                timeout=3, what="failure window to end")
+
+
+def test_control_latency(fresh):
+    jk = fresh()
+    jk.latency(300)
+    started = time.monotonic()
+    assert jk.http("GET", "/api/json", headers=TOKEN_AUTH)[0] == 200
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    jk.builds()
+    assert time.monotonic() - started < 0.25  # control calls are not delayed
+    jk.latency(0)
+    started = time.monotonic()
+    jk.http("GET", "/api/json", headers=TOKEN_AUTH)
+    assert time.monotonic() - started < 0.25
+
+
+def test_control_drop(fresh):
+    jk = fresh()
+    jk.drop(2)
+    for _ in range(2):
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            jk.http("GET", "/api/json", headers=TOKEN_AUTH)
+    assert jk.http("GET", "/api/json", headers=TOKEN_AUTH)[0] == 200
+    statuses = [r["status"] for r in jk.requests() if r["path"] == "/api/json"]
+    assert statuses == ["dropped", "dropped", 200]
+
+
+def test_control_restart(fresh):
+    jk = fresh()
+    _, headers, body = jk.http("GET", "/crumbIssuer/api/json", headers=PASSWORD_AUTH)
+    crumb_headers = dict(PASSWORD_AUTH, **{"Jenkins-Crumb": json.loads(body)["crumb"],
+                                           "Cookie": headers["set-cookie"].split(";")[0]})
+    session = headers["x-jenkins-session"]
+    done = jk.start_native("pinned", node="node1")
+    wait_build(jk, done)
+    running = jk.start_native("pinned", node="node2", params={"DURATION": "0.8"})
+    wait_build(jk, running, done=False)
+    jk.restart()
+    status, headers, _ = jk.http("GET", "/api/json", headers=TOKEN_AUTH)
+    assert headers["x-jenkins-session"] != session
+    assert jk.http("GET", "/queue/item/%d/api/json" % done, headers=TOKEN_AUTH)[0] == 404
+    assert wait_build(jk, running)["result"] == "SUCCESS"  # kept running
+    # sessions are gone: the old crumb + cookie no longer work
+    assert jk.http("POST", "/job/plain/build", headers=crumb_headers)[0] == 403
+    # queue ids keep counting
+    assert jk.start_native("plain", delay=60) > running
+
+
+def test_control_requests_jobs_and_nodes(fresh):
+    jk = fresh()
+    jk.reset_requests()
+    jk.http("GET", "/job/plain/api/json?tree=name", headers=TOKEN_AUTH)
+    log = jk.requests()
+    assert [(r["method"], r["path"], r["query"]) for r in log] == [
+        ("GET", "/job/plain/api/json", "tree=name")]
+    assert log[0]["basic_user"] == USER and log[0]["status"] == 200
+    jk.add_job({"name": "new", "label": "linux", "duration": 0}, folder="f2/f3")
+    assert get_json(jk, "/job/f2/job/f3/job/new/api/json")["fullName"] == "f2/f3/new"
+    jk.update_job("f2/f3/new", disabled=True)
+    assert trigger(jk, "job/f2/job/f3/job/new")[0] == 409
+    jk.update_job("f2/f3/new", disabled=False, label=None)
+    assert get_json(jk, "/job/f2/job/f3/job/new/api/json")["labelExpression"] is None
+    jk.remove_job("f2/f3/new")
+    assert jk.http("GET", "/job/f2/job/f3/job/new/api/json", headers=TOKEN_AUTH)[0] == 404
+    jk.add_node({"name": "extra", "labels": "a b", "executors": 3})
+    assert get_json(jk, "/computer/extra/api/json")["numExecutors"] == 3
+    jk.update_node("extra", executors=1, mode="EXCLUSIVE", labels="c")
+    assert b"<mode>EXCLUSIVE</mode>" in jk.http("GET", "/computer/extra/config.xml",
+                                                headers=TOKEN_AUTH)[2]
+    jk.update_node("extra", offline=True, offline_reason="unplugged")
+    info = get_json(jk, "/computer/extra/api/json")
+    assert info["offline"] is True and info["temporarilyOffline"] is False
+    assert info["offlineCauseReason"] == "unplugged"
+    jk.remove_node("extra")
+    assert jk.http("GET", "/computer/extra/api/json", headers=TOKEN_AUTH)[0] == 404
+    with pytest.raises(jkctl.ControlError):
+        jk.start_native("no/such/job")
