@@ -357,6 +357,13 @@ def test_nodes(jk, client):
     assert status == 200
 
 
+def test_get_running_builds_fails_on_built_in_node(client):
+    # python-jenkins 1.4.0 maps only 'master' to '(master)': on >= 2.307 it asks
+    # for /computer/Built-In%20Node/ and gets a 404 (§4.3), as with real Jenkins
+    with pytest.raises(jenkins.JenkinsException, match="does not exist"):
+        client.get_running_builds()
+
+
 def test_disable_and_enable_node(jk, client):
     node = add_node(jk, executors=1)
     client.disable_node(node, "maintenance window")

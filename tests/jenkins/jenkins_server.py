@@ -1671,6 +1671,8 @@ class Security:
             user, _, secret = base64.b64decode(data.strip()).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return Auth("bad", "")
+        # Jenkins' default IdStrategy is case-insensitive
+        user = next((u for u in self.users if u.lower() == user.lower()), user)
         spec = self.users.get(user)
         if spec and spec.get("token") is not None and secret == str(spec["token"]):
             return Auth("token", user)
@@ -3159,6 +3161,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         # Jetty sends no Content-Length (and no body) on 204 (§2.4).
         if resp.status != 204 and resp.status != 304:
             self.send_header("Content-Length", str(len(resp.body)))
+        if self.close_connection:  # e.g. the client asked for Connection: close
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD" and resp.status not in (204, 304) and resp.body:
             self.wfile.write(resp.body)
@@ -3189,10 +3193,12 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0, help="0 = any free port")
     ap.add_argument("--port-file", help="write the bound port here (atomically)")
     ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    ap.add_argument("--verbose", action="store_true",
+                    help="per-request log lines (the default; overrides --quiet)")
     args = ap.parse_args(argv)
     with open(args.fixture, encoding="utf-8") as f:
         fixture = json.load(f)
-    app = App(fixture, quiet=args.quiet)
+    app = App(fixture, quiet=args.quiet and not args.verbose)
     httpd = Server((args.host, args.port), app)
     port = httpd.server_address[1]
 
