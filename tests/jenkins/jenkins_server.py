@@ -27,6 +27,42 @@ Layout, one class per concern:
 Usage:
   jenkins_server.py --fixture FILE.json [--port 0] [--port-file PATH]
                     [--host 127.0.0.1] [--quiet]
+
+Fixture keys (JSON object; see tests/fixtures/basic.json):
+  version          X-Jenkins (default 2.479.3); gates 2.307 (Built-In Node),
+                   2.308 (303 for duplicates), 2.469 (/queue/item/N/ text page)
+  quiet_period     seconds, default 5 (Jenkins' default)
+  users            {"name": {"token": T, "password": P}}; none = security off
+  anonymous_read   with users: may anonymous read (never build)? default false
+  left_item_ttl    seconds a LeftItem stays readable, default 300
+  keepalive_timeout  idle keep-alive connections are closed after it, default 5
+  nodes            [{"name", "labels", "executors", "mode": NORMAL|EXCLUSIVE,
+                     "offline", "temporarily_offline", "offline_reason",
+                     "description"}]; "built-in"/"master" is the controller
+                   (added with 0 executors when absent)
+  jobs             [{"name", "type": freestyle|pipeline|folder, "jobs" (folder),
+                     "label", "can_roam", "disabled", "concurrent", "duration",
+                     "result", "estimated_duration", "description",
+                     "params": [{"type": node|label|string|boolean|text|choice,
+                                 "name", "default", "allowed", "choices",
+                                 "description"}]}]
+  A job parameter named DURATION / RESULT, when non-empty, sets a build's
+  duration (seconds) / result, like a build script reading its environment.
+
+Control API (JSON in and out, never delayed, failed, dropped or logged):
+  POST /_test/latency {"ms"}        POST /_test/fail {"status", "seconds"}
+  POST /_test/drop {"count"}        POST /_test/restart
+  POST /_test/build {"job", "node"?, "params"?, "delay"?} -> {"queue_id"}
+  POST /_test/jobs {spec, "folder"?}; PATCH|DELETE /_test/jobs/<full name>
+  POST /_test/nodes {spec};           PATCH|DELETE /_test/nodes/<name>
+  GET /_test/builds | concurrency | queue | requests | state
+  POST /_test/requests/reset
+
+Known simplifications (not bent for any client, just not modelled):
+  no Groovy /scriptText, no job auth tokens, no views beyond "all", no
+  POST config.xml; a Pipeline run occupies an executor of the node its
+  label/parameter selects (as if its Jenkinsfile did node(params.NODE)),
+  and is shown as the WorkflowRun there, not as a PlaceholderExecutable.
 """
 
 import argparse
@@ -43,6 +79,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urljoin, urlsplit
 
@@ -2386,6 +2423,10 @@ class JenkinsHttp:
                 resp = self.route(req)
             except HttpError as e:
                 resp = e.response
+            except Exception:  # a bug here: answer like Jenkins' "Oops!" page
+                sys.stderr.write(traceback.format_exc())
+                resp = html_page("Jenkins [Oops!]", "<h1>Oops!</h1><pre>%s</pre>"
+                                 % html.escape(traceback.format_exc()), 500)
         if req.new_cookie:
             resp.header("Set-Cookie", "%s=%s; Path=/; HttpOnly" % req.new_cookie)
         return resp
@@ -2930,8 +2971,11 @@ class ControlApi:
         try:
             with self.j.lock:
                 return self.dispatch(method, parts, data)
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             return self.reply({"error": "%s: %s" % (type(e).__name__, e)}, 400)
+        except Exception as e:
+            sys.stderr.write(traceback.format_exc())
+            return self.reply({"error": "%s: %s" % (type(e).__name__, e)}, 500)
 
     def dispatch(self, method, parts, data):
         app, j = self.app, self.j
@@ -3135,7 +3179,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             resp = app.control.handle(self.command, path, body)
             resp.jenkins_headers = False
             return self._send(resp)
-        req = Request(self, body)
+        try:
+            req = Request(self, body)
+        except Exception:
+            sys.stderr.write(traceback.format_exc())
+            return self._send(Response(400, "bad request", "text/plain"))
         entry = app.requests.add(req, self.headers.get("Authorization"))
         if app.faults.take_drop():
             entry["status"] = "dropped"
