@@ -526,6 +526,23 @@ def test_api_headers_and_keepalive(jk):
         resp = conn.getresponse()
         resp.read()
         assert resp.status == 200 and resp.getheader("X-Jenkins") == "2.479.3"
+        # HEAD: GET's Content-Length, no body; the connection stays in sync
+        conn.request("HEAD", "/job/plain/api/json", headers=TOKEN_AUTH)
+        resp = conn.getresponse()
+        assert resp.read() == b"" and int(resp.getheader("Content-Length")) > 0
+        # 204 without Content-Length (Jetty) on a reused connection
+        conn.request("POST", "/job/pinned/buildWithParameters?delay=60sec&NODE=" + unique("g"),
+                     headers=TOKEN_AUTH)
+        resp = conn.getresponse()
+        resp.read()
+        qid = queue_id(resp.getheader("Location"))
+        conn.request("POST", "/queue/cancelItem?id=%d" % qid, headers=TOKEN_AUTH)
+        resp = conn.getresponse()
+        assert resp.status == 204 and resp.getheader("Content-Length") is None
+        assert resp.read() == b""
+        conn.request("GET", "/queue/item/%d/api/json" % qid, headers=TOKEN_AUTH)
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["cancelled"] is True
     finally:
         conn.close()
     top = get_json(jk, "/api/json")
@@ -857,6 +874,19 @@ def test_security_off_and_old_version(fresh):
     with pytest.raises(jenkins.NotFoundException):
         anon.build_job("p", {"X": "1"})
     assert anon.get_version() == "2.462.3"
+
+
+def test_anonymous_read_only(fresh):
+    jk = fresh({"version": "2.479.3", "users": {USER: {"token": TOKEN}}, "anonymous_read": True,
+                "nodes": [{"name": "a", "executors": 1}], "jobs": [{"name": "j"}]})
+    assert get_json(jk, "/job/j/api/json", headers={})["name"] == "j"
+    status, headers, body = jk.http("GET", "/crumbIssuer/api/json")
+    crumb = {"Jenkins-Crumb": json.loads(body)["crumb"],
+             "Cookie": headers["set-cookie"].split(";")[0]}
+    status, headers, _ = jk.http("POST", "/job/j/build", headers=crumb)
+    assert status == 403 and headers["x-required-permission"] == "hudson.model.Item.Build"
+    assert jk.http("GET", "/me/api/json")[0] == 403
+    assert jk.http("POST", "/job/j/build", headers=TOKEN_AUTH)[0] == 201
 
 
 def test_control_fail(fresh):
