@@ -167,7 +167,8 @@ on_warning(gearman_task_st *t)
 
 	if (n >= sizeof(f->warning))
 		n = sizeof(f->warning) - 1;
-	memcpy(f->warning, gearman_task_data(t), n);
+	if (n)
+		memcpy(f->warning, gearman_task_data(t), n);
 	f->warning[n] = '\0';
 	return GEARMAN_SUCCESS;
 }
@@ -327,7 +328,7 @@ cmd_build(struct cli *c, int argc, char **argv)
 	int ch, ret = EXIT_USAGE, i;
 	bool as_json = false;
 
-	while ((ch = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': label = optarg; break;
 		case 'u': unique = optarg; break;

@@ -88,7 +88,7 @@ cmp_str(const void *a, const void *b)
 static bool
 in_sorted(char **v, size_t n, const char *s)
 {
-	return bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
 }
 
 void
@@ -319,17 +319,51 @@ trigger(struct run *r, long *queue_id)
 	return e;
 }
 
+/*
+ * Did Jenkins take the pin? It ignores parameters a job does not declare,
+ * and only a Node or Label parameter value pins; a job edited since the
+ * last map refresh may have neither. params is the queue item's rendering.
+ */
+static bool
+pinned(const char *params, const char *pin, const char *node)
+{
+	char want[700];
+
+	if (!params)
+		return true;     /* nothing to check against */
+	snprintf(want, sizeof(want), "\n[NodeParameterValue: %s=%s]", pin, node);
+	if (strstr(params, want))
+		return true;
+	snprintf(want, sizeof(want), "\n[LabelParameterValue: %s=%s]", pin, node);
+	return strstr(params, want) != NULL;
+}
+
 /* Follow a queue item until its build starts; 0 and *number, or -1 after refusing. */
 static int
 follow_queue(struct run *r, long qid, int *number)
 {
+	const char *node = r->e->node->cfg->node_name;
 	struct jk_queue_item q;
 	long delay = 5;
+	bool checked = false;
 	enum jk_err e;
 
 	for (;;) {
 		memset(&q, 0, sizeof(q));
 		e = jk_queue_item_get(r->e->jk, qid, &q);
+		if (e == JK_OK && !checked) {
+			checked = true;
+			if (!pinned(q.params, r->pin, node)) {
+				if (q.state == JK_QUEUE_STARTED)
+					jk_build_stop(r->e->jk, r->full, q.build_number);
+				else if (q.state == JK_QUEUE_WAITING)
+					jk_queue_cancel(r->e->jk, qid);
+				send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the "
+				    "build could not be pinned to %s; queue item %ld cancelled", r->full, r->pin, node, qid);
+				jk_queue_item_free(&q);
+				return -1;
+			}
+		}
 		if (e == JK_OK && q.state == JK_QUEUE_STARTED) {
 			*number = q.build_number;
 			jk_queue_item_free(&q);

@@ -122,7 +122,8 @@ on_warning(gearman_task_st *t)
 
 	if (n >= sizeof(c->warning))
 		n = sizeof(c->warning) - 1;
-	memcpy(c->warning, gearman_task_data(t), n);
+	if (n)
+		memcpy(c->warning, gearman_task_data(t), n);
 	c->warning[n] = '\0';
 	return GEARMAN_SUCCESS;
 }
@@ -135,7 +136,8 @@ on_complete(gearman_task_st *t)
 
 	c->result = malloc(n + 1);
 	if (c->result) {
-		memcpy(c->result, gearman_task_data(t), n);
+		if (n)    /* an empty WORK_COMPLETE has no data pointer */
+			memcpy(c->result, gearman_task_data(t), n);
 		c->result[n] = '\0';
 		c->len = n;
 	}

@@ -1394,6 +1394,7 @@ jk_queue_item_free(struct jk_queue_item *q)
 		return;
 	free(q->why);
 	free(q->build_url);
+	free(q->params);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -1410,6 +1411,7 @@ jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size
 		return JK_EPROTO;
 	if ((e = jint(root, "id", true, 0, 1, LONG_MAX, &id, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "why", false, NULL, &out->why, "", err, errlen)) != JK_OK ||
+	    (e = jstr(root, "params", false, NULL, &out->params, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "stuck", false, false, &out->stuck, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "cancelled", false, false, &cancelled, "", err, errlen)) != JK_OK)
 		goto fail;
@@ -2307,7 +2309,7 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 	return e;
 }
 
-#define QUEUE_FIELDS "id,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D"
+#define QUEUE_FIELDS "id,params,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D"
 
 enum jk_err
 jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out)

@@ -180,6 +180,8 @@ struct jk_queue_item {
 	bool   stuck;
 	int    build_number;      /* when STARTED */
 	char  *build_url;         /* when STARTED, absolute as Jenkins says */
+	char  *params;            /* as Jenkins renders them: "\nNAME=value" or
+	                             "\n[NodeParameterValue: NAME=value]" each; NULL if absent */
 };
 
 enum jk_err jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out);

@@ -170,11 +170,18 @@ class Daemon:
         return wait_for(lambda: text in self.log(), timeout=timeout,
                         what="%r in %s log:\n%s" % (text, self.name, self.log()[-3000:]))
 
-    def stop(self, sig=signal.SIGTERM, timeout=15.0):
-        if self.proc:
-            rc = stop_pid(self.proc, sig, timeout)
-            self.logf.close()
-            return rc
+    def stop(self, sig=signal.SIGTERM, timeout=15.0, check=True):
+        """Stop by PID. A daemon must exit 0 on SIGTERM, with no sanitizer report."""
+        if not self.proc or self.logf.closed:
+            return None
+        rc = stop_pid(self.proc, sig, timeout)
+        self.logf.close()
+        if check and sig == signal.SIGTERM:
+            log = self.log()
+            for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                assert bad not in log, "%s %s: %s report:\n%s" % (self.role, self.name, bad, log[-4000:])
+            assert rc == 0, "%s %s exited %s on SIGTERM:\n%s" % (self.role, self.name, rc, log[-2000:])
+        return rc
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -171,3 +171,22 @@ def test_set_description(system):
     assert build_info(jk, "unit", b["number"])["description"] == "<b>zuul</b> change 42"
     ev = perl_call(gm, "set_description:jenkins01", json.dumps({"name": "unit", "number": 77, "html_description": "x"}))
     assert final_event(ev)["event"] == "fail"
+
+
+def test_refresh_requests_do_not_grow_with_jobs(system):
+    """A refresh costs two requests (jobs, nodes) plus a bounded number of config.xml reads."""
+    gm = system.gearmand()
+    jobs = [{"name": "j%03d" % i, "label": "linux", "params": [NODE]} for i in range(60)]
+    jk = system.jenkins({"version": "2.462.3", "nodes": [
+        {"name": "n%d" % i, "labels": "linux", "executors": 1, "mode": "NORMAL"} for i in range(5)], "jobs": jobs})
+    co = system.coordinator(gm, jk, refresh=1)
+    wait_for(lambda: co.log().count("map ") >= 1, what="first map")
+    wait_for(lambda: co.log().count("unchanged") >= 1, what="a steady refresh")
+    jk.reset_requests()
+    wait_for(lambda: co.log().count("unchanged") >= 4, timeout=15, what="three more refreshes")
+    reqs = [r for r in jk.requests() if not r["path"].startswith("/_test")]
+    per_refresh = len(reqs) / 3.0
+    lists = [r for r in reqs if r["path"] in ("/api/json", "/computer/api/json")]
+    assert len(lists) >= 6
+    # 2 list requests + at most 10 allowedSlaves re-reads, whatever the number of jobs (60 here).
+    assert per_refresh <= 2 + 10 + 1, (per_refresh, sorted({r["path"] for r in reqs}))

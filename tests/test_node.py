@@ -252,3 +252,98 @@ def test_offline_node_when_complete(system):
              what="functions withdrawn")
     assert final_event(other.wait(30))["event"] in ("timeout", "fail")
     assert len(jk.builds()) == 1
+
+
+def jenkins_post(jk, path):
+    """POST to the test server as an anonymous user would (crumb + session cookie)."""
+    import http.cookiejar
+    jar = http.cookiejar.CookieJar()
+    op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    crumb = json.loads(op.open(jk.url + "crumbIssuer/api/json").read())
+    req = urllib.request.Request(jk.url + path, data=b"", method="POST",
+                                 headers={crumb["crumbRequestField"]: crumb["crumb"]})
+    try:
+        return op.open(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_no_cant_do_while_a_build_runs(system):
+    """A map change during a build must not re-queue the job (gearmand does on CANT_DO)."""
+    fx = fixture([{"name": "n1", "labels": "linux", "executors": 1, "mode": "NORMAL"}], [job("unit", "linux")])
+    gm, jk, agents = start(system, fx, ["n1"])
+    wait_registered(gm, "n1", 1, "build:unit")
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "3"}))
+    wait_for(lambda: any(b["building"] for b in jk.builds()), what="build running")
+    jk.update_job("unit", label="windows")          # n1 no longer offers it
+    agents["n1"].wait_log("map ", timeout=5)
+    wait_for(lambda: agents["n1"].log().count("map ") >= 2, what="new map applied")
+    end = final_event(c.wait(30))
+    assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
+    wait_for(lambda: gm.functions_of("n1_exec-0") == [], what="function withdrawn after the build")
+    assert len(jk.builds()) == 1, jk.builds()       # no second build from a re-queued job
+    assert gm.status().get("build:unit", (0, 0, 0))[0] == 0
+
+
+def test_fewer_executors_after_running_builds(system):
+    fx = fixture([{"name": "n1", "labels": "", "executors": 2, "mode": "NORMAL"}], [job("unit")])
+    gm, jk, _ = start(system, fx, ["n1"])
+    wait_registered(gm, "n1", 2, "build:unit")
+    cs = [PerlClient(gm, "build:unit", json.dumps({"DURATION": "3", "RESULT": r})) for r in ("SUCCESS", "UNSTABLE")]
+    wait_for(lambda: len([b for b in jk.builds() if b["building"]]) == 2, what="2 builds running")
+    jk.update_node("n1", executors=1)
+    ends = [final_event(c.wait(30)) for c in cs]
+    assert [e["event"] for e in ends] == ["complete", "complete"]
+    assert sorted(json.loads(e["data"])["result"] for e in ends) == ["SUCCESS", "UNSTABLE"]
+    wait_for(lambda: gm.functions_of("n1_exec-1") is None, what="n1_exec-1 gone")
+    assert gm.functions_of("n1_exec-0") == ["build:unit"]
+
+
+def test_master_unreachable_takes_no_job(system):
+    fx = fixture([{"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"}], [job("unit")])
+    gm, jk, agents = start(system, fx, ["n1"])
+    wait_registered(gm, "n1", 1, "build:unit")
+    jk.fail(503, 3)
+    c = PerlClient(gm, "build:unit", "{}")
+    agents["n1"].wait_log("not taking jobs: ", timeout=5)
+    # The job waits in gearmand (where another master could take it), not in this agent.
+    assert gm.status()["build:unit"][:2] == (1, 0)
+    end = final_event(c.wait(30))
+    assert end["event"] == "complete"
+    assert len(jk.builds()) == 1
+
+
+def test_jenkins_refusals(system):
+    """Jenkins refuses what the (stale) map still offers: WORK_WARNING naming why, then WORK_FAIL."""
+    fx = fixture([{"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"},
+                  {"name": "n2", "labels": "", "executors": 1, "mode": "NORMAL"}],
+                 [job("off"), job("gone"), job("unpinned"), job("serial", concurrent=False)])
+    gm = system.gearmand()
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk, refresh=3600)        # the map will not see the changes below
+    system.node(gm, jk, "n1")
+    wait_registered(gm, "n1", 1, "build:serial")
+    jk.update_job("off", disabled=True)
+    jk.remove_job("gone")
+    jk.update_job("unpinned", params=[{"type": "string", "name": "NODE"}, DUR, RES])
+    for fn, text in (("build:off", "job is disabled"), ("build:gone", "no longer exists"),
+                     ("build:unpinned", "could not be pinned to n1")):
+        ev = perl_call(gm, fn, json.dumps({"DURATION": "5"}))
+        assert final_event(ev)["event"] == "fail", (fn, ev)
+        assert text in events_of(ev, "warning")[0]["data"], (fn, ev)
+    # Jenkins may have started the unpinned build at once, anywhere: the agent stopped it.
+    assert all(b["result"] == "ABORTED" for b in jk.builds() if b["job"] == "unpinned")
+    wait_for(lambda: not any(b["building"] for b in jk.builds()), what="no build left running")
+    assert jk.queue() == []
+    # A queue item cancelled in Jenkins before it starts.
+    jk.start_native("serial", node="n2", params={"DURATION": "30"})
+    wait_for(lambda: any(b["building"] for b in jk.builds()), what="serial busy on n2")
+    c = PerlClient(gm, "build:serial", "{}")
+    item = wait_for(lambda: jk.queue(), what="pinned item blocked in the Jenkins queue")[0]
+    assert jenkins_post(jk, "queue/cancelItem?id=%d" % item["id"]) == 204
+    ev = c.wait(30)
+    assert final_event(ev)["event"] == "fail"
+    assert "was cancelled" in events_of(ev, "warning")[0]["data"]
+    # The worker goes on taking jobs.
+    jk.update_job("serial", concurrent=True)
+    assert final_event(perl_call(gm, "build:serial", "{}"))["event"] == "complete"
