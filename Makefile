@@ -48,7 +48,7 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := $(COMMON_SRC) agent/projmap.c agent/buildref.c
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps check unit integration demo clean fuzz fuzz-build
+.PHONY: all deps check unit integration demo clean fuzz fuzz-build valgrind
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 
 # Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
@@ -104,6 +104,12 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
+
+# The daemons under valgrind memcheck through real scenarios (plain build).
+VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py
+valgrind: $(BINS)
+	env -u GEARMAN_SERVERS -u GEARMAN_SERVER JGA_BUILD=$(abspath $(BUILD)) JGA_VALGRIND=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider $(VALGRIND_TESTS)
 
 demo: deps
 	$(MAKE) $(BINS)

@@ -23,6 +23,7 @@
 #include "jenkins.h"
 #include "log.h"
 #include "projmap.h"
+#include "reload.h"
 #include "roles.h"
 #include "shutdown.h"
 
@@ -570,8 +571,9 @@ coordinator_main(struct config *cfg)
 	    pthread_create(&manager, NULL, manager_thread, &co) != 0)
 		fatalx("cannot start threads");
 	while ((sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP)
-		;
-	log_info("signal %d: stopping", sig);
+		if (sig == SIGHUP)
+			reload_config(cfg);
+	log_info("%s: stopping", strsignal(sig));
 	shutdown_request();
 	pthread_join(manager, NULL);
 	pthread_join(refresher, NULL);

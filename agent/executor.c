@@ -18,6 +18,7 @@
 #include "log.h"
 #include "params.h"
 #include "shutdown.h"
+#include "state.h"
 
 #include <jansson.h>
 
@@ -31,7 +32,6 @@
 #include <unistd.h>
 
 #define LOOP_MS           1000
-#define TRIGGER_TIMEOUT_S 120
 
 enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
 
@@ -57,6 +57,7 @@ struct executor {
 	struct jk_client  *jk;
 	struct server_conn sc[CONFIG_MAX_SERVERS];
 	size_t             nsc;
+	struct build_rec   rec;          /* reclaimers: the build to re-attach */
 };
 
 /* ---- small helpers ---- */
@@ -181,6 +182,8 @@ struct run {
 	char             *name;     /* name reported to clients */
 	bool              gm_ok;    /* the Gearman connection still works */
 	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
+	struct build_rec  rec;      /* this build's record in state_dir */
+	bool              recorded;
 };
 
 static void
@@ -280,7 +283,7 @@ trigger(struct run *r, long *queue_id)
 {
 	struct jk_kv *kv = calloc(r->params.n + 1, sizeof(*kv));
 	struct gm_backoff bo;
-	long long deadline = now_ms() + TRIGGER_TIMEOUT_S * 1000LL;
+	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
 	bool existing = false;
 	enum jk_err e;
 	size_t i;
@@ -351,7 +354,8 @@ follow_queue(struct run *r, long qid, int *number)
 	for (;;) {
 		memset(&q, 0, sizeof(q));
 		e = jk_queue_item_get(r->e->jk, qid, &q);
-		if (e == JK_OK && !checked) {
+		/* Re-attaching (no pin known): the trigger that made it was checked already. */
+		if (e == JK_OK && !checked && r->pin[0]) {
 			checked = true;
 			if (!pinned(q.params, r->pin, node)) {
 				if (q.state == JK_QUEUE_STARTED)
@@ -398,13 +402,19 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	bool single_use, claimed = true;
 	long qid = 0;
 	int number = 0;
-	long long last_status, next_poll;
+	long long last_status;
 	enum jk_err je;
 
 	memset(&b, 0, sizeof(b));
 	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
 	    job->unique, job->workload_len);
-	if (!node_lookup_function(n, job->function, &r.full, &r.pin)) {
+	if (job->unique[0] && state_load(n->cfg->state_dir, job->unique, &r.rec) == 0 &&
+	    strcmp(r.rec.function, job->function) == 0) {
+		/* A build we started: re-attach needs only its record, not the map. */
+		r.recorded = true;
+		r.full = strdup(r.rec.job);
+		r.pin = strdup("");
+	} else if (!node_lookup_function(n, job->function, &r.full, &r.pin)) {
 		send_warning_fail(&r, "this worker no longer offers %s", job->function);
 		goto out;
 	}
@@ -428,15 +438,38 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	if (single_use)
 		node_set_single_use(n, true);
 
-	je = trigger(&r, &qid);
-	if (je != JK_OK) {
-		const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
-		    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
-		send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
-		goto out_single;
+	/* A job that comes back with the unique of a build we started: re-attach to it. */
+	if (r.recorded) {
+		qid = r.rec.queue_id;
+		number = r.rec.number;
+		log_info("%s: %s (unique %s) came back: re-attaching to %s %s%ld", e->id, job->function,
+		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
 	}
-	if (follow_queue(&r, qid, &number) < 0)
-		goto out_single;
+	if (!r.recorded) {
+		je = trigger(&r, &qid);
+		if (je != JK_OK) {
+			const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
+			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
+			send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
+			goto out_single;
+		}
+		if (job->unique[0]) {
+			snprintf(r.rec.unique, sizeof(r.rec.unique), "%s", job->unique);
+			snprintf(r.rec.function, sizeof(r.rec.function), "%s", job->function);
+			snprintf(r.rec.job, sizeof(r.rec.job), "%s", r.full);
+			r.rec.queue_id = qid;
+			r.rec.time = time(NULL);
+			r.recorded = state_save(n->cfg->state_dir, &r.rec) == 0;
+		}
+	}
+	if (!number) {
+		if (follow_queue(&r, qid, &number) < 0)
+			goto out_single;
+		if (r.recorded) {
+			r.rec.number = number;
+			state_save(n->cfg->state_dir, &r.rec);
+		}
+	}
 	node_build_started(n, e->index);
 	claimed = false;
 
@@ -458,44 +491,52 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		r.gm_ok = false;
 	free(doc);
 	last_status = now_ms();
+	if (!r.gm_ok && r.recorded)
+		goto handover;
 
-	/* Follow the build to its end, through master outages. */
-	next_poll = now_ms() + 50;
-	while (b.building || !b.result) {
-		long long t = now_ms(), wait;
-		long interval = e->node->cfg->status_interval * 1000L;
-		long long elapsed = wall_ms() - b.timestamp_ms;
+	/*
+	 * Follow the build to its end, through master outages. WORK_STATUS
+	 * needs no request (elapsed is counted from the build's start); polls
+	 * only look for the end: at Jenkins' estimate when there is one, else
+	 * 1 s, 2 s, 4 s ... apart, never more than status_interval apart.
+	 */
+	{
+		long interval = e->node->cfg->status_interval * 1000L, step = 1000;
+		long long next_poll = b.estimated_ms > 0 ? now_ms() + b.estimated_ms : now_ms() + step;
+		long long started_wall = b.timestamp_ms > 0 ? b.timestamp_ms : wall_ms();
 
-		if (r.gm_ok && t - last_status >= interval) {
-			if (gw_work_status(c, job->handle, elapsed > 0 ? elapsed : 0, b.estimated_ms) < 0) {
-				r.gm_ok = false;
-				log_warnx("%s: lost gearmand during %s #%d: %s; the build goes on in Jenkins",
-				    e->id, r.full, number, gw_error(c));
+		while (b.building || !b.result) {
+			long long t = now_ms(), elapsed = wall_ms() - started_wall, wake;
+
+			if (r.gm_ok && t - last_status >= interval) {
+				if (gw_work_status(c, job->handle, elapsed > 0 ? elapsed : 0, b.estimated_ms) < 0) {
+					r.gm_ok = false;
+					log_warnx("%s: lost gearmand during %s #%d: %s; the build goes on in Jenkins",
+					    e->id, r.full, number, gw_error(c));
+					if (r.recorded)
+						goto handover;
+				}
+				last_status = t;
 			}
-			last_status = t;
-		}
-		wait = next_poll - t;
-		if (wait > 0)
-			usleep((useconds_t)(wait > 1000 ? 1000 : wait) * 1000);
-		if (now_ms() < next_poll)
-			continue;
-		jk_build_free(&b);
-		memset(&b, 0, sizeof(b));
-		je = jk_build_get(e->jk, r.full, number, &b);
-		if (je != JK_OK) {
-			b.building = true;
-			next_poll = now_ms() + 2000;
-			continue;
-		}
-		{
-			/* Poll near the expected end, then back off; never beyond the status interval. */
-			long long left = b.estimated_ms > 0 ? b.estimated_ms - elapsed : 0;
-			long long step = left > 0 ? left : 250 + elapsed / 20;
-			if (step > interval)
-				step = interval;
-			if (step < 50)
-				step = 50;
+			wake = next_poll < last_status + interval ? next_poll : last_status + interval;
+			if (wake > t)
+				usleep((useconds_t)(wake - t > 1000 ? 1000 : wake - t) * 1000);
+			if (now_ms() < next_poll)
+				continue;
+			{
+				long est = b.estimated_ms;
+				jk_build_free(&b);
+				memset(&b, 0, sizeof(b));
+				je = jk_build_get(e->jk, r.full, number, &b);
+				if (je != JK_OK) {
+					b.building = true;
+					b.estimated_ms = est;
+					next_poll = now_ms() + 2000;
+					continue;
+				}
+			}
 			next_poll = now_ms() + step;
+			step = step * 2 > interval ? interval : step * 2;
 		}
 	}
 
@@ -517,10 +558,25 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	log_info("%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
 	    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
 	free(doc);
+	if (r.gm_ok && r.recorded)
+		state_remove(n->cfg->state_dir, r.rec.unique);
+	else if (r.recorded)
+		executor_reclaim(n, &r.rec);
+	goto out;
+handover:
+	/*
+	 * gearmand re-queues the job of a lost connection. A reclaimer takes
+	 * it back and re-attaches; this executor stops following the build.
+	 */
+	log_warnx("%s: %s #%d: handing the build to a reclaimer until %s (unique %s) comes back",
+	    e->id, r.full, number, job->function, job->unique);
+	executor_reclaim(n, &r.rec);
 	goto out;
 out_single:
 	if (single_use)
 		node_set_single_use(n, false);
+	if (r.recorded)
+		state_remove(n->cfg->state_dir, r.rec.unique);
 out:
 	if (!r.gm_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
@@ -552,6 +608,12 @@ handle_packet(struct executor *e, struct server_conn *s, struct gw_packet *p)
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
+		if (shutdown_requested()) {
+			/* Stopping: hand it back; closing the connection re-queues it. */
+			conn_down(e, s, "stopping; job handed back to gearmand");
+			node_grab_release(e->node, e->index);
+			break;
+		}
 		s->state = C_IDLE;
 		node_grab_claim(e->node, e->index);
 		if (gw_job_from_packet(p, &job) < 0) {
@@ -686,6 +748,109 @@ executor_thread(void *arg)
 	}
 	__atomic_store_n(&e->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+/* ---- reclaimers ---- */
+
+/*
+ * Wait for one job (by unique id) to come back from gearmand and re-attach
+ * it. Its own connection registers only that job's function; any other
+ * job it is given is handed back at once (closing the connection makes
+ * gearmand re-queue it, behind ours). Ends when the job came back and was
+ * reported, when its record is gone (another executor re-attached it), on
+ * shutdown, or after an hour.
+ */
+static void *
+reclaim_thread(void *arg)
+{
+	struct executor *e = arg;
+	struct node *n = e->node;
+	const struct config *cfg = n->cfg;
+	long long give_up = now_ms() + 3600 * 1000LL;
+	struct build_rec cur;
+	size_t k = 0;
+	bool done = false;
+
+	log_info("%s: waiting for %s (unique %s) to come back to re-attach it to %s %s%ld", e->id,
+	    e->rec.function, e->rec.unique, e->rec.job, e->rec.number ? "build #" : "queue item ",
+	    e->rec.number ? (long)e->rec.number : e->rec.queue_id);
+	while (!done && !shutdown_requested() && now_ms() < give_up &&
+	    state_load(cfg->state_dir, e->rec.unique, &cur) == 0) {
+		char err[512];
+		struct gw_conn *c = gw_connect(cfg->servers[k % cfg->nservers].host,
+		    cfg->servers[k % cfg->nservers].port, e->id, 5000, err, sizeof(err));
+
+		k++;
+		if (!c || gw_can_do(c, e->rec.function) < 0 || gw_grab(c) < 0) {
+			gw_close(c);
+			shutdown_sleep_ms(1000);
+			continue;
+		}
+		for (;;) {
+			struct gw_packet p;
+			struct gw_job job;
+			int rc = gw_read(c, &p, 1000);
+
+			if (rc < 0)
+				break;
+			if (rc == 0) {
+				if (shutdown_requested() || state_load(cfg->state_dir, e->rec.unique, &cur) < 0)
+					break;
+				continue;
+			}
+			if (p.type == GW_NO_JOB) {
+				if (gw_pre_sleep(c) < 0)
+					break;
+			} else if (p.type == GW_NOOP) {
+				if (gw_grab(c) < 0)
+					break;
+			} else if ((p.type == GW_JOB_ASSIGN || p.type == GW_JOB_ASSIGN_UNIQ) &&
+			    gw_job_from_packet(&p, &job) == 0) {
+				if (strcmp(job.unique, e->rec.unique) == 0) {
+					node_grab_claim(n, -1);
+					run_job(e, c, &job);
+					done = true;
+				} else
+					log_debug("%s: handing back %s (unique %s)", e->id, job.function, job.unique);
+				gw_job_free(&job);
+				break;
+			} else if (p.type == GW_ERROR)
+				break;
+		}
+		gw_close(c);
+		if (!done)
+			usleep(50000);
+	}
+	jk_client_free(e->jk);
+	close(e->wakefd);
+	free(e);
+	node_reclaimer_done(n);
+	return NULL;
+}
+
+void
+executor_reclaim(struct node *n, const struct build_rec *rec)
+{
+	struct executor *e = calloc(1, sizeof(*e));
+	const struct config *cfg = n->cfg;
+	struct jk_opts o = {
+		.url = cfg->url, .user = cfg->user, .token = cfg->token, .password = cfg->password,
+		.ca_file = cfg->ca_file, .tls_verify = cfg->tls_verify,
+		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
+	};
+	pthread_t t;
+
+	if (!e)
+		fatalx("out of memory");
+	e->node = n;
+	e->index = -1;
+	e->rec = *rec;
+	snprintf(e->id, sizeof(e->id), "%s_reclaim-%d", cfg->node_name, node_reclaimer_started(n));
+	e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->jk = jk_client_new(&o);
+	if (e->wakefd < 0 || !e->jk || pthread_create(&t, NULL, reclaim_thread, e) != 0)
+		fatalx("cannot start a reclaimer");
+	pthread_detach(t);
 }
 
 struct executor *

@@ -14,12 +14,15 @@
 #include "gm.h"
 #include "jenkins.h"
 #include "log.h"
+#include "reload.h"
 #include "roles.h"
 #include "shutdown.h"
+#include "state.h"
 
 #include <jansson.h>
 
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,8 +289,30 @@ node_grab_claim(struct node *n, int i)
 	 * ones into one queue item.
 	 */
 	pthread_mutex_lock(&n->lock);
-	n->grabber = i;
+	if (i >= 0)
+		n->grabber = i;
 	n->starting++;
+	pthread_mutex_unlock(&n->lock);
+}
+
+int
+node_reclaimer_started(struct node *n)
+{
+	int seq;
+
+	pthread_mutex_lock(&n->lock);
+	n->reclaimers++;
+	seq = n->reclaim_seq++;
+	pthread_mutex_unlock(&n->lock);
+	return seq;
+}
+
+void
+node_reclaimer_done(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->reclaimers--;
+	pthread_cond_broadcast(&n->cond);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -435,6 +460,17 @@ mapper_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * A second stop signal, or SIGQUIT: leave now. Builds keep running in
+ * Jenkins; their records in state_dir let a restarted agent re-attach.
+ */
+static void __attribute__((noreturn))
+quit_now(void)
+{
+	log_warnx("leaving at once; running builds go on in Jenkins and are re-attached after a restart");
+	_exit(0);
+}
+
 int
 node_main(struct config *cfg)
 {
@@ -453,14 +489,54 @@ node_main(struct config *cfg)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
 	log_info("node %s of %s (coordinator %s)", cfg->node_name, cfg->url, cfg->coordinator_name);
 
+	{
+		char err[600];
+		struct build_rec *recs;
+		size_t nrec, k;
+
+		if (state_open(cfg->state_dir, err, sizeof(err)) < 0)
+			fatalx("%s", err);
+		/* Builds started before a restart: wait for their jobs to come back. */
+		recs = state_list(cfg->state_dir, &nrec);
+		for (k = 0; k < nrec; k++) {
+			if (recs[k].time < time(NULL) - 2 * 86400) {
+				log_info("forgetting build record of %s (unique %s): older than two days",
+				    recs[k].job, recs[k].unique);
+				state_remove(cfg->state_dir, recs[k].unique);
+			} else
+				executor_reclaim(&n, &recs[k]);
+		}
+		free(recs);
+	}
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
 	while ((sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP)
-		;
-	log_info("signal %d: stopping; running builds are followed to their end", sig);
+		if (sig == SIGHUP)
+			reload_config(cfg);
+	if (sig == SIGQUIT)
+		quit_now();
+	log_info("%s: no new jobs; running builds are followed to their end (signal again to leave at once)",
+	    strsignal(sig));
 	shutdown_request();
 	node_wake_all(&n);
 	pthread_join(mapper, NULL);
+	/* Graceful: wait for the executors, still listening for a second signal. */
+	for (;;) {
+		bool running = false;
+		for (i = 0; i < n.nex; i++)
+			if (n.ex[i] && !executor_finished(n.ex[i]))
+				running = true;
+		pthread_mutex_lock(&n.lock);
+		running = running || n.reclaimers > 0;
+		pthread_mutex_unlock(&n.lock);
+		if (!running)
+			break;
+		sig = shutdown_wait_signal(200);
+		if (sig == SIGHUP)
+			reload_config(cfg);
+		else if (sig)
+			quit_now();
+	}
 	for (i = 0; i < n.nex; i++)
 		if (n.ex[i])
 			executor_join(n.ex[i]);

@@ -43,6 +43,8 @@ static const struct key keys[] = {
 	{ "jenkins",     "timeout",         K_MS_FROM_S,  OFF(timeout_ms), 1, 3600 },
 	{ "node",        "name",            K_STRING,     OFF(node_name), 0, 0 },
 	{ "node",        "status_interval", K_SECONDS,    OFF(status_interval), 1, 86400 },
+	{ "node",        "trigger_timeout", K_SECONDS,    OFF(trigger_timeout), 1, 86400 },
+	{ "node",        "state_dir",       K_STRING,     OFF(state_dir), 0, 0 },
 	{ "coordinator", "name",            K_STRING,     OFF(coordinator_name), 0, 0 },
 	{ "coordinator", "refresh",         K_SECONDS,    OFF(refresh), 1, 86400 },
 	{ "coordinator", "function_names",  K_FNAMES,     OFF(function_names), 0, 0 },
@@ -327,6 +329,7 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	cfg->connect_timeout_ms = 5000;
 	cfg->timeout_ms = 30000;
 	cfg->status_interval = 10;
+	cfg->trigger_timeout = 120;
 	cfg->refresh = 30;
 	cfg->function_names = FUNCTION_NAMES_SHORT;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -385,9 +388,13 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		host[strcspn(host, ".")] = '\0';
 		cfg->node_name = strdup(host);
 	}
+	if (!cfg->state_dir)
+		cfg->state_dir = strdup("/var/lib/jenkins-gearman-agent");
 	if (!cfg->coordinator_name) {
 		cfg->coordinator_name = url_host(cfg->url);
-		if (!cfg->coordinator_name) {
+		if (!cfg->state_dir)
+		cfg->state_dir = strdup("/var/lib/jenkins-gearman-agent");
+	if (!cfg->coordinator_name) {
 			snprintf(err, errlen, "%s: [jenkins] url: no host in '%s'", path, cfg->url);
 			goto fail;
 		}
@@ -414,6 +421,7 @@ config_free(struct config *cfg)
 	}
 	free(cfg->ca_file);
 	free(cfg->node_name);
+	free(cfg->state_dir);
 	free(cfg->coordinator_name);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -41,6 +41,8 @@ struct config {
 	/* [node] */
 	char *node_name;        /* default: short host name */
 	int   status_interval;  /* seconds between WORK_STATUS updates */
+	int   trigger_timeout;  /* seconds to keep retrying a build trigger */
+	char *state_dir;        /* where running builds are recorded */
 
 	/* [coordinator] */
 	char *coordinator_name; /* default: host part of url */

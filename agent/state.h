@@ -1,0 +1,34 @@
+/*
+ * state: the builds this agent started, one record per Gearman unique id,
+ * in [node] state_dir. A record is written (atomically: temporary file,
+ * fsync, rename) once the build is queued and again once it has started,
+ * and removed when its result has been delivered. When a job comes back
+ * with a unique that has a record — gearmand re-queued it after the agent
+ * died or lost its connection — the agent re-attaches to that build
+ * instead of starting a second one.
+ */
+#ifndef JGA_STATE_H
+#define JGA_STATE_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct build_rec {
+	char   unique[128];
+	char   function[600];
+	char   job[1024];
+	long   queue_id;
+	int    number;      /* 0 until the build has started */
+	time_t time;
+};
+
+/* Make sure dir exists and is writable. -1 with err otherwise. */
+int  state_open(const char *dir, char *err, size_t errlen);
+int  state_save(const char *dir, const struct build_rec *r);
+/* 0 and *r if unique has a record, -1 if not. */
+int  state_load(const char *dir, const char *unique, struct build_rec *r);
+void state_remove(const char *dir, const char *unique);
+/* All records (malloc'd array), for start-up. */
+struct build_rec *state_list(const char *dir, size_t *n);
+
+#endif

@@ -1,0 +1,176 @@
+"""Faults survived (issue: reliability and security): agents killed and
+restarted, signals, gearmand restarts, several gearmand servers, the
+coordinator away, secrets kept out of logs. Each test asserts what the
+clients received and what the Jenkins test server ran: one build per job,
+one final answer per submission."""
+import json
+import os
+import signal
+
+from conftest import Gearmand, PerlClient, final_event, perl_call, wait_for
+
+NODE = {"type": "node", "name": "NODE"}
+DUR = {"type": "string", "name": "DURATION", "default": "0"}
+
+
+def fixture(nodes, users=None):
+    fx = {"version": "2.462.3",
+          "nodes": [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"}] + nodes,
+          "jobs": [{"name": "unit", "params": [NODE, DUR], "concurrent": True}]}
+    if users:
+        fx["users"] = users
+    return fx
+
+
+ONE = [{"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"}]
+
+
+def start(system, nodes=ONE, gm=None):
+    gm = gm or system.gearmand()
+    jk = system.jenkins(fixture(nodes))
+    co = system.coordinator(gm, jk)
+    agents = {n["name"]: system.node(gm, jk, n["name"]) for n in nodes}
+    for n in nodes:
+        for i in range(n["executors"]):
+            wait_for(lambda: (gm.functions_of("%s_exec-%d" % (n["name"], i)) or []) == ["build:unit"],
+                     what="%s_exec-%d registered" % (n["name"], i))
+    return gm, jk, co, agents
+
+
+def data_docs(ev):
+    return [json.loads(e["data"]) for e in ev if e["event"] in ("data", "complete")]
+
+
+def test_sigkill_mid_build_reattaches_after_restart(system):
+    gm, jk, co, agents = start(system)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "4"}), unique="zuul-uuid-1")
+    # Killed once the agent knows its build (the record is written when it logs the start).
+    agents["n1"].wait_log("started for build:unit")
+    agents["n1"].stop(signal.SIGKILL)
+    # gearmand re-queued the job; the build goes on in Jenkins.
+    wait_for(lambda: gm.status()["build:unit"][:2] == (1, 0), what="job re-queued")
+    agents["n1"].restart()
+    ev = c.wait(60)
+    end = final_event(ev)
+    assert end["event"] == "complete", ev
+    docs = data_docs(ev)
+    assert {d["number"] for d in docs} == {1} and docs[-1]["result"] == "SUCCESS"
+    assert len(jk.builds()) == 1, jk.builds()          # re-attached, not built twice
+    assert "came back: re-attaching" in agents["n1"].log()
+    # Its record is gone once the result was delivered.
+    wait_for(lambda: not os.listdir(os.path.join(system.tmp, "state-n1")), what="record removed")
+
+
+def test_sigterm_finishes_running_builds(system):
+    gm, jk, co, agents = start(system)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "2"}), unique="u-term")
+    wait_for(lambda: any(b["building"] for b in jk.builds()), what="build running")
+    agents["n1"].signal(signal.SIGTERM)
+    end = final_event(c.wait(30))
+    assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
+    assert agents["n1"].proc.wait(15) == 0
+    # Stopped means: no new job taken; a new one waits in gearmand with no worker.
+    c2 = PerlClient(gm, "build:unit", "{}", timeout=30)
+    wait_for(lambda: gm.status().get("build:unit") == (1, 0, 0), what="queued, no worker")
+    c2.kill()
+    assert len(jk.builds()) == 1
+
+
+def test_second_sigterm_leaves_build_and_restart_reattaches(system):
+    gm, jk, co, agents = start(system)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "5"}), unique="u-twice")
+    agents["n1"].wait_log("started for build:unit")
+    agents["n1"].signal(signal.SIGTERM)
+    agents["n1"].wait_log("signal again to leave at once")
+    agents["n1"].signal(signal.SIGTERM)
+    assert agents["n1"].proc.wait(10) == 0
+    assert jk.builds()[0]["building"]                  # left running in Jenkins
+    agents["n1"].restart()
+    end = final_event(c.wait(60))
+    assert end["event"] == "complete" and json.loads(end["data"])["number"] == 1
+    assert len(jk.builds()) == 1
+
+
+def test_sighup_reload(system):
+    gm, jk, co, agents = start(system)
+    a = agents["n1"]
+    good = open(a.path).read()
+    with open(a.path, "w") as f:
+        f.write(good + "\n[bogus]\nkey = 1\n")
+    a.signal(signal.SIGHUP)
+    a.wait_log("keeping the running configuration")
+    assert a.alive()
+    with open(a.path, "w") as f:
+        f.write(good.replace("level = debug", "level = info"))
+    a.signal(signal.SIGHUP)
+    a.wait_log("log level, status_interval and refresh applied")
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
+
+
+def test_gearmand_restart_reregisters(system):
+    gm, jk, co, agents = start(system, nodes=[{"name": "n1", "labels": "", "executors": 4, "mode": "NORMAL"}])
+    gm.kill()
+    gm2 = Gearmand(system.tmp, port=gm.port).start()
+    system.items.append(gm2)
+    # Every executor and the manager are back, with their ids, within a few seconds.
+    wait_for(lambda: all(gm2.functions_of("n1_exec-%d" % i) == ["build:unit"] for i in range(4)) and
+             gm2.functions_of("jenkins01_manager") is not None, timeout=10, what="re-registered")
+    assert final_event(perl_call(gm2, "build:unit", "{}"))["event"] == "complete"
+
+
+def test_one_of_two_gearmand_down(system):
+    g1, g2 = system.gearmand(), system.gearmand()
+    jk = system.jenkins(fixture(ONE))
+    system.coordinator([g1, g2], jk)
+    system.node([g1, g2], jk, "n1")
+    for g in (g1, g2):
+        wait_for(lambda: g.functions_of("n1_exec-0") == ["build:unit"], what="registered on both servers")
+    assert final_event(perl_call(g1, "build:unit", "{}"))["event"] == "complete"
+    g1.kill()
+    assert final_event(perl_call(g2, "build:unit", "{}"))["event"] == "complete"
+    assert len(jk.builds()) == 2
+
+
+def test_coordinator_away_agents_keep_serving(system):
+    gm, jk, co, agents = start(system)
+    co.stop()
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
+    agents["n1"].wait_log("keeping the current map", timeout=10)
+    jk.add_job({"name": "later", "params": [NODE], "concurrent": True})
+    co.restart()
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:later", "build:unit"], timeout=15,
+             what="change picked up after the coordinator returned")
+
+
+def test_two_coordinators_agree(system):
+    gm, jk, co, agents = start(system)
+    co2 = system.coordinator(gm, jk, name="jenkins01")
+    wait_for(lambda: [cid for cid, f in gm.workers()].count("jenkins01_manager") == 2, what="two managers")
+    co2.wait_log("map ")
+    answers = {json.loads(final_event(perl_call(gm, "project_map:jenkins01", "{}"))["data"])["version"]
+               for _ in range(8)}
+    assert len(answers) == 1
+
+
+def test_secrets_never_logged(system):
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(ONE, users={"gearman": {"token": "s3cr3t-tok3n", "password": "pw-not-used"}}))
+    tokfile = os.path.join(system.tmp, "token")
+    with open(tokfile, "w") as f:
+        f.write("s3cr3t-tok3n\n")
+    os.chmod(tokfile, 0o600)
+    auth = {"jenkins": {"user": "gearman", "token_file": tokfile}}
+    co = system.coordinator(gm, jk, extra=auth)
+    agent = system.node(gm, jk, "n1", extra=auth)
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered with a token")
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
+    # A wrong token: a clear 401 in the log, still no secret.
+    bad = system.node(gm, jk, "n2", extra={"jenkins": {"user": "gearman", "token": "wr0ng-t0ken"}})
+    co.stop()
+    for d in (co, agent, bad):
+        assert "s3cr3t-tok3n" not in d.log() and "wr0ng-t0ken" not in d.log()
+    # A token file others can read is refused.
+    os.chmod(tokfile, 0o644)
+    d = system.node(gm, jk, "n3", extra=auth)
+    assert d.proc.wait(10) == 1
+    assert "accessible by group or others" in d.log()
