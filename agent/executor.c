@@ -216,7 +216,7 @@ is_truthy(const char *v)
 }
 
 /* The Jenkins trigger endpoint reads these itself; a client may not set them. */
-static const char *reserved[] = { "delay", "token", "cause", "json", "Submit" };
+static const char *reserved[] = { "delay", "token", "cause", "json", "Submit", "GEARMAN_UNIQUE" };
 
 static const char *
 refused_param(const struct run *r)
@@ -277,27 +277,72 @@ wait_left(struct run *r, long qid, long long deadline)
 	}
 }
 
-/* Trigger the build; retries transient failures for TRIGGER_TIMEOUT_S. */
-static enum jk_err
-trigger(struct run *r, long *queue_id)
+/*
+ * Look for the build a trigger may have created although its answer was
+ * lost, by the GEARMAN_UNIQUE parameter the agent sends with every build
+ * (Jenkins keeps it when the job declares it). 1: found (*queue_id or
+ * *number set), 0: not there, -1: the master did not answer.
+ */
+static int
+lookup(struct run *r, long *queue_id, int *number)
 {
-	struct jk_kv *kv = calloc(r->params.n + 1, sizeof(*kv));
+	enum jk_err e;
+
+	if (!r->job->unique[0])
+		return 0;
+	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, queue_id, number);
+	if (e == JK_OK) {
+		log_info("%s: found the build of unique %s: %s %s%ld", r->e->id, r->job->unique, r->full,
+		    *number ? "#" : "queue item ", *number ? (long)*number : *queue_id);
+		return 1;
+	}
+	return e == JK_ENOTFOUND ? 0 : -1;
+}
+
+/*
+ * Trigger the build. Transient failures are retried for [node]
+ * trigger_timeout; after one that may have reached Jenkins (a timeout, a
+ * dropped connection, a 5xx), the build is looked up before any retry, so
+ * a lost answer never makes a second build. 0 with *queue_id (or *number
+ * when the lookup found it started), or a jk_err.
+ */
+static enum jk_err
+trigger(struct run *r, long *queue_id, int *number)
+{
+	struct jk_kv *kv = calloc(r->params.n + 2, sizeof(*kv));
 	struct gm_backoff bo;
 	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
-	bool existing = false;
-	enum jk_err e;
-	size_t i;
+	bool existing = false, uncertain = false;
+	enum jk_err e = JK_ETIMEOUT;
+	size_t i, nkv = 0;
 
 	for (i = 0; i < r->params.n; i++) {
-		kv[i].name = r->params.v[i].name;
-		kv[i].value = r->params.v[i].value;
+		kv[nkv].name = r->params.v[i].name;
+		kv[nkv++].value = r->params.v[i].value;
 	}
-	kv[r->params.n].name = r->pin;
-	kv[r->params.n].value = r->e->node->cfg->node_name;
+	kv[nkv].name = r->pin;
+	kv[nkv++].value = r->e->node->cfg->node_name;
+	if (r->job->unique[0]) {
+		kv[nkv].name = "GEARMAN_UNIQUE";
+		kv[nkv++].value = r->job->unique;
+	}
 	gm_backoff_init(&bo, 500, 10000);
-	for (;;) {
-		e = jk_build_trigger(r->e->jk, r->full, kv, r->params.n + 1, queue_id, &existing);
-		if (e == JK_OK && existing && now_ms() < deadline && !shutdown_requested()) {
+	while (now_ms() < deadline && !shutdown_requested()) {
+		if (uncertain) {
+			int found = lookup(r, queue_id, number);
+			if (found > 0) {
+				e = JK_OK;
+				existing = false;
+				break;
+			}
+			if (found < 0) {
+				usleep((useconds_t)gm_backoff_next(&bo) * 1000);
+				continue;
+			}
+			uncertain = false;
+		}
+		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, queue_id, &existing);
+		if (e == JK_OK && existing) {
 			/*
 			 * 303: an identical item (someone else's) is queued, and
 			 * Jenkins folded our trigger into it. That build is not
@@ -309,9 +354,11 @@ trigger(struct run *r, long *queue_id)
 			wait_left(r, *queue_id, deadline);
 			continue;
 		}
-		if (e == JK_OK || !transient(e) || now_ms() > deadline || shutdown_requested())
+		if (e == JK_OK || !transient(e))
 			break;
-		log_warnx("%s: trigger %s: %s; retrying", r->e->id, r->full, jk_client_error(r->e->jk));
+		log_warnx("%s: trigger %s: %s; %s", r->e->id, r->full, jk_client_error(r->e->jk),
+		    r->job->unique[0] ? "looking for the build before retrying" : "retrying");
+		uncertain = true;
 		usleep((useconds_t)gm_backoff_next(&bo) * 1000);
 	}
 	free(kv);
@@ -378,6 +425,16 @@ follow_queue(struct run *r, long qid, int *number)
 			send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started", qid, r->full);
 			return -1;
 		}
+		if (e == JK_ENOTFOUND) {
+			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
+			long dummy;
+			int num = 0;
+			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, &dummy, &num) == JK_OK && num) {
+				*number = num;
+				jk_queue_item_free(&q);
+				return 0;
+			}
+		}
 		if (e != JK_OK && !transient(e)) {
 			send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", qid, r->full,
 			    jk_client_error(r->e->jk));
@@ -424,7 +481,9 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	}
 	if ((bad = refused_param(&r))) {
 		send_warning_fail(&r, "parameter \"%s\" may not be set by a client (%s)", bad,
-		    strcmp(bad, r.pin) == 0 ? "it pins the build to this node" : "Jenkins' trigger endpoint reads it");
+		    strcmp(bad, r.pin) == 0 ? "it pins the build to this node" :
+		    strcmp(bad, "GEARMAN_UNIQUE") == 0 ? "the agent sets it to the Gearman unique id" :
+		    "Jenkins' trigger endpoint reads it");
 		goto out;
 	}
 	{
@@ -445,21 +504,29 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		log_info("%s: %s (unique %s) came back: re-attaching to %s %s%ld", e->id, job->function,
 		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
 	}
-	if (!r.recorded) {
-		je = trigger(&r, &qid);
+	/* Killed between trigger and answer last time: the build may exist. */
+	if (r.recorded && !qid && !number && lookup(&r, &qid, &number) <= 0)
+		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
+	if (!qid && !number) {
+		/* Recorded before the trigger, so a restart knows to look for it. */
+		if (job->unique[0] && !r.recorded) {
+			snprintf(r.rec.unique, sizeof(r.rec.unique), "%s", job->unique);
+			snprintf(r.rec.function, sizeof(r.rec.function), "%s", job->function);
+			snprintf(r.rec.job, sizeof(r.rec.job), "%s", r.full);
+			r.rec.time = time(NULL);
+			r.recorded = state_save(n->cfg->state_dir, &r.rec) == 0;
+		}
+		je = trigger(&r, &qid, &number);
 		if (je != JK_OK) {
 			const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
 			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
 			send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
 			goto out_single;
 		}
-		if (job->unique[0]) {
-			snprintf(r.rec.unique, sizeof(r.rec.unique), "%s", job->unique);
-			snprintf(r.rec.function, sizeof(r.rec.function), "%s", job->function);
-			snprintf(r.rec.job, sizeof(r.rec.job), "%s", r.full);
+		if (r.recorded) {
 			r.rec.queue_id = qid;
-			r.rec.time = time(NULL);
-			r.recorded = state_save(n->cfg->state_dir, &r.rec) == 0;
+			r.rec.number = number;
+			state_save(n->cfg->state_dir, &r.rec);
 		}
 	}
 	if (!number) {

@@ -1812,6 +1812,12 @@ perform(struct jk_client *c, const char *method, const char *path, const char *b
 		}
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		/*
+		 * A POST goes on a fresh connection: on a reused one that closes
+		 * without an answer, libcurl silently sends the request again — a
+		 * second build when Jenkins had already queued the first.
+		 */
+		curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
 	} else {
 		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	}
@@ -1824,6 +1830,7 @@ perform(struct jk_client *c, const char *method, const char *path, const char *b
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 0L);
 	}
 	curl_slist_free_all(hdrs);
 	free(url);
@@ -2423,5 +2430,115 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
 	e = request(c, "POST", path, body, what, ok_post);
 	free(body);
 	free(path);
+	return e;
+}
+
+/* ---- finding a build again (after a lost answer or a restart) ---- */
+
+/* Does a queue item's params text hold the line NAME=VALUE? */
+static bool
+params_have(const char *params, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	const char *p = params;
+
+	while (p && (p = strchr(p, '\n'))) {
+		p++;
+		if (!strncmp(p, name, nl) && p[nl] == '=' && !strncmp(p + nl + 1, value, vl) &&
+		    (p[nl + 1 + vl] == '\n' || p[nl + 1 + vl] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+enum jk_err
+jk_parse_find_queue(const char *json, const char *job_path, const char *name, const char *value,
+    long *queue_id, char *err, size_t errlen)
+{
+	json_t *root, *items, *it;
+	size_t i, jl = strlen(job_path);
+
+	*queue_id = 0;
+	if (!(root = jload(json, err, errlen)))
+		return JK_EPROTO;
+	items = json_object_get(root, "items");
+	json_array_foreach(items, i, it) {
+		const char *url = json_string_value(json_object_get(json_object_get(it, "task"), "url"));
+		const char *params = json_string_value(json_object_get(it, "params"));
+		size_t ul = url ? strlen(url) : 0;
+
+		if (!url || ul < jl || strcmp(url + ul - jl, job_path) != 0 || !params ||
+		    !params_have(params, name, value) || !json_is_integer(json_object_get(it, "id")))
+			continue;
+		*queue_id = (long)json_integer_value(json_object_get(it, "id"));
+		break;
+	}
+	json_decref(root);
+	return *queue_id ? JK_OK : JK_ENOTFOUND;
+}
+
+enum jk_err
+jk_parse_find_build(const char *json, const char *name, const char *value, long queue_id,
+    int *number, char *err, size_t errlen)
+{
+	json_t *root, *builds, *b, *a, *p;
+	size_t i, k, m;
+
+	*number = 0;
+	if (!(root = jload(json, err, errlen)))
+		return JK_EPROTO;
+	builds = json_object_get(root, "builds");
+	json_array_foreach(builds, i, b) {
+		bool hit = queue_id > 0 && json_integer_value(json_object_get(b, "queueId")) == queue_id;
+
+		json_array_foreach(json_object_get(b, "actions"), k, a)
+			json_array_foreach(json_object_get(a, "parameters"), m, p)
+				if (name && json_is_string(json_object_get(p, "name")) &&
+				    !strcmp(json_string_value(json_object_get(p, "name")), name) &&
+				    json_is_string(json_object_get(p, "value")) &&
+				    !strcmp(json_string_value(json_object_get(p, "value")), value))
+					hit = true;
+		if (hit && json_is_integer(json_object_get(b, "number"))) {
+			*number = (int)json_integer_value(json_object_get(b, "number"));
+			break;
+		}
+	}
+	json_decref(root);
+	return *number ? JK_OK : JK_ENOTFOUND;
+}
+
+enum jk_err
+jk_find_build(struct jk_client *c, const char *full_name, const char *name, const char *value,
+    long queue_id, long *found_queue_id, int *number)
+{
+	char perr[512], *path = NULL, *jp;
+	enum jk_err e;
+
+	*found_queue_id = 0;
+	*number = 0;
+	if (!(jp = jk_path_job(full_name))) {
+		set_msg(c->err, sizeof(c->err), "bad job name");
+		return JK_EBADREQ;
+	}
+	/* Still queued? (Only by parameter: a queue id is followed directly.) */
+	if (name) {
+		e = request(c, "GET", "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D", NULL,
+		    "no queue", ok_get);
+		if (e == JK_OK)
+			e = jk_parse_find_queue(body_str(c), jp, name, value, found_queue_id, perr, sizeof(perr));
+		if (e != JK_ENOTFOUND) {
+			free(jp);
+			return e == JK_OK ? JK_OK : parsed(c, "GET", "queue/api/json", e, perr);
+		}
+	}
+	/* Started: among the job's most recent builds. */
+	e = job_path(c, full_name, &path,
+	    "api/json?tree=builds%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B0,50%%7D");
+	if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
+		e = jk_parse_find_build(body_str(c), name, value, queue_id, number, perr, sizeof(perr));
+	if (e == JK_EPROTO)
+		e = parsed(c, "GET", path, e, perr);
+	free(path);
+	free(jp);
 	return e;
 }

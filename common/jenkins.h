@@ -212,6 +212,16 @@ enum jk_err jk_build_stop(struct jk_client *c, const char *full_name, int number
 enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
                 int number, const char *description);
 
+/*
+ * Find again a build this client asked for: by a parameter it set (name =
+ * value, e.g. GEARMAN_UNIQUE = the Gearman unique id; name NULL to skip) in
+ * the queue and among the job's 50 most recent builds, or by the queue id
+ * that created it (queue_id > 0). JK_OK with *found_queue_id (still queued)
+ * or *number (started); JK_ENOTFOUND if there is none.
+ */
+enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char *name,
+                const char *value, long queue_id, long *found_queue_id, int *number);
+
 /* ---- pure helpers, exposed for the unit tests ---- */
 
 /* "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name (empty segment). */
@@ -236,6 +246,11 @@ enum jk_err jk_parse_build(const char *json, struct jk_build *out, char *err, si
 enum jk_err jk_parse_node_mode(const char *xml, enum jk_mode *mode, char *err, size_t errlen);
 enum jk_err jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
                 char ***names, size_t *n, char *err, size_t errlen);
+
+enum jk_err jk_parse_find_queue(const char *json, const char *job_path, const char *name,
+                const char *value, long *queue_id, char *err, size_t errlen);
+enum jk_err jk_parse_find_build(const char *json, const char *name, const char *value,
+                long queue_id, int *number, char *err, size_t errlen);
 
 void jk_strv_free(char **v, size_t n);
 

@@ -174,3 +174,34 @@ def test_secrets_never_logged(system):
     d = system.node(gm, jk, "n3", extra=auth)
     assert d.proc.wait(10) == 1
     assert "accessible by group or others" in d.log()
+
+
+def test_lost_trigger_answer_makes_no_second_build(system):
+    gm = system.gearmand()
+    fx = fixture(ONE)
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    # Jenkins queues the build, but the answer to the trigger never arrives.
+    jk.drop(1, after=True, method="POST")
+    ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.5"}), unique="lost-answer-1")
+    end = final_event(ev)
+    assert end["event"] == "complete" and json.loads(end["data"])["number"] == 1, ev
+    assert "found the build of unique lost-answer-1" in agent.log()
+    assert len(jk.builds()) == 1, jk.builds()
+    assert jk.builds()[0]["params"]["GEARMAN_UNIQUE"] == "lost-answer-1"
+    # A client may not set it.
+    ev = perl_call(gm, "build:unit", json.dumps({"GEARMAN_UNIQUE": "forged"}))
+    assert final_event(ev)["event"] == "fail"
+
+
+def test_master_outage_during_a_build(system):
+    gm, jk, co, agents = start(system)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "3"}), unique="u-outage")
+    agents["n1"].wait_log("started for build:unit")
+    jk.fail(503, 4)            # longer than the build: its end is seen only after the outage
+    end = final_event(c.wait(60))
+    assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
+    assert len(jk.builds()) == 1

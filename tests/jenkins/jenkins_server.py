@@ -51,7 +51,9 @@ Fixture keys (JSON object; see tests/fixtures/basic.json):
 
 Control API (JSON in and out, never delayed, failed, dropped or logged):
   POST /_test/latency {"ms"}        POST /_test/fail {"status", "seconds"}
-  POST /_test/drop {"count"}        POST /_test/restart
+  POST /_test/drop {"count", "after", "method"}   POST /_test/restart
+                                    (after: process the request, then close without answering;
+                                     method: only requests with that method)
   POST /_test/build {"job", "node"?, "params"?, "delay"?} -> {"queue_id"}
   POST /_test/jobs {spec, "folder"?}; PATCH|DELETE /_test/jobs/<full name>
   POST /_test/nodes {spec};           PATCH|DELETE /_test/nodes/<name>
@@ -2901,13 +2903,16 @@ class Faults:
         self.fail_status = None
         self.fail_until = 0.0
         self.drop_count = 0
+        self.drop_after = False    # process the request, then lose the answer
+        self.drop_method = None    # only requests with this method
 
-    def take_drop(self):
+    def take_drop(self, method):
+        """None, "before" (request not processed) or "after" (processed, answer lost)."""
         with self.lock:
-            if self.drop_count > 0:
+            if self.drop_count > 0 and self.drop_method in (None, method):
                 self.drop_count -= 1
-                return True
-            return False
+                return "after" if self.drop_after else "before"
+            return None
 
     def failing(self):
         with self.lock:
@@ -2992,6 +2997,8 @@ class ControlApi:
         if key == ("POST", "drop"):
             with app.faults.lock:
                 app.faults.drop_count = max(0, int(data.get("count", 0)))
+                app.faults.drop_after = bool(data.get("after", False))
+                app.faults.drop_method = data.get("method")
             return self.reply({"ok": True})
         if key == ("POST", "restart"):
             j.restart()
@@ -3185,8 +3192,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             sys.stderr.write(traceback.format_exc())
             return self._send(Response(400, "bad request", "text/plain"))
         entry = app.requests.add(req, self.headers.get("Authorization"))
-        if app.faults.take_drop():
+        drop = app.faults.take_drop(self.command)
+        if drop == "before":
             entry["status"] = "dropped"
+            self.close_connection = True
+            return
+        if drop == "after":        # Jenkins did the work; the client never hears of it
+            entry["status"] = "answer lost (%d)" % app.http.handle(req).status
             self.close_connection = True
             return
         if app.faults.latency_ms:

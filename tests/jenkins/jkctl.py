@@ -181,8 +181,10 @@ class JenkinsServer:
     def fail(self, status, seconds):
         return self._control("POST", "/_test/fail", {"status": status, "seconds": seconds})
 
-    def drop(self, count):
-        return self._control("POST", "/_test/drop", {"count": count})
+    def drop(self, count, after=False, method=None):
+        """Close the next `count` connections (of `method` only, if given) without an
+        answer; with after=True the request is processed first (the answer is lost)."""
+        return self._control("POST", "/_test/drop", {"count": count, "after": after, "method": method})
 
     def restart(self):
         return self._control("POST", "/_test/restart", {})
