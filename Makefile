@@ -48,7 +48,7 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := $(COMMON_SRC) agent/projmap.c agent/buildref.c
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps check unit integration demo clean fuzz fuzz-build valgrind
+.PHONY: all deps check unit integration demo clean fuzz fuzz-build valgrind soak
 all: $(BINS) $(UNIT_BIN) $(IT_BIN)
 
 # Rebuild everything when the flags change (e.g. SANITIZE=1 after a plain build).
@@ -105,8 +105,13 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
+# 10 agents x 4 executors, 2,000 builds of 0-2 s, faults at random; figures in build/soak.json.
+soak: $(BINS)
+	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/soak.py --build $(abspath $(BUILD)) \
+	  --agents 10 --executors 4 --builds 2000 --json $(BUILD)/soak.json
+
 # The daemons under valgrind memcheck through real scenarios (plain build).
-VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py
+VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py
 valgrind: $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER JGA_BUILD=$(abspath $(BUILD)) JGA_VALGRIND=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(VALGRIND_TESTS)

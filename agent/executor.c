@@ -238,9 +238,11 @@ build_json(struct run *r, const struct jk_build *b, const char *result)
 {
 	struct node *n = r->e->node;
 	char *labels = node_labels_json(n), *out;
+	/* A re-attached build may run on another node of this master. */
+	const char *node = b->built_on && b->built_on[0] ? b->built_on : n->cfg->node_name;
 	json_t *doc = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:o}",
 	    "name", r->name, "number", b->number, "manager", n->cfg->coordinator_name,
-	    "worker", r->e->id, "url", b->url ? b->url : "", "node_name", n->cfg->node_name,
+	    "worker", r->e->id, "url", b->url ? b->url : "", "node_name", node,
 	    "node_labels", json_loads(labels ? labels : "[]", 0, NULL));
 
 	if (result)
@@ -275,6 +277,20 @@ wait_left(struct run *r, long qid, long long deadline)
 		jk_queue_item_free(&q);
 		return;
 	}
+}
+
+/* Has gearmand handed this job out before? (its admin "show jobs" retries) */
+static bool
+requeued(struct gw_conn *c, const struct gw_job *job)
+{
+	char host[300];
+	char *colon;
+
+	snprintf(host, sizeof(host), "%s", gw_peer(c));
+	if (!(colon = strrchr(host, ':')))
+		return false;
+	*colon = '\0';
+	return gm_job_retries(host, atoi(colon + 1), job->handle, 2000) > 0;
 }
 
 /*
@@ -507,6 +523,14 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	/* Killed between trigger and answer last time: the build may exist. */
 	if (r.recorded && !qid && !number && lookup(&r, &qid, &number) <= 0)
 		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
+	/*
+	 * A job gearmand handed out before (a worker died or lost it) may have
+	 * a build already, started by another agent of this master: find it
+	 * by GEARMAN_UNIQUE instead of starting a second one.
+	 */
+	if (!r.recorded && job->unique[0] && requeued(c, job) && lookup(&r, &qid, &number) > 0)
+		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
+		    job->function, job->unique);
 	if (!qid && !number) {
 		/* Recorded before the trigger, so a restart knows to look for it. */
 		if (job->unique[0] && !r.recorded) {
@@ -863,9 +887,22 @@ reclaim_thread(void *arg)
 			if (rc == 0) {
 				if (shutdown_requested() || state_load(cfg->state_dir, e->rec.unique, &cur) < 0)
 					break;
+				/* Still waiting in gearmand? (answered by STATUS_RES_UNIQUE) */
+				if (gw_get_status_unique(c, e->rec.unique) < 0)
+					break;
 				continue;
 			}
-			if (p.type == GW_NO_JOB) {
+			if (p.type == GW_STATUS_RES_UNIQUE) {
+				int known, running;
+				if (gw_parse_status_unique(&p, &known, &running) == 0 && (!known || running)) {
+					/* Answered or dropped, or another worker has it now: nothing to reclaim. */
+					log_info("%s: %s (unique %s) is %s; forgetting its record", e->id,
+					    e->rec.function, e->rec.unique, known ? "taken by another worker" : "gone from gearmand");
+					state_remove(cfg->state_dir, e->rec.unique);
+					done = true;
+					break;
+				}
+			} else if (p.type == GW_NO_JOB) {
 				if (gw_pre_sleep(c) < 0)
 					break;
 			} else if (p.type == GW_NOOP) {

@@ -266,3 +266,19 @@ fail:
 	close(fd);
 	return NULL;
 }
+
+int
+gm_job_retries(const char *host, int port, const char *handle, int timeout_ms)
+{
+	char err[256], *text = gm_admin(host, port, "show jobs", timeout_ms, err, sizeof(err)), *line, *save = NULL;
+	size_t hl = strlen(handle);
+	int retries = -1;
+
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, handle, hl) == 0 && line[hl] == '\t') {
+			retries = atoi(line + hl + 1);
+			break;
+		}
+	free(text);
+	return retries;
+}

@@ -63,4 +63,12 @@ int gm_call(const struct config_server *servers, size_t n, const char *fn,
 char *gm_admin(const char *host, int port, const char *cmd, int timeout_ms,
           char *err, size_t errlen);
 
+/*
+ * How many times gearmand has handed out the job with this handle before
+ * (its "retries": > 0 means a worker lost it and it was re-queued), from
+ * the admin "show jobs" list. -1 if gearmand does not answer or lists no
+ * such job.
+ */
+int gm_job_retries(const char *host, int port, const char *handle, int timeout_ms);
+
 #endif
