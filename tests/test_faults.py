@@ -205,3 +205,21 @@ def test_master_outage_during_a_build(system):
     end = final_event(c.wait(60))
     assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
     assert len(jk.builds()) == 1
+
+
+def test_trigger_timeout_refuses_the_job(system):
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(ONE))
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1", extra={"node": {"trigger_timeout": 2}})
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    jk.drop(1000, method="POST")          # every trigger is lost before Jenkins sees it
+    ev = perl_call(gm, "build:unit", "{}", unique="never-triggered")
+    end = final_event(ev)
+    assert end["event"] == "fail", ev
+    warn = [e for e in ev if e["event"] == "warning"]
+    assert warn and "Jenkins refused to build unit" in warn[0]["data"]
+    assert jk.builds() == []
+    jk.drop(0)
+    # The worker goes on.
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
