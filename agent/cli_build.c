@@ -165,11 +165,18 @@ on_warning(gearman_task_st *t)
 	struct follow *f = gearman_task_context(t);
 	size_t n = gearman_task_data_size(t);
 
+	json_t *w;
+
 	if (n >= sizeof(f->warning))
 		n = sizeof(f->warning) - 1;
 	if (n)
 		memcpy(f->warning, gearman_task_data(t), n);
 	f->warning[n] = '\0';
+	/* The agent's refusals are {"error": "..."}: show the message. */
+	w = json_loads(f->warning, 0, NULL);
+	if (json_is_string(json_object_get(w, "error")))
+		snprintf(f->warning, sizeof(f->warning), "%s", json_string_value(json_object_get(w, "error")));
+	json_decref(w);
 	return GEARMAN_SUCCESS;
 }
 

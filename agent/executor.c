@@ -194,19 +194,25 @@ send_warning_fail(struct run *r, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
 	log_warnx("%s: refused %s (unique %s): %s", r->e->id, r->job->function, r->job->unique, msg);
-	if (gw_work_warning(r->c, r->job->handle, msg, (size_t)n) < 0 ||
-	    gw_work_fail(r->c, r->job->handle) < 0)
-		r->gm_ok = false;
+	/*
+	 * The warning is a JSON document: Zuul's gear client appends warnings
+	 * to the job's data and reads the last chunk as JSON on WORK_FAIL; an
+	 * object without "result" makes Zuul retry the build elsewhere.
+	 */
+	{
+		json_t *w = json_pack("{s:s}", "error", msg);
+		char *text = json_dumps(w, JSON_COMPACT);
+		json_decref(w);
+		if (!text || gw_work_warning(r->c, r->job->handle, text, strlen(text)) < 0 ||
+		    gw_work_fail(r->c, r->job->handle) < 0)
+			r->gm_ok = false;
+		free(text);
+	}
 }
 
 static bool
@@ -266,7 +272,7 @@ wait_left(struct run *r, long qid, long long deadline)
 	struct jk_queue_item q;
 	long delay = 20;
 
-	while (now_ms() < deadline && !shutdown_requested()) {
+	while (now_ms() < deadline) {
 		memset(&q, 0, sizeof(q));
 		if (jk_queue_item_get(r->e->jk, qid, &q) != JK_ENOTFOUND && q.state == JK_QUEUE_WAITING) {
 			jk_queue_item_free(&q);
@@ -300,13 +306,13 @@ requeued(struct gw_conn *c, const struct gw_job *job)
  * *number set), 0: not there, -1: the master did not answer.
  */
 static int
-lookup(struct run *r, long *queue_id, int *number)
+lookup(struct run *r, int scan, long *queue_id, int *number)
 {
 	enum jk_err e;
 
 	if (!r->job->unique[0])
 		return 0;
-	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, queue_id, number);
+	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, scan, queue_id, number);
 	if (e == JK_OK) {
 		log_info("%s: found the build of unique %s: %s %s%ld", r->e->id, r->job->unique, r->full,
 		    *number ? "#" : "queue item ", *number ? (long)*number : *queue_id);
@@ -343,9 +349,10 @@ trigger(struct run *r, long *queue_id, int *number)
 		kv[nkv++].value = r->job->unique;
 	}
 	gm_backoff_init(&bo, 500, 10000);
-	while (now_ms() < deadline && !shutdown_requested()) {
+	/* Not cut short by a graceful stop: a job taken is carried through. */
+	while (now_ms() < deadline) {
 		if (uncertain) {
-			int found = lookup(r, queue_id, number);
+			int found = lookup(r, 0, queue_id, number);
 			if (found > 0) {
 				e = JK_OK;
 				existing = false;
@@ -445,7 +452,7 @@ follow_queue(struct run *r, long qid, int *number)
 			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
 			long dummy;
 			int num = 0;
-			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, &dummy, &num) == JK_OK && num) {
+			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, 0, &dummy, &num) == JK_OK && num) {
 				*number = num;
 				jk_queue_item_free(&q);
 				return 0;
@@ -521,14 +528,15 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
 	}
 	/* Killed between trigger and answer last time: the build may exist. */
-	if (r.recorded && !qid && !number && lookup(&r, &qid, &number) <= 0)
+	if (r.recorded && !qid && !number && lookup(&r, 0, &qid, &number) <= 0)
 		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
 	/*
 	 * A job gearmand handed out before (a worker died or lost it) may have
 	 * a build already, started by another agent of this master: find it
-	 * by GEARMAN_UNIQUE instead of starting a second one.
+	 * by GEARMAN_UNIQUE instead of starting a second one. It may have
+	 * waited behind many others, so look deep (this path is rare).
 	 */
-	if (!r.recorded && job->unique[0] && requeued(c, job) && lookup(&r, &qid, &number) > 0)
+	if (!r.recorded && job->unique[0] && requeued(c, job) && lookup(&r, 2000, &qid, &number) > 0)
 		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
 		    job->function, job->unique);
 	if (!qid && !number) {
@@ -543,7 +551,8 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		je = trigger(&r, &qid, &number);
 		if (je != JK_OK) {
 			const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
-			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk);
+			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk)[0] ? jk_client_error(e->jk) :
+			    "no answer from the master within [node] trigger_timeout";
 			send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
 			goto out_single;
 		}

@@ -2488,6 +2488,8 @@ jk_parse_find_build(const char *json, const char *name, const char *value, long 
 	if (!(root = jload(json, err, errlen)))
 		return JK_EPROTO;
 	builds = json_object_get(root, "builds");
+	if (!builds)
+		builds = json_object_get(root, "allBuilds");
 	json_array_foreach(builds, i, b) {
 		bool hit = queue_id > 0 && json_integer_value(json_object_get(b, "queueId")) == queue_id;
 
@@ -2509,7 +2511,7 @@ jk_parse_find_build(const char *json, const char *name, const char *value, long 
 
 enum jk_err
 jk_find_build(struct jk_client *c, const char *full_name, const char *name, const char *value,
-    long queue_id, long *found_queue_id, int *number)
+    long queue_id, int scan, long *found_queue_id, int *number)
 {
 	char perr[512], *path = NULL, *jp;
 	enum jk_err e;
@@ -2531,9 +2533,16 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 			return e == JK_OK ? JK_OK : parsed(c, "GET", "queue/api/json", e, perr);
 		}
 	}
-	/* Started: among the job's most recent builds. */
+	/*
+	 * Started: among the job's newest `scan` builds. "builds" holds the
+	 * newest 100 only; deeper scans need "allBuilds", which makes Jenkins
+	 * load old build records, so only rare paths ask for them.
+	 */
+	if (scan < 1)
+		scan = 50;
 	e = job_path(c, full_name, &path,
-	    "api/json?tree=builds%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B0,50%%7D");
+	    "api/json?tree=%s%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B0,%d%%7D",
+	    scan > 100 ? "allBuilds" : "builds", scan);
 	if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
 		e = jk_parse_find_build(body_str(c), name, value, queue_id, number, perr, sizeof(perr));
 	if (e == JK_EPROTO)

@@ -396,10 +396,6 @@ def test_zuul_single_use_node(system, stop_after):
     assert len(jk.builds()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent refusals are WORK_WARNING <plain text> + WORK_FAIL: gear appends the warning payload to "
-    "job.data, Zuul v2's getJobData() json.loads(job.data[-1]) raises on it in onBuildCompleted, so "
-    "the build never completes (gearman-plugin's WORK_EXCEPTION left data empty: result None, retry)"))
 def test_zuul_refused_build_is_retried(system, stop_after):
     gm, jk, _ = start(system, [node("n1")], [job("unit")],
                       coordinator_extra={"coordinator": {"refresh": 3600}})
