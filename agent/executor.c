@@ -57,7 +57,6 @@ struct executor {
 	struct jk_client  *jk;
 	struct server_conn sc[CONFIG_MAX_SERVERS];
 	size_t             nsc;
-	struct build_rec   rec;          /* reclaimers: the build to re-attach */
 };
 
 /* ---- small helpers ---- */
@@ -184,6 +183,7 @@ struct run {
 	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
 	struct build_rec  rec;      /* this build's record in state_dir */
 	bool              recorded;
+	bool              requeued; /* gearmand handed the job out before */
 };
 
 static void
@@ -488,13 +488,21 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	memset(&b, 0, sizeof(b));
 	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
 	    job->unique, job->workload_len);
-	if (job->unique[0] && state_load(n->cfg->state_dir, job->unique, &r.rec) == 0 &&
-	    strcmp(r.rec.function, job->function) == 0) {
-		/* A build we started: re-attach needs only its record, not the map. */
-		r.recorded = true;
-		r.full = strdup(r.rec.job);
-		r.pin = strdup("");
-	} else if (!node_lookup_function(n, job->function, &r.full, &r.pin)) {
+	/*
+	 * Has gearmand handed this job out before (a worker died or lost its
+	 * connection)? Only then can a build of it exist already.
+	 */
+	r.requeued = job->unique[0] && requeued(c, job);
+	if (job->unique[0] && state_load(n->cfg->state_dir, job->unique, &r.rec) == 0) {
+		if (r.requeued && strcmp(r.rec.function, job->function) == 0) {
+			/* A build we started: re-attach needs only its record, not the map. */
+			r.recorded = true;
+			r.full = strdup(r.rec.job);
+			r.pin = strdup("");
+		} else    /* a new job that reuses the unique of one we delivered */
+			state_remove(n->cfg->state_dir, job->unique);
+	}
+	if (!r.recorded && !node_lookup_function(n, job->function, &r.full, &r.pin)) {
 		send_warning_fail(&r, "this worker no longer offers %s", job->function);
 		goto out;
 	}
@@ -531,12 +539,13 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	if (r.recorded && !qid && !number && lookup(&r, 0, &qid, &number) <= 0)
 		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
 	/*
-	 * A job gearmand handed out before (a worker died or lost it) may have
-	 * a build already, started by another agent of this master: find it
-	 * by GEARMAN_UNIQUE instead of starting a second one. It may have
-	 * waited behind many others, so look deep (this path is rare).
+	 * A re-queued job may have a build already, started by another agent
+	 * of this master: find it by GEARMAN_UNIQUE instead of starting a
+	 * second one. It may have waited behind many others: look at the
+	 * newest builds, then deeper (this path is rare).
 	 */
-	if (!r.recorded && job->unique[0] && requeued(c, job) && lookup(&r, 2000, &qid, &number) > 0)
+	if (!r.recorded && r.requeued &&
+	    (lookup(&r, 100, &qid, &number) > 0 || lookup(&r, 2000, &qid, &number) > 0))
 		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
 		    job->function, job->unique);
 	if (!qid && !number) {
@@ -591,8 +600,6 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		r.gm_ok = false;
 	free(doc);
 	last_status = now_ms();
-	if (!r.gm_ok && r.recorded)
-		goto handover;
 
 	/*
 	 * Follow the build to its end, through master outages. WORK_STATUS
@@ -613,8 +620,6 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 					r.gm_ok = false;
 					log_warnx("%s: lost gearmand during %s #%d: %s; the build goes on in Jenkins",
 					    e->id, r.full, number, gw_error(c));
-					if (r.recorded)
-						goto handover;
 				}
 				last_status = t;
 			}
@@ -658,19 +663,12 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	log_info("%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
 	    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
 	free(doc);
+	/*
+	 * Delivered: forget it. Not delivered: gearmand has re-queued the job;
+	 * the record lets this agent re-attach when it gets the job back.
+	 */
 	if (r.gm_ok && r.recorded)
 		state_remove(n->cfg->state_dir, r.rec.unique);
-	else if (r.recorded)
-		executor_reclaim(n, &r.rec);
-	goto out;
-handover:
-	/*
-	 * gearmand re-queues the job of a lost connection. A reclaimer takes
-	 * it back and re-attaches; this executor stops following the build.
-	 */
-	log_warnx("%s: %s #%d: handing the build to a reclaimer until %s (unique %s) comes back",
-	    e->id, r.full, number, job->function, job->unique);
-	executor_reclaim(n, &r.rec);
 	goto out;
 out_single:
 	if (single_use)
@@ -848,122 +846,6 @@ executor_thread(void *arg)
 	}
 	__atomic_store_n(&e->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
-}
-
-/* ---- reclaimers ---- */
-
-/*
- * Wait for one job (by unique id) to come back from gearmand and re-attach
- * it. Its own connection registers only that job's function; any other
- * job it is given is handed back at once (closing the connection makes
- * gearmand re-queue it, behind ours). Ends when the job came back and was
- * reported, when its record is gone (another executor re-attached it), on
- * shutdown, or after an hour.
- */
-static void *
-reclaim_thread(void *arg)
-{
-	struct executor *e = arg;
-	struct node *n = e->node;
-	const struct config *cfg = n->cfg;
-	long long give_up = now_ms() + 3600 * 1000LL;
-	struct build_rec cur;
-	size_t k = 0;
-	bool done = false;
-
-	log_info("%s: waiting for %s (unique %s) to come back to re-attach it to %s %s%ld", e->id,
-	    e->rec.function, e->rec.unique, e->rec.job, e->rec.number ? "build #" : "queue item ",
-	    e->rec.number ? (long)e->rec.number : e->rec.queue_id);
-	while (!done && !shutdown_requested() && now_ms() < give_up &&
-	    state_load(cfg->state_dir, e->rec.unique, &cur) == 0) {
-		char err[512];
-		struct gw_conn *c = gw_connect(cfg->servers[k % cfg->nservers].host,
-		    cfg->servers[k % cfg->nservers].port, e->id, 5000, err, sizeof(err));
-
-		k++;
-		if (!c || gw_can_do(c, e->rec.function) < 0 || gw_grab(c) < 0) {
-			gw_close(c);
-			shutdown_sleep_ms(1000);
-			continue;
-		}
-		for (;;) {
-			struct gw_packet p;
-			struct gw_job job;
-			int rc = gw_read(c, &p, 1000);
-
-			if (rc < 0)
-				break;
-			if (rc == 0) {
-				if (shutdown_requested() || state_load(cfg->state_dir, e->rec.unique, &cur) < 0)
-					break;
-				/* Still waiting in gearmand? (answered by STATUS_RES_UNIQUE) */
-				if (gw_get_status_unique(c, e->rec.unique) < 0)
-					break;
-				continue;
-			}
-			if (p.type == GW_STATUS_RES_UNIQUE) {
-				int known, running;
-				if (gw_parse_status_unique(&p, &known, &running) == 0 && (!known || running)) {
-					/* Answered or dropped, or another worker has it now: nothing to reclaim. */
-					log_info("%s: %s (unique %s) is %s; forgetting its record", e->id,
-					    e->rec.function, e->rec.unique, known ? "taken by another worker" : "gone from gearmand");
-					state_remove(cfg->state_dir, e->rec.unique);
-					done = true;
-					break;
-				}
-			} else if (p.type == GW_NO_JOB) {
-				if (gw_pre_sleep(c) < 0)
-					break;
-			} else if (p.type == GW_NOOP) {
-				if (gw_grab(c) < 0)
-					break;
-			} else if ((p.type == GW_JOB_ASSIGN || p.type == GW_JOB_ASSIGN_UNIQ) &&
-			    gw_job_from_packet(&p, &job) == 0) {
-				if (strcmp(job.unique, e->rec.unique) == 0) {
-					node_grab_claim(n, -1);
-					run_job(e, c, &job);
-					done = true;
-				} else
-					log_debug("%s: handing back %s (unique %s)", e->id, job.function, job.unique);
-				gw_job_free(&job);
-				break;
-			} else if (p.type == GW_ERROR)
-				break;
-		}
-		gw_close(c);
-		if (!done)
-			usleep(50000);
-	}
-	jk_client_free(e->jk);
-	close(e->wakefd);
-	free(e);
-	node_reclaimer_done(n);
-	return NULL;
-}
-
-void
-executor_reclaim(struct node *n, const struct build_rec *rec)
-{
-	struct executor *e = calloc(1, sizeof(*e));
-	const struct config *cfg = n->cfg;
-	struct jk_opts o = {
-		.url = cfg->url, .user = cfg->user, .token = cfg->token, .password = cfg->password,
-		.ca_file = cfg->ca_file, .tls_verify = cfg->tls_verify,
-		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
-	};
-	pthread_t t;
-
-	if (!e)
-		fatalx("out of memory");
-	e->node = n;
-	e->index = -1;
-	e->rec = *rec;
-	snprintf(e->id, sizeof(e->id), "%s_reclaim-%d", cfg->node_name, node_reclaimer_started(n));
-	e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	e->jk = jk_client_new(&o);
-	if (e->wakefd < 0 || !e->jk || pthread_create(&t, NULL, reclaim_thread, e) != 0)
-		fatalx("cannot start a reclaimer");
-	pthread_detach(t);
 }
 
 struct executor *

@@ -72,6 +72,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(cfg.log_level);
+	log_set_format(cfg.log_format);
 	if (test_only) {
 		printf("%s: configuration OK\n", file);
 		config_free(&cfg);

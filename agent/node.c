@@ -295,27 +295,6 @@ node_grab_claim(struct node *n, int i)
 	pthread_mutex_unlock(&n->lock);
 }
 
-int
-node_reclaimer_started(struct node *n)
-{
-	int seq;
-
-	pthread_mutex_lock(&n->lock);
-	n->reclaimers++;
-	seq = n->reclaim_seq++;
-	pthread_mutex_unlock(&n->lock);
-	return seq;
-}
-
-void
-node_reclaimer_done(struct node *n)
-{
-	pthread_mutex_lock(&n->lock);
-	n->reclaimers--;
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->lock);
-}
-
 void
 node_build_started(struct node *n, int i)
 {
@@ -496,7 +475,10 @@ node_main(struct config *cfg)
 
 		if (state_open(cfg->state_dir, err, sizeof(err)) < 0)
 			fatalx("%s", err);
-		/* Builds started before a restart: wait for their jobs to come back. */
+		/*
+		 * Builds started before a restart: their jobs come back from
+		 * gearmand and are re-attached (executor.c). Old ones are dropped.
+		 */
 		recs = state_list(cfg->state_dir, &nrec);
 		for (k = 0; k < nrec; k++) {
 			if (recs[k].time < time(NULL) - 2 * 86400) {
@@ -504,7 +486,9 @@ node_main(struct config *cfg)
 				    recs[k].job, recs[k].unique);
 				state_remove(cfg->state_dir, recs[k].unique);
 			} else
-				executor_reclaim(&n, &recs[k]);
+				log_info("build %s %s%ld (unique %s) is re-attached when its job comes back",
+				    recs[k].job, recs[k].number ? "#" : "queue item ",
+				    recs[k].number ? (long)recs[k].number : recs[k].queue_id, recs[k].unique);
 		}
 		free(recs);
 	}
@@ -526,9 +510,6 @@ node_main(struct config *cfg)
 		for (i = 0; i < n.nex; i++)
 			if (n.ex[i] && !executor_finished(n.ex[i]))
 				running = true;
-		pthread_mutex_lock(&n.lock);
-		running = running || n.reclaimers > 0;
-		pthread_mutex_unlock(&n.lock);
 		if (!running)
 			break;
 		sig = shutdown_wait_signal(200);

@@ -58,8 +58,6 @@ struct node {
 
 	struct executor *ex[NODE_MAX_EXECUTORS];
 	int              nex;         /* slots used */
-	int              reclaimers;  /* live reclaimer threads */
-	int              reclaim_seq; /* for their ids */
 };
 
 /* ---- node.c ---- */
@@ -90,9 +88,7 @@ void node_set_local_offline(struct node *n);
 
 /* Wake every executor (map change, capacity change, shutdown). */
 void node_wake_all(struct node *n);
-/* Reclaimer bookkeeping: started returns a sequence number for its id. */
-int  node_reclaimer_started(struct node *n);
-void node_reclaimer_done(struct node *n);
+
 
 /* ---- executor.c ---- */
 
@@ -101,8 +97,6 @@ struct executor *executor_start(struct node *n, int index);
 bool             executor_finished(struct executor *e);
 void             executor_wake(struct executor *e);
 void             executor_join(struct executor *e);
-/* Start a reclaimer for a build whose job gearmand re-queued (see executor.c). */
-struct build_rec;
-void             executor_reclaim(struct node *n, const struct build_rec *rec);
+
 
 #endif

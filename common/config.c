@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_BOOL, K_SECONDS, K_MS_FROM_S, K_SERVERS, K_LEVEL, K_FNAMES, K_TOKEN_FILE };
+enum kind { K_STRING, K_BOOL, K_SECONDS, K_MS_FROM_S, K_SERVERS, K_LEVEL, K_FNAMES, K_TOKEN_FILE, K_FORMAT };
 
 struct key {
 	const char *section;
@@ -49,6 +49,8 @@ static const struct key keys[] = {
 	{ "coordinator", "refresh",         K_SECONDS,    OFF(refresh), 1, 86400 },
 	{ "coordinator", "function_names",  K_FNAMES,     OFF(function_names), 0, 0 },
 	{ "log",         "level",           K_LEVEL,      OFF(log_level), 0, 0 },
+	{ "log",         "format",          K_FORMAT,     OFF(log_format), 0, 0 },
+	{ "metrics",     "textfile",        K_STRING,     OFF(metrics_textfile), 0, 0 },
 };
 
 struct parse_state {
@@ -274,6 +276,16 @@ handler(void *user, const char *section, const char *name, const char *value)
 		cfg->log_level = l;
 		break;
 	}
+	case K_FORMAT:
+		if (!strcasecmp(value, "text"))
+			cfg->log_format = LOG_FORMAT_TEXT;
+		else if (!strcasecmp(value, "json"))
+			cfg->log_format = LOG_FORMAT_JSON;
+		else {
+			snprintf(why, sizeof(why), "[log] format: '%s' is not 'text' or 'json'", value);
+			goto bad;
+		}
+		break;
 	case K_FNAMES:
 		if (!strcasecmp(value, "short"))
 			cfg->function_names = FUNCTION_NAMES_SHORT;
@@ -420,6 +432,7 @@ config_free(struct config *cfg)
 		free(cfg->password);
 	}
 	free(cfg->ca_file);
+	free(cfg->metrics_textfile);
 	free(cfg->node_name);
 	free(cfg->state_dir);
 	free(cfg->coordinator_name);

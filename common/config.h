@@ -51,6 +51,10 @@ struct config {
 
 	/* [log] */
 	int   log_level;        /* enum log_level */
+	int   log_format;       /* enum log_format */
+
+	/* [metrics] */
+	char *metrics_textfile; /* NULL: no metrics */
 };
 
 /*

@@ -343,28 +343,6 @@ int gw_reset_abilities(struct gw_conn *c) { return gw_send(c, GW_RESET_ABILITIES
 int gw_grab(struct gw_conn *c) { return gw_send(c, GW_GRAB_JOB_UNIQ, NULL, NULL, 0); }
 int gw_pre_sleep(struct gw_conn *c) { return gw_send(c, GW_PRE_SLEEP, NULL, NULL, 0); }
 int gw_work_fail(struct gw_conn *c, const char *h) { return send1(c, GW_WORK_FAIL, h); }
-int gw_get_status_unique(struct gw_conn *c, const char *u) { return send1(c, GW_GET_STATUS_UNIQUE, u); }
-
-int
-gw_parse_status_unique(const struct gw_packet *p, int *known, int *running)
-{
-	/* unique\0known\0running\0num\0den\0waiting_clients, read as one argument */
-	const char *b = p->arg[0], *end = b + p->len[0], *f[6];
-	int i;
-
-	if (p->type != GW_STATUS_RES_UNIQUE || p->nargs != 1)
-		return -1;
-	for (i = 0; i < 6 && b <= end; i++) {
-		const char *nul = memchr(b, '\0', (size_t)(end - b));
-		f[i] = b;
-		b = nul ? nul + 1 : end + 1;
-	}
-	if (i < 3)
-		return -1;
-	*known = atoi(f[1]);
-	*running = atoi(f[2]);
-	return 0;
-}
 
 static int
 send_hd(struct gw_conn *c, enum gw_type t, const char *h, const char *d, size_t n)

@@ -27,7 +27,7 @@ enum gw_type {
 	GW_WORK_STATUS = 12, GW_WORK_COMPLETE = 13, GW_WORK_FAIL = 14,
 	GW_ECHO_REQ = 16, GW_ECHO_RES = 17, GW_ERROR = 19, GW_SET_CLIENT_ID = 22,
 	GW_WORK_DATA = 28, GW_WORK_WARNING = 29, GW_GRAB_JOB_UNIQ = 30,
-	GW_JOB_ASSIGN_UNIQ = 31, GW_GET_STATUS_UNIQUE = 41, GW_STATUS_RES_UNIQUE = 42,
+	GW_JOB_ASSIGN_UNIQ = 31,
 };
 
 /* A received packet. Arguments point into the connection's buffer and stay
@@ -70,10 +70,6 @@ int gw_work_warning(struct gw_conn *c, const char *handle, const char *data, siz
 int gw_work_status(struct gw_conn *c, const char *handle, long long num, long long den);
 int gw_work_complete(struct gw_conn *c, const char *handle, const char *data, size_t len);
 int gw_work_fail(struct gw_conn *c, const char *handle);
-/* Ask whether a job with this unique id exists (answer: GW_STATUS_RES_UNIQUE). */
-int gw_get_status_unique(struct gw_conn *c, const char *unique);
-/* From a STATUS_RES_UNIQUE packet: is the job known, is it running? -1 if malformed. */
-int gw_parse_status_unique(const struct gw_packet *p, int *known, int *running);
 
 /*
  * Read one packet, waiting up to timeout_ms (0: only what is buffered or

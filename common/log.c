@@ -14,6 +14,7 @@
 
 static const char *log_prog = "jenkins-gearman";
 static volatile int log_level = LOG_LEVEL_INFO;
+static volatile int log_format = LOG_FORMAT_TEXT;
 
 static const char *level_names[] = { "debug", "info", "warn", "error" };
 
@@ -44,43 +45,95 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
+void
+log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
 int
 log_enabled(enum log_level level)
 {
 	return (int)level >= log_level;
 }
 
-static void
-log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+/* Append s to buf as a JSON string body (no quotes). */
+static size_t
+json_escape(char *buf, size_t n, size_t cap, const char *s)
 {
-	char line[4096];
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20)
+			n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	return n;
+}
+
+static void
+log_line(enum log_level level, const char *msg, const char *const *keys,
+    const char *const *values, size_t nf)
+{
+	char line[8192];
 	struct timespec ts;
 	struct tm tm;
-	size_t n;
-	int r;
+	size_t n, i;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ",
-	    ts.tv_nsec / 1000000, log_prog, (int)getpid(), level_names[level]);
-	if (r > 0)
-		n += (size_t)r;
-	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (r > 0)
-			n = (size_t)r + n >= sizeof(line) ? sizeof(line) - 1 : n + (size_t)r;
-	}
-	if (errnum && n < sizeof(line)) {
-		r = snprintf(line + n, sizeof(line) - n, ": %s", strerror(errnum));
-		if (r > 0)
-			n = (size_t)r + n >= sizeof(line) ? sizeof(line) - 1 : n + (size_t)r;
+	if (log_format == LOG_FORMAT_JSON) {
+		n = strftime(line, sizeof(line), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		    ".%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"pid\":%d,\"msg\":\"",
+		    ts.tv_nsec / 1000000, level_names[level], log_prog, (int)getpid());
+		n = json_escape(line, n, sizeof(line) - 16, msg);
+		for (i = 0; i < nf && n + 16 < sizeof(line); i++) {
+			if (!values[i])
+				continue;
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"");
+			n = json_escape(line, n, sizeof(line) - 16, keys[i]);
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "\":\"");
+			n = json_escape(line, n, sizeof(line) - 16, values[i]);
+		}
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}");
+	} else {
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ",
+		    ts.tv_nsec / 1000000, log_prog, (int)getpid(), level_names[level]);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s", msg);
+		for (i = 0; i < nf && n < sizeof(line); i++)
+			if (values[i])
+				n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%s", keys[i], values[i]);
 	}
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* One write per line: lines of different threads do not interleave. */
 	(void)!write(STDERR_FILENO, line, n);
+}
+
+static void
+log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+	char msg[4096];
+	int r = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+	if (errnum && r >= 0 && (size_t)r < sizeof(msg))
+		snprintf(msg + r, sizeof(msg) - (size_t)r, ": %s", strerror(errnum));
+	log_line(level, msg, NULL, NULL, 0);
+}
+
+void
+log_fields(enum log_level level, const char *msg, const char *const *keys,
+    const char *const *values, size_t n)
+{
+	if ((int)level < log_level)
+		return;
+	log_line(level, msg, keys, values, n);
 }
 
 #define LOG_FN(name, level, use_errno)                          \
