@@ -22,7 +22,7 @@ endif
 # Debian packages the build and the tests need.
 DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev \
              libcmocka-dev libjansson-dev gearman-job-server gearman-tools python3 \
-             python3-jenkins python3-pytest libgearman-client-perl \
+             python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl \
              php-cli php-gearman
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -22,6 +22,7 @@
 #include "gm.h"
 #include "jenkins.h"
 #include "log.h"
+#include "metrics.h"
 #include "projmap.h"
 #include "reload.h"
 #include "roles.h"
@@ -296,6 +297,7 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 		pthread_mutex_lock(&co->lock);
 		snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
 		pthread_mutex_unlock(&co->lock);
+		metrics_add("jga_jenkins_errors_total", NULL, 1);
 		jk_job_list_free(&jl);
 		return -1;
 	}
@@ -324,6 +326,10 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 	co->pm_time = time(NULL);
 	pthread_mutex_unlock(&co->lock);
 
+	metrics_add("jga_map_refreshes_total", NULL, 1);
+	metrics_set("jga_map_functions", NULL, (double)projmap_nfunctions(pm));
+	metrics_set("jga_map_version", NULL, (double)strtoul(strndupa(projmap_version(pm), 8), NULL, 16));
+	metrics_set("jga_map_read_timestamp_seconds", NULL, (double)time(NULL));
 	if (changed)
 		log_info("map %s: %zu jobs, %zu not dispatchable, %zu nodes, %zu functions",
 		    projmap_version(pm), jl.n, projmap_nundispatchable(pm), nl.n, projmap_nfunctions(pm));
@@ -570,9 +576,19 @@ coordinator_main(struct config *cfg)
 	if (pthread_create(&refresher, NULL, refresh_thread, &co) != 0 ||
 	    pthread_create(&manager, NULL, manager_thread, &co) != 0)
 		fatalx("cannot start threads");
-	while ((sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP)
+	metrics_describe("jga_map_refreshes_total", "counter", "Successful reads of the master.");
+	metrics_describe("jga_jenkins_errors_total", "counter", "Failed reads of the master.");
+	metrics_describe("jga_map_functions", "gauge", "Functions in the map, over all nodes.");
+	metrics_describe("jga_map_version", "gauge", "First 32 bits of the map version, as a number.");
+	metrics_describe("jga_map_read_timestamp_seconds", "gauge", "When the map was last read.");
+	metrics_add("jga_jenkins_errors_total", NULL, 0);
+	for (int i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
+		char err[600];
 		if (sig == SIGHUP)
 			reload_config(cfg);
+		if (i % 5 == 0 && cfg->metrics_textfile && metrics_write(cfg->metrics_textfile, err, sizeof(err)) < 0)
+			log_warnx("%s", err);
+	}
 	log_info("%s: stopping", strsignal(sig));
 	shutdown_request();
 	pthread_join(manager, NULL);

@@ -16,6 +16,7 @@
 #include "gwconn.h"
 #include "jenkins.h"
 #include "log.h"
+#include "metrics.h"
 #include "params.h"
 #include "shutdown.h"
 #include "state.h"
@@ -108,6 +109,7 @@ executor_finished(struct executor *e)
 static void
 conn_down(struct executor *e, struct server_conn *s, const char *why)
 {
+	metrics_add("jga_gearman_reconnects_total", NULL, 1);
 	if (!s->reported_down)
 		log_warnx("%s: gearmand %s: %s; reconnecting", e->id,
 		    s->c ? gw_peer(s->c) : "?", why);
@@ -184,7 +186,28 @@ struct run {
 	struct build_rec  rec;      /* this build's record in state_dir */
 	bool              recorded;
 	bool              requeued; /* gearmand handed the job out before */
+	bool              reattached; /* following a build that already existed */
 };
+
+/* One log line per build lifecycle event, with its fields (log.h). */
+static void
+build_event(struct run *r, enum log_level level, const char *event, int number, const char *result,
+    long long duration_ms, const char *msg)
+{
+	char num[16], dur[24];
+	const char *keys[] = { "event", "job", "number", "node", "unique", "function", "worker", "result",
+	    "duration_ms" };
+	const char *vals[] = { event, r->full, num, r->e->node->cfg->node_name, r->job->unique,
+	    r->job->function, r->e->id, result, dur };
+
+	snprintf(num, sizeof(num), "%d", number);
+	snprintf(dur, sizeof(dur), "%lld", duration_ms);
+	if (!number)
+		vals[2] = NULL;
+	if (duration_ms < 0)
+		vals[8] = NULL;
+	log_fields(level, msg, keys, vals, sizeof(keys) / sizeof(keys[0]));
+}
 
 static void
 send_warning_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,7 +221,12 @@ send_warning_fail(struct run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warnx("%s: refused %s (unique %s): %s", r->e->id, r->job->function, r->job->unique, msg);
+	{
+		char line[2400];
+		snprintf(line, sizeof(line), "%s: refused %s: %s", r->e->id, r->job->function, msg);
+		build_event(r, LOG_LEVEL_WARN, "refused", 0, NULL, -1, line);
+	}
+	metrics_add("jga_jobs_refused_total", NULL, 1);
 	/*
 	 * The warning is a JSON document: Zuul's gear client appends warnings
 	 * to the job's data and reads the last chunk as JSON on WORK_FAIL; an
@@ -382,6 +410,7 @@ trigger(struct run *r, long *queue_id, int *number)
 		log_warnx("%s: trigger %s: %s; %s", r->e->id, r->full, jk_client_error(r->e->jk),
 		    r->job->unique[0] ? "looking for the build before retrying" : "retrying");
 		uncertain = true;
+		metrics_add("jga_jenkins_errors_total", NULL, 1);
 		usleep((useconds_t)gm_backoff_next(&bo) * 1000);
 	}
 	free(kv);
@@ -482,12 +511,13 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	bool single_use, claimed = true;
 	long qid = 0;
 	int number = 0;
-	long long last_status;
+	long long last_status, t_grab;
 	enum jk_err je;
 
 	memset(&b, 0, sizeof(b));
 	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
 	    job->unique, job->workload_len);
+	t_grab = now_ms();
 	/*
 	 * Has gearmand handed this job out before (a worker died or lost its
 	 * connection)? Only then can a build of it exist already.
@@ -497,6 +527,7 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		if (r.requeued && strcmp(r.rec.function, job->function) == 0) {
 			/* A build we started: re-attach needs only its record, not the map. */
 			r.recorded = true;
+			r.reattached = true;
 			r.full = strdup(r.rec.job);
 			r.pin = strdup("");
 		} else    /* a new job that reuses the unique of one we delivered */
@@ -545,7 +576,8 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	 * newest builds, then deeper (this path is rare).
 	 */
 	if (!r.recorded && r.requeued &&
-	    (lookup(&r, 100, &qid, &number) > 0 || lookup(&r, 2000, &qid, &number) > 0))
+	    (lookup(&r, 100, &qid, &number) > 0 || lookup(&r, 2000, &qid, &number) > 0) &&
+	    (r.reattached = true))
 		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
 		    job->function, job->unique);
 	if (!qid && !number) {
@@ -591,8 +623,17 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		send_warning_fail(&r, "cannot read build %s #%d: %s", r.full, number, jk_client_error(e->jk));
 		goto out_single;
 	}
-	log_info("%s: build %s #%d started for %s (unique %s)", e->id, r.full, number,
-	    job->function, job->unique);
+	{
+		char line[2400];
+		snprintf(line, sizeof(line), "%s: build %s #%d %s for %s", e->id, r.full, number,
+		    r.reattached ? "re-attached" : "started", job->function);
+		build_event(&r, LOG_LEVEL_INFO, r.reattached ? "reattached" : "started", number,
+		    NULL, now_ms() - t_grab, line);
+	}
+	if (!r.reattached) {
+		metrics_add("jga_builds_started_total", NULL, 1);
+		metrics_observe("jga_dispatch_latency_seconds", (now_ms() - t_grab) / 1000.0);
+	}
 	doc = build_json(&r, &b, NULL);
 	if (gw_work_data(c, job->handle, doc, strlen(doc)) < 0 ||
 	    gw_work_status(c, job->handle, wall_ms() - b.timestamp_ms > 0 ? wall_ms() - b.timestamp_ms : 0,
@@ -660,8 +701,15 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	doc = build_json(&r, &b, b.result);
 	if (r.gm_ok && gw_work_complete(c, job->handle, doc, strlen(doc)) < 0)
 		r.gm_ok = false;
-	log_info("%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
-	    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
+	{
+		char line[2400], lab[64];
+		snprintf(line, sizeof(line), "%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
+		    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
+		build_event(&r, LOG_LEVEL_INFO, "finished", number, b.result,
+		    b.duration_ms > 0 ? b.duration_ms : wall_ms() - b.timestamp_ms, line);
+		snprintf(lab, sizeof(lab), "result=\"%s\"", b.result);
+		metrics_add("jga_builds_finished_total", lab, 1);
+	}
 	free(doc);
 	/*
 	 * Delivered: forget it. Not delivered: gearmand has re-queued the job;

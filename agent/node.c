@@ -14,6 +14,7 @@
 #include "gm.h"
 #include "jenkins.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "roles.h"
 #include "shutdown.h"
@@ -247,6 +248,8 @@ node_grab_permit(struct node *n, int i, struct jk_client *jk)
 		free_execs = info.idle_executors - starting;
 	ok = e == JK_OK && !info.offline && !info.temp_offline && free_execs > 0 &&
 	    offering(n) && !n->single_use;
+	if (!ok)
+		metrics_add(e != JK_OK ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
 	if (!ok) {
 		const char *why = e != JK_OK ? "master unreachable" :
 		    (info.offline || info.temp_offline) ? "node offline in Jenkins" : "no idle executor";
@@ -385,6 +388,8 @@ mapper_install(struct node *n, struct nodemap *m)
 	pthread_mutex_unlock(&n->lock);
 	log_info("map %s: %zu functions, %d executors, node %s", m->version, m->nfns,
 	    m->executors, m->online ? "online" : "offline");
+	metrics_set("jga_registered_functions", NULL, (double)m->nfns);
+	metrics_set("jga_map_version", NULL, (double)strtoul(strndupa(m->version, 8), NULL, 16));
 	nodemap_free(old);
 	adjust_executors(n);
 }
@@ -424,6 +429,7 @@ mapper_thread(void *arg)
 				log_info("coordinator %s answers again", cfg->coordinator_name);
 			failing = false;
 			gm_backoff_reset(&bo);
+			metrics_set("jga_map_answered_timestamp_seconds", NULL, (double)time(NULL));
 			if (!json_is_true(json_object_get(doc, "unchanged"))) {
 				if ((m = nodemap_parse(reply, cfg->node_name, err, sizeof(err))))
 					mapper_install(n, m);
@@ -450,6 +456,35 @@ quit_now(void)
 	_exit(0);
 }
 
+static void
+write_metrics(const struct config *cfg)
+{
+	char err[600];
+
+	if (cfg->metrics_textfile && metrics_write(cfg->metrics_textfile, err, sizeof(err)) < 0)
+		log_warnx("%s", err);
+}
+
+static void
+describe_metrics(void)
+{
+	metrics_describe("jga_builds_started_total", "counter", "Builds this agent started in Jenkins.");
+	metrics_describe("jga_builds_finished_total", "counter", "Builds followed to their end, by result.");
+	metrics_describe("jga_dispatch_latency_seconds", "histogram", "From taking a job to its build starting.");
+	metrics_describe("jga_jobs_refused_total", "counter", "Jobs answered with WORK_WARNING and WORK_FAIL.");
+	metrics_describe("jga_grabs_skipped_total", "counter", "Looks at Jenkins that found no free executor.");
+	metrics_describe("jga_gearman_reconnects_total", "counter", "Gearman connections lost and re-made.");
+	metrics_describe("jga_jenkins_errors_total", "counter", "Failed requests to the master.");
+	metrics_describe("jga_registered_functions", "gauge", "Functions this node offers.");
+	metrics_describe("jga_map_version", "gauge", "First 32 bits of the map version, as a number.");
+	metrics_describe("jga_map_answered_timestamp_seconds", "gauge", "When the coordinator last answered.");
+	metrics_add("jga_builds_started_total", NULL, 0);
+	metrics_add("jga_jobs_refused_total", NULL, 0);
+	metrics_add("jga_grabs_skipped_total", NULL, 0);
+	metrics_add("jga_gearman_reconnects_total", NULL, 0);
+	metrics_add("jga_jenkins_errors_total", NULL, 0);
+}
+
 int
 node_main(struct config *cfg)
 {
@@ -464,6 +499,7 @@ node_main(struct config *cfg)
 	pthread_mutex_init(&n.lock, NULL);
 	pthread_cond_init(&n.cond, NULL);
 	shutdown_init();
+	describe_metrics();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
 	log_info("node %s of %s (coordinator %s)", cfg->node_name, cfg->url, cfg->coordinator_name);
@@ -494,9 +530,12 @@ node_main(struct config *cfg)
 	}
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
-	while ((sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP)
+	for (i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
 		if (sig == SIGHUP)
 			reload_config(cfg);
+		if (i % 5 == 0)
+			write_metrics(cfg);
+	}
 	if (sig == SIGQUIT)
 		quit_now();
 	log_info("%s: no new jobs; running builds are followed to their end (signal again to leave at once)",
@@ -521,6 +560,7 @@ node_main(struct config *cfg)
 	for (i = 0; i < n.nex; i++)
 		if (n.ex[i])
 			executor_join(n.ex[i]);
+	write_metrics(cfg);
 	nodemap_free(n.map);
 	pthread_cond_destroy(&n.cond);
 	pthread_mutex_destroy(&n.lock);
