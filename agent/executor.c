@@ -566,8 +566,12 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		log_info("%s: %s (unique %s) came back: re-attaching to %s %s%ld", e->id, job->function,
 		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
 	}
-	/* Killed between trigger and answer last time: the build may exist. */
-	if (r.recorded && !qid && !number && lookup(&r, 0, &qid, &number) <= 0)
+	/*
+	 * Killed between trigger and answer last time: the build may exist,
+	 * behind many newer ones: look at the newest builds, then deeper.
+	 */
+	if (r.recorded && !qid && !number && lookup(&r, 100, &qid, &number) <= 0 &&
+	    lookup(&r, 2000, &qid, &number) <= 0)
 		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
 	/*
 	 * A re-queued job may have a build already, started by another agent
