@@ -19,6 +19,7 @@
  */
 #include "buildref.h"
 #include "config.h"
+#include "daemon.h"
 #include "gm.h"
 #include "jenkins.h"
 #include "log.h"
@@ -68,22 +69,6 @@ struct coordinator {
 	size_t                nallowed;
 	unsigned long         refreshes;
 };
-
-static struct jk_client *
-client_new(const struct config *cfg)
-{
-	struct jk_opts o = {
-		.url = cfg->url, .user = cfg->user, .token = cfg->token,
-		.password = cfg->password, .ca_file = cfg->ca_file,
-		.tls_verify = cfg->tls_verify,
-		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
-	};
-	struct jk_client *c = jk_client_new(&o);
-
-	if (!c)
-		fatalx("cannot create a Jenkins client (out of memory?)");
-	return c;
-}
 
 /* ---- refresh ---- */
 
@@ -354,7 +339,7 @@ static void *
 refresh_thread(void *arg)
 {
 	struct coordinator *co = arg;
-	struct jk_client *jk = client_new(co->cfg);
+	struct jk_client *jk = daemon_jenkins_client(co->cfg);
 
 	do {
 		refresh_once(co, jk);
@@ -529,7 +514,7 @@ manager_thread(void *arg)
 	bool connected = false;
 	char err[512];
 
-	m.jk = client_new(m.co->cfg);
+	m.jk = daemon_jenkins_client(m.co->cfg);
 	gm_backoff_init(&bo, 500, 30000);
 	while (!shutdown_requested()) {
 		gearman_return_t rc;
@@ -583,11 +568,10 @@ coordinator_main(struct config *cfg)
 	metrics_describe("jga_map_read_timestamp_seconds", "gauge", "When the map was last read.");
 	metrics_add("jga_jenkins_errors_total", NULL, 0);
 	for (int i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
-		char err[600];
 		if (sig == SIGHUP)
 			reload_config(cfg);
-		if (i % 5 == 0 && cfg->metrics_textfile && metrics_write(cfg->metrics_textfile, err, sizeof(err)) < 0)
-			log_warnx("%s", err);
+		if (i % 5 == 0)
+			daemon_write_metrics(cfg);
 	}
 	log_info("%s: stopping", strsignal(sig));
 	shutdown_request();

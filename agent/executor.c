@@ -12,6 +12,7 @@
  */
 #include "node.h"
 
+#include "daemon.h"
 #include "gm.h"
 #include "gwconn.h"
 #include "jenkins.h"
@@ -334,19 +335,51 @@ requeued(struct gw_conn *c, const struct gw_job *job)
  * *number set), 0: not there, -1: the master did not answer.
  */
 static int
-lookup(struct run *r, int scan, long *queue_id, int *number)
+lookup(struct run *r, int from, int to, long *queue_id, int *number)
 {
 	enum jk_err e;
 
 	if (!r->job->unique[0])
 		return 0;
-	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, scan, queue_id, number);
+	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, from, to, queue_id, number);
 	if (e == JK_OK) {
 		log_info("%s: found the build of unique %s: %s %s%ld", r->e->id, r->job->unique, r->full,
 		    *number ? "#" : "queue item ", *number ? (long)*number : *queue_id);
 		return 1;
 	}
 	return e == JK_ENOTFOUND ? 0 : -1;
+}
+
+/*
+ * The deep search for a job that may have a build already: the queue and
+ * the newest 100 builds, then 250 builds a page, 2,000 in all. A master
+ * that does not answer is asked again until [node] trigger_timeout: a
+ * failed search must not lead to a second build. 1 found, 0 not, -1 gave up.
+ */
+static int
+lookup_deep(struct run *r, long *queue_id, int *number)
+{
+	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
+	struct gm_backoff bo;
+	int from = 0, to = 100, rc;
+
+	gm_backoff_init(&bo, 500, 10000);
+	while (from < 2000) {
+		rc = lookup(r, from, to, queue_id, number);
+		if (rc > 0)
+			return 1;
+		if (rc < 0) {
+			if (now_ms() > deadline)
+				return -1;
+			log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
+			    r->job->unique, jk_client_error(r->e->jk));
+			usleep((useconds_t)gm_backoff_next(&bo) * 1000);
+			continue;
+		}
+		from = to;
+		to = from + 250;
+	}
+	return 0;
 }
 
 /*
@@ -380,7 +413,7 @@ trigger(struct run *r, long *queue_id, int *number)
 	/* Not cut short by a graceful stop: a job taken is carried through. */
 	while (now_ms() < deadline) {
 		if (uncertain) {
-			int found = lookup(r, 0, queue_id, number);
+			int found = lookup(r, 0, 50, queue_id, number);
 			if (found > 0) {
 				e = JK_OK;
 				existing = false;
@@ -481,7 +514,7 @@ follow_queue(struct run *r, long qid, int *number)
 			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
 			long dummy;
 			int num = 0;
-			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, 0, &dummy, &num) == JK_OK && num) {
+			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, 0, 100, &dummy, &num) == JK_OK && num) {
 				*number = num;
 				jk_queue_item_free(&q);
 				return 0;
@@ -570,20 +603,35 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	 * Killed between trigger and answer last time: the build may exist,
 	 * behind many newer ones: look at the newest builds, then deeper.
 	 */
-	if (r.recorded && !qid && !number && lookup(&r, 100, &qid, &number) <= 0 &&
-	    lookup(&r, 2000, &qid, &number) <= 0)
-		log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
+	if (r.recorded && !qid && !number) {
+		int found = lookup_deep(&r, &qid, &number);
+		if (found < 0) {
+			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
+			    r.full, job->unique, jk_client_error(e->jk));
+			goto out_single;
+		}
+		if (!found)
+			log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
+	}
 	/*
 	 * A re-queued job may have a build already, started by another agent
 	 * of this master: find it by GEARMAN_UNIQUE instead of starting a
 	 * second one. It may have waited behind many others: look at the
 	 * newest builds, then deeper (this path is rare).
 	 */
-	if (!r.recorded && r.requeued &&
-	    (lookup(&r, 100, &qid, &number) > 0 || lookup(&r, 2000, &qid, &number) > 0) &&
-	    (r.reattached = true))
-		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
-		    job->function, job->unique);
+	if (!r.recorded && r.requeued) {
+		int found = lookup_deep(&r, &qid, &number);
+		if (found < 0) {
+			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
+			    r.full, job->unique, jk_client_error(e->jk));
+			goto out_single;
+		}
+		if (found) {
+			r.reattached = true;
+			log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
+			    job->function, job->unique);
+		}
+	}
 	if (!qid && !number) {
 		/* Recorded before the trigger, so a restart knows to look for it. */
 		if (job->unique[0] && !r.recorded) {
@@ -905,11 +953,6 @@ executor_start(struct node *n, int index)
 {
 	struct executor *e = calloc(1, sizeof(*e));
 	const struct config *cfg = n->cfg;
-	struct jk_opts o = {
-		.url = cfg->url, .user = cfg->user, .token = cfg->token, .password = cfg->password,
-		.ca_file = cfg->ca_file, .tls_verify = cfg->tls_verify,
-		.connect_timeout_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
-	};
 	size_t i;
 
 	if (!e)
@@ -918,8 +961,8 @@ executor_start(struct node *n, int index)
 	e->index = index;
 	snprintf(e->id, sizeof(e->id), "%s_exec-%d", cfg->node_name, index);
 	e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	e->jk = jk_client_new(&o);
-	if (e->wakefd < 0 || !e->jk)
+	e->jk = daemon_jenkins_client(cfg);
+	if (e->wakefd < 0)
 		fatalx("cannot create executor %d", index);
 	e->nsc = cfg->nservers;
 	for (i = 0; i < e->nsc; i++)

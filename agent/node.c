@@ -11,6 +11,7 @@
  */
 #include "node.h"
 
+#include "daemon.h"
 #include "gm.h"
 #include "jenkins.h"
 #include "log.h"
@@ -457,15 +458,6 @@ quit_now(void)
 }
 
 static void
-write_metrics(const struct config *cfg)
-{
-	char err[600];
-
-	if (cfg->metrics_textfile && metrics_write(cfg->metrics_textfile, err, sizeof(err)) < 0)
-		log_warnx("%s", err);
-}
-
-static void
 describe_metrics(void)
 {
 	metrics_describe("jga_builds_started_total", "counter", "Builds this agent started in Jenkins.");
@@ -534,7 +526,7 @@ node_main(struct config *cfg)
 		if (sig == SIGHUP)
 			reload_config(cfg);
 		if (i % 5 == 0)
-			write_metrics(cfg);
+			daemon_write_metrics(cfg);
 	}
 	if (sig == SIGQUIT)
 		quit_now();
@@ -560,7 +552,7 @@ node_main(struct config *cfg)
 	for (i = 0; i < n.nex; i++)
 		if (n.ex[i])
 			executor_join(n.ex[i]);
-	write_metrics(cfg);
+	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
 	pthread_cond_destroy(&n.cond);
 	pthread_mutex_destroy(&n.lock);

@@ -1,5 +1,6 @@
 /* gm: see gm.h. */
 #include "gm.h"
+#include "gwconn.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -206,29 +207,12 @@ out:
 char *
 gm_admin(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
-	char portstr[16], *buf = NULL;
+	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int fd = -1, rc;
+	int fd = gw_dial(host, port, timeout_ms, err, errlen);
 
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if ((rc = getaddrinfo(host, portstr, &hints, &ai)) != 0) {
-		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+	if (fd < 0)
 		return NULL;
-	}
-	for (a = ai; a; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-			break;
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to gearmand at %s:%d: %s", host, port, strerror(errno));
-		return NULL;
-	}
 	if (dprintf(fd, "%s\n", cmd) < 0)
 		goto ioerr;
 	for (;;) {

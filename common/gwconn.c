@@ -179,11 +179,10 @@ ms_left(const struct timespec *deadline)
 	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
-struct gw_conn *
-gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err, size_t errlen)
+int
+gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
-	struct gw_conn *c;
 	char portstr[16], h[256];
 	int fd = -1, rc, one = 1;
 	size_t hl = strlen(host);
@@ -197,7 +196,7 @@ gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	if ((rc = getaddrinfo(h, portstr, &hints, &ai)) != 0) {
 		snprintf(err, errlen, "%s:%d: %s", host, port, gai_strerror(rc));
-		return NULL;
+		return -1;
 	}
 	errno = ECONNREFUSED;
 	for (a = ai; a; a = a->ai_next) {
@@ -223,12 +222,22 @@ gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err
 	freeaddrinfo(ai);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to gearmand at %s:%d: %s", host, port, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Half-open connections (a vanished peer) are found by keepalive. */
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	return fd;
+}
 
+struct gw_conn *
+gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err, size_t errlen)
+{
+	struct gw_conn *c;
+	int fd = gw_dial(host, port, timeout_ms, err, errlen);
+
+	if (fd < 0)
+		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);

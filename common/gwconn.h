@@ -50,6 +50,10 @@ struct gw_job {
 
 struct gw_conn;
 
+/* A TCP connection to host:port ("[::1]" accepted) within timeout_ms; the fd is
+ * non-blocking and close-on-exec. -1 and err on failure. */
+int gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen);
+
 /* Connect (with a timeout) and send SET_CLIENT_ID id. NULL and err on failure. */
 struct gw_conn *gw_connect(const char *host, int port, const char *id, int timeout_ms,
                     char *err, size_t errlen);

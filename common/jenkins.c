@@ -2511,7 +2511,7 @@ jk_parse_find_build(const char *json, const char *name, const char *value, long 
 
 enum jk_err
 jk_find_build(struct jk_client *c, const char *full_name, const char *name, const char *value,
-    long queue_id, int scan, long *found_queue_id, int *number)
+    long queue_id, int from, int to, long *found_queue_id, int *number)
 {
 	char perr[512], *path = NULL, *jp;
 	enum jk_err e;
@@ -2523,7 +2523,7 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 		return JK_EBADREQ;
 	}
 	/* Still queued? (Only by parameter: a queue id is followed directly.) */
-	if (name) {
+	if (name && from == 0) {
 		e = request(c, "GET", "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D", NULL,
 		    "no queue", ok_get);
 		if (e == JK_OK)
@@ -2534,15 +2534,15 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 		}
 	}
 	/*
-	 * Started: among the job's newest `scan` builds. "builds" holds the
+	 * Started: among the job's builds from..to (newest first). "builds" holds the
 	 * newest 100 only; deeper scans need "allBuilds", which makes Jenkins
 	 * load old build records, so only rare paths ask for them.
 	 */
-	if (scan < 1)
-		scan = 50;
+	if (to <= from)
+		to = from + 50;
 	e = job_path(c, full_name, &path,
-	    "api/json?tree=%s%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B0,%d%%7D",
-	    scan > 100 ? "allBuilds" : "builds", scan);
+	    "api/json?tree=%s%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B%d,%d%%7D",
+	    to > 100 ? "allBuilds" : "builds", from, to);
 	if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
 		e = jk_parse_find_build(body_str(c), name, value, queue_id, number, perr, sizeof(perr));
 	if (e == JK_EPROTO)

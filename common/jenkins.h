@@ -215,12 +215,14 @@ enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
 /*
  * Find again a build this client asked for: by a parameter it set (name =
  * value, e.g. GEARMAN_UNIQUE = the Gearman unique id; name NULL to skip) in
- * the queue and among the job's `scan` newest builds (0: 50), or by the
- * queue id that created it (queue_id > 0). JK_OK with *found_queue_id
- * (still queued) or *number (started); JK_ENOTFOUND if there is none.
+ * the queue (when from is 0) and among the job's builds from..to, newest
+ * first (a page, so that deep searches stay within the request timeout),
+ * or by the queue id that created it (queue_id > 0). JK_OK with
+ * *found_queue_id (still queued) or *number (started); JK_ENOTFOUND if
+ * there is none.
  */
 enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char *name,
-                const char *value, long queue_id, int scan, long *found_queue_id, int *number);
+                const char *value, long queue_id, int from, int to, long *found_queue_id, int *number);
 
 /* ---- pure helpers, exposed for the unit tests ---- */
 
