@@ -120,7 +120,7 @@ def main():
         gm = system.gearmand()
         jk = system.jenkins(fixture)
         co = system.coordinator(gm, jk, refresh=2)
-        agents = {n: system.node(gm, jk, n, refresh=2, extra={"jenkins": {"timeout": 5, "connect_timeout": 2}})
+        agents = {n: system.node(gm, jk, n, refresh=2, extra={"jenkins": {"timeout": 30, "connect_timeout": 2}})
                   for n in nodes}
         wait_for(lambda: gm.status().get("build:soak", (0, 0, 0))[2] == args.agents * args.executors,
                  timeout=60, what="all executors registered")

@@ -167,7 +167,7 @@ class JenkinsServer:
         req = urllib.request.Request(self.url.rstrip("/") + path, data=body, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 text = resp.read().decode("utf-8")
         except urllib.error.HTTPError as e:
             raise ControlError(method, path, e.code, e.read().decode("utf-8", "replace"))
