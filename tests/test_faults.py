@@ -223,3 +223,21 @@ def test_trigger_timeout_refuses_the_job(system):
     jk.drop(0)
     # The worker goes on.
     assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
+
+
+def test_queue_item_forgotten_by_jenkins(system):
+    """A queue item Jenkins no longer knows (left over 5 minutes ago, or the master
+    restarted with a new X-Jenkins-Session) is resolved through the job's builds."""
+    gm = system.gearmand()
+    fx = fixture(ONE)
+    fx["left_item_ttl"] = 0          # every item is forgotten as soon as it leaves the queue
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    for i in range(3):
+        jk.restart()                 # new X-Jenkins-Session each time
+        ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.3"}), unique="forgotten-%d" % i)
+        end = final_event(ev)
+        assert end["event"] == "complete" and json.loads(end["data"])["number"] == i + 1, ev
+    assert len(jk.builds()) == 3
