@@ -212,7 +212,6 @@ node_wake_all(struct node *n)
 	int i;
 
 	pthread_mutex_lock(&n->lock);
-	pthread_cond_broadcast(&n->cond);
 	for (i = 0; i < n->nex; i++)
 		if (n->ex[i])
 			executor_wake(n->ex[i]);
@@ -489,7 +488,6 @@ node_main(struct config *cfg)
 	n.grabber = -1;
 	n.capacity_note = "";
 	pthread_mutex_init(&n.lock, NULL);
-	pthread_cond_init(&n.cond, NULL);
 	shutdown_init();
 	describe_metrics();
 	if (!cfg->tls_verify)
@@ -554,7 +552,6 @@ node_main(struct config *cfg)
 			executor_join(n.ex[i]);
 	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
-	pthread_cond_destroy(&n.cond);
 	pthread_mutex_destroy(&n.lock);
 	log_info("stopped");
 	return 0;

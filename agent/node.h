@@ -43,8 +43,7 @@ struct executor;
 
 struct node {
 	struct config   *cfg;
-	pthread_mutex_t  lock;
-	pthread_cond_t   cond;        /* any change below */
+	pthread_mutex_t  lock;        /* everything below; executors are woken by node_wake_all */
 
 	struct nodemap  *map;         /* NULL until the coordinator answered */
 	unsigned         gen;         /* bumped when the offered functions change */
