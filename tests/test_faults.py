@@ -241,3 +241,13 @@ def test_queue_item_forgotten_by_jenkins(system):
         end = final_event(ev)
         assert end["event"] == "complete" and json.loads(end["data"])["number"] == i + 1, ev
     assert len(jk.builds()) == 3
+
+
+def test_tls_verify_off_is_a_warning(system):
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(ONE))
+    co = system.coordinator(gm, jk, extra={"jenkins": {"tls_verify": "false"}})
+    a = system.node(gm, jk, "n1")
+    co.wait_log("warn: TLS certificate verification is off")
+    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    assert "TLS certificate verification is off" not in a.log()     # on by default
