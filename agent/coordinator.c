@@ -486,6 +486,27 @@ fn_set_description(gearman_job_st *job, void *ctx, size_t *size, gearman_return_
 	return out;
 }
 
+/*
+ * project_map is offered only once a map exists, so that gearmand never
+ * routes a request to a coordinator that would have to refuse it (a second
+ * coordinator starting, or this one restarting). Called before each work().
+ */
+static void
+manager_offer_map(struct manager *m, gearman_worker_st *w, bool *offered)
+{
+	char fn[600];
+	bool have;
+
+	pthread_mutex_lock(&m->co->lock);
+	have = m->co->pm != NULL;
+	pthread_mutex_unlock(&m->co->lock);
+	if (*offered || !have)
+		return;
+	snprintf(fn, sizeof(fn), "project_map:%s", m->co->cfg->coordinator_name);
+	gearman_worker_add_function(w, fn, 0, fn_project_map, m);
+	*offered = true;
+}
+
 static gearman_worker_st *
 manager_connect(struct manager *m, char *err, size_t errlen)
 {
@@ -496,8 +517,6 @@ manager_connect(struct manager *m, char *err, size_t errlen)
 	snprintf(id, sizeof(id), "%s_manager", cfg->coordinator_name);
 	if (!(w = gm_worker_new(cfg->servers, cfg->nservers, id, 1000, err, errlen)))
 		return NULL;
-	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
-	gearman_worker_add_function(w, fn, 0, fn_project_map, m);
 	snprintf(fn, sizeof(fn), "stop:%s", cfg->coordinator_name);
 	gearman_worker_add_function(w, fn, 0, fn_stop, m);
 	snprintf(fn, sizeof(fn), "set_description:%s", cfg->coordinator_name);
@@ -511,7 +530,7 @@ manager_thread(void *arg)
 	struct manager m = { .co = arg };
 	struct gm_backoff bo;
 	gearman_worker_st *w = NULL;
-	bool connected = false;
+	bool connected = false, offered = false;
 	char err[512];
 
 	m.jk = daemon_jenkins_client(m.co->cfg);
@@ -519,8 +538,12 @@ manager_thread(void *arg)
 	while (!shutdown_requested()) {
 		gearman_return_t rc;
 
-		if (!w && !(w = manager_connect(&m, err, sizeof(err))))
-			fatalx("%s", err);
+		if (!w) {
+			if (!(w = manager_connect(&m, err, sizeof(err))))
+				fatalx("%s", err);
+			offered = false;
+		}
+		manager_offer_map(&m, w, &offered);
 		rc = gearman_worker_work(w);
 		if (!gm_is_connection_error(rc)) {
 			if (!connected)
