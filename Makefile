@@ -5,6 +5,8 @@
 #   make check        deps + build + every unit and integration test
 #   make check SANITIZE=1   the same, built with ASan + UBSan
 #   make demo         run the whole system on an embedded demo fixture
+#   make install      install the programs, man pages and example configurations
+#                     (PREFIX=/usr/local, DESTDIR=)
 
 VERSION   := 0.1.0
 CC        := gcc
@@ -25,6 +27,15 @@ DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev
              python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl \
              php-cli php-gearman
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# make install [DESTDIR=...] [PREFIX=...]: the programs, their manual pages and
+# the example configurations, under PREFIX (make deb uses PREFIX=/usr).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/jenkins-gearman-agent
+EXAMPLEDIR ?= $(DOCDIR)/examples
+INSTALL    ?= install
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
@@ -143,5 +154,22 @@ fuzz: fuzz-build
 
 clean:
 	rm -rf $(BUILD)
+
+.PHONY: install uninstall
+install: $(BINS)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR)
+	$(INSTALL) -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 agent/jenkins-gearman.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 agent/jenkins-gearman-agent.ini.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 agent/jenkins-gearman-agent.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 conf/node.ini conf/coordinator.ini $(DESTDIR)$(EXAMPLEDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/jenkins-gearman-agent $(DESTDIR)$(BINDIR)/jenkins-gearman \
+	  $(DESTDIR)$(MANDIR)/man1/jenkins-gearman.1 $(DESTDIR)$(MANDIR)/man5/jenkins-gearman-agent.ini.5 \
+	  $(DESTDIR)$(MANDIR)/man8/jenkins-gearman-agent.8 \
+	  $(DESTDIR)$(EXAMPLEDIR)/node.ini $(DESTDIR)$(EXAMPLEDIR)/coordinator.ini
+	-rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(DOCDIR)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
