@@ -7,6 +7,8 @@
 #   make demo         run the whole system on an embedded demo fixture
 #   make install      install the programs, man pages and example configurations
 #                     (PREFIX=/usr/local, DESTDIR=)
+#   make deb          build/deb/jenkins-gearman-agent_VERSION_ARCH.deb (packaging/)
+#   make deb-check    make deb, then lintian and systemd-analyze verify on it
 
 VERSION   := 0.1.0
 CC        := gcc
@@ -25,7 +27,8 @@ endif
 DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev \
              libcmocka-dev libjansson-dev gearman-job-server gearman-tools python3 \
              python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl \
-             php-cli php-gearman
+             php-cli php-gearman \
+             build-essential debhelper dpkg-dev lintian systemd man-db adduser procps
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # make install [DESTDIR=...] [PREFIX=...]: the programs, their manual pages and
@@ -36,6 +39,13 @@ MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/jenkins-gearman-agent
 EXAMPLEDIR ?= $(DOCDIR)/examples
 INSTALL    ?= install
+
+# make deb: build/deb/jenkins-gearman-agent_$(VERSION)_ARCH.deb (debhelper),
+# built from a copy of the tree in build/deb/, with packaging/debian as debian/.
+DEB_DIR    := $(BUILD)/deb
+DEB_SRC    := $(DEB_DIR)/jenkins-gearman-agent-$(VERSION)
+DEB_FILE    = $(DEB_DIR)/jenkins-gearman-agent_$(VERSION)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb
+DEB_UNITS  := jenkins-gearman-agent jenkins-gearman-coordinator
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
@@ -155,7 +165,7 @@ fuzz: fuzz-build
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: install uninstall
+.PHONY: install uninstall deb deb-check
 install: $(BINS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR)
@@ -171,5 +181,40 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/jenkins-gearman-agent.8 \
 	  $(DESTDIR)$(EXAMPLEDIR)/node.ini $(DESTDIR)$(EXAMPLEDIR)/coordinator.ini
 	-rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(DOCDIR)
+
+# The package's version is the changelog's: it must be the Makefile's VERSION.
+# dpkg-buildpackage runs without our make's flags (no SANITIZE=1 leaks into it).
+deb:
+	@for t in dpkg-buildpackage dpkg-parsechangelog dpkg-architecture dh; do \
+	  command -v $$t >/dev/null || { echo "make deb: $$t is missing; run make deps"; exit 1; }; \
+	done
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version); \
+	[ "$$v" = "$(VERSION)" ] || { echo "make deb: packaging/debian/changelog is at $$v but VERSION is" \
+	  "$(VERSION): add a changelog entry for $(VERSION)"; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	cp -a Makefile LICENSE README.md agent common conf packaging $(DEB_SRC)/
+	cp -a packaging/debian $(DEB_SRC)/debian
+	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE \
+	  dpkg-buildpackage -b -us -uc
+	@echo "make deb: $(DEB_FILE)"
+
+# What can be checked without installing it: lintian (errors fail, warnings
+# are shown) and systemd-analyze verify on both units, with ExecStart= pointed
+# at the packaged binary. tests/test_package.py runs this, then installs it.
+deb-check: deb
+	@command -v lintian >/dev/null || { echo "make deb-check: lintian is missing; run make deps"; exit 1; }
+	@command -v systemd-analyze >/dev/null || { echo "make deb-check: systemd-analyze is missing; run make deps"; exit 1; }
+	lintian --fail-on error --display-info $(DEB_FILE)
+	rm -rf $(DEB_DIR)/root $(DEB_DIR)/units && mkdir -p $(DEB_DIR)/units
+	dpkg-deb -x $(DEB_FILE) $(DEB_DIR)/root
+	@for u in $(DEB_UNITS); do \
+	  f=$$(find $(DEB_DIR)/root -path '*/systemd/system/'$$u.service); \
+	  [ -n "$$f" ] || { echo "make deb-check: $$u.service is not in the package"; exit 1; }; \
+	  sed 's|^ExecStart=/usr/bin/|ExecStart=$(abspath $(DEB_DIR))/root/usr/bin/|' $$f > $(DEB_DIR)/units/$$u.service; \
+	done
+	@out=$$(cd $(DEB_DIR)/units && systemd-analyze verify --man=no $(DEB_UNITS:%=./%.service) 2>&1); rc=$$?; \
+	if [ $$rc != 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "make deb-check: systemd-analyze verify failed"; exit 1; fi; \
+	echo "systemd-analyze verify: $(DEB_UNITS:%=%.service) OK"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
