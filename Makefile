@@ -40,11 +40,13 @@ DOCDIR     ?= $(PREFIX)/share/doc/jenkins-gearman-agent
 EXAMPLEDIR ?= $(DOCDIR)/examples
 INSTALL    ?= install
 
-# make deb: build/deb/jenkins-gearman-agent_$(VERSION)_ARCH.deb (debhelper),
-# built from a copy of the tree in build/deb/, with packaging/debian as debian/.
+# make deb: build/deb/jenkins-gearman-agent_$(VERSION)_ARCH.deb (debhelper) and
+# the native source package, built from a copy of the tree in build/deb/, with
+# packaging/debian as debian/.
 DEB_DIR    := $(BUILD)/deb
 DEB_SRC    := $(DEB_DIR)/jenkins-gearman-agent-$(VERSION)
 DEB_FILE    = $(DEB_DIR)/jenkins-gearman-agent_$(VERSION)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb
+DEB_CHANGES = $(DEB_FILE:.deb=.changes)
 DEB_UNITS  := jenkins-gearman-agent jenkins-gearman-coordinator
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -196,16 +198,17 @@ deb:
 	cp -a Makefile LICENSE README.md agent common conf packaging $(DEB_SRC)/
 	cp -a packaging/debian $(DEB_SRC)/debian
 	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE \
-	  dpkg-buildpackage -b -us -uc
+	  dpkg-buildpackage -us -uc
 	@echo "make deb: $(DEB_FILE)"
 
-# What can be checked without installing it: lintian (errors fail, warnings
-# are shown) and systemd-analyze verify on both units, with ExecStart= pointed
-# at the packaged binary. tests/test_package.py runs this, then installs it.
+# What can be checked without installing it: lintian on the source and binary
+# packages (errors fail, warnings are shown) and systemd-analyze verify on both
+# units, with ExecStart= pointed at the packaged binary. tests/test_package.py
+# runs this, then installs the package.
 deb-check: deb
 	@command -v lintian >/dev/null || { echo "make deb-check: lintian is missing; run make deps"; exit 1; }
 	@command -v systemd-analyze >/dev/null || { echo "make deb-check: systemd-analyze is missing; run make deps"; exit 1; }
-	lintian --fail-on error --display-info $(DEB_FILE)
+	lintian --fail-on error --display-info --pedantic $(DEB_CHANGES)
 	rm -rf $(DEB_DIR)/root $(DEB_DIR)/units && mkdir -p $(DEB_DIR)/units
 	dpkg-deb -x $(DEB_FILE) $(DEB_DIR)/root
 	@for u in $(DEB_UNITS); do \
