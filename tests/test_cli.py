@@ -2,6 +2,7 @@
 server, a coordinator and node agents."""
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -90,8 +91,9 @@ def test_stop_describe_and_ctrl_c(system):
     # Ctrl-C on a running build stops it through stop:$manager.
     p = subprocess.Popen([CLI, "build", "unit", "DURATION=30", "-s", gm.server],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any(b["building"] for b in jk.builds()), what="build running")
-    time.sleep(0.3)   # let the CLI read WORK_DATA; the assertions below are on state
+    # Interrupt once the CLI has WORK_DATA (it prints "started ... on NODE").
+    wait_for(lambda: select.select([p.stdout], [], [], 0.05)[0] and "started unit #1" in p.stdout.readline(),
+             timeout=20, what="the CLI saw the build start")
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 3, (out, err)

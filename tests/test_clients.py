@@ -91,7 +91,7 @@ def stop_after():
 
 # ---- PHP (pecl gearman over libgearman) ----
 
-class PhpClient:
+class PhpClient(PerlClient):
     """tests/clients/client.php: one job through GearmanClient::addTask + runTasks()."""
 
     def __init__(self, gm, function, arg, unique=None, timeout_ms=30000, priority="normal"):
@@ -102,16 +102,6 @@ class PhpClient:
              str(timeout_ms), priority],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def wait(self, timeout=60):
-        out, err = self.proc.communicate(timeout=timeout)
-        self.stderr = err
-        self.events = [json.loads(l) for l in out.splitlines() if l.strip()]
-        return self.events
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 def php_call(gm, function, arg, stop_after, **kw):
