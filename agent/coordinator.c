@@ -260,11 +260,10 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 	enum jk_mode *modes = NULL;
 	bool *known = NULL;
 	struct projmap *pm, *old;
-	enum jk_err e;
 	bool changed;
 
 	co->refreshes++;
-	if ((e = jk_jobs_list(jk, &jl)) != JK_OK || (e = jk_nodes_list(jk, &nl)) != JK_OK) {
+	if (jk_jobs_list(jk, &jl) != JK_OK || jk_nodes_list(jk, &nl) != JK_OK) {
 		time_t since;
 		bool repeat = strcmp(co->last_error, jk_client_error(jk)) == 0;
 		void (*say)(const char *, ...) = repeat ? log_debug : log_warnx;

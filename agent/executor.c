@@ -122,27 +122,9 @@ conn_down(struct executor *e, struct server_conn *s, const char *why)
 	node_strv_free(s->registered, s->nregistered);
 	s->registered = NULL;
 	s->nregistered = 0;
-	{
-		long ms = gm_backoff_next(&s->bo);
-		clock_gettime(CLOCK_MONOTONIC, &s->retry_at);
-		s->retry_at.tv_sec += ms / 1000;
-		s->retry_at.tv_nsec += (ms % 1000) * 1000000L;
-		if (s->retry_at.tv_nsec >= 1000000000L) {
-			s->retry_at.tv_sec++;
-			s->retry_at.tv_nsec -= 1000000000L;
-		}
-	}
+	timespec_in(&s->retry_at, gm_backoff_next(&s->bo));
 }
 
-static bool
-retry_due(const struct server_conn *s)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > s->retry_at.tv_sec ||
-	    (now.tv_sec == s->retry_at.tv_sec && now.tv_nsec >= s->retry_at.tv_nsec);
-}
 
 /*
  * Bring one connection's registration to want (sorted). Called only
@@ -853,7 +835,7 @@ executor_thread(void *arg)
 		for (i = 0; i < e->nsc; i++) {
 			struct server_conn *s = &e->sc[i];
 
-			if (!s->c && retry_due(s)) {
+			if (!s->c && timespec_passed(&s->retry_at)) {
 				s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, e->id, 5000,
 				    err, sizeof(err));
 				if (!s->c) {

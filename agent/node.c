@@ -32,7 +32,7 @@
 #define CAPACITY_RECHECK_MS  15000   /* no free executor: look again after this */
 #define MAP_CALL_TIMEOUT_MS  5000
 
-static void
+void
 timespec_in(struct timespec *t, long ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, t);
@@ -44,7 +44,7 @@ timespec_in(struct timespec *t, long ms)
 	}
 }
 
-static bool
+bool
 timespec_passed(const struct timespec *t)
 {
 	struct timespec now;

@@ -61,6 +61,10 @@ struct node {
 
 /* ---- node.c ---- */
 
+/* *t = now + ms, and whether t has passed, on the monotonic clock. */
+void   timespec_in(struct timespec *t, long ms);
+bool   timespec_passed(const struct timespec *t);
+
 /* Copy the function names the node offers now (empty when it must not). */
 char **node_offered_functions(struct node *n, size_t *count, unsigned *gen);
 void   node_strv_free(char **v, size_t n);

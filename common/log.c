@@ -51,11 +51,6 @@ log_set_format(enum log_format format)
 	log_format = format;
 }
 
-int
-log_enabled(enum log_level level)
-{
-	return (int)level >= log_level;
-}
 
 /* Append s to buf as a JSON string body (no quotes). */
 static size_t
