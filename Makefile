@@ -167,6 +167,9 @@ fuzz: fuzz-build
 clean:
 	rm -rf $(BUILD)
 
+# make bench: the benchmark table (bench/results.md); see bench/bench.mk.
+include bench/bench.mk
+
 .PHONY: install uninstall deb deb-check
 install: $(BINS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
