@@ -1,14 +1,10 @@
 /*
- * executor: one Jenkins executor = one Gearman worker, with its own
- * connection to each gearmand, its own Jenkins client and its own thread.
- * Worker id "$node_exec-$i", as gearman-plugin names them.
- *
- * Loop: keep connections up (jittered backoff), bring the registration in
- * line with the map (CAN_DO what is new, CANT_DO what is gone — only here,
- * between jobs, never while a job is held, because gearmand re-queues a
- * held job on CANT_DO/RESET_ABILITIES), and send GRAB_JOB_UNIQ only with
- * the node's permission (node_grab_permit). A job runs synchronously in
- * this thread: trigger the build pinned to this node, follow it, report.
+ * executor: one Jenkins executor = one thread with its own Jenkins
+ * client, worker name "$node_exec-$i" as gearman-plugin names them (it is
+ * the "worker" of the build's JSON). The dispatcher (dispatch.c) hands it
+ * a job taken on the node's connection; it runs the job synchronously:
+ * trigger the build pinned to this node, follow it, report on the
+ * connection the job came from.
  */
 #include "node.h"
 
@@ -33,32 +29,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_MS           1000
-
-enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
-
-struct server_conn {
-	struct gw_conn   *c;
-	enum conn_state   state;
-	struct gm_backoff bo;
-	struct timespec   retry_at;
-	char            **registered;   /* sorted function names */
-	size_t            nregistered;
-	bool              synced;       /* registration matches generation gen */
-	unsigned          gen;
-	bool              reported_down;
-};
-
 struct executor {
 	struct node       *node;
 	int                index;
 	char               id[300];      /* $node_exec-$i */
 	pthread_t          thread;
-	int                wakefd;       /* eventfd: node changes */
 	volatile int       finished;
 	struct jk_client  *jk;
-	struct server_conn sc[CONFIG_MAX_SERVERS];
-	size_t             nsc;
+	/* Under node->lock: */
+	bool               has_job;
+	bool               leaving;      /* takes no more jobs */
+	struct gw_job      job;
+	size_t             server;       /* the job's connection */
+	unsigned           conn_gen;
 };
 
 /* ---- small helpers ---- */
@@ -81,84 +64,40 @@ wall_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool
-in_sorted(char **v, size_t n, const char *s)
-{
-	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
-}
-
-void
-executor_wake(struct executor *e)
-{
-	uint64_t one = 1;
-
-	(void)!write(e->wakefd, &one, sizeof(one));
-}
-
 bool
 executor_finished(struct executor *e)
 {
 	return __atomic_load_n(&e->finished, __ATOMIC_ACQUIRE) != 0;
 }
 
-static void
-conn_down(struct executor *e, struct server_conn *s, const char *why)
+bool
+executor_free(const struct executor *e)
 {
-	metrics_add("jga_gearman_reconnects_total", NULL, 1);
-	if (!s->reported_down)
-		log_warnx("%s: gearmand %s: %s; reconnecting", e->id,
-		    s->c ? gw_peer(s->c) : "?", why);
-	s->reported_down = true;
-	gw_close(s->c);
-	s->c = NULL;
-	s->state = C_DOWN;
-	s->synced = false;
-	node_strv_free(s->registered, s->nregistered);
-	s->registered = NULL;
-	s->nregistered = 0;
-	timespec_in(&s->retry_at, gm_backoff_next(&s->bo));
+	return !e->has_job && !e->leaving;
 }
 
-
-/*
- * Bring one connection's registration to want (sorted). Called only
- * between jobs, so no job is held on the connection.
- */
-static int
-sync_registration(struct server_conn *s, char **want, size_t nwant)
+void
+executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen)
 {
-	size_t i;
+	e->job = *job;
+	memset(job, 0, sizeof(*job));
+	e->server = server;
+	e->conn_gen = conn_gen;
+	e->has_job = true;
+}
 
-	if (nwant == 0 && s->nregistered > 0) {
-		if (gw_reset_abilities(s->c) < 0)
-			return -1;
-	} else {
-		for (i = 0; i < nwant; i++)
-			if (!in_sorted(s->registered, s->nregistered, want[i]) && gw_can_do(s->c, want[i]) < 0)
-				return -1;
-		for (i = 0; i < s->nregistered; i++)
-			if (!in_sorted(want, nwant, s->registered[i]) && gw_cant_do(s->c, s->registered[i]) < 0)
-				return -1;
-	}
-	node_strv_free(s->registered, s->nregistered);
-	s->registered = calloc(nwant + 1, sizeof(char *));
-	for (i = 0; i < nwant; i++)
-		s->registered[i] = strdup(want[i]);
-	s->nregistered = nwant;
-	return 0;
+const char *
+executor_held_function(const struct executor *e, size_t server, unsigned conn_gen)
+{
+	if (!e->has_job || (server != (size_t)-1 && (e->server != server || e->conn_gen != conn_gen)))
+		return NULL;
+	return e->job.function;
 }
 
 /* ---- running one job ---- */
 
 struct run {
 	struct executor  *e;
-	struct gw_conn   *c;
 	struct gw_job    *job;
 	struct params     params;
 	char             *full;     /* job full name */
@@ -192,6 +131,41 @@ build_event(struct run *r, enum log_level level, const char *event, int number, 
 	log_fields(level, msg, keys, vals, sizeof(keys) / sizeof(keys[0]));
 }
 
+/*
+ * Send one WORK_* packet for the job on the connection it came from. Once
+ * that connection is gone the job is back in gearmand's queue: nothing
+ * more is sent (r->gm_ok false), the build goes on in Jenkins.
+ */
+static void
+reply(struct run *r, enum gw_type type, const char *data, size_t len, long long num, long long den)
+{
+	struct dispatch *d = r->e->node->dispatch;
+	struct gw_conn *c;
+	int rc = -1;
+
+	if (!r->gm_ok)
+		return;
+	if ((c = dispatch_hold(d, r->e->server, r->e->conn_gen))) {
+		const char *h = r->job->handle;
+		switch (type) {
+		case GW_WORK_DATA:     rc = gw_work_data(c, h, data, len); break;
+		case GW_WORK_WARNING:  rc = gw_work_warning(c, h, data, len); break;
+		case GW_WORK_STATUS:   rc = gw_work_status(c, h, num, den); break;
+		case GW_WORK_COMPLETE: rc = gw_work_complete(c, h, data, len); break;
+		case GW_WORK_FAIL:     rc = gw_work_fail(c, h); break;
+		default:               break;
+		}
+		if (rc < 0)
+			log_warnx("%s: lost gearmand while reporting %s: %s; the build goes on in Jenkins",
+			    r->e->id, h, gw_error(c));
+		dispatch_release(d, r->e->server, rc < 0);
+	} else
+		log_warnx("%s: the gearmand connection %s came on is gone; the build goes on in Jenkins",
+		    r->e->id, r->job->handle);
+	if (rc < 0)
+		r->gm_ok = false;
+}
+
 static void
 send_warning_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -219,9 +193,9 @@ send_warning_fail(struct run *r, const char *fmt, ...)
 		json_t *w = json_pack("{s:s}", "error", msg);
 		char *text = json_dumps(w, JSON_COMPACT);
 		json_decref(w);
-		if (!text || gw_work_warning(r->c, r->job->handle, text, strlen(text)) < 0 ||
-		    gw_work_fail(r->c, r->job->handle) < 0)
-			r->gm_ok = false;
+		if (text)
+			reply(r, GW_WORK_WARNING, text, strlen(text), 0, 0);
+		reply(r, GW_WORK_FAIL, NULL, 0, 0, 0);
 		free(text);
 	}
 }
@@ -298,16 +272,12 @@ wait_left(struct run *r, long qid, long long deadline)
 
 /* Has gearmand handed this job out before? (its admin "show jobs" retries) */
 static bool
-requeued(struct gw_conn *c, const struct gw_job *job)
+requeued(struct executor *e, const struct gw_job *job)
 {
-	char host[300];
-	char *colon;
+	const struct config *cfg = e->node->cfg;
 
-	snprintf(host, sizeof(host), "%s", gw_peer(c));
-	if (!(colon = strrchr(host, ':')))
-		return false;
-	*colon = '\0';
-	return gm_job_retries(host, atoi(colon + 1), job->handle, 2000) > 0;
+	return gm_job_retries(cfg->servers[e->server].host, cfg->servers[e->server].port, job->handle,
+	    2000) > 0;
 }
 
 /*
@@ -516,10 +486,10 @@ follow_queue(struct run *r, long qid, int *number)
 }
 
 static void
-run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
+run_job(struct executor *e, struct gw_job *job)
 {
 	struct node *n = e->node;
-	struct run r = { .e = e, .c = c, .job = job, .gm_ok = true };
+	struct run r = { .e = e, .job = job, .gm_ok = true };
 	struct jk_build b;
 	char err[1024], *doc;
 	const char *bad;
@@ -537,7 +507,7 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 	 * Has gearmand handed this job out before (a worker died or lost its
 	 * connection)? Only then can a build of it exist already.
 	 */
-	r.requeued = job->unique[0] && requeued(c, job);
+	r.requeued = job->unique[0] && requeued(e, job);
 	if (job->unique[0] && state_load(n->cfg->state_dir, job->unique, &r.rec) == 0) {
 		if (r.requeued && strcmp(r.rec.function, job->function) == 0) {
 			/* A build we started: re-attach needs only its record, not the map. */
@@ -645,7 +615,7 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 			state_save(n->cfg->state_dir, &r.rec);
 		}
 	}
-	node_build_started(n, e->index);
+	node_build_started(n);
 	claimed = false;
 
 	while ((je = jk_build_get(e->jk, r.full, number, &b)) != JK_OK) {
@@ -669,10 +639,9 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		metrics_observe("jga_dispatch_latency_seconds", (now_ms() - t_grab) / 1000.0);
 	}
 	doc = build_json(&r, &b, NULL);
-	if (gw_work_data(c, job->handle, doc, strlen(doc)) < 0 ||
-	    gw_work_status(c, job->handle, wall_ms() - b.timestamp_ms > 0 ? wall_ms() - b.timestamp_ms : 0,
-	    b.estimated_ms) < 0)
-		r.gm_ok = false;
+	reply(&r, GW_WORK_DATA, doc, strlen(doc), 0, 0);
+	reply(&r, GW_WORK_STATUS, NULL, 0, wall_ms() - b.timestamp_ms > 0 ? wall_ms() - b.timestamp_ms : 0,
+	    b.estimated_ms);
 	free(doc);
 	last_status = now_ms();
 
@@ -691,11 +660,7 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 			long long t = now_ms(), elapsed = wall_ms() - started_wall, wake;
 
 			if (r.gm_ok && t - last_status >= interval) {
-				if (gw_work_status(c, job->handle, elapsed > 0 ? elapsed : 0, b.estimated_ms) < 0) {
-					r.gm_ok = false;
-					log_warnx("%s: lost gearmand during %s #%d: %s; the build goes on in Jenkins",
-					    e->id, r.full, number, gw_error(c));
-				}
+				reply(&r, GW_WORK_STATUS, NULL, 0, elapsed > 0 ? elapsed : 0, b.estimated_ms);
 				last_status = t;
 			}
 			wake = next_poll < last_status + interval ? next_poll : last_status + interval;
@@ -733,8 +698,7 @@ run_job(struct executor *e, struct gw_conn *c, struct gw_job *job)
 		node_set_local_offline(n);
 	}
 	doc = build_json(&r, &b, b.result);
-	if (r.gm_ok && gw_work_complete(c, job->handle, doc, strlen(doc)) < 0)
-		r.gm_ok = false;
+	reply(&r, GW_WORK_COMPLETE, doc, strlen(doc), 0, 0);
 	{
 		char line[2400], lab[64];
 		snprintf(line, sizeof(line), "%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
@@ -760,7 +724,7 @@ out_single:
 out:
 	if (!r.gm_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
-	node_job_done(n, e->index, claimed);
+	node_job_done(n, claimed);
 	jk_build_free(&b);
 	params_free(&r.params);
 	free(r.full);
@@ -770,162 +734,32 @@ out:
 
 /* ---- the loop ---- */
 
-static void
-handle_packet(struct executor *e, struct server_conn *s, struct gw_packet *p)
-{
-	struct gw_job job;
-
-	switch (p->type) {
-	case GW_NO_JOB:
-		if (gw_pre_sleep(s->c) < 0)
-			conn_down(e, s, gw_error(s->c));
-		else
-			s->state = C_SLEEPING;
-		break;
-	case GW_NOOP:
-		if (s->state == C_SLEEPING)
-			s->state = C_IDLE;
-		break;
-	case GW_JOB_ASSIGN:
-	case GW_JOB_ASSIGN_UNIQ:
-		if (shutdown_requested()) {
-			/* Stopping: hand it back; closing the connection re-queues it. */
-			conn_down(e, s, "stopping; job handed back to gearmand");
-			node_grab_release(e->node, e->index);
-			break;
-		}
-		s->state = C_IDLE;
-		node_grab_claim(e->node, e->index);
-		if (gw_job_from_packet(p, &job) < 0) {
-			conn_down(e, s, "malformed JOB_ASSIGN");
-			node_job_done(e->node, e->index, true);
-			break;
-		}
-		run_job(e, s->c, &job);
-		gw_job_free(&job);
-		break;
-	case GW_ERROR:
-		conn_down(e, s, gw_error(s->c));
-		break;
-	default:
-		log_debug("%s: ignoring %s from %s", e->id, gw_type_name(p->type), gw_peer(s->c));
-		break;
-	}
-}
-
 static void *
 executor_thread(void *arg)
 {
 	struct executor *e = arg;
 	struct node *n = e->node;
-	const struct config *cfg = n->cfg;
-	size_t i;
 
-	while (!shutdown_requested() && e->index < node_desired_executors(n)) {
-		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
-		char **want, err[512];
-		size_t nwant;
-		unsigned gen;
-		bool grabbing = false;
-		int np = 0, timeout = LOOP_MS;
-
-		want = node_offered_functions(n, &nwant, &gen);
-		qsort(want, nwant, sizeof(*want), cmp_str);
-
-		for (i = 0; i < e->nsc; i++) {
-			struct server_conn *s = &e->sc[i];
-
-			if (!s->c && timespec_passed(&s->retry_at)) {
-				s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, e->id, 5000,
-				    err, sizeof(err));
-				if (!s->c) {
-					s->c = NULL;
-					conn_down(e, s, err);
-					continue;
-				}
-				if (s->reported_down)
-					log_info("%s: connected to gearmand %s", e->id, gw_peer(s->c));
-				s->reported_down = false;
-				gm_backoff_reset(&s->bo);
-				s->state = C_IDLE;
-			}
-			if (s->c && (!s->synced || s->gen != gen)) {
-				if (sync_registration(s, want, nwant) < 0) {
-					conn_down(e, s, gw_error(s->c));
-					continue;
-				}
-				s->synced = true;
-				s->gen = gen;
-				/*
-				 * gearmand wakes sleepers only for new jobs: after a
-				 * change, grab again for jobs already queued.
-				 */
-				if (s->state == C_SLEEPING)
-					s->state = C_IDLE;
-			}
-			if (s->state == C_GRAB_SENT || s->state == C_SLEEPING)
-				grabbing = true;
-		}
-		node_strv_free(want, nwant);
-
-		/* One outstanding GRAB at a time, and only with the node's permission. */
-		if (!grabbing && nwant > 0) {
-			for (i = 0; i < e->nsc; i++) {
-				struct server_conn *s = &e->sc[i];
-				if (s->c && s->state == C_IDLE) {
-					if (!node_grab_permit(n, e->index, e->jk))
-						break;
-					if (gw_grab(s->c) < 0) {
-						conn_down(e, s, gw_error(s->c));
-						node_grab_release(n, e->index);
-						continue;
-					}
-					s->state = C_GRAB_SENT;
-					break;
-				}
-			}
-		} else if (nwant == 0)
-			node_grab_release(n, e->index);
-
-		for (i = 0; i < e->nsc; i++)
-			if (e->sc[i].c) {
-				pfd[np].fd = gw_fd(e->sc[i].c);
-				pfd[np].events = POLLIN;
-				pfd[np].revents = 0;
-				np++;
-			}
-		pfd[np].fd = e->wakefd;
-		pfd[np].events = POLLIN;
-		pfd[np].revents = 0;
-		if (poll(pfd, (nfds_t)np + 1, timeout) < 0 && errno != EINTR)
+	pthread_mutex_lock(&n->lock);
+	for (;;) {
+		while (!e->has_job && !shutdown_requested() &&
+		    e->index < (n->map ? n->map->executors : 0))
+			pthread_cond_wait(&n->changed, &n->lock);
+		if (!e->has_job) {
+			e->leaving = true;
 			break;
-		if (pfd[np].revents & POLLIN) {
-			uint64_t v;
-			(void)!read(e->wakefd, &v, sizeof(v));
 		}
-		for (i = 0; i < e->nsc; i++) {
-			struct server_conn *s = &e->sc[i];
-			struct gw_packet p;
-			int r;
-
-			if (!s->c)
-				continue;
-			while (s->c && (r = gw_read(s->c, &p, 0)) != 0) {
-				if (r < 0) {
-					conn_down(e, s, gw_error(s->c));
-					break;
-				}
-				handle_packet(e, s, &p);
-			}
-		}
+		pthread_mutex_unlock(&n->lock);
+		run_job(e, &e->job);
+		pthread_mutex_lock(&n->lock);
+		gw_job_free(&e->job);
+		e->has_job = false;
+		pthread_mutex_unlock(&n->lock);
+		/* Free again: the dispatcher may grab, and withdraw what this job kept. */
+		node_wake_all(n);
+		pthread_mutex_lock(&n->lock);
 	}
-	node_grab_release(n, e->index);
-	for (i = 0; i < e->nsc; i++) {
-		gw_close(e->sc[i].c);
-		e->sc[i].c = NULL;
-		node_strv_free(e->sc[i].registered, e->sc[i].nregistered);
-		e->sc[i].registered = NULL;
-	}
+	pthread_mutex_unlock(&n->lock);
 	__atomic_store_n(&e->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -935,20 +769,13 @@ executor_start(struct node *n, int index)
 {
 	struct executor *e = calloc(1, sizeof(*e));
 	const struct config *cfg = n->cfg;
-	size_t i;
 
 	if (!e)
 		fatalx("out of memory");
 	e->node = n;
 	e->index = index;
 	snprintf(e->id, sizeof(e->id), "%s_exec-%d", cfg->node_name, index);
-	e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	e->jk = daemon_jenkins_client(cfg);
-	if (e->wakefd < 0)
-		fatalx("cannot create executor %d", index);
-	e->nsc = cfg->nservers;
-	for (i = 0; i < e->nsc; i++)
-		gm_backoff_init(&e->sc[i].bo, 500, 30000);
 	if (pthread_create(&e->thread, NULL, executor_thread, e) != 0)
 		fatalx("cannot start executor thread %d", index);
 	return e;
@@ -959,6 +786,5 @@ executor_join(struct executor *e)
 {
 	pthread_join(e->thread, NULL);
 	jk_client_free(e->jk);
-	close(e->wakefd);
 	free(e);
 }

@@ -3,8 +3,9 @@
  *
  * Threads: the main thread waits for signals; the mapper asks the
  * coordinator (project_map:$host) for this node's slice of the map and
- * keeps asking with the version it holds; one executor thread per Jenkins
- * executor is a Gearman worker (executor.c).
+ * keeps asking with the version it holds; the dispatcher keeps the
+ * node's Gearman worker connections (dispatch.c); one executor thread
+ * per Jenkins executor runs the builds it is handed (executor.c).
  *
  * Until the coordinator answers, nothing is registered. When it stops
  * answering, the last map stays in force.
@@ -161,6 +162,17 @@ node_strv_free(char **v, size_t n)
 	free(v);
 }
 
+unsigned
+node_functions_gen(struct node *n)
+{
+	unsigned g;
+
+	pthread_mutex_lock(&n->lock);
+	g = n->gen;
+	pthread_mutex_unlock(&n->lock);
+	return g;
+}
+
 bool
 node_lookup_function(struct node *n, const char *fn, char **job, char **pin)
 {
@@ -209,34 +221,69 @@ node_desired_executors(struct node *n)
 void
 node_wake_all(struct node *n)
 {
+	pthread_mutex_lock(&n->lock);
+	pthread_cond_broadcast(&n->changed);
+	pthread_mutex_unlock(&n->lock);
+	if (n->dispatch)
+		dispatch_wake(n->dispatch);
+}
+
+bool
+node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn)
+{
 	int i;
 
+	for (i = 0; i < n->nex; i++) {
+		const char *f = n->ex[i] ? executor_held_function(n->ex[i], server, conn_gen) : NULL;
+		if (f && (!fn || strcmp(f, fn) == 0))
+			return true;
+	}
+	return false;
+}
+
+bool
+node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn)
+{
+	bool held;
+
 	pthread_mutex_lock(&n->lock);
-	for (i = 0; i < n->nex; i++)
-		if (n->ex[i])
-			executor_wake(n->ex[i]);
+	held = node_holds_locked(n, server, conn_gen, fn);
 	pthread_mutex_unlock(&n->lock);
+	return held;
+}
+
+int
+node_free_executors(struct node *n)
+{
+	int i, free_execs = 0;
+
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; n->map && i < n->nex && i < n->map->executors; i++)
+		if (n->ex[i] && executor_free(n->ex[i]))
+			free_execs++;
+	pthread_mutex_unlock(&n->lock);
+	return free_execs;
 }
 
 /* ---- capacity ---- */
 
 bool
-node_grab_permit(struct node *n, int i, struct jk_client *jk)
+node_grab_permit(struct node *n, struct jk_client *jk)
 {
 	struct jk_node info;
 	enum jk_err e;
 	int starting, free_execs = 0;
 	bool ok;
 
+	/*
+	 * One build started at a time: two triggers of this node must not
+	 * overlap, or Jenkins folds identical ones into one queue item.
+	 */
 	pthread_mutex_lock(&n->lock);
-	if ((n->grabber != -1 && n->grabber != i) || !offering(n) || n->single_use ||
-	    (n->grabber != i && !timespec_passed(&n->recheck_at))) {
-		if (n->grabber == i)
-			n->grabber = -1;
+	if (!offering(n) || n->single_use || n->starting > 0 || !timespec_passed(&n->recheck_at)) {
 		pthread_mutex_unlock(&n->lock);
 		return false;
 	}
-	n->grabber = i;     /* hold the role while looking at Jenkins */
 	pthread_mutex_unlock(&n->lock);
 
 	memset(&info, 0, sizeof(info));
@@ -253,7 +300,6 @@ node_grab_permit(struct node *n, int i, struct jk_client *jk)
 	if (!ok) {
 		const char *why = e != JK_OK ? "master unreachable" :
 		    (info.offline || info.temp_offline) ? "node offline in Jenkins" : "no idle executor";
-		n->grabber = -1;
 		timespec_in(&n->recheck_at, e != JK_OK ? 2000 : CAPACITY_RECHECK_MS);
 		/* Say it once per change of reason, not on every look. */
 		if (why != n->capacity_note) {
@@ -274,51 +320,22 @@ node_grab_permit(struct node *n, int i, struct jk_client *jk)
 }
 
 void
-node_grab_release(struct node *n, int i)
-{
-	pthread_mutex_lock(&n->lock);
-	if (n->grabber == i)
-		n->grabber = -1;
-	pthread_mutex_unlock(&n->lock);
-	node_wake_all(n);
-}
-
-void
-node_grab_claim(struct node *n, int i)
-{
-	/*
-	 * The grabber role stays with i until the build has started: two
-	 * triggers of this node must not overlap, or Jenkins folds identical
-	 * ones into one queue item.
-	 */
-	pthread_mutex_lock(&n->lock);
-	if (i >= 0)
-		n->grabber = i;
-	n->starting++;
-	pthread_mutex_unlock(&n->lock);
-}
-
-void
-node_build_started(struct node *n, int i)
+node_build_started(struct node *n)
 {
 	pthread_mutex_lock(&n->lock);
 	if (n->starting > 0)
 		n->starting--;
-	if (n->grabber == i)
-		n->grabber = -1;
 	pthread_mutex_unlock(&n->lock);
-	/* Another executor may now take the grabber role. */
+	/* The next build may be started now. */
 	node_wake_all(n);
 }
 
 void
-node_job_done(struct node *n, int i, bool claimed_still)
+node_job_done(struct node *n, bool claimed_still)
 {
 	pthread_mutex_lock(&n->lock);
 	if (claimed_still && n->starting > 0)
 		n->starting--;
-	if (n->grabber == i)
-		n->grabber = -1;
 	/* An executor may be free now: look at Jenkins again at once. */
 	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);
@@ -485,9 +502,9 @@ node_main(struct config *cfg)
 
 	memset(&n, 0, sizeof(n));
 	n.cfg = cfg;
-	n.grabber = -1;
 	n.capacity_note = "";
 	pthread_mutex_init(&n.lock, NULL);
+	pthread_cond_init(&n.changed, NULL);
 	shutdown_init();
 	describe_metrics();
 	if (!cfg->tls_verify)
@@ -518,6 +535,7 @@ node_main(struct config *cfg)
 		}
 		free(recs);
 	}
+	dispatch_start(&n);
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
 	for (i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
@@ -547,11 +565,13 @@ node_main(struct config *cfg)
 		else if (sig)
 			quit_now();
 	}
+	dispatch_join(n.dispatch);
 	for (i = 0; i < n.nex; i++)
 		if (n.ex[i])
 			executor_join(n.ex[i]);
 	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
+	pthread_cond_destroy(&n.changed);
 	pthread_mutex_destroy(&n.lock);
 	log_info("stopped");
 	return 0;

@@ -1,14 +1,19 @@
 /*
  * node: the node agent's shared state, used by node.c (map polling,
- * capacity) and executor.c (one Gearman worker per executor).
+ * capacity), dispatch.c (the node's Gearman connections) and executor.c
+ * (one thread per Jenkins executor, running the builds it is handed).
  *
- * Capacity rule: an executor sends GRAB_JOB only while it is the node's
- * single "grabber", and only right after a fresh look at Jenkins shows the
- * node online with an idle executor that no other executor of this agent
- * has claimed. A claimed executor holds a job whose build has not started
- * yet (Jenkins does not count it busy until then). So a busy node never
- * takes a job out of the Gearman queue, and builds Jenkins started itself
- * count as busy.
+ * One worker connection per gearmand for the whole node, not one per
+ * executor: registration costs gearmand one CAN_DO per function per
+ * connection, so 8 executors would cost it 8 times as much (gearmand
+ * issues 6 and 393). A connection holds up to one job per executor.
+ *
+ * Capacity rule: the dispatcher sends GRAB_JOB only when an executor
+ * thread is free, no build of this node is being started, and a fresh
+ * look at Jenkins shows the node online with an idle executor. A job
+ * whose build has not started yet counts as "starting" (Jenkins does not
+ * count it busy until then). So a busy node never takes a job out of the
+ * Gearman queue, and builds Jenkins started itself count as busy.
  */
 #ifndef JGA_NODE_H
 #define JGA_NODE_H
@@ -40,16 +45,18 @@ struct nodemap {
 };
 
 struct executor;
+struct dispatch;
 
 struct node {
 	struct config   *cfg;
-	pthread_mutex_t  lock;        /* everything below; executors are woken by node_wake_all */
+	struct dispatch *dispatch;    /* the Gearman connections (dispatch.c) */
+	pthread_mutex_t  lock;        /* everything below */
+	pthread_cond_t   changed;     /* broadcast with node_wake_all */
 
 	struct nodemap  *map;         /* NULL until the coordinator answered */
 	unsigned         gen;         /* bumped when the offered functions change */
 
 	int              starting;    /* claimed: job taken, build not started yet */
-	int              grabber;     /* executor index allowed to grab, -1: none */
 	bool             single_use;  /* an OFFLINE_NODE_WHEN_COMPLETE build runs */
 	bool             local_offline; /* we took the node offline */
 	struct timespec  recheck_at;  /* no capacity: when to look at Jenkins again */
@@ -67,6 +74,8 @@ bool   timespec_passed(const struct timespec *t);
 
 /* Copy the function names the node offers now (empty when it must not). */
 char **node_offered_functions(struct node *n, size_t *count, unsigned *gen);
+/* The generation of the offered functions, without copying them. */
+unsigned node_functions_gen(struct node *n);
 void   node_strv_free(char **v, size_t n);
 /* Look a function up in the current map; copies job and pin. */
 bool   node_lookup_function(struct node *n, const char *fn, char **job, char **pin);
@@ -75,31 +84,59 @@ char  *node_labels_json(struct node *n);
 int    node_desired_executors(struct node *n);
 
 /*
- * Grabber protocol. node_grab_permit asks whether executor i may send
- * GRAB_JOB now; it may look at Jenkins (with the executor's own client).
- * node_grab_claim: i got a job (it stops being the grabber; starting++).
- * node_build_started / node_build_done: the claim ends.
+ * Capacity. node_grab_permit: may the dispatcher send GRAB_JOB now? It
+ * may look at Jenkins (with the dispatcher's client). node_grab_claim: a
+ * job was taken (starting++); node_build_started / node_job_done: the
+ * claim ends.
  */
 struct jk_client;
-bool node_grab_permit(struct node *n, int i, struct jk_client *jk);
-void node_grab_release(struct node *n, int i);
-void node_grab_claim(struct node *n, int i);
-void node_build_started(struct node *n, int i);
-void node_job_done(struct node *n, int i, bool claimed_still);
+bool node_grab_permit(struct node *n, struct jk_client *jk);
+void node_grab_claim(struct node *n);
+void node_build_started(struct node *n);
+void node_job_done(struct node *n, bool claimed_still);
 void node_set_single_use(struct node *n, bool on);
 void node_set_local_offline(struct node *n);
 
-/* Wake every executor (map change, capacity change, shutdown). */
+/*
+ * Does an executor hold a job taken on connection (server, conn_gen) —
+ * of function fn, or of any function when fn is NULL? How many executors
+ * are free to take one?
+ */
+bool node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn);
+bool node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn);  /* n->lock held */
+int  node_free_executors(struct node *n);
+
+/* Wake the dispatcher and every executor (map, capacity or job change, shutdown). */
 void node_wake_all(struct node *n);
 
 
 /* ---- executor.c ---- */
 
+struct gw_job;
 struct executor *executor_start(struct node *n, int index);
 /* True once the thread has returned. */
 bool             executor_finished(struct executor *e);
-void             executor_wake(struct executor *e);
+/* Under n->lock: is it free to take a job? Hand it one (the job is moved). */
+bool             executor_free(const struct executor *e);
+void             executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen);
+/* Under n->lock: the job it holds on connection (server, conn_gen), if any. */
+const char      *executor_held_function(const struct executor *e, size_t server, unsigned conn_gen);
 void             executor_join(struct executor *e);
+
+
+/* ---- dispatch.c ---- */
+
+struct dispatch *dispatch_start(struct node *n);
+void             dispatch_wake(struct dispatch *d);
+/* Waits for the executors' jobs to end first (their replies use the connections). */
+void             dispatch_join(struct dispatch *d);
+/*
+ * The connection a job was taken on, locked for one reply; NULL (not
+ * locked) if it was lost since. dispatch_release unlocks it; failed: the
+ * write broke it, the dispatcher reconnects.
+ */
+struct gw_conn  *dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen);
+void             dispatch_release(struct dispatch *d, size_t server, bool failed);
 
 
 #endif

@@ -122,8 +122,8 @@ def main():
         co = system.coordinator(gm, jk, refresh=2)
         agents = {n: system.node(gm, jk, n, refresh=2, extra={"jenkins": {"timeout": 30, "connect_timeout": 2}})
                   for n in nodes}
-        wait_for(lambda: gm.status().get("build:soak", (0, 0, 0))[2] == args.agents * args.executors,
-                 timeout=60, what="all executors registered")
+        wait_for(lambda: gm.status().get("build:soak", (0, 0, 0))[2] == args.agents,
+                 timeout=60, what="all agents registered")
         print("soak: %d agents x %d executors, %d builds of 0-%.1fs, a fault every %.1fs (logs in %s)" %
               (args.agents, args.executors, args.builds, args.max_duration, args.fault_every, tmp))
 

@@ -35,7 +35,7 @@ def ready(system):
     jk = system.jenkins(FIXTURE)
     system.coordinator(gm, jk)
     agent = system.node(gm, jk, "n1")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit", "build:unit:linux"], what="n1 registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit", "build:unit:linux"], what="n1 registered")
     return gm, jk, agent
 
 

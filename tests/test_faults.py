@@ -31,9 +31,7 @@ def start(system, nodes=ONE, gm=None):
     co = system.coordinator(gm, jk)
     agents = {n["name"]: system.node(gm, jk, n["name"]) for n in nodes}
     for n in nodes:
-        for i in range(n["executors"]):
-            wait_for(lambda: (gm.functions_of("%s_exec-%d" % (n["name"], i)) or []) == ["build:unit"],
-                     what="%s_exec-%d registered" % (n["name"], i))
+        wait_for(lambda: (gm.functions_of(n["name"]) or []) == ["build:unit"], what="%s registered" % n["name"])
     return gm, jk, co, agents
 
 
@@ -112,8 +110,8 @@ def test_gearmand_restart_reregisters(system):
     gm.kill()
     gm2 = Gearmand(system.tmp, port=gm.port).start()
     system.items.append(gm2)
-    # Every executor and the manager are back, with their ids, within a few seconds.
-    wait_for(lambda: all(gm2.functions_of("n1_exec-%d" % i) == ["build:unit"] for i in range(4)) and
+    # The node's connection and the manager are back, with their ids, within a few seconds.
+    wait_for(lambda: gm2.functions_of("n1") == ["build:unit"] and
              gm2.functions_of("jenkins01_manager") is not None, timeout=10, what="re-registered")
     assert final_event(perl_call(gm2, "build:unit", "{}"))["event"] == "complete"
 
@@ -124,7 +122,7 @@ def test_one_of_two_gearmand_down(system):
     system.coordinator([g1, g2], jk)
     system.node([g1, g2], jk, "n1")
     for g in (g1, g2):
-        wait_for(lambda: g.functions_of("n1_exec-0") == ["build:unit"], what="registered on both servers")
+        wait_for(lambda: g.functions_of("n1") == ["build:unit"], what="registered on both servers")
     assert final_event(perl_call(g1, "build:unit", "{}"))["event"] == "complete"
     g1.kill()
     assert final_event(perl_call(g2, "build:unit", "{}"))["event"] == "complete"
@@ -138,7 +136,7 @@ def test_coordinator_away_agents_keep_serving(system):
     agents["n1"].wait_log("keeping the current map", timeout=10)
     jk.add_job({"name": "later", "params": [NODE], "concurrent": True})
     co.restart()
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:later", "build:unit"], timeout=15,
+    wait_for(lambda: gm.functions_of("n1") == ["build:later", "build:unit"], timeout=15,
              what="change picked up after the coordinator returned")
 
 
@@ -162,7 +160,7 @@ def test_secrets_never_logged(system):
     auth = {"jenkins": {"user": "gearman", "token_file": tokfile}}
     co = system.coordinator(gm, jk, extra=auth)
     agent = system.node(gm, jk, "n1", extra=auth)
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered with a token")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered with a token")
     assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
     # A wrong token: a clear 401 in the log, still no secret.
     bad = system.node(gm, jk, "n2", extra={"jenkins": {"user": "gearman", "token": "wr0ng-t0ken"}})
@@ -183,7 +181,7 @@ def test_lost_trigger_answer_makes_no_second_build(system):
     jk = system.jenkins(fx)
     system.coordinator(gm, jk)
     agent = system.node(gm, jk, "n1")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     # Jenkins queues the build, but the answer to the trigger never arrives.
     jk.drop(1, after=True, method="POST")
     ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.5"}), unique="lost-answer-1")
@@ -212,7 +210,7 @@ def test_trigger_timeout_refuses_the_job(system):
     jk = system.jenkins(fixture(ONE))
     system.coordinator(gm, jk)
     agent = system.node(gm, jk, "n1", extra={"node": {"trigger_timeout": 2}})
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     jk.drop(1000, method="POST")          # every trigger is lost before Jenkins sees it
     ev = perl_call(gm, "build:unit", "{}", unique="never-triggered")
     end = final_event(ev)
@@ -234,7 +232,7 @@ def test_queue_item_forgotten_by_jenkins(system):
     jk = system.jenkins(fx)
     system.coordinator(gm, jk)
     system.node(gm, jk, "n1")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     for i in range(3):
         jk.restart()                 # new X-Jenkins-Session each time
         ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.3"}), unique="forgotten-%d" % i)
@@ -249,5 +247,5 @@ def test_tls_verify_off_is_a_warning(system):
     co = system.coordinator(gm, jk, extra={"jenkins": {"tls_verify": "false"}})
     a = system.node(gm, jk, "n1")
     co.wait_log("warn: TLS certificate verification is off")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     assert "TLS certificate verification is off" not in a.log()     # on by default

@@ -39,9 +39,8 @@ def registered(gm, worker_id, fn):
 
 
 def wait_registered(gm, node, executors, fn):
-    for i in range(executors):
-        wait_for(lambda: registered(gm, "%s_exec-%d" % (node, i), fn), timeout=10,
-                 what="%s_exec-%d registers %s" % (node, i, fn))
+    """The node's one worker connection (id = node name) offers fn."""
+    wait_for(lambda: registered(gm, node, fn), timeout=10, what="%s registers %s" % (node, fn))
 
 
 def events_of(ev, kind):
@@ -107,7 +106,7 @@ def test_executors_cap_and_spill_to_other_node(system):
                for i in range(4)]
     # Two run on a1; the other two stay queued in gearmand, not in Jenkins.
     wait_for(lambda: len([b for b in jk.builds() if b["building"]]) == 2, what="2 builds running on a1")
-    assert gm.status().get("build:unit") == (4, 2, 2)
+    assert gm.status().get("build:unit") == (4, 2, 1)      # one worker connection for a1
     assert jk.queue() == []
     # Another node comes: it takes one at once.
     system.node(gm, jk, "b1")
@@ -166,7 +165,7 @@ def test_label_function_reaches_only_that_label(system):
     gm, jk, _ = start(system, fx, ["l1", "w1"])
     wait_registered(gm, "l1", 1, "build:multi:linux")
     wait_registered(gm, "w1", 1, "build:multi:windows")
-    assert not registered(gm, "l1_exec-0", "build:multi:windows")
+    assert not registered(gm, "l1", "build:multi:windows")
     for _ in range(3):
         end = json.loads(final_event(perl_call(gm, "build:multi:windows", "{}"))["data"])
         assert end["node_name"] == "w1"
@@ -205,7 +204,7 @@ def test_disabled_and_removed_jobs_are_withdrawn(system):
     wait_registered(gm, "n1", 1, "build:gone")
     jk.update_job("unit", disabled=True)
     jk.remove_job("gone")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:kept"], what="unit and gone withdrawn (CANT_DO)")
+    wait_for(lambda: gm.functions_of("n1") == ["build:kept"], what="unit and gone withdrawn (CANT_DO)")
     assert jk.builds() == []
 
 
@@ -216,18 +215,18 @@ def test_registration_follows_map(system):
     agent = system.node(gm, jk, "n1")
     # No coordinator yet: nothing registered, and the log says why.
     agent.wait_log("registering nothing until the coordinator answers")
-    assert not any(fns for cid, fns in gm.workers() if cid.startswith("n1_exec"))
+    assert not any(fns for cid, fns in gm.workers() if cid == "n1")
     system.coordinator(gm, jk)
     wait_registered(gm, "n1", 1, "build:unit:linux")
-    assert gm.functions_of("n1_exec-0") == ["build:unit", "build:unit:linux"]
+    assert gm.functions_of("n1") == ["build:unit", "build:unit:linux"]
     # A new job and a new executor show within a refresh.
     jk.add_job(job("extra"))
     jk.update_node("n1", executors=2)
     wait_registered(gm, "n1", 2, "build:extra")
-    assert gm.functions_of("n1_exec-1") == ["build:extra", "build:unit", "build:unit:linux"]
+    assert gm.functions_of("n1") == ["build:extra", "build:unit", "build:unit:linux"]
     # A removed job is unregistered (CANT_DO), the rest stays.
     jk.remove_job("extra")
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit", "build:unit:linux"], what="CANT_DO extra")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit", "build:unit:linux"], what="CANT_DO extra")
 
 
 def test_offline_node_when_complete(system):
@@ -244,7 +243,7 @@ def test_offline_node_when_complete(system):
     assert node["temporarilyOffline"] is True and "Gearman" in node["offlineCauseReason"]
     assert len(jk.builds()) == 1
     # Its workers keep their connections but offer nothing.
-    wait_for(lambda: gm.functions_of("n1_exec-0") == [] and gm.functions_of("n1_exec-1") == [],
+    wait_for(lambda: gm.functions_of("n1") == [],
              what="functions withdrawn")
     assert final_event(other.wait(30))["event"] in ("timeout", "fail")
     assert len(jk.builds()) == 1
@@ -276,7 +275,7 @@ def test_no_cant_do_while_a_build_runs(system):
     wait_for(lambda: agents["n1"].log().count("map ") >= 2, what="new map applied")
     end = final_event(c.wait(30))
     assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
-    wait_for(lambda: gm.functions_of("n1_exec-0") == [], what="function withdrawn after the build")
+    wait_for(lambda: gm.functions_of("n1") == [], what="function withdrawn after the build")
     assert len(jk.builds()) == 1, jk.builds()       # no second build from a re-queued job
     assert gm.status().get("build:unit", (0, 0, 0))[0] == 0
 
@@ -291,8 +290,12 @@ def test_fewer_executors_after_running_builds(system):
     ends = [final_event(c.wait(30)) for c in cs]
     assert [e["event"] for e in ends] == ["complete", "complete"]
     assert sorted(json.loads(e["data"])["result"] for e in ends) == ["SUCCESS", "UNSTABLE"]
-    wait_for(lambda: gm.functions_of("n1_exec-1") is None, what="n1_exec-1 gone")
-    assert gm.functions_of("n1_exec-0") == ["build:unit"]
+    assert gm.functions_of("n1") == ["build:unit"]
+    # One executor now: two more builds run one after the other, not side by side.
+    cs = [PerlClient(gm, "build:unit", json.dumps({"DURATION": "1"})) for _ in range(2)]
+    assert [final_event(c.wait(30))["event"] for c in cs] == ["complete", "complete"]
+    b1, b2 = sorted(jk.builds()[-2:], key=lambda b: b["start"])
+    assert b2["start"] >= b1["end"], (b1, b2)
 
 
 def test_master_unreachable_takes_no_job(system):

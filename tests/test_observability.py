@@ -32,7 +32,7 @@ def test_metrics_textfile(system):
     npath = os.path.join(system.tmp, "node.prom")
     system.coordinator(gm, jk, extra={"metrics": {"textfile": cpath}})
     system.node(gm, jk, "n1", extra={"metrics": {"textfile": npath}})
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
     assert final_event(perl_call(gm, "build:unit", '{"RESULT":"FAILURE"}'))["event"] == "complete"
     assert final_event(perl_call(gm, "build:unit", '{"NODE":"x"}'))["event"] == "fail"
@@ -58,7 +58,7 @@ def test_json_logs_with_lifecycle_events(system):
     jk = system.jenkins(FX)
     system.coordinator(gm, jk)
     a = system.node(gm, jk, "n1", extra={"log": {"format": "json", "level": "info"}})
-    wait_for(lambda: gm.functions_of("n1_exec-0") == ["build:unit"], what="registered")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     assert final_event(perl_call(gm, "build:unit", "{}", unique="u-log"))["event"] == "complete"
     wait_for(lambda: '"event":"finished"' in a.log(), what="finished event")
     lines = [json.loads(l) for l in a.log().splitlines() if l.strip()]    # every line is JSON

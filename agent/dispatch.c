@@ -1,0 +1,421 @@
+/*
+ * dispatch: the node's worker connections, one per gearmand, and the
+ * thread that owns them.
+ *
+ * Loop: keep the connections up (jittered backoff), bring the
+ * registration in line with the map (CAN_DO what is new, CANT_DO what is
+ * gone), and send GRAB_JOB_UNIQ when an executor is free and the node
+ * allows it (node_grab_permit); hand each JOB_ASSIGN to a free executor.
+ *
+ * gearmand re-queues the jobs a connection holds of a function when it
+ * gets CANT_DO for it (and all of them on RESET_ABILITIES or a lost
+ * connection): so a function is withdrawn only once no executor holds a
+ * job of it on that connection, and RESET_ABILITIES is never sent.
+ *
+ * Executors reply (WORK_DATA, STATUS, COMPLETE...) on the connection
+ * their job came from, through dispatch_hold: each connection has a lock
+ * for its reads and writes and a generation, so a reply never goes to a
+ * newer connection that does not hold the job.
+ */
+#include "node.h"
+
+#include "gm.h"
+#include "gwconn.h"
+#include "jenkins.h"
+#include "log.h"
+#include "metrics.h"
+#include "shutdown.h"
+#include "daemon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define LOOP_MS 1000
+
+enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
+
+struct server_conn {
+	pthread_mutex_t   io;          /* c's reads and writes; c and conn_gen */
+	struct gw_conn   *c;
+	unsigned          conn_gen;    /* bumped each time c is closed */
+	bool              broken;      /* a reply's write failed */
+	enum conn_state   state;
+	struct gm_backoff bo;
+	struct timespec   retry_at;
+	char            **registered;  /* sorted function names */
+	size_t            nregistered;
+	bool              synced;      /* registration matches generation gen */
+	unsigned          gen;
+	bool              reported_down;
+};
+
+struct dispatch {
+	struct node       *node;
+	char               id[300];    /* worker id: the node's name */
+	pthread_t          thread;
+	int                wakefd;     /* eventfd */
+	struct jk_client  *jk;         /* for capacity checks */
+	struct server_conn sc[CONFIG_MAX_SERVERS];
+	size_t             nsc;
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+in_sorted(char **v, size_t n, const char *s)
+{
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+void
+dispatch_wake(struct dispatch *d)
+{
+	uint64_t one = 1;
+
+	(void)!write(d->wakefd, &one, sizeof(one));
+}
+
+/* Close s (with s->io held): the jobs it held go back to gearmand's queue. */
+static void
+conn_down(struct dispatch *d, struct server_conn *s, const char *why)
+{
+	metrics_add("jga_gearman_reconnects_total", NULL, 1);
+	if (!s->reported_down)
+		log_warnx("%s: gearmand %s: %s; reconnecting", d->id,
+		    s->c ? gw_peer(s->c) : "?", why);
+	s->reported_down = true;
+	gw_close(s->c);
+	s->c = NULL;
+	s->conn_gen++;
+	s->broken = false;
+	s->state = C_DOWN;
+	s->synced = false;
+	node_strv_free(s->registered, s->nregistered);
+	s->registered = NULL;
+	s->nregistered = 0;
+	timespec_in(&s->retry_at, gm_backoff_next(&s->bo));
+}
+
+struct gw_conn *
+dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen)
+{
+	struct server_conn *s = &d->sc[server];
+
+	pthread_mutex_lock(&s->io);
+	if (s->c && !s->broken && s->conn_gen == conn_gen)
+		return s->c;
+	pthread_mutex_unlock(&s->io);
+	return NULL;
+}
+
+void
+dispatch_release(struct dispatch *d, size_t server, bool failed)
+{
+	struct server_conn *s = &d->sc[server];
+
+	if (failed)
+		s->broken = true;
+	pthread_mutex_unlock(&s->io);
+	if (failed)
+		dispatch_wake(d);
+}
+
+/*
+ * Bring one connection's registration to want (sorted), s->io held.
+ * Functions an executor still holds a job of stay registered for now
+ * (synced stays false, so this runs again when the job ends).
+ */
+static int
+sync_registration(struct dispatch *d, size_t server, char **want, size_t nwant, bool *complete)
+{
+	struct server_conn *s = &d->sc[server];
+	char **keep;
+	size_t i, nkeep = 0;
+
+	*complete = true;
+	keep = calloc(nwant + s->nregistered + 1, sizeof(char *));
+	if (!keep)
+		fatalx("out of memory");
+	for (i = 0; i < nwant; i++) {
+		if (!in_sorted(s->registered, s->nregistered, want[i]) && gw_can_do(s->c, want[i]) < 0)
+			goto fail;
+		keep[nkeep++] = strdup(want[i]);
+	}
+	for (i = 0; i < s->nregistered; i++) {
+		if (in_sorted(want, nwant, s->registered[i]))
+			continue;
+		if (node_holds(d->node, server, s->conn_gen, s->registered[i])) {
+			keep[nkeep++] = strdup(s->registered[i]);
+			*complete = false;
+		} else if (gw_cant_do(s->c, s->registered[i]) < 0)
+			goto fail;
+	}
+	qsort(keep, nkeep, sizeof(*keep), cmp_str);
+	node_strv_free(s->registered, s->nregistered);
+	s->registered = keep;
+	s->nregistered = nkeep;
+	return 0;
+fail:
+	node_strv_free(keep, nkeep);
+	return -1;
+}
+
+/* A JOB_ASSIGN: hand it to a free executor (s->io held). */
+static void
+take_job(struct dispatch *d, size_t server, struct gw_packet *p)
+{
+	struct server_conn *s = &d->sc[server];
+	struct node *n = d->node;
+	struct gw_job job;
+	int i;
+
+	s->state = C_IDLE;
+	if (gw_job_from_packet(p, &job) < 0) {
+		conn_down(d, s, "malformed JOB_ASSIGN");
+		return;
+	}
+	pthread_mutex_lock(&n->lock);
+	/*
+	 * Stopping, or (after a map change) no executor left for it: hand it
+	 * back by closing the connection, unless that would also re-queue
+	 * jobs other executors hold on it — then it runs.
+	 */
+	for (i = 0; i < n->nex; i++)
+		if (n->ex[i] && i < (n->map ? n->map->executors : 0) && executor_free(n->ex[i]))
+			break;
+	if (i == n->nex || (shutdown_requested() && !node_holds_locked(n, server, s->conn_gen, NULL))) {
+		pthread_mutex_unlock(&n->lock);
+		gw_job_free(&job);
+		conn_down(d, s, shutdown_requested() ? "stopping; job handed back to gearmand" :
+		    "no free executor; job handed back to gearmand");
+		return;
+	}
+	n->starting++;
+	executor_give(n->ex[i], &job, server, s->conn_gen);
+	pthread_cond_broadcast(&n->changed);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void
+handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
+{
+	struct server_conn *s = &d->sc[server];
+
+	switch (p->type) {
+	case GW_NO_JOB:
+		if (gw_pre_sleep(s->c) < 0)
+			conn_down(d, s, gw_error(s->c));
+		else
+			s->state = C_SLEEPING;
+		break;
+	case GW_NOOP:
+		if (s->state == C_SLEEPING)
+			s->state = C_IDLE;
+		break;
+	case GW_JOB_ASSIGN:
+	case GW_JOB_ASSIGN_UNIQ:
+		take_job(d, server, p);
+		break;
+	case GW_ERROR:
+		/* e.g. JOB_NOT_FOUND for a reply to a job gearmand re-queued: not fatal. */
+		log_warnx("%s: gearmand %s says: %.*s %.*s", d->id, gw_peer(s->c),
+		    (int)(p->nargs > 0 ? p->len[0] : 0), p->nargs > 0 ? p->arg[0] : "",
+		    (int)(p->nargs > 1 ? p->len[1] : 0), p->nargs > 1 ? p->arg[1] : "");
+		break;
+	default:
+		log_debug("%s: ignoring %s from %s", d->id, gw_type_name(p->type), gw_peer(s->c));
+		break;
+	}
+}
+
+/* Connect, register, and note whether a GRAB is out; s->io held. */
+static void
+tend_conn(struct dispatch *d, size_t i, bool *grabbing)
+{
+	struct server_conn *s = &d->sc[i];
+	const struct config *cfg = d->node->cfg;
+	char err[512];
+	unsigned gen = node_functions_gen(d->node);
+
+	if (s->c && s->broken)
+		conn_down(d, s, gw_error(s->c));
+	if (!s->c && timespec_passed(&s->retry_at)) {
+		s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, d->id, 5000, err, sizeof(err));
+		if (!s->c) {
+			conn_down(d, s, err);
+			return;
+		}
+		if (s->reported_down)
+			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
+		s->reported_down = false;
+		gm_backoff_reset(&s->bo);
+		s->state = C_IDLE;
+	}
+	if (s->c && (!s->synced || s->gen != gen)) {
+		size_t nwant;
+		char **want = node_offered_functions(d->node, &nwant, &gen);
+		bool complete;
+
+		qsort(want, nwant, sizeof(*want), cmp_str);
+		if (sync_registration(d, i, want, nwant, &complete) < 0)
+			conn_down(d, s, gw_error(s->c));
+		else {
+			s->synced = complete;
+			s->gen = gen;
+			/* gearmand wakes sleepers only for new jobs: grab again for queued ones. */
+			if (s->state == C_SLEEPING)
+				s->state = C_IDLE;
+		}
+		node_strv_free(want, nwant);
+	}
+	if (s->c && (s->state == C_GRAB_SENT || s->state == C_SLEEPING))
+		*grabbing = true;
+}
+
+/* One GRAB out at a time, only with a free executor and the node's permission. */
+static void
+maybe_grab(struct dispatch *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsc; i++) {
+		struct server_conn *s = &d->sc[i];
+		bool ok;
+
+		pthread_mutex_lock(&s->io);
+		ok = s->c && s->state == C_IDLE && s->nregistered > 0;
+		pthread_mutex_unlock(&s->io);
+		if (!ok)
+			continue;
+		/* Looks at Jenkins: without the lock, so executors can reply meanwhile. */
+		if (!node_grab_permit(d->node, d->jk))
+			return;
+		pthread_mutex_lock(&s->io);
+		if (s->c && s->state == C_IDLE) {
+			if (gw_grab(s->c) < 0)
+				conn_down(d, s, gw_error(s->c));
+			else
+				s->state = C_GRAB_SENT;
+		}
+		pthread_mutex_unlock(&s->io);
+		return;
+	}
+}
+
+static void *
+dispatch_thread(void *arg)
+{
+	struct dispatch *d = arg;
+	struct node *n = d->node;
+	size_t i;
+
+	/* Stopping: keep the connections while executors still reply on them. */
+	while (!shutdown_requested() || node_holds(n, (size_t)-1, 0, NULL)) {
+		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
+		bool grabbing = false;
+		int np = 0;
+
+		for (i = 0; i < d->nsc; i++) {
+			pthread_mutex_lock(&d->sc[i].io);
+			tend_conn(d, i, &grabbing);
+			pthread_mutex_unlock(&d->sc[i].io);
+		}
+		if (!grabbing && !shutdown_requested() && node_free_executors(n) > 0)
+			maybe_grab(d);
+
+		for (i = 0; i < d->nsc; i++) {
+			pthread_mutex_lock(&d->sc[i].io);
+			pfd[i].fd = d->sc[i].c ? gw_fd(d->sc[i].c) : -1;
+			pthread_mutex_unlock(&d->sc[i].io);
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		np = (int)d->nsc;
+		pfd[np].fd = d->wakefd;
+		pfd[np].events = POLLIN;
+		pfd[np].revents = 0;
+		if (poll(pfd, (nfds_t)np + 1, LOOP_MS) < 0 && errno != EINTR)
+			fatal("poll");
+		if (pfd[np].revents & POLLIN) {
+			uint64_t v;
+			(void)!read(d->wakefd, &v, sizeof(v));
+		}
+		for (i = 0; i < d->nsc; i++) {
+			struct server_conn *s = &d->sc[i];
+			struct gw_packet p;
+			int r;
+
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			pthread_mutex_lock(&s->io);
+			while (s->c && (r = gw_read(s->c, &p, 0)) != 0) {
+				if (r < 0) {
+					conn_down(d, s, gw_error(s->c));
+					break;
+				}
+				handle_packet(d, i, &p);
+			}
+			pthread_mutex_unlock(&s->io);
+		}
+	}
+	for (i = 0; i < d->nsc; i++) {
+		pthread_mutex_lock(&d->sc[i].io);
+		gw_close(d->sc[i].c);
+		d->sc[i].c = NULL;
+		d->sc[i].conn_gen++;
+		node_strv_free(d->sc[i].registered, d->sc[i].nregistered);
+		d->sc[i].registered = NULL;
+		d->sc[i].nregistered = 0;
+		pthread_mutex_unlock(&d->sc[i].io);
+	}
+	return NULL;
+}
+
+struct dispatch *
+dispatch_start(struct node *n)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+	const struct config *cfg = n->cfg;
+	size_t i;
+
+	if (!d)
+		fatalx("out of memory");
+	d->node = n;
+	snprintf(d->id, sizeof(d->id), "%s", cfg->node_name);
+	d->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->wakefd < 0)
+		fatal("eventfd");
+	d->jk = daemon_jenkins_client(cfg);
+	d->nsc = cfg->nservers;
+	for (i = 0; i < d->nsc; i++) {
+		pthread_mutex_init(&d->sc[i].io, NULL);
+		gm_backoff_init(&d->sc[i].bo, 500, 30000);
+	}
+	n->dispatch = d;
+	if (pthread_create(&d->thread, NULL, dispatch_thread, d) != 0)
+		fatalx("cannot start the dispatch thread");
+	return d;
+}
+
+void
+dispatch_join(struct dispatch *d)
+{
+	size_t i;
+
+	dispatch_wake(d);
+	pthread_join(d->thread, NULL);
+	for (i = 0; i < d->nsc; i++)
+		pthread_mutex_destroy(&d->sc[i].io);
+	jk_client_free(d->jk);
+	close(d->wakefd);
+	free(d);
+}
