@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -76,17 +77,12 @@ nodemap_free(struct nodemap *m)
 
 /* Parse the coordinator's slice; NULL (with err) if it is not one. */
 static struct nodemap *
-nodemap_parse(const char *text, const char *node, char *err, size_t errlen)
+nodemap_parse(json_t *doc, const char *node, char *err, size_t errlen)
 {
-	json_error_t jerr;
-	json_t *doc = json_loads(text, 0, &jerr), *nd, *fns, *labels, *f, *l;
+	json_t *nd, *fns, *labels, *f, *l;
 	struct nodemap *m = NULL;
 	size_t i;
 
-	if (!doc) {
-		snprintf(err, errlen, "coordinator sent invalid JSON: %s", jerr.text);
-		return NULL;
-	}
 	nd = json_object_get(doc, "node");
 	fns = json_object_get(doc, "functions");
 	labels = json_object_get(nd, "labels");
@@ -122,7 +118,6 @@ nodemap_parse(const char *text, const char *node, char *err, size_t errlen)
 		m->nfns++;
 	}
 out:
-	json_decref(doc);
 	return m;
 }
 
@@ -441,20 +436,29 @@ mapper_thread(void *arg)
 			failing = true;
 			wait_ms = gm_backoff_next(&bo);
 		} else {
-			json_t *doc = json_loads(reply, 0, NULL);
+			json_error_t jerr;
+			json_t *doc = json_loads(reply, 0, &jerr);
+
+			free(reply);
 			if (failing)
 				log_info("coordinator %s answers again", cfg->coordinator_name);
 			failing = false;
 			gm_backoff_reset(&bo);
 			metrics_set("jga_map_answered_timestamp_seconds", NULL, (double)time(NULL));
-			if (!json_is_true(json_object_get(doc, "unchanged"))) {
-				if ((m = nodemap_parse(reply, cfg->node_name, err, sizeof(err))))
+			if (!doc)
+				log_warnx("coordinator sent invalid JSON: %s", jerr.text);
+			else if (!json_is_true(json_object_get(doc, "unchanged"))) {
+				m = nodemap_parse(doc, cfg->node_name, err, sizeof(err));
+				json_decref(doc);
+				doc = NULL;
+				if (m)
 					mapper_install(n, m);
 				else
 					log_warnx("%s", err);
+				/* Parsing a big map left freed pages behind: give them back. */
+				malloc_trim(0);
 			}
 			json_decref(doc);
-			free(reply);
 		}
 		free(req);
 		shutdown_sleep_ms(wait_ms);
