@@ -138,16 +138,19 @@ static int
 sync_registration(struct dispatch *d, size_t server, char **want, size_t nwant, bool *complete)
 {
 	struct server_conn *s = &d->sc[server];
-	char **keep;
-	size_t i, nkeep = 0;
+	char **keep, **add, **drop;
+	size_t i, nkeep = 0, nadd = 0, ndrop = 0;
+	int rc;
 
 	*complete = true;
 	keep = calloc(nwant + s->nregistered + 1, sizeof(char *));
-	if (!keep)
+	add = calloc(nwant + 1, sizeof(char *));
+	drop = calloc(s->nregistered + 1, sizeof(char *));
+	if (!keep || !add || !drop)
 		fatalx("out of memory");
 	for (i = 0; i < nwant; i++) {
-		if (!in_sorted(s->registered, s->nregistered, want[i]) && gw_can_do(s->c, want[i]) < 0)
-			goto fail;
+		if (!in_sorted(s->registered, s->nregistered, want[i]))
+			add[nadd++] = want[i];
 		keep[nkeep++] = strdup(want[i]);
 	}
 	for (i = 0; i < s->nregistered; i++) {
@@ -156,17 +159,22 @@ sync_registration(struct dispatch *d, size_t server, char **want, size_t nwant, 
 		if (node_holds(d->node, server, s->conn_gen, s->registered[i])) {
 			keep[nkeep++] = strdup(s->registered[i]);
 			*complete = false;
-		} else if (gw_cant_do(s->c, s->registered[i]) < 0)
-			goto fail;
+		} else
+			drop[ndrop++] = s->registered[i];
+	}
+	rc = gw_send_each(s->c, GW_CAN_DO, add, nadd) < 0 || gw_send_each(s->c, GW_CANT_DO, drop, ndrop) < 0
+	    ? -1 : 0;
+	free(add);
+	free(drop);
+	if (rc < 0) {
+		node_strv_free(keep, nkeep);
+		return -1;
 	}
 	qsort(keep, nkeep, sizeof(*keep), cmp_str);
 	node_strv_free(s->registered, s->nregistered);
 	s->registered = keep;
 	s->nregistered = nkeep;
 	return 0;
-fail:
-	node_strv_free(keep, nkeep);
-	return -1;
 }
 
 /* A JOB_ASSIGN: hand it to a free executor (s->io held). */

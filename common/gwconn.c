@@ -346,6 +346,31 @@ send1(struct gw_conn *c, enum gw_type t, const char *a)
 	return gw_send(c, t, &a, &l, 1);
 }
 
+int
+gw_send_each(struct gw_conn *c, enum gw_type type, char *const *names, size_t n)
+{
+	char buf[65536];
+	size_t used = 0, i;
+
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		const char *a = names[i];
+
+		if (GW_HEADER + l + 1 > sizeof(buf) - used) {
+			if (used && write_all(c, buf, used) < 0)
+				return -1;
+			used = 0;
+		}
+		if (GW_HEADER + l + 1 > sizeof(buf)) {
+			if (send1(c, type, a) < 0)
+				return -1;
+			continue;
+		}
+		used += gw_encode(buf + used, sizeof(buf) - used, GW_MAGIC_REQ, type, &a, &l, 1);
+	}
+	return used ? write_all(c, buf, used) : 0;
+}
+
 int gw_can_do(struct gw_conn *c, const char *f) { return send1(c, GW_CAN_DO, f); }
 int gw_cant_do(struct gw_conn *c, const char *f) { return send1(c, GW_CANT_DO, f); }
 int gw_reset_abilities(struct gw_conn *c) { return gw_send(c, GW_RESET_ABILITIES, NULL, NULL, 0); }

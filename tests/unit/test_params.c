@@ -5,9 +5,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gwconn.h"
 #include "params.h"
@@ -158,6 +163,80 @@ test_gw_malformed(void **s)
 	assert_int_equal(p.type, GW_NO_JOB);
 }
 
+/* What a peer of gw_send_each receives, read by a thread (the sender blocks on a full socket). */
+struct sink {
+	int    fd;
+	char  *buf;
+	size_t len;
+};
+
+static void *
+sink_read(void *arg)
+{
+	struct sink *k = arg;
+	char chunk[65536];
+	ssize_t r;
+
+	while ((r = read(k->fd, chunk, sizeof(chunk))) > 0) {
+		k->buf = realloc(k->buf, k->len + (size_t)r);
+		memcpy(k->buf + k->len, chunk, (size_t)r);
+		k->len += (size_t)r;
+	}
+	return NULL;
+}
+
+static void
+test_gw_send_each(void **s)
+{
+	enum { N = 10001 };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct sink k = { 0 };
+	struct gw_conn *c;
+	struct gw_packet p;
+	pthread_t t;
+	char **names = calloc(N, sizeof(char *)), err[256];
+	size_t i, off = 0;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)s;
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	c = gw_connect("127.0.0.1", ntohs(a.sin_port), NULL, 2000, err, sizeof(err));
+	assert_non_null(c);
+	k.fd = accept(lfd, NULL, NULL);
+	assert_true(k.fd >= 0);
+	pthread_create(&t, NULL, sink_read, &k);
+	/* 10,000 names and, in the middle, one larger than a batch. */
+	for (i = 0; i < N; i++) {
+		if (i == 5000) {
+			names[i] = malloc(70001);
+			memset(names[i], 'x', 70000);
+			names[i][70000] = '\0';
+		} else if (asprintf(&names[i], "build:job-%05zu:linux", i) < 0)
+			fail();
+	}
+	assert_int_equal(gw_send_each(c, GW_CAN_DO, names, N), 0);
+	gw_close(c);
+	pthread_join(t, NULL);
+	/* Every packet arrived whole, in order. */
+	for (i = 0; i < N; i++) {
+		long used = gw_decode(k.buf + off, k.len - off, &p, 1 << 20);
+		assert_true(used > 0);
+		assert_int_equal(p.type, GW_CAN_DO);
+		assert_int_equal(p.len[0], strlen(names[i]));
+		assert_memory_equal(p.arg[0], names[i], p.len[0]);
+		off += (size_t)used;
+		free(names[i]);
+	}
+	assert_int_equal(off, k.len);
+	free(names);
+	free(k.buf);
+	close(k.fd);
+	close(lfd);
+}
+
 int
 main(void)
 {
@@ -167,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_gw_roundtrip),
 		cmocka_unit_test(test_gw_malformed),
+		cmocka_unit_test(test_gw_send_each),
 	};
 
 	return cmocka_run_group_tests_name("params+gwconn", tests, NULL, NULL);
