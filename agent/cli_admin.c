@@ -137,13 +137,19 @@ cmd_describe(struct cli *c, int argc, char **argv)
 	return manage(c, argc, argv, true);
 }
 
-/* Node name from a worker id "$node_exec-$i"; NULL for other workers. */
+/*
+ * Node name from a worker id: an agent's connection is named after its
+ * node ("$node_exec-$i" before 0.1.0's one connection per node, and in
+ * gearman-plugin). NULL for connections without an id ("-").
+ */
 static char *
 node_of(const char *id)
 {
 	const char *p = strstr(id, "_exec-");
 
-	return p ? strndup(id, (size_t)(p - id)) : NULL;
+	if (p)
+		return strndup(id, (size_t)(p - id));
+	return strcmp(id, "-") != 0 ? strdup(id) : NULL;
 }
 
 int

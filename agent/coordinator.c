@@ -28,10 +28,15 @@
 #include "reload.h"
 #include "roles.h"
 #include "shutdown.h"
+#include "gwconn.h"
+#include "node.h"
 
 #include <jansson.h>
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,10 +354,38 @@ refresh_thread(void *arg)
 
 /* ---- the management worker ---- */
 
+/*
+ * The manager is a raw-protocol worker (gwconn), not a libgearman one:
+ * libgearman shrinks its sockets' send buffers to 32 kB, and a 700 kB
+ * project_map answer then stalls on delayed ACKs (40 ms a buffer, a
+ * second an answer). One connection per gearmand, one request at a time.
+ */
 struct manager {
 	struct coordinator *co;
 	struct jk_client   *jk;
 };
+
+/* A request's answer: data (malloc'd) on success, or why it was refused. */
+struct answer {
+	char  *data;
+	size_t len;
+	bool   refused;
+	char   why[1024];
+};
+
+static void
+refuse(struct answer *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+refuse(struct answer *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->why, sizeof(a->why), fmt, ap);
+	va_end(ap);
+	a->refused = true;
+}
 
 /* The job's full name, from the map (copied) or, failing that, as given. */
 static char *
@@ -373,33 +406,25 @@ resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 	return out;
 }
 
-static void *
-fn_project_map(gearman_job_st *job, void *ctx, size_t *size, gearman_return_t *ret)
+static void
+fn_project_map(struct manager *m, const char *arg, size_t len, struct answer *a)
 {
-	struct manager *m = ctx;
-	char err[512], *out;
+	char err[512];
 
 	pthread_mutex_lock(&m->co->lock);
-	if (!m->co->pm) {
-		pthread_mutex_unlock(&m->co->lock);
-		return gm_job_refuse(job, ret, "coordinator %s has not read its master yet: %s",
-		    m->co->cfg->coordinator_name,
+	if (!m->co->pm)
+		refuse(a, "coordinator %s has not read its master yet: %s", m->co->cfg->coordinator_name,
 		    m->co->last_error[0] ? m->co->last_error : "first refresh in progress");
-	}
-	out = projmap_answer(m->co->pm, gearman_job_workload(job), gearman_job_workload_size(job),
-	    err, sizeof(err));
+	else if (!(a->data = projmap_answer(m->co->pm, arg, len, err, sizeof(err))))
+		refuse(a, "project_map: %s", err);
+	else
+		a->len = strlen(a->data);
 	pthread_mutex_unlock(&m->co->lock);
-	if (!out)
-		return gm_job_refuse(job, ret, "project_map: %s", err);
-	*size = strlen(out);
-	*ret = GEARMAN_SUCCESS;
-	return out;
 }
 
-static void *
-fn_stop(gearman_job_st *job, void *ctx, size_t *size, gearman_return_t *ret)
+static void
+fn_stop(struct manager *m, const char *warg, size_t len, struct answer *a)
 {
-	struct manager *m = ctx;
 	struct jk_build b;
 	const char *name;
 	char err[512] = "", *full;
@@ -407,91 +432,129 @@ fn_stop(gearman_job_st *job, void *ctx, size_t *size, gearman_return_t *ret)
 	int number;
 	enum jk_err e;
 
-	if (!(arg = buildref_parse(gearman_job_workload(job), gearman_job_workload_size(job), &name, &number, err, sizeof(err))))
-		return gm_job_refuse(job, ret, "stop: %s", err);
-	if (!(full = resolve_job(m->co, name, err, sizeof(err)))) {
-		json_decref(arg);
-		return gm_job_refuse(job, ret, "stop: %s", err);
+	if (!(arg = buildref_parse(warg, len, &name, &number, err, sizeof(err)))) {
+		refuse(a, "stop: %s", err);
+		return;
 	}
+	full = resolve_job(m->co, name, err, sizeof(err));
 	json_decref(arg);
+	if (!full) {
+		refuse(a, "stop: %s", err);
+		return;
+	}
 	memset(&b, 0, sizeof(b));
 	e = jk_build_get(m->jk, full, number, &b);
-	if (e == JK_ENOTFOUND) {
-		gm_job_refuse(job, ret, "stop: cannot find build %s #%d", full, number);
-		goto out;
-	}
-	if (e != JK_OK) {
-		gm_job_refuse(job, ret, "stop: %s #%d: %s", full, number, jk_client_error(m->jk));
-		goto out;
-	}
-	if (!b.building) {
-		gm_job_refuse(job, ret, "stop: build %s #%d already finished (%s)", full, number,
+	if (e == JK_ENOTFOUND)
+		refuse(a, "stop: cannot find build %s #%d", full, number);
+	else if (e != JK_OK)
+		refuse(a, "stop: %s #%d: %s", full, number, jk_client_error(m->jk));
+	else if (!b.building)
+		refuse(a, "stop: build %s #%d already finished (%s)", full, number,
 		    b.result ? b.result : "no result");
-		goto out;
-	}
-	if (jk_build_stop(m->jk, full, number) != JK_OK) {
-		gm_job_refuse(job, ret, "stop: %s #%d: %s", full, number, jk_client_error(m->jk));
-		goto out;
-	}
-	log_info("stopped build %s #%d at a client's request", full, number);
-	*ret = GEARMAN_SUCCESS;
-out:
+	else if (jk_build_stop(m->jk, full, number) != JK_OK)
+		refuse(a, "stop: %s #%d: %s", full, number, jk_client_error(m->jk));
+	else
+		log_info("stopped build %s #%d at a client's request", full, number);
 	jk_build_free(&b);
 	free(full);
-	*size = 0;
-	return NULL;
 }
 
-static void *
-fn_set_description(gearman_job_st *job, void *ctx, size_t *size, gearman_return_t *ret)
+static void
+fn_set_description(struct manager *m, const char *warg, size_t len, struct answer *a)
 {
-	struct manager *m = ctx;
 	const char *name, *desc = "";
-	char err[512] = "", *full, *out = NULL;
+	char err[512] = "", *full;
 	json_t *arg, *d;
 	struct jk_build b;
-	int number;
+	int number, n;
 	enum jk_err e;
 
-	*size = 0;
-	if (!(arg = buildref_parse(gearman_job_workload(job), gearman_job_workload_size(job), &name, &number, err, sizeof(err))))
-		return gm_job_refuse(job, ret, "set_description: %s", err);
+	if (!(arg = buildref_parse(warg, len, &name, &number, err, sizeof(err)))) {
+		refuse(a, "set_description: %s", err);
+		return;
+	}
 	d = json_object_get(arg, "html_description");
 	if (d && !json_is_string(d) && !json_is_null(d)) {
 		json_decref(arg);
-		return gm_job_refuse(job, ret, "set_description: \"html_description\" must be a string");
+		refuse(a, "set_description: \"html_description\" must be a string");
+		return;
 	}
 	if (json_is_string(d))
 		desc = json_string_value(d);
 	if (!(full = resolve_job(m->co, name, err, sizeof(err)))) {
 		json_decref(arg);
-		return gm_job_refuse(job, ret, "set_description: %s", err);
+		refuse(a, "set_description: %s", err);
+		return;
 	}
 	memset(&b, 0, sizeof(b));
 	e = jk_build_get(m->jk, full, number, &b);
 	if (e == JK_ENOTFOUND)
-		gm_job_refuse(job, ret, "set_description: cannot find build %s #%d", full, number);
+		refuse(a, "set_description: cannot find build %s #%d", full, number);
 	else if (e != JK_OK || jk_build_set_description(m->jk, full, number, desc) != JK_OK)
-		gm_job_refuse(job, ret, "set_description: %s #%d: %s", full, number, jk_client_error(m->jk));
-	else if (asprintf(&out, "Description for Jenkins build %d was updated to %s", number, desc) < 0)
-		out = NULL;
-	if (out) {
-		*size = strlen(out);
-		*ret = GEARMAN_SUCCESS;
-	}
+		refuse(a, "set_description: %s #%d: %s", full, number, jk_client_error(m->jk));
+	else if ((n = asprintf(&a->data, "Description for Jenkins build %d was updated to %s", number, desc)) < 0)
+		a->data = NULL;
+	else
+		a->len = (size_t)n;
 	jk_build_free(&b);
 	free(full);
 	json_decref(arg);
-	return out;
+}
+
+/* One request: run it, answer WORK_COMPLETE, or WORK_WARNING + WORK_FAIL. */
+static int
+manager_run(struct manager *m, struct gw_conn *c, const struct gw_job *job)
+{
+	const char *host = m->co->cfg->coordinator_name, *colon = strchr(job->function, ':');
+	size_t plen = colon ? (size_t)(colon - job->function) : 0;
+	struct answer a = { 0 };
+	int rc;
+
+	if (!colon || strcmp(colon + 1, host) != 0)
+		refuse(&a, "this worker does not offer %s", job->function);
+	else if (plen == 11 && strncmp(job->function, "project_map", plen) == 0)
+		fn_project_map(m, job->workload, job->workload_len, &a);
+	else if (plen == 4 && strncmp(job->function, "stop", plen) == 0)
+		fn_stop(m, job->workload, job->workload_len, &a);
+	else if (plen == 15 && strncmp(job->function, "set_description", plen) == 0)
+		fn_set_description(m, job->workload, job->workload_len, &a);
+	else
+		refuse(&a, "this worker does not offer %s", job->function);
+	if (a.refused)
+		rc = gw_work_warning(c, job->handle, a.why, strlen(a.why)) < 0 ||
+		    gw_work_fail(c, job->handle) < 0 ? -1 : 0;
+	else
+		rc = gw_work_complete(c, job->handle, a.data ? a.data : "", a.data ? a.len : 0);
+	free(a.data);
+	return rc;
+}
+
+struct mconn {
+	struct gw_conn   *c;
+	bool              offered;     /* project_map registered */
+	bool              reported;    /* "serving" said */
+	struct gm_backoff bo;
+	struct timespec   retry_at;
+};
+
+static void
+mconn_down(struct mconn *mc, const char *why)
+{
+	if (mc->c)
+		log_warnx("gearman %s: %s; reconnecting", gw_peer(mc->c), why);
+	gw_close(mc->c);
+	mc->c = NULL;
+	mc->offered = false;
+	timespec_in(&mc->retry_at, gm_backoff_next(&mc->bo));
 }
 
 /*
  * project_map is offered only once a map exists, so that gearmand never
  * routes a request to a coordinator that would have to refuse it (a second
- * coordinator starting, or this one restarting). Called before each work().
+ * coordinator starting, or this one restarting).
  */
-static void
-manager_offer_map(struct manager *m, gearman_worker_st *w, bool *offered)
+static int
+manager_register(struct manager *m, struct mconn *mc)
 {
 	char fn[600];
 	bool have;
@@ -499,68 +562,123 @@ manager_offer_map(struct manager *m, gearman_worker_st *w, bool *offered)
 	pthread_mutex_lock(&m->co->lock);
 	have = m->co->pm != NULL;
 	pthread_mutex_unlock(&m->co->lock);
-	if (*offered || !have)
-		return;
+	if (mc->offered || !have)
+		return 0;
 	snprintf(fn, sizeof(fn), "project_map:%s", m->co->cfg->coordinator_name);
-	gearman_worker_add_function(w, fn, 0, fn_project_map, m);
-	*offered = true;
+	if (gw_can_do(mc->c, fn) < 0 || gw_grab(mc->c) < 0)
+		return -1;
+	mc->offered = true;
+	return 0;
 }
 
-static gearman_worker_st *
-manager_connect(struct manager *m, char *err, size_t errlen)
+static int
+manager_connect(struct manager *m, struct mconn *mc, const struct config_server *srv)
 {
 	const struct config *cfg = m->co->cfg;
-	char id[300], fn[600];
-	gearman_worker_st *w;
+	char id[300], fn[600], err[512];
 
 	snprintf(id, sizeof(id), "%s_manager", cfg->coordinator_name);
-	if (!(w = gm_worker_new(cfg->servers, cfg->nservers, id, 1000, err, errlen)))
-		return NULL;
+	if (!(mc->c = gw_connect(srv->host, srv->port, id, 5000, err, sizeof(err)))) {
+		if (!mc->reported)
+			log_warnx("gearman %s:%d: %s; retrying", srv->host, srv->port, err);
+		mc->reported = true;
+		timespec_in(&mc->retry_at, gm_backoff_next(&mc->bo));
+		return -1;
+	}
 	snprintf(fn, sizeof(fn), "stop:%s", cfg->coordinator_name);
-	gearman_worker_add_function(w, fn, 0, fn_stop, m);
+	if (gw_can_do(mc->c, fn) < 0)
+		goto fail;
 	snprintf(fn, sizeof(fn), "set_description:%s", cfg->coordinator_name);
-	gearman_worker_add_function(w, fn, 0, fn_set_description, m);
-	return w;
+	if (gw_can_do(mc->c, fn) < 0 || manager_register(m, mc) < 0 || gw_grab(mc->c) < 0)
+		goto fail;
+	log_info("manager %s serving project_map/stop/set_description:%s on %s", id,
+	    cfg->coordinator_name, gw_peer(mc->c));
+	mc->reported = false;
+	gm_backoff_reset(&mc->bo);
+	return 0;
+fail:
+	mconn_down(mc, gw_error(mc->c));
+	return -1;
+}
+
+static void
+manager_packet(struct manager *m, struct mconn *mc, struct gw_packet *p)
+{
+	struct gw_job job;
+
+	switch (p->type) {
+	case GW_NO_JOB:
+		if (gw_pre_sleep(mc->c) < 0)
+			mconn_down(mc, gw_error(mc->c));
+		break;
+	case GW_NOOP:
+		if (gw_grab(mc->c) < 0)
+			mconn_down(mc, gw_error(mc->c));
+		break;
+	case GW_JOB_ASSIGN:
+	case GW_JOB_ASSIGN_UNIQ:
+		if (gw_job_from_packet(p, &job) < 0) {
+			mconn_down(mc, "malformed JOB_ASSIGN");
+			break;
+		}
+		if (manager_run(m, mc->c, &job) < 0 || gw_grab(mc->c) < 0)
+			mconn_down(mc, gw_error(mc->c));
+		gw_job_free(&job);
+		break;
+	case GW_ERROR:
+		log_warnx("gearman %s says: %.*s %.*s", gw_peer(mc->c),
+		    (int)(p->nargs > 0 ? p->len[0] : 0), p->nargs > 0 ? p->arg[0] : "",
+		    (int)(p->nargs > 1 ? p->len[1] : 0), p->nargs > 1 ? p->arg[1] : "");
+		break;
+	default:
+		break;
+	}
 }
 
 static void *
 manager_thread(void *arg)
 {
 	struct manager m = { .co = arg };
-	struct gm_backoff bo;
-	gearman_worker_st *w = NULL;
-	bool connected = false, offered = false;
-	char err[512];
+	const struct config *cfg = m.co->cfg;
+	struct mconn mc[CONFIG_MAX_SERVERS];
+	size_t i, n = cfg->nservers;
 
-	m.jk = daemon_jenkins_client(m.co->cfg);
-	gm_backoff_init(&bo, 500, 30000);
+	memset(mc, 0, sizeof(mc));
+	m.jk = daemon_jenkins_client(cfg);
+	for (i = 0; i < n; i++)
+		gm_backoff_init(&mc[i].bo, 500, 30000);
 	while (!shutdown_requested()) {
-		gearman_return_t rc;
+		struct pollfd pfd[CONFIG_MAX_SERVERS];
 
-		if (!w) {
-			if (!(w = manager_connect(&m, err, sizeof(err))))
-				fatalx("%s", err);
-			offered = false;
+		for (i = 0; i < n; i++) {
+			if (!mc[i].c && timespec_passed(&mc[i].retry_at))
+				manager_connect(&m, &mc[i], &cfg->servers[i]);
+			if (mc[i].c && manager_register(&m, &mc[i]) < 0)
+				mconn_down(&mc[i], gw_error(mc[i].c));
+			pfd[i].fd = mc[i].c ? gw_fd(mc[i].c) : -1;
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
 		}
-		manager_offer_map(&m, w, &offered);
-		rc = gearman_worker_work(w);
-		if (!gm_is_connection_error(rc)) {
-			if (!connected)
-				log_info("manager %s_manager serving project_map/stop/set_description:%s",
-				    m.co->cfg->coordinator_name, m.co->cfg->coordinator_name);
-			connected = true;
-			gm_backoff_reset(&bo);
-			continue;
+		/* 1 s: notice shutdown and a first map without a request to wake us. */
+		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
+			fatal("poll");
+		for (i = 0; i < n; i++) {
+			struct gw_packet p;
+			int r;
+
+			if (!mc[i].c || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			while (mc[i].c && (r = gw_read(mc[i].c, &p, 0)) != 0) {
+				if (r < 0) {
+					mconn_down(&mc[i], gw_error(mc[i].c));
+					break;
+				}
+				manager_packet(&m, &mc[i], &p);
+			}
 		}
-		/* Recreate the worker so its id is sent again on the new connection. */
-		log_warnx("gearman: %s; reconnecting", gearman_worker_error(w));
-		gearman_worker_free(w);
-		w = NULL;
-		connected = false;
-		shutdown_sleep_ms(gm_backoff_next(&bo));
 	}
-	if (w)
-		gearman_worker_free(w);
+	for (i = 0; i < n; i++)
+		gw_close(mc[i].c);
 	jk_client_free(m.jk);
 	return NULL;
 }

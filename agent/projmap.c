@@ -1,8 +1,15 @@
 /*
- * projmap: see projmap.h. The map is kept as jansson documents, already in
- * the shape clients receive, so answering a request is one lookup and one
- * dump. Everything is sorted before it is versioned so the version depends
- * only on the content.
+ * projmap: see projmap.h.
+ *
+ * The map is kept compact: per node, an array of (job, function) index
+ * pairs into per-job function names; JSON text is written only when a
+ * client asks, one slice at a time. A master with 10,000 jobs and 50 nodes
+ * has about 400,000 (node, function) pairs: as jansson objects they took
+ * 650 MB and seconds of malloc; as pairs they take 3 MB.
+ *
+ * Everything is sorted before it is versioned, so a version depends only
+ * on the content: a slice's version is a hash of its text, the whole
+ * map's a hash of the slices' versions and the job lists.
  */
 #include "projmap.h"
 #include "label.h"
@@ -16,33 +23,128 @@
 #include <string.h>
 #include <strings.h>
 
-struct pm_jobname {
-	char *full;
-	char *name;
+struct pm_job {
+	char              *full;       /* full name */
+	char              *name;       /* short name */
+	char              *label;      /* label expression, NULL if none */
+	char              *pin;        /* parameter that pins the build */
+	enum jk_param_kind pin_kind;
+	const char        *reason;     /* why not dispatchable, NULL if it is */
+	char               reason_buf[600];
+	struct label_expr *expr;
+	char             **fnames;     /* [0] build:$job, [1 + a] build:$job:$atom a */
+	size_t             nfnames;
+};
+
+struct pm_fn {
+	uint32_t job;
+	uint32_t k;                    /* index into the job's fnames */
+};
+
+struct pm_node {
+	char         *name;
+	int           executors;
+	char        **labels;          /* sorted, distinct, with the self label */
+	size_t        nlabels;
+	const char   *mode;            /* NORMAL, EXCLUSIVE or unknown */
+	bool          online;
+	struct pm_fn *fns;             /* sorted by function name */
+	size_t        nfns;
+	char          version[17];
 };
 
 struct projmap {
-	char     version[17];
-	json_t  *whole;          /* {version, master, nodes[], jobs[], undispatchable[], ...} */
-	json_t  *slices;         /* node name -> {version, master, node{}, functions[]} */
-	size_t   nfunctions;
-	size_t   nundispatchable;
-	struct pm_jobname *names;
-	size_t   nnames;
+	char            version[17];
+	char           *master;
+	struct pm_job  *jobs;          /* in Jenkins' order */
+	size_t          njobs;
+	struct pm_node *nodes;         /* by name */
+	size_t          nnodes;
+	json_t         *collisions;    /* [{function, jobs[]}] */
+	json_t         *skipped;       /* [{function, job, node, reason}] */
+	size_t          nfunctions;
+	size_t          nundispatchable;
 };
 
-/* Per-job facts computed once, before the per-node pass. */
-struct jobinfo {
-	const struct jk_job *job;
-	const struct pm_allowed *allowed;
-	const char *pin;
-	enum jk_param_kind pin_kind;
-	struct label_expr *expr;
-	char *base;              /* "build:$job" */
-	const char *reason;      /* why not dispatchable, NULL if it is */
-	char reason_buf[600];
-	json_t *nodes;           /* names of nodes that may run it */
+/* ---- a growing text buffer for the answers ---- */
+
+struct sb {
+	char  *p;
+	size_t len, cap;
+	bool   oom;
 };
+
+static void
+sb_add(struct sb *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (!(np = realloc(b->p, cap))) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_lit(struct sb *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* A JSON string, escaped as jansson escapes it (UTF-8 kept, "/" not escaped). */
+static void
+sb_str(struct sb *b, const char *s)
+{
+	const char *run = s;
+
+	sb_add(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_add(b, run, (size_t)(s - run));
+		switch (c) {
+		case '"':  sb_lit(b, "\\\""); break;
+		case '\\': sb_lit(b, "\\\\"); break;
+		case '\b': sb_lit(b, "\\b"); break;
+		case '\f': sb_lit(b, "\\f"); break;
+		case '\n': sb_lit(b, "\\n"); break;
+		case '\r': sb_lit(b, "\\r"); break;
+		case '\t': sb_lit(b, "\\t"); break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			sb_lit(b, esc);
+		}
+		run = s + 1;
+	}
+	sb_add(b, run, (size_t)(s - run));
+	sb_add(b, "\"", 1);
+}
+
+static void
+sb_json(struct sb *b, const json_t *v)
+{
+	char *t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (!t)
+		b->oom = true;
+	else
+		sb_lit(b, t);
+	free(t);
+}
 
 static uint64_t
 fnv1a(const char *s, size_t n)
@@ -57,14 +159,12 @@ fnv1a(const char *s, size_t n)
 }
 
 static void
-set_version(json_t *doc, char out[17])
+hex_version(const struct sb *b, char out[17])
 {
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-
-	snprintf(out, 17, "%016llx", text ? (unsigned long long)fnv1a(text, strlen(text)) : 0ULL);
-	free(text);
-	json_object_set_new(doc, "version", json_string(out));
+	snprintf(out, 17, "%016llx", (unsigned long long)fnv1a(b->p ? b->p : "", b->len));
 }
+
+/* ---- rules ---- */
 
 /* A Gearman function name is usable when it fits libgearman and has no blanks. */
 static const char *
@@ -112,172 +212,386 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int
-cmp_fn(const void *a, const void *b)
-{
-	const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
-	const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
-
-	return strcmp(x, y);
-}
-
-/* Sort a JSON array of function objects by name (jansson has no sort). */
-static json_t *
-sorted_functions(json_t *arr)
-{
-	size_t n = json_array_size(arr), i;
-	json_t **v = calloc(n ? n : 1, sizeof(*v)), *out = json_array();
-
-	for (i = 0; i < n; i++)
-		v[i] = json_array_get(arr, i);
-	qsort(v, n, sizeof(*v), cmp_fn);
-	for (i = 0; i < n; i++)
-		json_array_append(out, v[i]);
-	free(v);
-	return out;
-}
-
+/* Why job j is not dispatchable (NULL if it is); sets its pin and expression. */
 static void
-jobinfo_prepare(struct jobinfo *ji, const struct pm_input *in)
+job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *allowed,
+    enum jk_param_kind *pin_kind, const struct pm_input *in)
 {
-	const struct jk_job *j = ji->job;
+	const char *pin = NULL, *const *atoms;
 	char err[400];
-	size_t i;
+	size_t i, na;
 
-	ji->nodes = json_array();
+	*pin_kind = JK_PARAM_OTHER;
 	if (j->disabled) {
-		ji->reason = "disabled";
+		pj->reason = "disabled";
 		return;
 	}
 	if (!j->buildable) {
-		ji->reason = "not buildable";
+		pj->reason = "not buildable";
 		return;
 	}
-	for (i = 0; i < j->nparams && !ji->pin; i++)
+	for (i = 0; i < j->nparams && !pin; i++)
 		if (j->params[i].kind == JK_PARAM_NODE) {
-			ji->pin = j->params[i].name;
-			ji->pin_kind = JK_PARAM_NODE;
+			pin = j->params[i].name;
+			*pin_kind = JK_PARAM_NODE;
 		}
-	for (i = 0; i < j->nparams && !ji->pin; i++)
+	for (i = 0; i < j->nparams && !pin; i++)
 		if (j->params[i].kind == JK_PARAM_LABEL) {
-			ji->pin = j->params[i].name;
-			ji->pin_kind = JK_PARAM_LABEL;
+			pin = j->params[i].name;
+			*pin_kind = JK_PARAM_LABEL;
 		}
-	if (!ji->pin) {
-		ji->reason = "no Node or Label parameter (NodeLabel Parameter plugin) to pin the build to a node";
+	if (!pin) {
+		pj->reason = "no Node or Label parameter (NodeLabel Parameter plugin) to pin the build to a node";
 		return;
 	}
-	if (ji->pin_kind == JK_PARAM_NODE && ji->allowed && !ji->allowed->known) {
-		snprintf(ji->reason_buf, sizeof(ji->reason_buf),
-		    "allowed nodes of parameter %s not read yet", ji->pin);
-		ji->reason = ji->reason_buf;
+	pj->pin = strdup(pin);
+	if (*pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
+		snprintf(pj->reason_buf, sizeof(pj->reason_buf),
+		    "allowed nodes of parameter %s not read yet", pin);
+		pj->reason = pj->reason_buf;
 		return;
 	}
 	if (j->label_expr) {
-		ji->expr = label_parse(j->label_expr, err, sizeof(err));
-		if (!ji->expr) {
-			snprintf(ji->reason_buf, sizeof(ji->reason_buf),
+		pj->expr = label_parse(j->label_expr, err, sizeof(err));
+		if (!pj->expr) {
+			snprintf(pj->reason_buf, sizeof(pj->reason_buf),
 			    "label expression '%s': %s", j->label_expr, err);
-			ji->reason = ji->reason_buf;
+			pj->reason = pj->reason_buf;
 			return;
 		}
 	}
-	if (asprintf(&ji->base, "build:%s",
+	na = pj->expr ? label_atoms(pj->expr, &atoms) : 0;
+	pj->fnames = calloc(na + 1, sizeof(char *));
+	if (!pj->fnames || asprintf(&pj->fnames[0], "build:%s",
 	    in->naming == FUNCTION_NAMES_FULL ? j->full_name : j->name) < 0) {
-		ji->base = NULL;
-		ji->reason = "out of memory";
+		pj->reason = "out of memory";
 		return;
 	}
-	if (function_name_problem(ji->base)) {
-		snprintf(ji->reason_buf, sizeof(ji->reason_buf), "%s", function_name_problem(ji->base));
-		ji->reason = ji->reason_buf;
+	pj->nfnames = 1;
+	for (i = 0; i < na; i++)
+		if (asprintf(&pj->fnames[pj->nfnames], "%s:%s", pj->fnames[0], atoms[i]) >= 0)
+			pj->nfnames++;
+	if (function_name_problem(pj->fnames[0])) {
+		snprintf(pj->reason_buf, sizeof(pj->reason_buf), "%s", function_name_problem(pj->fnames[0]));
+		pj->reason = pj->reason_buf;
 	}
+}
+
+/* Sort order of job indices by base function name, then index (qsort_r, arg: the map). */
+static int
+cmp_base(const void *a, const void *b, void *arg)
+{
+	const struct projmap *pm = arg;
+	const struct pm_job *x = &pm->jobs[*(const uint32_t *)a];
+	const struct pm_job *y = &pm->jobs[*(const uint32_t *)b];
+	int c = strcmp(x->fnames[0], y->fnames[0]);
+
+	return c ? c : (*(const uint32_t *)a > *(const uint32_t *)b) - (*(const uint32_t *)a < *(const uint32_t *)b);
+}
+
+static int
+cmp_fn(const void *a, const void *b, void *arg)
+{
+	const struct projmap *pm = arg;
+	const struct pm_fn *x = a, *y = b;
+	int c = strcmp(pm->jobs[x->job].fnames[x->k], pm->jobs[y->job].fnames[y->k]);
+
+	if (c)
+		return c;
+	return x->job != y->job ? (x->job > y->job) - (x->job < y->job) : (x->k > y->k) - (x->k < y->k);
 }
 
 /* Two dispatchable jobs with one short name: neither is offered. */
 static void
-mark_collisions(struct jobinfo *ji, size_t n, json_t *collisions)
+mark_collisions(struct projmap *pm)
 {
-	size_t i, k;
+	uint32_t *ord = calloc(pm->njobs + 1, sizeof(*ord));
+	size_t i, k, n = 0;
 
-	for (i = 0; i < n; i++) {
+	if (!ord)
+		return;
+	for (i = 0; i < pm->njobs; i++)
+		if (!pm->jobs[i].reason)
+			ord[n++] = (uint32_t)i;
+	qsort_r(ord, n, sizeof(*ord), cmp_base, pm);
+	/* Groups are reported in the order of their first job, like Jenkins lists them. */
+	for (i = 0; i < pm->njobs; i++) {
+		struct pm_job *first = &pm->jobs[i];
 		json_t *jobs;
+		size_t lo, hi;
 
-		if (ji[i].reason || !ji[i].base)
+		if (first->reason || !first->fnames)
 			continue;
-		jobs = NULL;
-		for (k = i + 1; k < n; k++) {
-			if (ji[k].reason || !ji[k].base || strcmp(ji[i].base, ji[k].base) != 0)
-				continue;
-			if (!jobs) {
-				jobs = json_array();
-				json_array_append_new(jobs, json_string(ji[i].job->full_name));
-			}
-			json_array_append_new(jobs, json_string(ji[k].job->full_name));
+		/* find i's group in ord (binary search on the base name) */
+		lo = 0;
+		hi = n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (strcmp(pm->jobs[ord[mid]].fnames[0], first->fnames[0]) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
-		if (!jobs)
+		if (ord[lo] != i || lo + 1 >= n || strcmp(pm->jobs[ord[lo + 1]].fnames[0], first->fnames[0]) != 0)
 			continue;
-		json_array_append_new(collisions, json_pack("{s:s,s:o}", "function", ji[i].base, "jobs", jobs));
-		for (k = i; k < n; k++) {
-			if (ji[k].reason || !ji[k].base || strcmp(ji[i].base, ji[k].base) != 0 || k == i)
-				continue;
-			snprintf(ji[k].reason_buf, sizeof(ji[k].reason_buf),
+		jobs = json_array();
+		for (k = lo; k < n && strcmp(pm->jobs[ord[k]].fnames[0], first->fnames[0]) == 0; k++)
+			json_array_append_new(jobs, json_string(pm->jobs[ord[k]].full));
+		json_array_append_new(pm->collisions, json_pack("{s:s,s:o}", "function", first->fnames[0],
+		    "jobs", jobs));
+		for (k = lo; k < n && strcmp(pm->jobs[ord[k]].fnames[0], first->fnames[0]) == 0; k++) {
+			struct pm_job *pj = &pm->jobs[ord[k]];
+			snprintf(pj->reason_buf, sizeof(pj->reason_buf),
 			    "%s collides with another job of the same short name; set [coordinator] function_names = full",
-			    ji[k].base);
-			ji[k].reason = ji[k].reason_buf;
+			    pj->fnames[0]);
+			pj->reason = pj->reason_buf;
 		}
-		snprintf(ji[i].reason_buf, sizeof(ji[i].reason_buf),
-		    "%s collides with another job of the same short name; set [coordinator] function_names = full",
-		    ji[i].base);
-		ji[i].reason = ji[i].reason_buf;
 	}
+	free(ord);
 }
 
-static json_t *
-node_json(const struct jk_node *n, enum jk_mode mode, bool known, bool online)
-{
-	char **labels = calloc(n->nlabels + 1, sizeof(*labels));
-	size_t i, nl = 0;
-	json_t *arr = json_array();
+/* ---- rendering ---- */
 
+static void
+put_node(struct sb *b, const struct pm_node *n)
+{
+	char num[32];
+	size_t i;
+
+	snprintf(num, sizeof(num), "%d", n->executors);
+	sb_lit(b, "{\"executors\":");
+	sb_lit(b, num);
+	sb_lit(b, ",\"labels\":[");
+	for (i = 0; i < n->nlabels; i++) {
+		if (i)
+			sb_lit(b, ",");
+		sb_str(b, n->labels[i]);
+	}
+	sb_lit(b, "],\"mode\":");
+	sb_str(b, n->mode);
+	sb_lit(b, ",\"name\":");
+	sb_str(b, n->name);
+	sb_lit(b, n->online ? ",\"online\":true}" : ",\"online\":false}");
+}
+
+static void
+put_functions(struct sb *b, const struct projmap *pm, const struct pm_node *n)
+{
+	size_t i;
+
+	sb_lit(b, "[");
+	for (i = 0; i < n->nfns; i++) {
+		const struct pm_job *j = &pm->jobs[n->fns[i].job];
+		sb_lit(b, i ? ",{\"job\":" : "{\"job\":");
+		sb_str(b, j->full);
+		sb_lit(b, ",\"name\":");
+		sb_str(b, j->fnames[n->fns[i].k]);
+		sb_lit(b, ",\"pin\":");
+		sb_str(b, j->pin);
+		sb_lit(b, "}");
+	}
+	sb_lit(b, "]");
+}
+
+/* {"functions","master","node"[,"version"]}: keys in order, as JSON_SORT_KEYS would. */
+static void
+put_slice(struct sb *b, const struct projmap *pm, const struct pm_node *n, bool with_version)
+{
+	sb_lit(b, "{\"functions\":");
+	put_functions(b, pm, n);
+	sb_lit(b, ",\"master\":");
+	sb_str(b, pm->master);
+	sb_lit(b, ",\"node\":");
+	put_node(b, n);
+	if (with_version) {
+		sb_lit(b, ",\"version\":");
+		sb_str(b, n->version);
+	}
+	sb_lit(b, "}");
+}
+
+/* "jobs": the dispatchable ones; with the nodes that may run each unless NULL. */
+static void
+put_jobs(struct sb *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
+{
+	size_t i, k, nj = 0;
+
+	sb_lit(b, "\"jobs\":[");
+	for (i = 0; i < pm->njobs; i++) {
+		const struct pm_job *j = &pm->jobs[i];
+		if (j->reason)
+			continue;
+		sb_lit(b, nj++ ? ",{\"function\":" : "{\"function\":");
+		sb_str(b, j->fnames[0]);
+		sb_lit(b, ",\"job\":");
+		sb_str(b, j->full);
+		if (j->label) {
+			sb_lit(b, ",\"label\":");
+			sb_str(b, j->label);
+		}
+		if (nodes) {
+			sb_lit(b, ",\"nodes\":[");
+			for (k = 0; k < nnodes[i]; k++) {
+				if (k)
+					sb_lit(b, ",");
+				sb_str(b, nodes[i][k]);
+			}
+			sb_lit(b, "]");
+		}
+		sb_lit(b, ",\"pin\":");
+		sb_str(b, j->pin);
+		sb_lit(b, "}");
+	}
+	sb_lit(b, "]");
+}
+
+static void
+put_undispatchable(struct sb *b, const struct projmap *pm)
+{
+	size_t i, nu = 0;
+
+	sb_lit(b, "\"undispatchable\":[");
+	for (i = 0; i < pm->njobs; i++) {
+		const struct pm_job *j = &pm->jobs[i];
+		if (!j->reason)
+			continue;
+		sb_lit(b, nu++ ? ",{\"job\":" : "{\"job\":");
+		sb_str(b, j->full);
+		sb_lit(b, ",\"reason\":");
+		sb_str(b, j->reason);
+		sb_lit(b, "}");
+	}
+	sb_lit(b, "]");
+}
+
+static char *
+render_whole(const struct projmap *pm)
+{
+	struct sb b = { 0 };
+	char ***nodes = calloc(pm->njobs + 1, sizeof(*nodes));
+	size_t *nn = calloc(pm->njobs + 1, sizeof(*nn)), i, k;
+
+	if (!nodes || !nn) {
+		free(nodes);
+		free(nn);
+		return NULL;
+	}
+	/* Which nodes may run each job: those that offer its build:$job. */
+	for (k = 0; k < pm->nnodes; k++)
+		for (i = 0; i < pm->nodes[k].nfns; i++) {
+			const struct pm_fn *f = &pm->nodes[k].fns[i];
+			if (f->k != 0)
+				continue;
+			if (!nodes[f->job])
+				nodes[f->job] = calloc(pm->nnodes + 1, sizeof(char *));
+			if (nodes[f->job])
+				nodes[f->job][nn[f->job]++] = pm->nodes[k].name;
+		}
+	sb_lit(&b, "{\"collisions\":");
+	sb_json(&b, pm->collisions);
+	sb_lit(&b, ",");
+	put_jobs(&b, pm, nodes, nn);
+	sb_lit(&b, ",\"master\":");
+	sb_str(&b, pm->master);
+	sb_lit(&b, ",\"nodes\":[");
+	for (k = 0; k < pm->nnodes; k++) {
+		sb_lit(&b, k ? ",{\"functions\":" : "{\"functions\":");
+		put_functions(&b, pm, &pm->nodes[k]);
+		sb_lit(&b, ",\"node\":");
+		put_node(&b, &pm->nodes[k]);
+		sb_lit(&b, "}");
+	}
+	sb_lit(&b, "],\"skipped\":");
+	sb_json(&b, pm->skipped);
+	sb_lit(&b, ",");
+	put_undispatchable(&b, pm);
+	sb_lit(&b, ",\"version\":");
+	sb_str(&b, pm->version);
+	sb_lit(&b, "}");
+	for (i = 0; i < pm->njobs; i++)
+		free(nodes[i]);
+	free(nodes);
+	free(nn);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* ---- building ---- */
+
+static int
+cmp_node(const void *a, const void *b)
+{
+	return strcmp(((const struct pm_node *)a)->name, ((const struct pm_node *)b)->name);
+}
+
+/* The functions node n offers; also records skipped names. */
+static void
+node_functions(struct projmap *pm, struct pm_node *pn, const struct jk_node *n, enum jk_mode mode,
+    bool known, const struct pm_allowed *allowed)
+{
+	const char **labels = calloc(n->nlabels + 2, sizeof(*labels));
+	struct pm_fn *fns = NULL;
+	size_t i, a, nl = 0, nf = 0, cap = 0, out;
+
+	if (!labels)
+		return;
 	for (i = 0; i < n->nlabels; i++)
 		labels[nl++] = n->labels[i];
-	qsort(labels, nl, sizeof(*labels), cmp_str);
-	for (i = 0; i < nl; i++)
-		if (i == 0 || strcmp(labels[i], labels[i - 1]) != 0)
-			json_array_append_new(arr, json_string(labels[i]));
-	/* The self label, should Jenkins have left it out. */
-	if (!bsearch(&n->name, labels, nl, sizeof(*labels), cmp_str))
-		json_array_append_new(arr, json_string(n->name));
+	labels[nl++] = n->name;   /* the self label, even if Jenkins left it out */
+
+	for (i = 0; pn->online && n->executors > 0 && i < pm->njobs; i++) {
+		const struct pm_job *j = &pm->jobs[i];
+		const char *const *atoms = NULL;
+		bool ok;
+
+		if (j->reason)
+			continue;
+		ok = j->expr ? label_eval(j->expr, labels, nl) : known && mode == JK_MODE_NORMAL;
+		if (!ok || (j->pin_kind == JK_PARAM_NODE && allowed && !allowed_on(&allowed[i], n->name)))
+			continue;
+		if (nf + j->nfnames > cap) {
+			struct pm_fn *nfns;
+			cap = cap ? cap * 2 : 256;
+			while (cap < nf + j->nfnames)
+				cap *= 2;
+			if (!(nfns = realloc(fns, cap * sizeof(*fns))))
+				break;
+			fns = nfns;
+		}
+		fns[nf++] = (struct pm_fn){ (uint32_t)i, 0 };
+		if (j->expr)
+			label_atoms(j->expr, &atoms);
+		for (a = 1; a < j->nfnames; a++) {
+			const char *fname = j->fnames[a], *problem;
+			if (!has_label(n, atoms[a - 1]))
+				continue;
+			if ((problem = function_name_problem(fname))) {
+				json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function", fname,
+				    "job", j->full, "node", n->name, "reason", problem));
+				continue;
+			}
+			fns[nf++] = (struct pm_fn){ (uint32_t)i, (uint32_t)a };
+		}
+	}
 	free(labels);
-	return json_pack("{s:s,s:i,s:o,s:s,s:b}", "name", n->name, "executors", n->executors,
-	    "labels", arr, "mode", !known ? "unknown" : mode == JK_MODE_EXCLUSIVE ? "EXCLUSIVE" : "NORMAL",
-	    "online", online);
-}
-
-/* Add fname for job ji to the node's function list, unless it is taken. */
-static void
-add_function(json_t *fns, json_t *seen, json_t *skipped, const char *fname,
-    const struct jobinfo *ji, const char *node)
-{
-	const char *problem = function_name_problem(fname);
-	json_t *prev;
-
-	if (problem) {
-		json_array_append_new(skipped, json_pack("{s:s,s:s,s:s,s:s}", "function", fname,
-		    "job", ji->job->full_name, "node", node, "reason", problem));
-		return;
+	qsort_r(fns, nf, sizeof(*fns), cmp_fn, pm);
+	/* One job per function name: a later job with a taken name is skipped. */
+	for (i = 0, out = 0; i < nf; i++) {
+		const struct pm_job *j = &pm->jobs[fns[i].job];
+		if (out > 0 && strcmp(pm->jobs[fns[out - 1].job].fnames[fns[out - 1].k], j->fnames[fns[i].k]) == 0) {
+			json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function",
+			    j->fnames[fns[i].k], "job", j->full, "node", n->name,
+			    "reason", "function name already used by another job"));
+			continue;
+		}
+		fns[out++] = fns[i];
 	}
-	prev = json_object_get(seen, fname);
-	if (prev) {
-		if (strcmp(json_string_value(prev), ji->job->full_name) != 0)
-			json_array_append_new(skipped, json_pack("{s:s,s:s,s:s,s:s}", "function", fname,
-			    "job", ji->job->full_name, "node", node, "reason", "function name already used by another job"));
-		return;
-	}
-	json_object_set_new(seen, fname, json_string(ji->job->full_name));
-	json_array_append_new(fns, json_pack("{s:s,s:s,s:s}", "name", fname,
-	    "job", ji->job->full_name, "pin", ji->pin));
+	pn->fns = fns;
+	pn->nfns = out;
+	pm->nfunctions += out;
 }
 
 struct projmap *
@@ -285,131 +599,93 @@ projmap_build(const struct pm_input *in)
 {
 	struct projmap *pm = calloc(1, sizeof(*pm));
 	size_t nj = in->jobs->n, nn = in->nodes->n, i, k;
-	struct jobinfo *ji = calloc(nj ? nj : 1, sizeof(*ji));
-	json_t *nodes_arr = json_array(), *jobs_arr = json_array(), *undisp = json_array();
-	json_t *collisions = json_array(), *skipped = json_array();
-	size_t *order = calloc(nn ? nn : 1, sizeof(*order));
+	struct sb b = { 0 };
 
-	if (!pm || !ji || !order)
+	if (!pm)
+		return NULL;
+	pm->master = strdup(in->master);
+	pm->jobs = calloc(nj + 1, sizeof(*pm->jobs));
+	pm->nodes = calloc(nn + 1, sizeof(*pm->nodes));
+	pm->collisions = json_array();
+	pm->skipped = json_array();
+	if (!pm->master || !pm->jobs || !pm->nodes || !pm->collisions || !pm->skipped)
 		goto oom;
-	pm->slices = json_object();
-	pm->names = calloc(nj ? nj : 1, sizeof(*pm->names));
-	pm->nnames = nj;
-
+	pm->njobs = nj;
 	for (i = 0; i < nj; i++) {
-		ji[i].job = &in->jobs->jobs[i];
-		ji[i].allowed = in->allowed ? &in->allowed[i] : NULL;
-		jobinfo_prepare(&ji[i], in);
-		pm->names[i].full = strdup(ji[i].job->full_name);
-		pm->names[i].name = strdup(ji[i].job->name);
+		const struct jk_job *j = &in->jobs->jobs[i];
+		struct pm_job *pj = &pm->jobs[i];
+		enum jk_param_kind kind;
+
+		pj->full = strdup(j->full_name);
+		pj->name = strdup(j->name);
+		pj->label = j->label_expr ? strdup(j->label_expr) : NULL;
+		job_prepare(pj, j, in->allowed ? &in->allowed[i] : NULL, &kind, in);
+		pj->pin_kind = kind;
+		if (!pj->full || !pj->name)
+			goto oom;
 	}
 	if (in->naming == FUNCTION_NAMES_SHORT)
-		mark_collisions(ji, nj, collisions);
+		mark_collisions(pm);
 
 	/* Nodes in name order, so the output does not depend on Jenkins' order. */
-	for (i = 0; i < nn; i++)
-		order[i] = i;
-	for (i = 1; i < nn; i++)
-		for (k = i; k > 0 && strcmp(in->nodes->nodes[order[k - 1]].name,
-		    in->nodes->nodes[order[k]].name) > 0; k--) {
-			size_t t = order[k];
-			order[k] = order[k - 1];
-			order[k - 1] = t;
-		}
-
+	pm->nnodes = nn;
 	for (k = 0; k < nn; k++) {
-		const struct jk_node *n = &in->nodes->nodes[order[k]];
-		enum jk_mode mode = in->modes ? in->modes[order[k]] : JK_MODE_NORMAL;
-		bool known = in->mode_known ? in->mode_known[order[k]] : true;
-		bool online = !n->offline && !n->temp_offline;
-		json_t *fns = json_array(), *seen = json_object(), *slice, *sorted;
-		const char **labels = calloc(n->nlabels + 1, sizeof(*labels));
-		size_t nl = 0;
+		const struct jk_node *n = &in->nodes->nodes[k];
+		struct pm_node *pn = &pm->nodes[k];
+		enum jk_mode mode = in->modes ? in->modes[k] : JK_MODE_NORMAL;
+		bool known = in->mode_known ? in->mode_known[k] : true;
 
+		pn->name = strdup(n->name);
+		pn->executors = n->executors;
+		pn->mode = !known ? "unknown" : mode == JK_MODE_EXCLUSIVE ? "EXCLUSIVE" : "NORMAL";
+		pn->online = !n->offline && !n->temp_offline;
+		pn->labels = calloc(n->nlabels + 2, sizeof(char *));
+		if (!pn->name || !pn->labels)
+			goto oom;
 		for (i = 0; i < n->nlabels; i++)
-			labels[nl++] = n->labels[i];
-		labels[nl++] = n->name;   /* the self label, even if Jenkins left it out */
-
-		for (i = 0; online && n->executors > 0 && i < nj; i++) {
-			struct jobinfo *j = &ji[i];
-			const char *const *atoms;
-			size_t na, a;
-			bool ok;
-
-			if (j->reason)
-				continue;
-			if (j->expr)
-				ok = label_eval(j->expr, labels, nl);
-			else
-				ok = known && mode == JK_MODE_NORMAL;
-			if (!ok || (j->pin_kind == JK_PARAM_NODE && !allowed_on(j->allowed, n->name)))
-				continue;
-			json_array_append_new(j->nodes, json_string(n->name));
-			add_function(fns, seen, skipped, j->base, j, n->name);
-			if (!j->expr)
-				continue;
-			na = label_atoms(j->expr, &atoms);
-			for (a = 0; a < na; a++) {
-				char *fname;
-
-				if (!has_label(n, atoms[a]))
-					continue;
-				if (asprintf(&fname, "%s:%s", j->base, atoms[a]) < 0)
-					continue;
-				add_function(fns, seen, skipped, fname, j, n->name);
-				free(fname);
+			pn->labels[pn->nlabels++] = strdup(n->labels[i]);
+		qsort(pn->labels, pn->nlabels, sizeof(char *), cmp_str);
+		for (i = 1; i < pn->nlabels; i++)   /* distinct */
+			if (strcmp(pn->labels[i], pn->labels[i - 1]) == 0) {
+				free(pn->labels[i]);
+				memmove(&pn->labels[i], &pn->labels[i + 1], (pn->nlabels - i - 1) * sizeof(char *));
+				pn->nlabels--;
+				i--;
 			}
-		}
-		free(labels);
-		json_decref(seen);
-		sorted = sorted_functions(fns);
-		json_decref(fns);
-		pm->nfunctions += json_array_size(sorted);
-
-		slice = json_pack("{s:s,s:o,s:o}", "master", in->master,
-		    "node", node_json(n, mode, known, online), "functions", sorted);
-		{
-			char v[17];
-			set_version(slice, v);
-		}
-		json_object_set(pm->slices, n->name, slice);
-		json_array_append_new(nodes_arr, json_pack("{s:O,s:O}",
-		    "node", json_object_get(slice, "node"), "functions", json_object_get(slice, "functions")));
-		json_decref(slice);
+		/* The self label, should Jenkins have left it out. */
+		if (!bsearch(&n->name, pn->labels, pn->nlabels, sizeof(char *), cmp_str))
+			pn->labels[pn->nlabels++] = strdup(n->name);
+		node_functions(pm, pn, n, mode, known, in->allowed);
 	}
+	/* Keep the node facts in name order (each node_functions used its input index above). */
+	qsort(pm->nodes, nn, sizeof(*pm->nodes), cmp_node);
 
-	for (i = 0; i < nj; i++) {
-		struct jobinfo *j = &ji[i];
-
-		if (j->reason) {
-			pm->nundispatchable++;
-			json_array_append_new(undisp, json_pack("{s:s,s:s}", "job", j->job->full_name,
-			    "reason", j->reason));
-		} else {
-			json_array_append_new(jobs_arr, json_pack("{s:s,s:s,s:s,s:s?,s:O}",
-			    "job", j->job->full_name, "function", j->base, "pin", j->pin,
-			    "label", j->job->label_expr, "nodes", j->nodes));
-		}
+	/* Versions: each slice's text, then the whole map's parts. */
+	for (k = 0; k < nn; k++) {
+		b.len = 0;
+		put_slice(&b, pm, &pm->nodes[k], false);
+		if (b.oom)
+			goto oom;
+		hex_version(&b, pm->nodes[k].version);
 	}
-
-	pm->whole = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o}", "master", in->master,
-	    "nodes", nodes_arr, "jobs", jobs_arr, "undispatchable", undisp,
-	    "collisions", collisions, "skipped", skipped);
-	if (!pm->whole || !pm->slices)
+	b.len = 0;
+	sb_str(&b, pm->master);
+	for (k = 0; k < nn; k++)
+		sb_add(&b, pm->nodes[k].version, 16);
+	put_jobs(&b, pm, NULL, NULL);
+	put_undispatchable(&b, pm);
+	sb_json(&b, pm->collisions);
+	sb_json(&b, pm->skipped);
+	if (b.oom)
 		goto oom;
-	set_version(pm->whole, pm->version);
-
-	for (i = 0; i < nj; i++) {
-		label_free(ji[i].expr);
-		free(ji[i].base);
-		json_decref(ji[i].nodes);
-	}
-	free(ji);
-	free(order);
+	hex_version(&b, pm->version);
+	for (i = 0; i < nj; i++)
+		if (pm->jobs[i].reason)
+			pm->nundispatchable++;
+	free(b.p);
 	return pm;
 oom:
-	free(ji);
-	free(order);
+	free(b.p);
 	projmap_free(pm);
 	return NULL;
 }
@@ -417,17 +693,34 @@ oom:
 void
 projmap_free(struct projmap *pm)
 {
-	size_t i;
+	size_t i, k;
 
 	if (!pm)
 		return;
-	json_decref(pm->whole);
-	json_decref(pm->slices);
-	for (i = 0; i < pm->nnames; i++) {
-		free(pm->names[i].full);
-		free(pm->names[i].name);
+	for (i = 0; pm->jobs && i < pm->njobs; i++) {
+		struct pm_job *j = &pm->jobs[i];
+		free(j->full);
+		free(j->name);
+		free(j->label);
+		free(j->pin);
+		label_free(j->expr);
+		for (k = 0; k < j->nfnames; k++)
+			free(j->fnames[k]);
+		free(j->fnames);
 	}
-	free(pm->names);
+	for (i = 0; pm->nodes && i < pm->nnodes; i++) {
+		struct pm_node *n = &pm->nodes[i];
+		free(n->name);
+		for (k = 0; k < n->nlabels; k++)
+			free(n->labels[k]);
+		free(n->labels);
+		free(n->fns);
+	}
+	free(pm->jobs);
+	free(pm->nodes);
+	free(pm->master);
+	json_decref(pm->collisions);
+	json_decref(pm->skipped);
 	free(pm);
 }
 
@@ -449,14 +742,26 @@ projmap_nundispatchable(const struct projmap *pm)
 	return pm->nundispatchable;
 }
 
+static char *
+unchanged(const char *version)
+{
+	struct sb b = { 0 };
+
+	sb_lit(&b, "{\"unchanged\":true,\"version\":");
+	sb_str(&b, version);
+	sb_lit(&b, "}");
+	return b.oom ? (free(b.p), NULL) : b.p;
+}
+
 char *
 projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *r, *node, *version, *slice;
+	json_t *r, *node, *version, *val;
+	const struct pm_node *n = NULL;
 	const char *key;
-	json_t *val;
 	char *out = NULL;
+	size_t lo, hi;
 
 	if (len == 0) {
 		req = "{}";
@@ -484,30 +789,43 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err,
 		goto out;
 	}
 	if (!node) {
-		if (version && strcmp(json_string_value(version), pm->version) == 0) {
-			json_t *u = json_pack("{s:s,s:b}", "version", pm->version, "unchanged", 1);
-			out = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
-			json_decref(u);
-		} else
-			out = json_dumps(pm->whole, JSON_COMPACT | JSON_SORT_KEYS);
+		if (version && strcmp(json_string_value(version), pm->version) == 0)
+			out = unchanged(pm->version);
+		else if (!(out = render_whole(pm)))
+			snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (!json_is_string(node)) {
 		snprintf(err, errlen, "\"node\" must be a string");
 		goto out;
 	}
-	slice = json_object_get(pm->slices, json_string_value(node));
-	if (!slice) {
+	for (lo = 0, hi = pm->nnodes; lo < hi;) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(pm->nodes[mid].name, json_string_value(node));
+		if (c == 0) {
+			n = &pm->nodes[mid];
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!n) {
 		snprintf(err, errlen, "node \"%s\" is not a node of this master", json_string_value(node));
 		goto out;
 	}
-	if (version && strcmp(json_string_value(version),
-	    json_string_value(json_object_get(slice, "version"))) == 0) {
-		json_t *u = json_pack("{s:O,s:b}", "version", version, "unchanged", 1);
-		out = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
-		json_decref(u);
-	} else
-		out = json_dumps(slice, JSON_COMPACT | JSON_SORT_KEYS);
+	if (version && strcmp(json_string_value(version), n->version) == 0)
+		out = unchanged(n->version);
+	else {
+		struct sb b = { 0 };
+		put_slice(&b, pm, n, true);
+		if (b.oom) {
+			free(b.p);
+			snprintf(err, errlen, "out of memory");
+		} else
+			out = b.p;
+	}
 out:
 	json_decref(r);
 	return out;
@@ -519,13 +837,13 @@ projmap_find_job(const struct projmap *pm, const char *name, char *err, size_t e
 	const char *found = NULL;
 	size_t i, hits = 0;
 
-	for (i = 0; i < pm->nnames; i++)
-		if (strcasecmp(pm->names[i].full, name) == 0)
-			return pm->names[i].full;
-	for (i = 0; i < pm->nnames; i++) {
-		if (strcasecmp(pm->names[i].name, name) == 0) {
+	for (i = 0; i < pm->njobs; i++)
+		if (strcasecmp(pm->jobs[i].full, name) == 0)
+			return pm->jobs[i].full;
+	for (i = 0; i < pm->njobs; i++) {
+		if (strcasecmp(pm->jobs[i].name, name) == 0) {
 			if (!found)
-				found = pm->names[i].full;
+				found = pm->jobs[i].full;
 			hits++;
 		}
 	}
