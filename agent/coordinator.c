@@ -68,6 +68,8 @@ struct coordinator {
 	char             last_error[512]; /* last refresh failure; written under lock */
 
 	/* refresh thread only */
+	struct jk_job_list    jobs;       /* kept: parsed again only when Jenkins' answer changes */
+	uint64_t              jobs_digest;
 	struct mode_entry    *modes;
 	size_t                nmodes;
 	struct allowed_entry *allowed;
@@ -259,16 +261,17 @@ refresh_allowed(struct coordinator *co, struct jk_client *jk, const struct jk_jo
 static int
 refresh_once(struct coordinator *co, struct jk_client *jk)
 {
-	struct jk_job_list jl = { 0 };
+	struct jk_job_list jl;
 	struct jk_node_list nl = { 0 };
 	struct pm_allowed *allowed = NULL;
 	enum jk_mode *modes = NULL;
 	bool *known = NULL;
 	struct projmap *pm, *old;
-	bool changed;
+	bool changed, jobs_changed;
 
 	co->refreshes++;
-	if (jk_jobs_list(jk, &jl) != JK_OK || jk_nodes_list(jk, &nl) != JK_OK) {
+	if (jk_jobs_list_if_changed(jk, &co->jobs, &co->jobs_digest, &jobs_changed) != JK_OK ||
+	    jk_nodes_list(jk, &nl) != JK_OK) {
 		time_t since;
 		bool repeat = strcmp(co->last_error, jk_client_error(jk)) == 0;
 		void (*say)(const char *, ...) = repeat ? log_debug : log_warnx;
@@ -287,9 +290,9 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 		snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
 		pthread_mutex_unlock(&co->lock);
 		metrics_add("jga_jenkins_errors_total", NULL, 1);
-		jk_job_list_free(&jl);
 		return -1;
 	}
+	jl = co->jobs;
 	allowed = calloc(jl.n ? jl.n : 1, sizeof(*allowed));
 	modes = calloc(nl.n ? nl.n : 1, sizeof(*modes));
 	known = calloc(nl.n ? nl.n : 1, sizeof(*known));
@@ -334,7 +337,6 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 	free(allowed);
 	free(modes);
 	free(known);
-	jk_job_list_free(&jl);
 	jk_node_list_free(&nl);
 	return 0;
 }
@@ -719,6 +721,7 @@ coordinator_main(struct config *cfg)
 	pthread_join(refresher, NULL);
 
 	projmap_free(co.pm);
+	jk_job_list_free(&co.jobs);
 	{
 		size_t i;
 		for (i = 0; i < co.nmodes; i++) {

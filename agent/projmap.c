@@ -8,8 +8,9 @@
  * 650 MB and seconds of malloc; as pairs they take 3 MB.
  *
  * Everything is sorted before it is versioned, so a version depends only
- * on the content: a slice's version is a hash of its text, the whole
- * map's a hash of the slices' versions and the job lists.
+ * on the content: a slice's version is a hash of its node and of each
+ * function's job, name and pin in name order; the whole map's a hash of
+ * the slices' versions and the job lists.
  */
 #include "projmap.h"
 #include "label.h"
@@ -393,9 +394,9 @@ put_functions(struct sb *b, const struct projmap *pm, const struct pm_node *n)
 	sb_lit(b, "]");
 }
 
-/* {"functions","master","node"[,"version"]}: keys in order, as JSON_SORT_KEYS would. */
+/* {"functions","master","node","version"}: keys in order, as JSON_SORT_KEYS would. */
 static void
-put_slice(struct sb *b, const struct projmap *pm, const struct pm_node *n, bool with_version)
+put_slice(struct sb *b, const struct projmap *pm, const struct pm_node *n)
 {
 	sb_lit(b, "{\"functions\":");
 	put_functions(b, pm, n);
@@ -403,10 +404,8 @@ put_slice(struct sb *b, const struct projmap *pm, const struct pm_node *n, bool 
 	sb_str(b, pm->master);
 	sb_lit(b, ",\"node\":");
 	put_node(b, n);
-	if (with_version) {
-		sb_lit(b, ",\"version\":");
-		sb_str(b, n->version);
-	}
+	sb_lit(b, ",\"version\":");
+	sb_str(b, n->version);
 	sb_lit(b, "}");
 }
 
@@ -527,71 +526,187 @@ cmp_node(const void *a, const void *b)
 	return strcmp(((const struct pm_node *)a)->name, ((const struct pm_node *)b)->name);
 }
 
-/* The functions node n offers; also records skipped names. */
+/*
+ * What every node's pass needs, computed once per build: the label atoms
+ * of all jobs interned in one table, and every (job, function) pair in
+ * name order, with a hash of what a slice says about it.
+ */
+struct pm_index {
+	const char  **atoms;       /* distinct atoms, sorted */
+	size_t        natoms;
+	uint32_t    **job_atoms;   /* per job: its atoms' ids, in label_atoms order */
+	struct pm_fn *all;         /* every function of every dispatchable job, by name */
+	size_t        nall;
+	uint64_t     *hash;        /* per entry of all: hash of job, name and pin */
+	const char  **problem;     /* per entry of all: why the name is unusable, or NULL */
+	bool         *same_as_prev; /* per entry of all: same name as the entry before */
+};
+
 static void
-node_functions(struct projmap *pm, struct pm_node *pn, const struct jk_node *n, enum jk_mode mode,
-    bool known, const struct pm_allowed *allowed)
+index_free(struct pm_index *x, size_t njobs)
 {
-	const char **labels = calloc(n->nlabels + 2, sizeof(*labels));
-	struct pm_fn *fns = NULL;
-	size_t i, a, nl = 0, nf = 0, cap = 0, out;
+	size_t i;
 
-	if (!labels)
-		return;
-	for (i = 0; i < n->nlabels; i++)
-		labels[nl++] = n->labels[i];
-	labels[nl++] = n->name;   /* the self label, even if Jenkins left it out */
+	for (i = 0; x->job_atoms && i < njobs; i++)
+		free(x->job_atoms[i]);
+	free(x->job_atoms);
+	free(x->atoms);
+	free(x->all);
+	free(x->hash);
+	free(x->problem);
+	free(x->same_as_prev);
+}
 
+static uint64_t
+fnv1a_more(uint64_t h, const char *s)
+{
+	do {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	} while (*s++);
+	return h;
+}
+
+static int
+index_build(const struct projmap *pm, struct pm_index *x)
+{
+	size_t i, a, g, n = 0, total = 0;
+
+	memset(x, 0, sizeof(*x));
+	x->job_atoms = calloc(pm->njobs + 1, sizeof(*x->job_atoms));
+	if (!x->job_atoms)
+		return -1;
+	for (i = 0; i < pm->njobs; i++)
+		if (!pm->jobs[i].reason)
+			total += pm->jobs[i].nfnames;
+	x->atoms = calloc(total + 1, sizeof(*x->atoms));
+	x->all = calloc(total + 1, sizeof(*x->all));
+	x->hash = calloc(total + 1, sizeof(*x->hash));
+	x->problem = calloc(total + 1, sizeof(*x->problem));
+	x->same_as_prev = calloc(total + 1, sizeof(*x->same_as_prev));
+	if (!x->atoms || !x->all || !x->hash || !x->problem || !x->same_as_prev)
+		return -1;
+	for (i = 0; i < pm->njobs; i++) {
+		const char *const *atoms;
+		size_t na;
+		if (pm->jobs[i].reason)
+			continue;
+		na = label_atoms(pm->jobs[i].expr, &atoms);
+		for (a = 0; a < na; a++)
+			x->atoms[n++] = atoms[a];
+		for (a = 0; a < pm->jobs[i].nfnames; a++)
+			x->all[x->nall++] = (struct pm_fn){ (uint32_t)i, (uint32_t)a };
+	}
+	qsort(x->atoms, n, sizeof(*x->atoms), cmp_str);
+	for (i = 0; i < n; i++)
+		if (x->natoms == 0 || strcmp(x->atoms[x->natoms - 1], x->atoms[i]) != 0)
+			x->atoms[x->natoms++] = x->atoms[i];
+	for (i = 0; i < pm->njobs; i++) {
+		const char *const *atoms;
+		size_t na;
+		if (pm->jobs[i].reason)
+			continue;
+		na = label_atoms(pm->jobs[i].expr, &atoms);
+		if (!(x->job_atoms[i] = calloc(na + 1, sizeof(uint32_t))))
+			return -1;
+		for (a = 0; a < na; a++) {
+			const char **hit = bsearch(&atoms[a], x->atoms, x->natoms, sizeof(*x->atoms), cmp_str);
+			x->job_atoms[i][a] = (uint32_t)(hit - x->atoms);
+		}
+	}
+	qsort_r(x->all, x->nall, sizeof(*x->all), cmp_fn, (void *)pm);
+	for (g = 0; g < x->nall; g++) {
+		const struct pm_job *j = &pm->jobs[x->all[g].job];
+		const char *name = j->fnames[x->all[g].k];
+		x->hash[g] = fnv1a_more(fnv1a_more(fnv1a_more(1469598103934665603ULL, j->full), name), j->pin);
+		x->problem[g] = x->all[g].k ? function_name_problem(name) : NULL;
+		x->same_as_prev[g] = g > 0 && strcmp(pm->jobs[x->all[g - 1].job].fnames[x->all[g - 1].k], name) == 0;
+	}
+	return 0;
+}
+
+/* The functions node n offers, in name order, and its slice version; records skipped names. */
+static int
+node_functions(struct projmap *pm, const struct pm_index *x, struct pm_node *pn, const struct jk_node *n,
+    enum jk_mode mode, bool known, const struct pm_allowed *allowed)
+{
+	bool *has = calloc(x->natoms + 1, sizeof(bool)), *ok = calloc(pm->njobs + 1, sizeof(bool));
+	bool truth[64];
+	struct sb b = { 0 };
+	uint64_t h;
+	size_t i, a, g, nf = 0;
+
+	if (!has || !ok)
+		goto fail;
+	for (a = 0; a < x->natoms; a++)
+		has[a] = has_label(n, x->atoms[a]);
 	for (i = 0; pn->online && n->executors > 0 && i < pm->njobs; i++) {
 		const struct pm_job *j = &pm->jobs[i];
-		const char *const *atoms = NULL;
-		bool ok;
+		const char *const *atoms;
+		size_t na;
 
 		if (j->reason)
 			continue;
-		ok = j->expr ? label_eval(j->expr, labels, nl) : known && mode == JK_MODE_NORMAL;
-		if (!ok || (j->pin_kind == JK_PARAM_NODE && allowed && !allowed_on(&allowed[i], n->name)))
-			continue;
-		if (nf + j->nfnames > cap) {
-			struct pm_fn *nfns;
-			cap = cap ? cap * 2 : 256;
-			while (cap < nf + j->nfnames)
-				cap *= 2;
-			if (!(nfns = realloc(fns, cap * sizeof(*fns))))
-				break;
-			fns = nfns;
+		if (!j->expr)
+			ok[i] = known && mode == JK_MODE_NORMAL;
+		else if ((na = label_atoms(j->expr, &atoms)) <= sizeof(truth) / sizeof(truth[0])) {
+			for (a = 0; a < na; a++)
+				truth[a] = has[x->job_atoms[i][a]];
+			ok[i] = label_eval_atoms(j->expr, truth);
+		} else {
+			const char **labels = calloc(n->nlabels + 2, sizeof(*labels));
+			if (!labels)
+				goto fail;
+			for (a = 0; a < n->nlabels; a++)
+				labels[a] = n->labels[a];
+			labels[a] = n->name;
+			ok[i] = label_eval(j->expr, labels, n->nlabels + 1);
+			free(labels);
 		}
-		fns[nf++] = (struct pm_fn){ (uint32_t)i, 0 };
-		if (j->expr)
-			label_atoms(j->expr, &atoms);
-		for (a = 1; a < j->nfnames; a++) {
-			const char *fname = j->fnames[a], *problem;
-			if (!has_label(n, atoms[a - 1]))
-				continue;
-			if ((problem = function_name_problem(fname))) {
-				json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function", fname,
-				    "job", j->full, "node", n->name, "reason", problem));
-				continue;
-			}
-			fns[nf++] = (struct pm_fn){ (uint32_t)i, (uint32_t)a };
-		}
+		if (ok[i] && j->pin_kind == JK_PARAM_NODE && allowed && !allowed_on(&allowed[i], n->name))
+			ok[i] = false;
 	}
-	free(labels);
-	qsort_r(fns, nf, sizeof(*fns), cmp_fn, pm);
-	/* One job per function name: a later job with a taken name is skipped. */
-	for (i = 0, out = 0; i < nf; i++) {
-		const struct pm_job *j = &pm->jobs[fns[i].job];
-		if (out > 0 && strcmp(pm->jobs[fns[out - 1].job].fnames[fns[out - 1].k], j->fnames[fns[i].k]) == 0) {
+	if (!(pn->fns = calloc(x->nall + 1, sizeof(*pn->fns))))
+		goto fail;
+	put_node(&b, pn);
+	if (b.oom)
+		goto fail;
+	h = fnv1a(b.p, b.len);
+	for (g = 0; g < x->nall; g++) {
+		const struct pm_fn f = x->all[g];
+		const struct pm_job *j = &pm->jobs[f.job];
+
+		if (!ok[f.job] || (f.k && !has[x->job_atoms[f.job][f.k - 1]]))
+			continue;
+		if (x->problem[g]) {
 			json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function",
-			    j->fnames[fns[i].k], "job", j->full, "node", n->name,
+			    j->fnames[f.k], "job", j->full, "node", n->name, "reason", x->problem[g]));
+			continue;
+		}
+		/* One job per function name: a later job with a taken name is skipped. */
+		if (x->same_as_prev[g] && nf > 0 && strcmp(pm->jobs[pn->fns[nf - 1].job].fnames[pn->fns[nf - 1].k],
+		    j->fnames[f.k]) == 0) {
+			json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function",
+			    j->fnames[f.k], "job", j->full, "node", n->name,
 			    "reason", "function name already used by another job"));
 			continue;
 		}
-		fns[out++] = fns[i];
+		pn->fns[nf++] = f;
+		h = (h ^ x->hash[g]) * 1099511628211ULL;
+		h ^= h >> 29;
 	}
-	pn->fns = fns;
-	pn->nfns = out;
-	pm->nfunctions += out;
+	pn->nfns = nf;
+	pm->nfunctions += nf;
+	snprintf(pn->version, sizeof(pn->version), "%016llx", (unsigned long long)h);
+	free(b.p);
+	free(has);
+	free(ok);
+	return 0;
+fail:
+	free(b.p);
+	free(has);
+	free(ok);
+	return -1;
 }
 
 struct projmap *
@@ -599,6 +714,7 @@ projmap_build(const struct pm_input *in)
 {
 	struct projmap *pm = calloc(1, sizeof(*pm));
 	size_t nj = in->jobs->n, nn = in->nodes->n, i, k;
+	struct pm_index x = { 0 };
 	struct sb b = { 0 };
 
 	if (!pm)
@@ -627,6 +743,8 @@ projmap_build(const struct pm_input *in)
 	if (in->naming == FUNCTION_NAMES_SHORT)
 		mark_collisions(pm);
 
+	if (index_build(pm, &x) < 0)
+		goto oom;
 	/* Nodes in name order, so the output does not depend on Jenkins' order. */
 	pm->nnodes = nn;
 	for (k = 0; k < nn; k++) {
@@ -655,20 +773,13 @@ projmap_build(const struct pm_input *in)
 		/* The self label, should Jenkins have left it out. */
 		if (!bsearch(&n->name, pn->labels, pn->nlabels, sizeof(char *), cmp_str))
 			pn->labels[pn->nlabels++] = strdup(n->name);
-		node_functions(pm, pn, n, mode, known, in->allowed);
+		if (node_functions(pm, &x, pn, n, mode, known, in->allowed) < 0)
+			goto oom;
 	}
 	/* Keep the node facts in name order (each node_functions used its input index above). */
 	qsort(pm->nodes, nn, sizeof(*pm->nodes), cmp_node);
 
-	/* Versions: each slice's text, then the whole map's parts. */
-	for (k = 0; k < nn; k++) {
-		b.len = 0;
-		put_slice(&b, pm, &pm->nodes[k], false);
-		if (b.oom)
-			goto oom;
-		hex_version(&b, pm->nodes[k].version);
-	}
-	b.len = 0;
+	/* The whole map's version: the slices' versions and the job lists. */
 	sb_str(&b, pm->master);
 	for (k = 0; k < nn; k++)
 		sb_add(&b, pm->nodes[k].version, 16);
@@ -683,9 +794,11 @@ projmap_build(const struct pm_input *in)
 		if (pm->jobs[i].reason)
 			pm->nundispatchable++;
 	free(b.p);
+	index_free(&x, nj);
 	return pm;
 oom:
 	free(b.p);
+	index_free(&x, nj);
 	projmap_free(pm);
 	return NULL;
 }
@@ -819,7 +932,7 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err,
 		out = unchanged(n->version);
 	else {
 		struct sb b = { 0 };
-		put_slice(&b, pm, n, true);
+		put_slice(&b, pm, n);
 		if (b.oom) {
 			free(b.p);
 			snprintf(err, errlen, "out of memory");

@@ -2139,15 +2139,30 @@ jk_version(struct jk_client *c, char *buf, size_t len)
 #define JOB_FIELDS "name,fullName,url,buildable,disabled,labelExpression,concurrentBuild," \
 	"property%5BparameterDefinitions%5Bname,type%5D%5D,_class"
 
+static uint64_t
+body_digest(const struct jk_client *c)
+{
+	const unsigned char *p = (const unsigned char *)body_str(c);
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
 enum jk_err
-jk_jobs_list(struct jk_client *c, struct jk_job_list *out)
+jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *digest, bool *changed)
 {
 	struct buf b = { 0 };
+	struct jk_job_list fresh = { 0 };
 	char perr[512], *path;
 	enum jk_err e;
+	uint64_t d;
 	int i;
 
-	memset(out, 0, sizeof(*out));
+	*changed = false;
 	/*
 	 * jobs[F,jobs[F,...]] nested TREE_DEPTH deep: folders of any kind in
 	 * one request. Brackets are encoded (they are not allowed raw in a
@@ -2160,10 +2175,27 @@ jk_jobs_list(struct jk_client *c, struct jk_job_list *out)
 		buf_adds(&b, "%5D");
 	if (!(path = buf_take(&b)))
 		return nomem(c);
-	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_jobs(body_str(c), out, perr, sizeof(perr)), perr);
+	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK && (d = body_digest(c)) != *digest) {
+		e = parsed(c, "GET", path, jk_parse_jobs(body_str(c), &fresh, perr, sizeof(perr)), perr);
+		if (e == JK_OK) {
+			jk_job_list_free(out);
+			*out = fresh;
+			*digest = d;
+			*changed = true;
+		}
+	}
 	free(path);
 	return e;
+}
+
+enum jk_err
+jk_jobs_list(struct jk_client *c, struct jk_job_list *out)
+{
+	uint64_t digest = 0;
+	bool changed;
+
+	memset(out, 0, sizeof(*out));
+	return jk_jobs_list_if_changed(c, out, &digest, &changed);
 }
 
 enum jk_err

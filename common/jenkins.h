@@ -22,6 +22,7 @@
 #define JGA_JENKINS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 enum jk_err {
@@ -102,6 +103,14 @@ struct jk_job_list {
  * not listed; jobs inside them are, with their full name.
  */
 enum jk_err jk_jobs_list(struct jk_client *c, struct jk_job_list *out);
+/*
+ * The same, parsed only when the answer differs from the one *digest was
+ * taken of (a hash of its bytes): a master's job list rarely changes, and
+ * parsing 10,000 jobs costs more than everything else in a refresh. On a
+ * change *out is replaced and *digest updated; otherwise *out is kept.
+ */
+enum jk_err jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *digest,
+                bool *changed);
 void        jk_job_list_free(struct jk_job_list *l);
 
 /*

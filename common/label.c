@@ -644,6 +644,24 @@ has_label(const char *atom, const char *const *labels, size_t n)
 bool
 label_eval(const struct label_expr *e, const char *const *labels, size_t n)
 {
+	bool small[64] = { false }, *t = small, r;
+	size_t i;
+
+	if (!e || e->ncode == 0)
+		return false;
+	if (e->natoms > sizeof(small) / sizeof(small[0]) && !(t = calloc(e->natoms, sizeof(bool))))
+		return false;
+	for (i = 0; i < e->natoms; i++)
+		t[i] = has_label(e->atoms[i], labels, n);
+	r = label_eval_atoms(e, t);
+	if (t != small)
+		free(t);
+	return r;
+}
+
+bool
+label_eval_atoms(const struct label_expr *e, const bool *atom_true)
+{
 	bool st[EVAL_STACK_MAX];
 	size_t i, sp = 0;
 
@@ -652,8 +670,7 @@ label_eval(const struct label_expr *e, const char *const *labels, size_t n)
 	for (i = 0; i < e->ncode; i++) {
 		switch (e->code[i].op) {
 		case OP_ATOM:
-			st[sp++] = has_label(e->atoms[e->code[i].atom],
-			    labels, n);
+			st[sp++] = atom_true[e->code[i].atom];
 			break;
 		case OP_NOT:
 			st[sp - 1] = !st[sp - 1];

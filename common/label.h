@@ -35,6 +35,8 @@ void               label_free(struct label_expr *e);
 
 /* True when e holds on the label set (n labels). */
 bool label_eval(const struct label_expr *e, const char *const *labels, size_t n);
+/* The same, given whether each atom (in label_atoms order) is one of the labels. */
+bool label_eval_atoms(const struct label_expr *e, const bool *atom_true);
 
 /*
  * The distinct atoms the expression mentions, in order of first appearance
