@@ -106,7 +106,9 @@ def test_executors_cap_and_spill_to_other_node(system):
                for i in range(4)]
     # Two run on a1; the other two stay queued in gearmand, not in Jenkins.
     wait_for(lambda: len([b for b in jk.builds() if b["building"]]) == 2, what="2 builds running on a1")
-    assert gm.status().get("build:unit") == (4, 2, 1)      # one worker connection for a1
+    # All four submitted (Perl starts slowly), two taken; one worker connection for a1.
+    wait_for(lambda: gm.status().get("build:unit") == (4, 2, 1), what="4 queued or running, 2 running")
+    assert len([b for b in jk.builds() if b["building"]]) == 2
     assert jk.queue() == []
     # Another node comes: it takes one at once.
     system.node(gm, jk, "b1")
