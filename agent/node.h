@@ -85,13 +85,12 @@ int    node_desired_executors(struct node *n);
 
 /*
  * Capacity. node_grab_permit: may the dispatcher send GRAB_JOB now? It
- * may look at Jenkins (with the dispatcher's client). node_grab_claim: a
- * job was taken (starting++); node_build_started / node_job_done: the
+ * may look at Jenkins (with the dispatcher's client). A job taken counts
+ * in n->starting (dispatch.c); node_build_started / node_job_done: the
  * claim ends.
  */
 struct jk_client;
 bool node_grab_permit(struct node *n, struct jk_client *jk);
-void node_grab_claim(struct node *n);
 void node_build_started(struct node *n);
 void node_job_done(struct node *n, bool claimed_still);
 void node_set_single_use(struct node *n, bool on);
