@@ -35,6 +35,7 @@
  * rtt is complete - submit over completed jobs, data is data - submit over
  * jobs that got WORK_DATA; null when there is none. Percentiles are
  * nearest-rank. Exit 0 if every job completed, 1 if not, 2 on bad usage.
+ * SIGINT or SIGTERM: submit no more, let the jobs out finish, report.
  * The caller unsets GEARMAN_SERVERS (libgearman adds those servers).
  */
 #include <libgearman/gearman.h>
@@ -55,6 +56,15 @@
 #define UNIQUE_MARK	"@UNIQUE@"
 
 enum status { ST_NONE, ST_COMPLETE, ST_FAIL, ST_TIMEOUT, ST_ERROR };
+static volatile sig_atomic_t stopping;	/* SIGINT/SIGTERM: submit no more */
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
 static const char *status_name[] =
     { "none", "complete", "fail", "timeout", "error" };
 
@@ -383,7 +393,7 @@ submitter(void *arg)
 	size_t cap = 0;
 	long k;
 
-	for (;;) {
+	while (!stopping) {
 		if (run->interval_ms && !pace(run, &due))
 			break;
 		if ((k = atomic_fetch_add(&run->next, 1)) >= run->n)
@@ -614,6 +624,8 @@ main(int argc, char *argv[])
 	    !(tids = calloc(conc, sizeof(*tids))))
 		die("calloc");
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 
 	clock_gettime(CLOCK_MONOTONIC, &run.t0);
 	for (k = 0; k < conc; k++) {
