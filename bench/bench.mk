@@ -13,3 +13,21 @@ $(BENCH_BIN): %: %.o
 .PHONY: bench-build
 bench-build: $(BENCH_BIN)
 # ---- end of bench programs (more bench rules go below) ----
+
+# ---- the driver: bench/bench.py ----
+# make bench: every scenario at full size; bench/results.md is the table the
+# README shows (bench/results.json has every figure). Several minutes, and
+# the machine should be otherwise idle.
+# make bench-quick: every scenario shrunk (make check runs it through
+# tests/test_bench.py); its table goes to $(BUILD)/bench-quick/.
+.PHONY: bench bench-quick
+all integration: $(BENCH_BIN)
+
+bench: deps
+	$(MAKE) $(BINS) bench-build
+	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) bench/bench.py \
+	  --build $(abspath $(BUILD)) --out bench
+
+bench-quick: $(BINS) $(BENCH_BIN)
+	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) bench/bench.py --quick \
+	  --build $(abspath $(BUILD)) --out $(BUILD)/bench-quick
