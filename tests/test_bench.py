@@ -23,6 +23,7 @@ FIGURES = [
     "agent CPU per build",
     "all registered after a cold start of every agent",
     "all registered after gearmand SIGKILL + restart",
+    "all registered after gearmand SIGKILL + restart, agents at nice 19",
     "unrelated SUBMIT_JOB_HIGH during the cold start storm, p99",
     "unrelated SUBMIT_JOB_HIGH during the gearmand restart storm, p99",
     "coordinator refresh, job list unchanged, CPU",
