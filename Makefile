@@ -168,7 +168,7 @@ clean:
 	rm -rf $(BUILD)
 
 # make bench: the benchmark table (bench/results.md); see bench/bench.mk.
-include bench/bench.mk
+-include bench/bench.mk
 
 .PHONY: install uninstall deb deb-check
 install: $(BINS)

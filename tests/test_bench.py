@@ -54,7 +54,7 @@ def test_bench_quick(tmp_path):
     for f in ("SUBMIT_JOB -> trigger at the master, p50", "agents: builds dispatched and completed per second",
               "agent RSS (8 executors, 10000 functions)", "all registered after a cold start of every agent"):
         assert rows[f]["measured"] > 0, f
-    rss = [r for r in res["rows"] if r["figure"].startswith("coordinator RSS")]
+    rss = [r for r in res["rows"] if r["figure"].startswith("coordinator RSS (")]
     assert rss and rss[0]["measured"] > 0 and rss[0]["target"] == 64
 
     fig = res["figures"]
