@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ struct pm_job {
 	char              *pin;        /* parameter that pins the build */
 	enum jk_param_kind pin_kind;
 	const char        *reason;     /* why not dispatchable, NULL if it is */
-	char               reason_buf[600];
+	char              *reason_own; /* reason, when made for this job (set_reason) */
 	struct label_expr *expr;
 	char             **fnames;     /* [0] build:$job, [1 + a] build:$job:$atom a */
 	size_t             nfnames;
@@ -214,6 +215,22 @@ cmp_str(const void *a, const void *b)
 }
 
 /* Why job j is not dispatchable (NULL if it is); sets its pin and expression. */
+/* Why pj is not dispatchable, formatted; "out of memory" if it cannot be. */
+static void __attribute__((format(printf, 2, 3)))
+set_reason(struct pm_job *pj, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	free(pj->reason_own);
+	va_start(ap, fmt);
+	n = vasprintf(&pj->reason_own, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		pj->reason_own = NULL;
+	pj->reason = pj->reason_own ? pj->reason_own : "out of memory";
+}
+
 static void
 job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *allowed,
     enum jk_param_kind *pin_kind, const struct pm_input *in)
@@ -247,17 +264,13 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 	}
 	pj->pin = strdup(pin);
 	if (*pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
-		snprintf(pj->reason_buf, sizeof(pj->reason_buf),
-		    "allowed nodes of parameter %s not read yet", pin);
-		pj->reason = pj->reason_buf;
+		set_reason(pj, "allowed nodes of parameter %s not read yet", pin);
 		return;
 	}
 	if (j->label_expr) {
 		pj->expr = label_parse(j->label_expr, err, sizeof(err));
 		if (!pj->expr) {
-			snprintf(pj->reason_buf, sizeof(pj->reason_buf),
-			    "label expression '%s': %s", j->label_expr, err);
-			pj->reason = pj->reason_buf;
+			set_reason(pj, "label expression '%s': %s", j->label_expr, err);
 			return;
 		}
 	}
@@ -273,8 +286,7 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 		if (asprintf(&pj->fnames[pj->nfnames], "%s:%s", pj->fnames[0], atoms[i]) >= 0)
 			pj->nfnames++;
 	if (function_name_problem(pj->fnames[0])) {
-		snprintf(pj->reason_buf, sizeof(pj->reason_buf), "%s", function_name_problem(pj->fnames[0]));
-		pj->reason = pj->reason_buf;
+		set_reason(pj, "%s", function_name_problem(pj->fnames[0]));
 	}
 }
 
@@ -342,10 +354,9 @@ mark_collisions(struct projmap *pm)
 		    "jobs", jobs));
 		for (k = lo; k < n && strcmp(pm->jobs[ord[k]].fnames[0], first->fnames[0]) == 0; k++) {
 			struct pm_job *pj = &pm->jobs[ord[k]];
-			snprintf(pj->reason_buf, sizeof(pj->reason_buf),
+			set_reason(pj,
 			    "%s collides with another job of the same short name; set [coordinator] function_names = full",
 			    pj->fnames[0]);
-			pj->reason = pj->reason_buf;
 		}
 	}
 	free(ord);
@@ -697,6 +708,12 @@ node_functions(struct projmap *pm, const struct pm_index *x, struct pm_node *pn,
 	}
 	pn->nfns = nf;
 	pm->nfunctions += nf;
+	{
+		/* Room was made for every function of the master; keep what the node has. */
+		struct pm_fn *fit = realloc(pn->fns, (nf + 1) * sizeof(*pn->fns));
+		if (fit)
+			pn->fns = fit;
+	}
 	snprintf(pn->version, sizeof(pn->version), "%016llx", (unsigned long long)h);
 	free(b.p);
 	free(has);
@@ -816,6 +833,7 @@ projmap_free(struct projmap *pm)
 		free(j->name);
 		free(j->label);
 		free(j->pin);
+		free(j->reason_own);
 		label_free(j->expr);
 		for (k = 0; k < j->nfnames; k++)
 			free(j->fnames[k]);
