@@ -1192,24 +1192,34 @@ parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int de
 	return JK_OK;
 }
 
+static enum jk_err
+parse_jobs_root(json_t *root, struct jk_job_list *out, char *err, size_t errlen)
+{
+	json_t *jobs = json_object_get(root, "jobs");
+	size_t cap = 0;
+	enum jk_err e;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_array(jobs))
+		e = jwrong(err, errlen, "", "jobs", "array", jobs);
+	else
+		e = parse_jobs_array(jobs, "jobs", "", 0, out, &cap, err, errlen);
+	if (e != JK_OK)
+		jk_job_list_free(out);
+	return e;
+}
+
 enum jk_err
 jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen)
 {
-	json_t *root, *jobs;
-	size_t cap = 0;
+	json_t *root;
 	enum jk_err e;
 
 	memset(out, 0, sizeof(*out));
 	if (!(root = jload(json, err, errlen)))
 		return JK_EPROTO;
-	jobs = json_object_get(root, "jobs");
-	if (!json_is_array(jobs))
-		e = jwrong(err, errlen, "", "jobs", "array", jobs);
-	else
-		e = parse_jobs_array(jobs, "jobs", "", 0, out, &cap, err, errlen);
+	e = parse_jobs_root(root, out, err, errlen);
 	json_decref(root);
-	if (e != JK_OK)
-		jk_job_list_free(out);
 	return e;
 }
 
@@ -2176,9 +2186,22 @@ jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *
 	if (!(path = buf_take(&b)))
 		return nomem(c);
 	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK && (d = body_digest(c)) != *digest) {
-		e = parsed(c, "GET", path, jk_parse_jobs(body_str(c), &fresh, perr, sizeof(perr)), perr);
+		json_t *root;
+
+		/*
+		 * 10,000 jobs are megabytes of text and a JSON tree several times
+		 * that: the old list goes before the tree is made, the text before
+		 * the tree becomes the new list (a failed parse leaves no list and
+		 * no digest, so the next call parses again).
+		 */
+		jk_job_list_free(out);
+		*digest = 0;
+		root = jload(body_str(c), perr, sizeof(perr));
+		free(c->body.s);
+		memset(&c->body, 0, sizeof(c->body));
+		e = parsed(c, "GET", path, root ? parse_jobs_root(root, &fresh, perr, sizeof(perr)) : JK_EPROTO, perr);
+		json_decref(root);
 		if (e == JK_OK) {
-			jk_job_list_free(out);
 			*out = fresh;
 			*digest = d;
 			*changed = true;

@@ -107,7 +107,8 @@ enum jk_err jk_jobs_list(struct jk_client *c, struct jk_job_list *out);
  * The same, parsed only when the answer differs from the one *digest was
  * taken of (a hash of its bytes): a master's job list rarely changes, and
  * parsing 10,000 jobs costs more than everything else in a refresh. On a
- * change *out is replaced and *digest updated; otherwise *out is kept.
+ * change *out is replaced and *digest updated; otherwise *out is kept. A
+ * changed answer that cannot be parsed empties *out and resets *digest.
  */
 enum jk_err jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *digest,
                 bool *changed);
