@@ -21,6 +21,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "gm.h"
+#include "jarena.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
@@ -351,6 +352,7 @@ refresh_thread(void *arg)
 		refresh_once(co, jk);
 	} while (!shutdown_sleep_ms(co->cfg->refresh * 1000L));
 	jk_client_free(jk);
+	jarena_free();
 	return NULL;
 }
 

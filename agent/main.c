@@ -7,6 +7,7 @@
  * Both run in the foreground and log to stderr; SIGTERM stops them.
  */
 #include "config.h"
+#include "jarena.h"
 #include "log.h"
 #include "roles.h"
 
@@ -80,6 +81,7 @@ main(int argc, char **argv)
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatalx("curl_global_init failed");
+	jarena_install();
 
 	if (!strcmp(role, "node"))
 		rc = node_main(&cfg);

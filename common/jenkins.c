@@ -10,6 +10,7 @@
  * (which copies them) and never formatted into a message.
  */
 #include "jenkins.h"
+#include "jarena.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -1117,109 +1118,231 @@ parse_job(const json_t *o, const char *path, const char *prefix, struct jk_job *
 }
 
 /*
- * Walk one "jobs" array. Anything with a "jobs" member (folders,
+ * One entry of a "jobs" array. Anything with a "jobs" member (folders,
  * organization folders, multibranch projects) is descended into and not
  * listed itself; everything else is a job.
  */
+static enum jk_err parse_jobs_array(const json_t *arr, const char *path, const char *prefix,
+    int depth, struct jk_job_list *out, size_t *cap, char *err, size_t errlen);
+
+static enum jk_err
+parse_jobs_entry(const json_t *o, const char *path, size_t i, const char *prefix, int depth,
+    struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
+{
+	json_t *sub;
+	char p[256], *name;
+	enum jk_err e;
+
+	set_msg(p, sizeof(p), "%s[%zu]", path, i);
+	if (!json_is_object(o))
+		return jwrong(err, errlen, p, "", "object", o);
+	if ((e = jstr(o, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
+		return e;
+	if ((e = jarr(o, "jobs", &sub, p, err, errlen)) != JK_OK) {
+		free(name);
+		return e;
+	}
+	if (sub || jclass_has(o, "Folder", false)) {
+		char *full = NULL, np[256];
+
+		/* The folder's own fullName is authoritative when present. */
+		if ((e = jstr(o, "fullName", false, NULL, &full, p, err, errlen)) != JK_OK) {
+			free(name);
+			return e;
+		}
+		if (!full && asprintf(&full, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0)
+			full = NULL;
+		free(name);
+		if (!full) {
+			set_msg(err, errlen, "out of memory");
+			return JK_ENOMEM;
+		}
+		if (sub) {
+			set_msg(np, sizeof(np), "%s.jobs", p);
+			e = parse_jobs_array(sub, np, full, depth + 1, out, cap, err, errlen);
+		}
+		free(full);
+		return e;
+	}
+	if (out->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct jk_job *nj = realloc(out->jobs, nc * sizeof(*nj));
+
+		if (!nj) {
+			free(name);
+			set_msg(err, errlen, "out of memory");
+			return JK_ENOMEM;
+		}
+		out->jobs = nj;
+		*cap = nc;
+	}
+	memset(&out->jobs[out->n], 0, sizeof(out->jobs[0]));
+	out->jobs[out->n].name = name;
+	out->n++;
+	return parse_job(o, p, prefix, &out->jobs[out->n - 1], err, errlen);
+}
+
 static enum jk_err
 parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int depth,
     struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
 {
 	const json_t *o;
-	json_t *sub;
 	size_t i;
-	char p[256];
 	enum jk_err e;
 
 	if (depth > MAX_NESTING) {
 		set_msg(err, errlen, "%s: folders nested too deep", path);
 		return JK_EPROTO;
 	}
-	json_array_foreach(arr, i, o) {
-		char *name;
-
-		set_msg(p, sizeof(p), "%s[%zu]", path, i);
-		if (!json_is_object(o))
-			return jwrong(err, errlen, p, "", "object", o);
-		if ((e = jstr(o, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
+	json_array_foreach(arr, i, o)
+		if ((e = parse_jobs_entry(o, path, i, prefix, depth, out, cap, err, errlen)) != JK_OK)
 			return e;
-		if ((e = jarr(o, "jobs", &sub, p, err, errlen)) != JK_OK) {
-			free(name);
-			return e;
-		}
-		if (sub || jclass_has(o, "Folder", false)) {
-			char *full = NULL, np[256];
-
-			/* The folder's own fullName is authoritative when present. */
-			if ((e = jstr(o, "fullName", false, NULL, &full, p, err, errlen)) != JK_OK) {
-				free(name);
-				return e;
-			}
-			if (!full && asprintf(&full, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0)
-				full = NULL;
-			free(name);
-			if (!full) {
-				set_msg(err, errlen, "out of memory");
-				return JK_ENOMEM;
-			}
-			if (sub) {
-				set_msg(np, sizeof(np), "%s.jobs", p);
-				e = parse_jobs_array(sub, np, full, depth + 1, out, cap, err, errlen);
-			}
-			free(full);
-			if (e != JK_OK)
-				return e;
-			continue;
-		}
-		if (out->n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 16;
-			struct jk_job *nj = realloc(out->jobs, nc * sizeof(*nj));
-
-			if (!nj) {
-				free(name);
-				set_msg(err, errlen, "out of memory");
-				return JK_ENOMEM;
-			}
-			out->jobs = nj;
-			*cap = nc;
-		}
-		memset(&out->jobs[out->n], 0, sizeof(out->jobs[0]));
-		out->jobs[out->n].name = name;
-		out->n++;
-		if ((e = parse_job(o, p, prefix, &out->jobs[out->n - 1], err, errlen)) != JK_OK)
-			return e;
-	}
 	return JK_OK;
 }
 
-static enum jk_err
-parse_jobs_root(json_t *root, struct jk_job_list *out, char *err, size_t errlen)
-{
-	json_t *jobs = json_object_get(root, "jobs");
-	size_t cap = 0;
-	enum jk_err e;
+/*
+ * The root of a job list, {"_class":...,"jobs":[...]}, is walked here and
+ * each entry of its "jobs" array is handed to jansson on its own: as one
+ * tree, 10,000 jobs are 30 MB of jansson values for 4.5 MB of text, and
+ * building and freeing it was most of a coordinator's refresh. One entry
+ * is a few kB, parsed in this thread's arena (jarena.h) where there is
+ * one and dropped before the next. jansson parses every value, key and
+ * entry; this scanner only steps over whitespace and the punctuation
+ * between them.
+ */
+struct jscan {
+	const char *s;
+	size_t      len, pos;
+};
 
-	memset(out, 0, sizeof(*out));
-	if (!json_is_array(jobs))
-		e = jwrong(err, errlen, "", "jobs", "array", jobs);
-	else
-		e = parse_jobs_array(jobs, "jobs", "", 0, out, &cap, err, errlen);
-	if (e != JK_OK)
-		jk_job_list_free(out);
-	return e;
+static void
+jscan_ws(struct jscan *sc)
+{
+	while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' ||
+	    sc->s[sc->pos] == '\n' || sc->s[sc->pos] == '\r'))
+		sc->pos++;
+}
+
+static bool
+jscan_take(struct jscan *sc, char ch)
+{
+	jscan_ws(sc);
+	if (sc->pos < sc->len && sc->s[sc->pos] == ch) {
+		sc->pos++;
+		return true;
+	}
+	return false;
+}
+
+static enum jk_err
+jscan_expected(const struct jscan *sc, const char *what, char *err, size_t errlen)
+{
+	set_msg(err, errlen, "malformed JSON: expected %s at byte %zu", what, sc->pos);
+	return JK_EPROTO;
+}
+
+/* The value at the scanner, parsed by jansson; NULL with err set. */
+static json_t *
+jscan_value(struct jscan *sc, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *v;
+
+	jscan_ws(sc);
+	if (!(v = json_loadb(sc->s + sc->pos, sc->len - sc->pos,
+	    JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je))) {
+		set_msg(err, errlen, "malformed JSON: %s at byte %zu", je.text,
+		    sc->pos + (size_t)(je.position > 0 ? je.position : 0));
+		return NULL;
+	}
+	sc->pos += (size_t)je.position;
+	return v;
+}
+
+/* The root's "jobs" array, entry by entry. */
+static enum jk_err
+jscan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
+{
+	enum jk_err e;
+	json_t *v;
+	size_t i;
+
+	if (!jscan_take(sc, '[')) {
+		if (!(v = jscan_value(sc, err, errlen)))
+			return JK_EPROTO;
+		e = jwrong(err, errlen, "", "jobs", "array", v);
+		json_decref(v);
+		return e;
+	}
+	if (jscan_take(sc, ']'))
+		return JK_OK;
+	for (i = 0;; i++) {
+		bool arena = jarena_begin();
+
+		v = jscan_value(sc, err, errlen);
+		jarena_stop();
+		e = v ? parse_jobs_entry(v, "jobs", i, "", 0, out, cap, err, errlen) : JK_EPROTO;
+		if (arena)
+			jarena_drop();
+		else
+			json_decref(v);
+		if (e != JK_OK)
+			return e;
+		if (jscan_take(sc, ']'))
+			return JK_OK;
+		if (!jscan_take(sc, ','))
+			return jscan_expected(sc, "',' or ']'", err, errlen);
+	}
 }
 
 enum jk_err
 jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen)
 {
-	json_t *root;
-	enum jk_err e;
+	struct jscan sc = { json, json ? strlen(json) : 0, 0 };
+	bool seen = false, more;
+	size_t cap = 0;
+	enum jk_err e = JK_OK;
 
 	memset(out, 0, sizeof(*out));
-	if (!(root = jload(json, err, errlen)))
+	if (!json) {
+		set_msg(err, errlen, "malformed JSON: no document");
 		return JK_EPROTO;
-	e = parse_jobs_root(root, out, err, errlen);
-	json_decref(root);
+	}
+	if (!jscan_take(&sc, '{'))
+		return jscan_expected(&sc, "an object", err, errlen);
+	for (more = !jscan_take(&sc, '}'); more && e == JK_OK; ) {
+		json_t *key = jscan_value(&sc, err, errlen), *v;
+		bool jobs = key && json_is_string(key) && !strcmp(json_string_value(key), "jobs");
+
+		if (!key)
+			e = JK_EPROTO;
+		else if (!json_is_string(key))
+			e = jscan_expected(&sc, "a member name", err, errlen);
+		else if (!jscan_take(&sc, ':'))
+			e = jscan_expected(&sc, "':'", err, errlen);
+		else if (jobs && seen) {
+			set_msg(err, errlen, "malformed JSON: \"jobs\" given twice");
+			e = JK_EPROTO;
+		} else if (jobs) {
+			seen = true;
+			e = jscan_jobs(&sc, out, &cap, err, errlen);
+		} else if ((v = jscan_value(&sc, err, errlen)))
+			json_decref(v);
+		else
+			e = JK_EPROTO;
+		json_decref(key);
+		if (e == JK_OK && !(more = jscan_take(&sc, ',')) && !jscan_take(&sc, '}'))
+			e = jscan_expected(&sc, "',' or '}'", err, errlen);
+	}
+	if (e == JK_OK) {
+		jscan_ws(&sc);
+		if (sc.pos < sc.len)
+			e = jscan_expected(&sc, "the end of the document", err, errlen);
+		else if (!seen)
+			e = jwrong(err, errlen, "", "jobs", "array", NULL);
+	}
+	if (e != JK_OK)
+		jk_job_list_free(out);
 	return e;
 }
 
@@ -2186,21 +2309,16 @@ jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *
 	if (!(path = buf_take(&b)))
 		return nomem(c);
 	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK && (d = body_digest(c)) != *digest) {
-		json_t *root;
-
 		/*
-		 * 10,000 jobs are megabytes of text and a JSON tree several times
-		 * that: the old list goes before the tree is made, the text before
-		 * the tree becomes the new list (a failed parse leaves no list and
-		 * no digest, so the next call parses again).
+		 * 10,000 jobs are megabytes of text: the old list goes before
+		 * the new one is made, and the text once it is (a failed parse
+		 * leaves no list and no digest, so the next call parses again).
 		 */
 		jk_job_list_free(out);
 		*digest = 0;
-		root = jload(body_str(c), perr, sizeof(perr));
+		e = parsed(c, "GET", path, jk_parse_jobs(body_str(c), &fresh, perr, sizeof(perr)), perr);
 		free(c->body.s);
 		memset(&c->body, 0, sizeof(c->body));
-		e = parsed(c, "GET", path, root ? parse_jobs_root(root, &fresh, perr, sizeof(perr)) : JK_EPROTO, perr);
-		json_decref(root);
 		if (e == JK_OK) {
 			*out = fresh;
 			*digest = d;

@@ -249,7 +249,11 @@ int   jk_parse_location(const char *location, long *id);
 /* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */
 enum jk_err jk_classify_status(long status);
 
-/* Parse response bodies (as real Jenkins shapes them) into structs. */
+/*
+ * Parse response bodies (as real Jenkins shapes them) into structs.
+ * jk_parse_jobs parses one job at a time, in the calling thread's arena
+ * when the program installed one (jarena.h), which it drops on return.
+ */
 enum jk_err jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen);
 enum jk_err jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t errlen);
 enum jk_err jk_parse_node(const char *json, struct jk_node *out, char *err, size_t errlen);

@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
+#include "jarena.h"
 #include "jenkins.h"
 
 static char err[1024];
@@ -425,6 +427,102 @@ test_parse_jobs_malformed(void **state)
 	expect_jobs_error("{\"jobs\":[{\"name\":\"f\",\"jobs\":\"x\"}]}", "jobs[0].jobs: expected array");
 	expect_jobs_error("{\"jobs\":[{\"name\":\"f\",\"jobs\":[{\"name\":\"ok\"},{\"name\":null}]}]}",
 	    "jobs[0].jobs[1].name: expected string, got null");
+}
+
+/*
+ * The root object is scanned, not parsed whole (jk_parse_jobs): members in
+ * any order, whitespace anywhere, and every break of the grammar between
+ * the values is an error naming the byte.
+ */
+static void
+test_parse_jobs_root(void **state)
+{
+	struct jk_job_list l;
+
+	(void)state;
+	assert_int_equal(jk_parse_jobs(" \n{ \"_class\" : \"hudson.model.Hudson\" ,\r\n\t\"jobs\" :"
+	    " [ { \"name\" : \"a\" } , {\"name\":\"b]}\",\"labelExpression\":\"x\"} ] , \"views\":"
+	    " [{\"name\":\"all\",\"jobs\":[{\"name\":\"not-a-job\"}]}], \"n\": 12.5e3, \"t\": true,"
+	    " \"z\": null } \n", &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.jobs[0].full_name, "a");
+	assert_string_equal(l.jobs[1].full_name, "b]}");
+	assert_string_equal(l.jobs[1].label_expr, "x");
+	jk_job_list_free(&l);
+
+	assert_int_equal(jk_parse_jobs("{\"jobs\":[]}", &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 0);
+
+	expect_jobs_error("{\"jobs\":[]} x", "expected the end of the document at byte 12");
+	expect_jobs_error("{\"jobs\":[]}{}", "expected the end of the document");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"}{\"name\":\"b\"}]}", "expected ',' or ']' at byte 21");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},]}", "malformed JSON");
+	expect_jobs_error("{\"jobs\":[] \"x\":1}", "expected ',' or '}' at byte 11");
+	expect_jobs_error("{\"jobs\" []}", "expected ':' at byte 8");
+	expect_jobs_error("{5:[]}", "expected a member name");
+	expect_jobs_error("{jobs:[]}", "malformed JSON");
+	expect_jobs_error("{\"jobs\":[],}", "malformed JSON");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"}],\"jobs\":[]}", "\"jobs\" given twice");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"}", "expected ',' or ']' at byte 21");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"}],", "malformed JSON");
+	expect_jobs_error("{\"x\":[1,{]}", "malformed JSON");
+	expect_jobs_error("{\"jobs\":null}", "jobs: expected array, got null");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\",\"name\":\"b\"", "malformed JSON");
+}
+
+static void
+expect_same_jobs(const struct jk_job_list *a, const struct jk_job_list *b)
+{
+	size_t i, k;
+
+	assert_int_equal(a->n, b->n);
+	for (i = 0; i < a->n; i++) {
+		const struct jk_job *x = &a->jobs[i], *y = &b->jobs[i];
+
+		assert_string_equal(x->full_name, y->full_name);
+		assert_string_equal(x->name, y->name);
+		expect_str(x->url ? strdup(x->url) : NULL, y->url);
+		expect_str(x->label_expr ? strdup(x->label_expr) : NULL, y->label_expr);
+		assert_int_equal(x->buildable, y->buildable);
+		assert_int_equal(x->disabled, y->disabled);
+		assert_int_equal(x->concurrent, y->concurrent);
+		assert_int_equal(x->nparams, y->nparams);
+		for (k = 0; k < x->nparams; k++) {
+			assert_string_equal(x->params[k].name, y->params[k].name);
+			assert_string_equal(x->params[k].type, y->params[k].type);
+			assert_int_equal(x->params[k].kind, y->params[k].kind);
+		}
+	}
+}
+
+/*
+ * Last, since the hooks stay installed: with the daemon's arena the job
+ * list comes out the same, errors included, and the arena is reused.
+ */
+static void
+test_parse_jobs_arena(void **state)
+{
+	struct jk_job_list plain, arena;
+	json_t *o;
+	int round;
+
+	(void)state;
+	assert_int_equal(jk_parse_jobs(jobs_json, &plain, err, sizeof(err)), JK_OK);
+	jarena_install();
+	for (round = 0; round < 3; round++) {
+		assert_int_equal(jk_parse_jobs(jobs_json, &arena, err, sizeof(err)), JK_OK);
+		expect_same_jobs(&plain, &arena);
+		jk_job_list_free(&arena);
+	}
+	jk_job_list_free(&plain);
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":\"f\",\"jobs\":[{\"name\":null}]}]}",
+	    "jobs[1].jobs[0].name: expected string, got null");
+	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":", "malformed JSON");
+	/* jansson outside jk_parse_jobs is untouched by the hooks. */
+	o = json_pack("{s:s}", "k", "v");
+	assert_non_null(o);
+	json_decref(o);
+	jarena_free();
 }
 
 /* ---- nodes ---- */
@@ -1145,6 +1243,8 @@ main(void)
 		cmocka_unit_test(test_parse_allowed_nodes),
 		cmocka_unit_test(test_parse_allowed_nodes_errors),
 		cmocka_unit_test(test_client_bad_args),
+		cmocka_unit_test(test_parse_jobs_root),
+		cmocka_unit_test(test_parse_jobs_arena),	/* last: installs the hooks */
 	};
 	int rc;
 
