@@ -2,10 +2,11 @@
 """make bench: measure the agent against the floor gearmand sets (issue 7).
 
 Every scenario runs real processes on loopback: gearmand, the Jenkins test
-server (tests/jenkins), our coordinator and node agents, and two C programs
+server (tests/jenkins), our coordinator and node agents, and the C programs
 that are the baseline: bench/bare_pool (libgearman workers that only answer
-WORK_COMPLETE) and bench/bench_client (a libgearman client that times every
-job). The bare pool runs on the same gearmand in the same run, so each of our
+WORK_COMPLETE), bench/bench_client (a libgearman client that times every
+job) and bench/lib_floor (the agent's libraries in an empty program, for
+memory). The bare pool runs on the same gearmand in the same run, so each of our
 figures sits next to the floor it is compared with.
 
   latency       1 node x 4 executors, sequential zero-length builds:
@@ -16,8 +17,8 @@ figures sits next to the floor it is compared with.
                 executors: cold start, gearmand SIGKILL + restart, a
                 SUBMIT_JOB_HIGH probe every 10 ms meanwhile, coordinator
                 refresh CPU and requests, coordinator RSS
-  footprint     one agent, 8 executors, 10,000 functions: RSS, idle CPU,
-                idle requests, requests for one 30 s build
+  footprint     one agent, 8 executors, 10,000 functions: RSS (next to
+                lib_floor's), idle CPU, idle requests, requests for one 30 s build
 
   bench.py [--quick] [--only NAME[,NAME]] [--out DIR] [--build DIR]
 
@@ -93,7 +94,8 @@ class Bin:
     def __init__(self, build):
         self.pool = os.path.join(build, "bench", "bare_pool")
         self.client = os.path.join(build, "bench", "bench_client")
-        for p in (self.pool, self.client):
+        self.floor = os.path.join(build, "bench", "lib_floor")
+        for p in (self.pool, self.client, self.floor):
             if not os.access(p, os.X_OK):
                 sys.exit("bench: %s missing: run make bench-build" % p)
 
@@ -103,6 +105,20 @@ def clean_env():
     e.pop("GEARMAN_SERVERS", None)
     e.pop("GEARMAN_SERVER", None)
     return e
+
+
+def lib_floor_mem(b):
+    """mem_kb of bench/lib_floor: the agent's libraries, initialised, and nothing else."""
+    p = subprocess.Popen([b.floor], stdout=subprocess.PIPE, env=clean_env(), text=True)
+    try:
+        line = p.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError("lib_floor did not get ready (%r)" % line)
+        return mem_kb(p.pid)
+    finally:
+        p.terminate()
+        p.wait(10)
+        p.stdout.close()
 
 
 class BarePool:
@@ -629,6 +645,7 @@ class Bench:
                           ident="fp-bare")
             bare_mem = mem_kb(bp.proc.pid)
             bp.stop()      # it would take the agent's jobs
+            floor_mem = lib_floor_mem(self.bin)
             ag = self.node(s, gm, jk, "fp1", refresh=30)
             wait_for(lambda: len(gm.functions_of("fp1") or []) == nfun, timeout=60,
                      what="fp1 registered %d functions" % nfun)
@@ -660,7 +677,8 @@ class Bench:
             s.cleanup()
         self.figures["footprint"] = {
             "functions": nfun, "executors": execs, "mem_kb": m, "mem_kb_after_build": m_after,
-            "bare_pool_mem_kb": bare_mem, "idle_s": round(idle_wall, 1), "idle_cpu_s": idle_cpu,
+            "bare_pool_mem_kb": bare_mem, "lib_floor_mem_kb": floor_mem,
+            "idle_s": round(idle_wall, 1), "idle_cpu_s": idle_cpu,
             "idle_requests": idle_reqs, "build_s": build_s, "build_requests": len(build_reqs),
             "build_request_paths": sorted(set(r["method"] + " " + r["path"].split("?")[0]
                                               for r in build_reqs))}
@@ -668,6 +686,10 @@ class Bench:
                  target=8, baseline=round(bare_mem["rss"] / 1024, 1),
                  ratio=round(m["rss"] / bare_mem["rss"], 2),
                  note="baseline: bare pool, 8 workers x %d functions" % nfun)
+        self.row("the agent's libraries alone, initialised (bench/lib_floor)",
+                 round(floor_mem["rss"] / 1024, 1), "MB",
+                 note="the least RSS of any program on Debian's libcurl, libgearman, jansson, inih; "
+                      "the agent's own share is %.1f MB" % ((m["rss"] - floor_mem["rss"]) / 1024))
         self.row("agent private memory (USS) / PSS", "%.1f / %.1f" % (m["uss"] / 1024, m["pss"] / 1024),
                  "MB", baseline="%.1f / %.1f" % (bare_mem["uss"] / 1024, bare_mem["pss"] / 1024))
         self.row("agent peak RSS (VmHWM)", round(m_after["hwm"] / 1024, 1), "MB")
@@ -713,7 +735,8 @@ class Bench:
                  "%s, %d cores (%s), %s, commit %s. Written by `make bench` (bench/bench.py)."
                  % (m["date"], m["cores"], m["cpu"], m["gearmand"], m["commit"]),
                  "Baseline: bench/bare_pool and bench/bench_client (bare libgearman) on the same gearmand "
-                 "in the same run; ratio = measured / baseline.", "",
+                 "in the same run; ratio = measured / baseline. Memory also next to bench/lib_floor, "
+                 "the agent's libraries initialised in an otherwise empty program.", "",
                  "| figure | measured | target | baseline | ratio | met |",
                  "|---|---|---|---|---|---|"]
 
