@@ -14,9 +14,10 @@ figures sits next to the floor it is compared with.
   throughput    20 agents x 4 executors, 10,000 zero-length builds at
                 concurrency 100, CPU seconds of every process
   registration  10,000 jobs (label expressions of 1-3 atoms) x 50 nodes x 8
-                executors: cold start, gearmand SIGKILL + restart, a
-                SUBMIT_JOB_HIGH probe every 10 ms meanwhile, coordinator
-                refresh CPU and requests, coordinator RSS
+                executors: cold start, gearmand SIGKILL + restart, both
+                again with the agents at nice 19, a SUBMIT_JOB_HIGH probe
+                every 10 ms meanwhile; coordinator refresh CPU and
+                requests, coordinator RSS
   footprint     one agent, 8 executors, 10,000 functions: RSS (next to
                 lib_floor's), idle CPU, idle requests, requests for one 30 s build
 
@@ -69,12 +70,6 @@ def mem_kb(pid):
                 out["hwm"] = int(line.split()[1])
     return {"rss": out["Rss"], "pss": out["Pss"],
             "uss": out["Private_Clean"] + out["Private_Dirty"], "hwm": out["hwm"]}
-
-
-def renice(pid, nice):
-    """Every thread of pid (a process's nice value is per thread on Linux)."""
-    for tid in os.listdir("/proc/%d/task" % pid):
-        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
 def pct(values, p):
@@ -283,8 +278,8 @@ class Bench:
         system.items.append(j)
         return j
 
-    def node(self, system, gm, jk, name, status_interval=10, refresh=30):
-        return system.node(gm, jk, name, refresh=refresh,
+    def node(self, system, gm, jk, name, status_interval=10, refresh=30, nice=0):
+        return system.node(gm, jk, name, refresh=refresh, nice=nice,
                            extra={"node": {"status_interval": status_interval},
                                   "log": {"level": "info"}})
 
@@ -436,7 +431,9 @@ class Bench:
             t = time.monotonic()
             jk = self.jenkins(s, fixture)
             print("  test server up with %d jobs in %.1f s" % (njobs, time.monotonic() - t), flush=True)
-            co = s.coordinator(gm, jk, refresh=2, extra={"log": {"level": "debug"}})
+            # the default refresh (30 s) through the storms: a refresh makes the test
+            # server write 4.5 MB of JSON in Python, on the cores the storm shares
+            co = s.coordinator(gm, jk, refresh=30, extra={"log": {"level": "debug"}})
             wait_for(lambda: "map " in co.log() and " functions" in co.log(), timeout=120,
                      what="coordinator's first map")
             first_map_cpu = cpu_s(co.proc.pid)
@@ -444,48 +441,50 @@ class Bench:
             expected = self.expected_counts(gm, fixture)
             total = sum(expected.values())
             per_node = self.per_node
-            # cold start: the probe worker and client first, then every agent at once
-            probe = BarePool(self.bin, s.tmp, gm, 1, ["bench:probe"], ident="probe")
-            s.items.append(_Stopper(probe))
-            pc = Client(self.bin, s.tmp, gm, ["bench:probe"], high=True, interval_ms=10,
-                        duration_s=3600, timeout_ms=20000, tag="probe-cold")
-            time.sleep(0.5)   # a baseline of quiet probes before the storm
-            g0 = cpu_s(gm.proc.pid)
-            t0 = time.time()
-            nodes = []
-            for i in range(nnodes):
-                nodes.append(self.node(s, gm, jk, "n%02d" % i))
-            t_cold = self.wait_registered(gm, expected, nodes, t0, "cold start")
-            g_cold = cpu_s(gm.proc.pid) - g0
-            time.sleep(0.5)
-            pc.proc.send_signal(signal.SIGINT)
-            pc.wait()
-            probes.append(("cold start", pc, t0, t0 + t_cold))
-            agent_cpu_cold = sum(cpu_s(a.proc.pid) for a in nodes)
-
-            # gearmand SIGKILLed and restarted on the same port, twice: the second
-            # time with the agents at nice 19. Here 50 agents share 2 cores with
-            # gearmand; on real nodes their CPU is not gearmand's.
-            t_restart, gm_cur = {}, gm
-            for what, nice in (("gearmand restart", 0), ("gearmand restart, agents at nice 19", 19)):
-                if nice:
+            times, cpu, gm_cur, nodes = {}, {}, gm, []
+            # Four storms: every agent started at once (cold start), then gearmand
+            # SIGKILLed and restarted on the same port; both again with the agents
+            # at nice 19. Here 50 agents share 2 cores with gearmand; on real nodes
+            # their CPU is not gearmand's.
+            for what, nice in (("cold start", 0), ("gearmand restart", 0),
+                               ("cold start, agents at nice 19", 19),
+                               ("gearmand restart, agents at nice 19", 19)):
+                restart = what.startswith("gearmand restart")
+                if not restart and nodes:
                     for a in nodes:
-                        renice(a.proc.pid, nice)
-                probe.stop()
-                gm_cur.kill()
-                gm2 = gm_cur = Gearmand(s.tmp, port=gm.port).start()
-                s.items.append(gm2)
-                t0 = time.time()
-                # a fresh probe worker: bare_pool's own reconnect pause would count as latency
-                probe = BarePool(self.bin, s.tmp, gm2, 1, ["bench:probe"], ident="probe-%d" % nice)
+                        a.signal(signal.SIGTERM)
+                    for a in nodes:
+                        a.stop()
+                    def gone():
+                        st = status_counts(gm_cur)
+                        return not any(st.get(f) for f in expected)
+                    wait_for(gone, timeout=30, interval=0.2, what="the stopped agents' functions gone")
+                if restart:
+                    # the agents reconnect as soon as gearmand listens: the storm
+                    # starts there, and the probes with it
+                    gm_cur.kill()
+                    gm_cur = Gearmand(s.tmp, port=gm.port).start()
+                    s.items.append(gm_cur)
+                    g0, t0 = cpu_s(gm_cur.proc.pid), time.time()
+                    a0 = sum(cpu_s(a.proc.pid) for a in nodes)
+                # a fresh probe worker each time: after a restart, bare_pool's own
+                # reconnect pause would count as latency
+                probe = BarePool(self.bin, s.tmp, gm_cur, 1, ["bench:probe"], ident="probe-%d" % len(probes))
                 s.items.append(_Stopper(probe))
-                pc = Client(self.bin, s.tmp, gm2, ["bench:probe"], high=True, interval_ms=10,
-                            duration_s=3600, timeout_ms=20000, tag="probe-restart-%d" % nice)
-                t_restart[what] = self.wait_registered(gm2, expected, nodes, t0, what)
+                pc = Client(self.bin, s.tmp, gm_cur, ["bench:probe"], high=True, interval_ms=10,
+                            duration_s=3600, timeout_ms=20000, tag="probe-%d" % len(probes))
+                if not restart:
+                    time.sleep(0.5)   # a baseline of quiet probes before the storm
+                    g0, t0, a0 = cpu_s(gm_cur.proc.pid), time.time(), 0
+                    nodes = [self.node(s, gm, jk, "n%02d" % i, nice=nice) for i in range(nnodes)]
+                times[what] = self.wait_registered(gm_cur, expected, nodes, t0, what)
+                cpu[what] = {"gearmand_s": round(cpu_s(gm_cur.proc.pid) - g0, 2),
+                             "agents_s": round(sum(cpu_s(a.proc.pid) for a in nodes) - a0, 2)}
                 time.sleep(0.5)
                 pc.proc.send_signal(signal.SIGINT)
                 pc.wait()
-                probes.append((what, pc, t0, t0 + t_restart[what]))
+                probe.stop()
+                probes.append((what, pc, t0, t0 + times[what]))
 
             comem_storms = mem_kb(co.proc.pid)
             agmem = max((mem_kb(a.proc.pid) for a in nodes), key=lambda m: m["rss"])
@@ -496,6 +495,7 @@ class Bench:
                 a.signal(signal.SIGTERM)
             for a in nodes:
                 a.stop()
+            self.set_refresh(co, 2)
             refresh = self.refreshes(co, jk, changed=False)
             refresh_changed = self.refreshes(co, jk, changed=True)
             comem = mem_kb(co.proc.pid)
@@ -505,8 +505,7 @@ class Bench:
             "jobs": njobs, "nodes": nnodes, "executors": execs, "functions_total": total,
             "functions_per_node": {"min": min(per_node), "avg": round(sum(per_node) / len(per_node)),
                                    "max": max(per_node)},
-            "cold_start_s": t_cold, "gearmand_restart_s": t_restart,
-            "gearmand_cpu_s_cold": round(g_cold, 2), "agents_cpu_s_cold": round(agent_cpu_cold, 2),
+            "registered_s": times, "storm_cpu": cpu,
             "coordinator_first_map_cpu_s": round(first_map_cpu, 3),
             "refresh_unchanged": refresh, "refresh_changed": refresh_changed,
             "coordinator_mem_kb": comem, "coordinator_mem_kb_first_map": comem_first,
@@ -514,10 +513,12 @@ class Bench:
             "largest_agent_mem_kb": agmem, "probes": {}}
         self.row("functions registered (%d nodes; per node min/avg/max %d/%d/%d)" %
                  (nnodes, min(per_node), sum(per_node) // len(per_node), max(per_node)), total, "")
-        self.row("all registered after a cold start of every agent", t_cold, "s", target=5)
-        for what, t in t_restart.items():
-            self.row("all registered after %s" % what.replace("gearmand restart", "gearmand SIGKILL + restart"),
-                     t, "s", target=5)
+        for what, t in times.items():
+            self.row("all registered after %s" % what.replace("gearmand restart", "gearmand SIGKILL + restart")
+                     .replace("cold start", "a cold start of every agent"), t, "s", target=5)
+        for what, c in cpu.items():
+            self.row("CPU in the %s storm: gearmand / all agents" % what,
+                     "%s / %s" % (c["gearmand_s"], c["agents_s"]), "s")
         for what, pc, a, b in probes:
             lat = [r["complete"] - r["submit"] for r in pc.recs if r["complete"]]
             bad = sum(1 for r in pc.recs if r["status"] != "complete")
@@ -541,7 +542,7 @@ class Bench:
                  "%s / %s" % (refresh["requests"], refresh_changed["requests"]), "req",
                  note="constant: independent of jobs and nodes")
         self.row("coordinator RSS after its first map", round(comem_first["rss"] / 1024, 1), "MB")
-        self.row("coordinator RSS after serving %d agents through both storms" % nnodes,
+        self.row("coordinator RSS after serving %d agents through the storms" % nnodes,
                  round(comem_storms["rss"] / 1024, 1), "MB")
         self.row("coordinator RSS (%d jobs x %d nodes), after the refreshes" % (njobs, nnodes),
                  round(comem["rss"] / 1024, 1), "MB", target=64)
@@ -601,6 +602,21 @@ class Bench:
             time.sleep(0.05)
         missing = sum(1 for f, k in expected.items() if st.get(f, 0) < k)
         raise AssertionError("%s: %d functions still not registered after 120 s" % (what, missing))
+
+    def set_refresh(self, co, seconds):
+        """Rewrite the coordinator's refresh, SIGHUP it, and wait for the refresh
+        that ends the sleep under the old interval."""
+        import re
+        from conftest import wait_for
+        with open(co.path) as f:
+            ini = f.read()
+        with open(co.path, "w") as f:
+            f.write(re.sub(r"(?m)^refresh = \d+$", "refresh = %d" % seconds, ini))
+        n0 = len(re.findall(r"\bmap \S+( unchanged|: \d+ jobs)", co.log()))
+        co.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload: " in co.log(), timeout=10, what="the coordinator's reload")
+        wait_for(lambda: len(re.findall(r"\bmap \S+( unchanged|: \d+ jobs)", co.log())) > n0,
+                 timeout=40, what="a coordinator refresh")
 
     def refreshes(self, co, jk, changed):
         """Coordinator CPU and master requests per refresh, over a few refreshes;

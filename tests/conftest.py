@@ -151,7 +151,7 @@ class Daemon:
                     f.write("%s = %s\n" % (k, v))
         self.proc = None
 
-    def start(self, env=None):
+    def start(self, env=None, nice=0):
         self.logf = open(self.logpath, "ab")
         e = dict(os.environ)
         e.pop("GEARMAN_SERVERS", None)
@@ -164,7 +164,8 @@ class Daemon:
             cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                    "--track-origins=yes"] + cmd
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=e)
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=e,
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         return self
 
     def log(self):
@@ -231,7 +232,7 @@ class System:
         self.items.append(d)
         return d
 
-    def node(self, gm, jenkins, node, master="jenkins01", refresh=1, extra=None):
+    def node(self, gm, jenkins, node, master="jenkins01", refresh=1, extra=None, nice=0):
         servers = ",".join(g.server for g in (gm if isinstance(gm, list) else [gm]))
         sec = {"gearman": {"servers": servers},
                "jenkins": {"url": jenkins.url},
@@ -241,7 +242,7 @@ class System:
                "log": {"level": "debug"}}
         for k, v in (extra or {}).items():
             sec.setdefault(k, {}).update(v)
-        d = Daemon(self.tmp, "node", node, sec).start()
+        d = Daemon(self.tmp, "node", node, sec).start(nice=nice)
         self.items.append(d)
         return d
 
