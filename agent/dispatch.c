@@ -385,7 +385,7 @@ tend_conn(struct dispatch *d, size_t i, bool *grabbing)
 		*grabbing = true;
 }
 
-/* One GRAB out at a time, only with a free executor and the node's permission. */
+/* One GRAB out at a time: a free executor, the node's permission, no registration under way. */
 static void
 maybe_grab(struct dispatch *d)
 {

@@ -5,8 +5,8 @@
  * the heap. The pages are kept from one parse to the next: fresh pages
  * must be faulted in and zeroed, which measured as costly as the malloc
  * churn the arena removes. A parse that needed several chunks leaves one
- * chunk of their total size behind, so a steady job list is parsed into
- * one chunk that is already there.
+ * chunk of their total size behind (up to KEEP_MAX), so a steady job list
+ * is parsed into one chunk that is already there.
  */
 #include "jarena.h"
 
@@ -16,10 +16,28 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#if defined(__SANITIZE_ADDRESS__)		/* gcc */
+#define JARENA_ASAN 1
+#elif defined(__has_feature)			/* clang */
+#if __has_feature(address_sanitizer)
+#define JARENA_ASAN 1
+#endif
+#endif
+#ifdef JARENA_ASAN
+#include <sanitizer/asan_interface.h>
+/* Under ASan, a dropped value is poisoned: a use after jarena_drop() is caught. */
+#define POISON(p, n)	ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n)	ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)	((void)(p), (void)(n))
+#define UNPOISON(p, n)	((void)(p), (void)(n))
+#endif
+
 #define ALIGN		_Alignof(max_align_t)
 #define ROUND(n, a)	(((n) + (a) - 1) & ~((size_t)(a) - 1))
 #define PAGE		4096
 #define FIRST_CHUNK	(1024 * 1024)
+#define KEEP_MAX	(8 * 1024 * 1024)	/* pages kept between parses, at most */
 #define MAX_VALUE	((size_t)1 << 30)	/* no single allocation above this */
 
 struct chunk {
@@ -58,6 +76,7 @@ chunk_new(struct arena *a, size_t need)
 	c = m;
 	c->used = (char *)m + CHUNK_HDR;
 	c->end = (char *)m + size;
+	POISON(c->used, (size_t)(c->end - c->used));
 	c->next = a->chunks;
 	a->chunks = c;
 	a->next_size = size * 2;
@@ -70,8 +89,11 @@ chunks_unmap(struct arena *a)
 	struct chunk *c, *next;
 
 	for (c = a->chunks; c; c = next) {
+		size_t size = (size_t)(c->end - (char *)c);
+
 		next = c->next;
-		munmap(c, (size_t)(c->end - (char *)c));
+		UNPOISON(c, size);	/* ASan's shadow outlives the mapping */
+		munmap(c, size);
 	}
 	a->chunks = NULL;
 }
@@ -93,6 +115,7 @@ arena_malloc(size_t n)
 		return NULL;
 	p = c->used;
 	c->used += need;
+	UNPOISON(p, n);
 	return p;
 }
 
@@ -130,6 +153,11 @@ jarena_stop(void)
 	arena.on = false;
 }
 
+/*
+ * One entry is a few kB, but a folder's entry is its whole subtree: a
+ * folder of 10,000 jobs is a tree of 30 MB. Up to KEEP_MAX stays mapped
+ * for the next parse; a larger arena is unmapped rather than kept.
+ */
 void
 jarena_drop(void)
 {
@@ -140,14 +168,16 @@ jarena_drop(void)
 	a->on = false;
 	if (!a->chunks)
 		return;
-	if (!a->chunks->next) {
-		a->chunks->used = (char *)a->chunks + CHUNK_HDR;
-		return;
-	}
 	for (c = a->chunks; c; c = c->next)
 		total += (size_t)(c->end - (char *)c);
+	if (!a->chunks->next && total <= KEEP_MAX) {
+		c = a->chunks;
+		c->used = (char *)c + CHUNK_HDR;
+		POISON(c->used, (size_t)(c->end - c->used));
+		return;
+	}
 	chunks_unmap(a);
-	a->next_size = total;
+	a->next_size = total <= KEEP_MAX ? total : 0;
 }
 
 void

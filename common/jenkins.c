@@ -1311,14 +1311,21 @@ jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errle
 	if (!jscan_take(&sc, '{'))
 		return jscan_expected(&sc, "an object", err, errlen);
 	for (more = !jscan_take(&sc, '}'); more && e == JK_OK; ) {
-		json_t *key = jscan_value(&sc, err, errlen), *v;
-		bool jobs = key && json_is_string(key) && !strcmp(json_string_value(key), "jobs");
+		json_t *key, *v;
+		size_t at;
+		bool jobs;
+
+		jscan_ws(&sc);
+		at = sc.pos;
+		key = jscan_value(&sc, err, errlen);
+		jobs = key && json_is_string(key) && !strcmp(json_string_value(key), "jobs");
 
 		if (!key)
 			e = JK_EPROTO;
-		else if (!json_is_string(key))
+		else if (!json_is_string(key)) {
+			sc.pos = at;
 			e = jscan_expected(&sc, "a member name", err, errlen);
-		else if (!jscan_take(&sc, ':'))
+		} else if (!jscan_take(&sc, ':'))
 			e = jscan_expected(&sc, "':'", err, errlen);
 		else if (jobs && seen) {
 			set_msg(err, errlen, "malformed JSON: \"jobs\" given twice");

@@ -452,6 +452,12 @@ test_parse_jobs_root(void **state)
 
 	assert_int_equal(jk_parse_jobs("{\"jobs\":[]}", &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 0);
+	/* A number right before '}', escapes that look like the end of a string. */
+	assert_int_equal(jk_parse_jobs("{\"s\":\"a\\\"}\\\\\",\"jobs\":[{\"name\":\"x\\\"]\"}],\"n\":1}",
+	    &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.jobs[0].name, "x\"]");
+	jk_job_list_free(&l);
 
 	expect_jobs_error("{\"jobs\":[]} x", "expected the end of the document at byte 12");
 	expect_jobs_error("{\"jobs\":[]}{}", "expected the end of the document");
@@ -459,7 +465,7 @@ test_parse_jobs_root(void **state)
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},]}", "malformed JSON");
 	expect_jobs_error("{\"jobs\":[] \"x\":1}", "expected ',' or '}' at byte 11");
 	expect_jobs_error("{\"jobs\" []}", "expected ':' at byte 8");
-	expect_jobs_error("{5:[]}", "expected a member name");
+	expect_jobs_error("{5:[]}", "expected a member name at byte 1");
 	expect_jobs_error("{jobs:[]}", "malformed JSON");
 	expect_jobs_error("{\"jobs\":[],}", "malformed JSON");
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"}],\"jobs\":[]}", "\"jobs\" given twice");
@@ -499,22 +505,57 @@ expect_same_jobs(const struct jk_job_list *a, const struct jk_job_list *b)
  * Last, since the hooks stay installed: with the daemon's arena the job
  * list comes out the same, errors included, and the arena is reused.
  */
+/* A folder of n jobs: one entry of the root's "jobs", megabytes as a tree. */
+static char *
+big_folder_json(int n)
+{
+	size_t cap = (size_t)n * 200 + 200, len;
+	char *s = malloc(cap);
+	int i;
+
+	assert_non_null(s);
+	len = (size_t)snprintf(s, cap, "{\"jobs\":[{\"_class\":\"com.cloudbees.hudson.plugins.folder.Folder\","
+	    "\"name\":\"big\",\"jobs\":[");
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s{\"name\":\"j%d\",\"labelExpression\":\"linux && x%d\","
+		    "\"property\":[{\"parameterDefinitions\":[{\"name\":\"P\",\"type\":\"StringParameterDefinition\"}]}]}",
+		    i ? "," : "", i, i % 7);
+	snprintf(s + len, cap - len, "]},{\"name\":\"after\"}]}");
+	return s;
+}
+
+/*
+ * Last, since the hooks stay installed: with the daemon's arena the job
+ * list comes out the same, errors included, for small entries (one chunk,
+ * kept) and a folder of megabytes (many chunks, unmapped).
+ */
 static void
 test_parse_jobs_arena(void **state)
 {
-	struct jk_job_list plain, arena;
+	struct jk_job_list plain, big_plain, arena;
+	char *big = big_folder_json(20000);
 	json_t *o;
 	int round;
 
 	(void)state;
 	assert_int_equal(jk_parse_jobs(jobs_json, &plain, err, sizeof(err)), JK_OK);
+	assert_int_equal(jk_parse_jobs(big, &big_plain, err, sizeof(err)), JK_OK);
+	assert_int_equal(big_plain.n, 20001);
+	assert_false(jarena_begin());	/* not installed yet */
 	jarena_install();
+	assert_true(jarena_begin());
+	jarena_drop();
 	for (round = 0; round < 3; round++) {
 		assert_int_equal(jk_parse_jobs(jobs_json, &arena, err, sizeof(err)), JK_OK);
 		expect_same_jobs(&plain, &arena);
 		jk_job_list_free(&arena);
+		assert_int_equal(jk_parse_jobs(big, &arena, err, sizeof(err)), JK_OK);
+		expect_same_jobs(&big_plain, &arena);
+		jk_job_list_free(&arena);
 	}
 	jk_job_list_free(&plain);
+	jk_job_list_free(&big_plain);
+	free(big);
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":\"f\",\"jobs\":[{\"name\":null}]}]}",
 	    "jobs[1].jobs[0].name: expected string, got null");
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":", "malformed JSON");
