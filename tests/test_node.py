@@ -306,6 +306,9 @@ def test_master_unreachable_takes_no_job(system):
     wait_registered(gm, "n1", 1, "build:unit")
     jk.fail(503, 3)
     c = PerlClient(gm, "build:unit", "{}")
+    # The agent's grab after registering may meet the failures first: wait for the job
+    # itself, then for the agent to have looked at the master and declined.
+    wait_for(lambda: gm.status().get("build:unit", (0,))[0] == 1, what="job queued")
     agents["n1"].wait_log("not taking jobs: ", timeout=5)
     # The job waits in gearmand (where another master could take it), not in this agent.
     assert gm.status()["build:unit"][:2] == (1, 0)
