@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +49,15 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 # ---------------------------------------------------------------- measuring
+
+# The coordinator's line for each refresh, changed or not.
+MAP_LINE = re.compile(r"\bmap \S+( unchanged|: \d+ jobs)")
+
+
+def maps_logged(co):
+    """How many refreshes the coordinator has logged."""
+    return len(MAP_LINE.findall(co.log()))
+
 
 def cpu_s(pid):
     """User + system CPU seconds a process has used so far."""
@@ -573,7 +583,6 @@ class Bench:
         figure is the later of the last agent's line and gearmand's answer
         when that answer came back complete at once, else the time gearmand
         first agreed."""
-        import re
         line = re.compile(r"^(\S+) jga-node\[\d+\] info: \S+: (\d+) functions registered on gearmand",
                           re.M)
         deadline = time.time() + 120
@@ -606,39 +615,32 @@ class Bench:
     def set_refresh(self, co, seconds):
         """Rewrite the coordinator's refresh, SIGHUP it, and wait for the refresh
         that ends the sleep under the old interval."""
-        import re
         from conftest import wait_for
         with open(co.path) as f:
             ini = f.read()
         with open(co.path, "w") as f:
             f.write(re.sub(r"(?m)^refresh = \d+$", "refresh = %d" % seconds, ini))
-        n0 = len(re.findall(r"\bmap \S+( unchanged|: \d+ jobs)", co.log()))
+        n0 = maps_logged(co)
         co.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload: " in co.log(), timeout=10, what="the coordinator's reload")
-        wait_for(lambda: len(re.findall(r"\bmap \S+( unchanged|: \d+ jobs)", co.log())) > n0,
-                 timeout=40, what="a coordinator refresh")
+        wait_for(lambda: maps_logged(co) > n0, timeout=40, what="a coordinator refresh")
 
     def refreshes(self, co, jk, changed):
         """Coordinator CPU and master requests per refresh, over a few refreshes;
         with changed, a job is added to the master before each of them."""
-        import re
         count = 3 if self.quick else 5
-        line = re.compile(r"\bmap \S+( unchanged|: \d+ jobs)")
-
-        def nmaps():
-            return len(line.findall(co.log()))
         from conftest import wait_for
-        n0 = nmaps()
-        wait_for(lambda: nmaps() > n0, timeout=30, what="a coordinator refresh")
+        n0 = maps_logged(co)
+        wait_for(lambda: maps_logged(co) > n0, timeout=30, what="a coordinator refresh")
         jk.reset_requests()
-        c0, n0 = cpu_s(co.proc.pid), nmaps()
+        c0, n0 = cpu_s(co.proc.pid), maps_logged(co)
         for i in range(count):
             if changed:
                 jk.add_job({"name": "added-%d-%d" % (i, time.time_ns()), "label": "linux",
                             "concurrent": True, "params": [{"type": "label", "name": "NODE_LABEL"}]})
-            wait_for(lambda: nmaps() >= n0 + i + 1, timeout=30, what="refresh %d" % (i + 1))
+            wait_for(lambda: maps_logged(co) >= n0 + i + 1, timeout=30, what="refresh %d" % (i + 1))
         time.sleep(0.5)    # the refresh logs its map, then frees the old one
-        done = nmaps() - n0
+        done = maps_logged(co) - n0
         cpu = cpu_s(co.proc.pid) - c0
         reqs = len(jk.requests())
         return {"refreshes": done, "cpu_ms": round(cpu * 1000 / done), "requests": round(reqs / done, 1)}

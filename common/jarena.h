@@ -1,13 +1,13 @@
 /*
- * jarena: a bump arena for one large JSON parse.
+ * jarena: a bump arena for JSON values that live for one parse.
  *
- * Parsing a master's job list builds a jansson tree of hundreds of
- * thousands of small values that lives a few milliseconds. With malloc,
- * building and freeing it is a third of the refresh's CPU. With the
- * arena, a thread's jansson allocations between jarena_begin() and
- * jarena_stop() are bumped out of mmap'd chunks, and jarena_drop()
- * drops the whole tree at once (no json_decref walk). The pages stay
- * for the next parse; jarena_free() unmaps them.
+ * jk_parse_jobs parses a master's job list one entry at a time: with
+ * malloc, making and freeing the hundreds of thousands of small jansson
+ * values of 10,000 jobs was a third of a coordinator refresh's CPU. With
+ * the arena, a thread's jansson allocations between jarena_begin() and
+ * jarena_stop() are bumped out of mmap'd chunks, and jarena_drop() drops
+ * them all at once (no json_decref walk). Up to 8 MB of pages stay for
+ * the next parse; jarena_free() unmaps them.
  *
  * jansson's allocation hooks are process-wide and take no context, so
  * the arena is per thread: a thread that has not begun one allocates
@@ -31,7 +31,7 @@ void jarena_install(void);
 bool jarena_begin(void);
 /* New allocations go to malloc again; values already in the arena stay. */
 void jarena_stop(void);
-/* Drop every value allocated in this thread's arena; its pages are kept. */
+/* Drop every value allocated in this thread's arena; up to 8 MB of pages are kept. */
 void jarena_drop(void);
 /* Drop them and unmap the pages (a thread that parses no more). */
 void jarena_free(void);
