@@ -508,7 +508,7 @@ run_job(struct executor *e, struct gw_job *job)
 	 * connection)? Only then can a build of it exist already.
 	 */
 	r.requeued = job->unique[0] && requeued(e, job);
-	if (job->unique[0] && state_load(n->cfg->state_dir, job->unique, &r.rec) == 0) {
+	if (job->unique[0] && state_load(n->state, job->unique, &r.rec) == 0) {
 		if (r.requeued && strcmp(r.rec.function, job->function) == 0) {
 			/* A build we started: re-attach needs only its record, not the map. */
 			r.recorded = true;
@@ -516,7 +516,7 @@ run_job(struct executor *e, struct gw_job *job)
 			r.full = strdup(r.rec.job);
 			r.pin = strdup("");
 		} else    /* a new job that reuses the unique of one we delivered */
-			state_remove(n->cfg->state_dir, job->unique);
+			state_remove(n->state, job->unique);
 	}
 	if (!r.recorded && !node_lookup_function(n, job->function, &r.full, &r.pin)) {
 		send_warning_fail(&r, "this worker no longer offers %s", job->function);
@@ -591,7 +591,7 @@ run_job(struct executor *e, struct gw_job *job)
 			snprintf(r.rec.function, sizeof(r.rec.function), "%s", job->function);
 			snprintf(r.rec.job, sizeof(r.rec.job), "%s", r.full);
 			r.rec.time = time(NULL);
-			r.recorded = state_save(n->cfg->state_dir, &r.rec) == 0;
+			r.recorded = state_save(n->state, &r.rec) == 0;
 		}
 		je = trigger(&r, &qid, &number);
 		if (je != JK_OK) {
@@ -604,7 +604,7 @@ run_job(struct executor *e, struct gw_job *job)
 		if (r.recorded) {
 			r.rec.queue_id = qid;
 			r.rec.number = number;
-			state_save(n->cfg->state_dir, &r.rec);
+			state_save(n->state, &r.rec);
 		}
 	}
 	if (!number) {
@@ -612,7 +612,7 @@ run_job(struct executor *e, struct gw_job *job)
 			goto out_single;
 		if (r.recorded) {
 			r.rec.number = number;
-			state_save(n->cfg->state_dir, &r.rec);
+			state_save(n->state, &r.rec);
 		}
 	}
 	node_build_started(n);
@@ -714,13 +714,13 @@ run_job(struct executor *e, struct gw_job *job)
 	 * the record lets this agent re-attach when it gets the job back.
 	 */
 	if (r.gm_ok && r.recorded)
-		state_remove(n->cfg->state_dir, r.rec.unique);
+		state_remove(n->state, r.rec.unique);
 	goto out;
 out_single:
 	if (single_use)
 		node_set_single_use(n, false);
 	if (r.recorded)
-		state_remove(n->cfg->state_dir, r.rec.unique);
+		state_remove(n->state, r.rec.unique);
 out:
 	if (!r.gm_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);

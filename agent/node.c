@@ -520,18 +520,18 @@ node_main(struct config *cfg)
 		struct build_rec *recs;
 		size_t nrec, k;
 
-		if (state_open(cfg->state_dir, err, sizeof(err)) < 0)
+		if (!(n.state = state_open(cfg->state_dir, err, sizeof(err))))
 			fatalx("%s", err);
 		/*
 		 * Builds started before a restart: their jobs come back from
 		 * gearmand and are re-attached (executor.c). Old ones are dropped.
 		 */
-		recs = state_list(cfg->state_dir, &nrec);
+		recs = state_list(n.state, &nrec);
 		for (k = 0; k < nrec; k++) {
 			if (recs[k].time < time(NULL) - 2 * 86400) {
 				log_info("forgetting build record of %s (unique %s): older than two days",
 				    recs[k].job, recs[k].unique);
-				state_remove(cfg->state_dir, recs[k].unique);
+				state_remove(n.state, recs[k].unique);
 			} else
 				log_info("build %s %s%ld (unique %s) is re-attached when its job comes back",
 				    recs[k].job, recs[k].number ? "#" : "queue item ",
@@ -575,6 +575,7 @@ node_main(struct config *cfg)
 			executor_join(n.ex[i]);
 	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
+	state_close(n.state);
 	pthread_cond_destroy(&n.changed);
 	pthread_mutex_destroy(&n.lock);
 	log_info("stopped");

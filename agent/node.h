@@ -46,10 +46,12 @@ struct nodemap {
 
 struct executor;
 struct dispatch;
+struct state;
 
 struct node {
 	struct config   *cfg;
 	struct dispatch *dispatch;    /* the Gearman connections (dispatch.c) */
+	struct state    *state;       /* the builds it started (state.c); has its own lock */
 	pthread_mutex_t  lock;        /* everything below */
 	pthread_cond_t   changed;     /* broadcast with node_wake_all */
 

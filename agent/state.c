@@ -1,4 +1,4 @@
-/* state: see state.h. A record is a small JSON file named after the hex of its unique id. */
+/* state: see state.h. */
 #include "state.h"
 
 #include "log.h"
@@ -8,144 +8,358 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-static void
-rec_path(const char *dir, const char *unique, char *out, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t len = (size_t)snprintf(out, n, "%s/build-", dir), i;
+#define JOURNAL     "builds.jsonl"
+/* Rewrite the journal once it has this many stale lines, and 4 per live record. */
+#define STALE_MAX   1024
 
-	for (i = 0; unique[i] && len + 3 < n; i++) {
-		out[len++] = hex[(unsigned char)unique[i] >> 4];
-		out[len++] = hex[(unsigned char)unique[i] & 15];
-	}
-	snprintf(out + len, n - len, ".json");
+struct state {
+	pthread_mutex_t   lock;
+	char             *dir;
+	int               dirfd;    /* holds the flock */
+	int               fd;       /* the journal, O_APPEND */
+	bool              torn;     /* a write failed: the last line may be cut */
+	size_t            stale;    /* journal lines no live record needs */
+	struct build_rec *rec;
+	size_t            n, cap;
+};
+
+static struct build_rec *
+find(struct state *st, const char *unique)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (strcmp(st->rec[i].unique, unique) == 0)
+			return &st->rec[i];
+	return NULL;
 }
 
-int
-state_open(const char *dir, char *err, size_t errlen)
+/* Replace or add r in memory. -1 if out of memory. */
+static int
+put(struct state *st, const struct build_rec *r)
 {
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(errno));
-		return -1;
+	struct build_rec *old = find(st, r->unique);
+
+	if (old) {
+		*old = *r;
+		return 0;
 	}
-	if (access(dir, W_OK | X_OK) < 0) {
-		snprintf(err, errlen, "[node] state_dir %s: not writable: %s", dir, strerror(errno));
-		return -1;
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 16;
+		struct build_rec *v = realloc(st->rec, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		st->rec = v;
+		st->cap = cap;
 	}
+	st->rec[st->n++] = *r;
 	return 0;
 }
 
-int
-state_save(const char *dir, const struct build_rec *r)
+static void
+drop(struct state *st, struct build_rec *r)
 {
-	char path[2048], tmp[2100], *text;
-	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:i,s:I}", "unique", r->unique, "function", r->function,
-	    "job", r->job, "queue_id", (json_int_t)r->queue_id, "number", r->number, "time", (json_int_t)r->time);
-	ssize_t len;
-	int fd, rc = -1;
-
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!text)
-		return -1;
-	rec_path(dir, r->unique, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		len = (ssize_t)strlen(text);
-		/* Written, not synced: see state.h. */
-		if (write(fd, text, (size_t)len) == len && close(fd) == 0) {
-			fd = -1;
-			rc = rename(tmp, path);
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (rc < 0) {
-		log_warn("state: cannot record build of %s in %s", r->unique, dir);
-		unlink(tmp);
-	}
-	free(text);
-	return rc;
+	*r = st->rec[--st->n];
 }
 
-static int
-parse(const char *path, struct build_rec *r)
+static json_t *
+rec_json(const struct build_rec *r)
 {
-	json_t *o = json_load_file(path, 0, NULL);
-	const char *u = json_string_value(json_object_get(o, "unique"));
-	const char *f = json_string_value(json_object_get(o, "function"));
-	const char *j = json_string_value(json_object_get(o, "job"));
+	return json_pack("{s:s,s:s,s:s,s:I,s:i,s:I}", "unique", r->unique, "function", r->function,
+	    "job", r->job, "queue_id", (json_int_t)r->queue_id, "number", r->number,
+	    "time", (json_int_t)r->time);
+}
 
+static bool
+copy(char *dst, size_t n, json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && (size_t)snprintf(dst, n, "%s", s) < n;
+}
+
+/* A record from o. 1: a record, 0: a "done" line for *r's unique, -1: not ours. */
+static int
+rec_parse(json_t *o, struct build_rec *r)
+{
 	memset(r, 0, sizeof(*r));
-	if (!u || !f || !j) {
-		json_decref(o);
+	if (!copy(r->unique, sizeof(r->unique), o, "unique"))
 		return -1;
-	}
-	snprintf(r->unique, sizeof(r->unique), "%s", u);
-	snprintf(r->function, sizeof(r->function), "%s", f);
-	snprintf(r->job, sizeof(r->job), "%s", j);
+	if (json_is_true(json_object_get(o, "done")))
+		return 0;
+	if (!copy(r->function, sizeof(r->function), o, "function") || !copy(r->job, sizeof(r->job), o, "job"))
+		return -1;
 	r->queue_id = (long)json_integer_value(json_object_get(o, "queue_id"));
 	r->number = (int)json_integer_value(json_object_get(o, "number"));
 	r->time = (time_t)json_integer_value(json_object_get(o, "time"));
+	return 1;
+}
+
+/* Append o as one line. A failed or short write leaves the journal to be rewritten. */
+static int
+append(struct state *st, json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct iovec iov[2];
+	ssize_t want, got;
+
 	json_decref(o);
-	return 0;
-}
-
-int
-state_load(const char *dir, const char *unique, struct build_rec *r)
-{
-	char path[2048];
-
-	rec_path(dir, unique, path, sizeof(path));
-	if (access(path, F_OK) < 0 || parse(path, r) < 0 || strcmp(r->unique, unique) != 0)
+	if (!text)
 		return -1;
+	iov[0].iov_base = text;
+	iov[0].iov_len = strlen(text);
+	iov[1].iov_base = "\n";
+	iov[1].iov_len = 1;
+	want = (ssize_t)iov[0].iov_len + 1;
+	got = writev(st->fd, iov, 2);
+	free(text);
+	if (got == want)
+		return 0;
+	if (got >= 0)
+		errno = ENOSPC;
+	log_warn("state: cannot write to %s/%s", st->dir, JOURNAL);
+	st->torn = true;
+	return -1;
+}
+
+/* Write the live records to a new journal and switch to it. */
+static int
+rewrite(struct state *st)
+{
+	char path[4200], tmp[4300];
+	int fd, old = st->fd;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	st->fd = fd;
+	for (i = 0; i < st->n; i++)
+		if (append(st, rec_json(&st->rec[i])) < 0)
+			break;
+	if (i < st->n || rename(tmp, path) < 0) {
+		int saved = errno;
+
+		close(fd);
+		unlink(tmp);
+		st->fd = old;
+		errno = saved;
+		return -1;
+	}
+	if (old >= 0)
+		close(old);
+	st->torn = false;
+	st->stale = 0;
 	return 0;
 }
 
-void
-state_remove(const char *dir, const char *unique)
+/* Rewrite when due; on failure keep appending to the old journal. */
+static void
+maybe_rewrite(struct state *st)
 {
-	char path[2048];
-
-	rec_path(dir, unique, path, sizeof(path));
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("state: cannot remove %s", path);
+	if ((st->torn || (st->stale > STALE_MAX && st->stale > 4 * st->n)) && rewrite(st) < 0) {
+		log_warn("state: cannot rewrite %s/%s", st->dir, JOURNAL);
+		st->stale = 0;	/* try again after as many changes */
+	}
 }
 
-struct build_rec *
-state_list(const char *dir, size_t *n)
+/* Read the journal into memory. Lines that are not records are counted in *bad. */
+static void
+read_journal(struct state *st, size_t *bad)
 {
-	struct build_rec *v = NULL, r;
-	struct dirent *de;
+	char path[4200], *line = NULL;
 	size_t cap = 0;
-	DIR *d = opendir(dir);
+	ssize_t len;
+	FILE *f;
 
-	*n = 0;
+	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
+	if (!(f = fopen(path, "re")))
+		return;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		json_t *o = json_loadb(line, (size_t)len, 0, NULL);
+		struct build_rec r, *old;
+		int kind = o ? rec_parse(o, &r) : -1;
+
+		json_decref(o);
+		if (kind < 0)
+			(*bad)++;
+		else if (kind == 0 && (old = find(st, r.unique)))
+			drop(st, old);
+		else if (kind > 0 && put(st, &r) < 0)
+			(*bad)++;
+	}
+	free(line);
+	fclose(f);
+}
+
+/* Take over the records of the file-per-build format; their paths go to *old. */
+static void
+read_old_records(struct state *st, char ***old, size_t *nold)
+{
+	DIR *d = opendir(st->dir);
+	struct dirent *de;
+
 	while (d && (de = readdir(d))) {
-		char path[2048];
 		size_t l = strlen(de->d_name);
+		char path[4200], **v;
+		struct build_rec r;
+		json_t *o;
 
-		if (strncmp(de->d_name, "build-", 6) != 0 || l < 5 || strcmp(de->d_name + l - 5, ".json") != 0)
+		if (strncmp(de->d_name, "build-", 6) != 0 || l < 11 || strcmp(de->d_name + l - 5, ".json") != 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (parse(path, &r) < 0)
-			continue;
-		if (*n == cap) {
-			struct build_rec *nv = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof(*v));
-			if (!nv)
-				break;
-			v = nv;
-		}
-		v[(*n)++] = r;
+		snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name);
+		o = json_load_file(path, 0, NULL);
+		if (o && rec_parse(o, &r) > 0 && !find(st, r.unique))
+			(void)put(st, &r);
+		json_decref(o);
+		if ((v = realloc(*old, (*nold + 1) * sizeof(*v))) && (v[*nold] = strdup(path)))
+			*old = v, (*nold)++;
+		else if (v)
+			*old = v;
 	}
 	if (d)
 		closedir(d);
+}
+
+struct state *
+state_open(const char *dir, char *err, size_t errlen)
+{
+	struct state *st = calloc(1, sizeof(*st));
+	char **old = NULL;
+	size_t nold = 0, bad = 0, i;
+
+	if (!st || !(st->dir = strdup(dir))) {
+		free(st);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->fd = -1;
+	st->dirfd = -1;
+	pthread_mutex_init(&st->lock, NULL);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if ((st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (flock(st->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: %s", dir, errno == EWOULDBLOCK ?
+		    "in use by another agent (each agent needs its own state_dir)" : strerror(errno));
+		goto fail;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: not writable: %s", dir, strerror(errno));
+		goto fail;
+	}
+	read_journal(st, &bad);
+	read_old_records(st, &old, &nold);
+	if (rewrite(st) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: cannot write %s: %s", dir, JOURNAL, strerror(errno));
+		goto fail;
+	}
+	if (bad)
+		log_warnx("state: %s/%s: %zu unreadable line%s skipped", dir, JOURNAL, bad, bad == 1 ? "" : "s");
+	for (i = 0; i < nold; i++) {
+		unlink(old[i]);
+		free(old[i]);
+	}
+	free(old);
+	return st;
+fail:
+	for (i = 0; i < nold; i++)
+		free(old[i]);
+	free(old);
+	state_close(st);
+	return NULL;
+}
+
+void
+state_close(struct state *st)
+{
+	if (!st)
+		return;
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->dirfd >= 0)
+		close(st->dirfd);
+	pthread_mutex_destroy(&st->lock);
+	free(st->rec);
+	free(st->dir);
+	free(st);
+}
+
+int
+state_save(struct state *st, const struct build_rec *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	maybe_rewrite(st);
+	rc = append(st, rec_json(r));
+	if (rc == 0) {
+		if (find(st, r->unique))
+			st->stale++;
+		if (put(st, r) < 0)
+			rc = -1;
+	} else
+		log_warnx("state: the build of %s is not recorded", r->unique);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int
+state_load(struct state *st, const char *unique, struct build_rec *r)
+{
+	struct build_rec *have;
+
+	pthread_mutex_lock(&st->lock);
+	if ((have = find(st, unique)))
+		*r = *have;
+	pthread_mutex_unlock(&st->lock);
+	return have ? 0 : -1;
+}
+
+void
+state_remove(struct state *st, const char *unique)
+{
+	struct build_rec *have;
+
+	pthread_mutex_lock(&st->lock);
+	if ((have = find(st, unique))) {
+		drop(st, have);
+		maybe_rewrite(st);
+		(void)append(st, json_pack("{s:s,s:b}", "unique", unique, "done", 1));
+		st->stale += 2;
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+struct build_rec *
+state_list(struct state *st, size_t *n)
+{
+	struct build_rec *v;
+
+	pthread_mutex_lock(&st->lock);
+	*n = st->n;
+	if ((v = malloc((st->n ? st->n : 1) * sizeof(*v))))
+		memcpy(v, st->rec, st->n * sizeof(*v));
+	else
+		*n = 0;
+	pthread_mutex_unlock(&st->lock);
 	return v;
 }

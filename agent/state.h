@@ -1,17 +1,26 @@
 /*
  * state: the builds this agent started, one record per Gearman unique id,
- * in [node] state_dir. A record is written (atomically: temporary file,
- * rename) before the trigger, again once the build is queued and once it
- * has started, and removed when its result has been delivered. When a job
- * comes back with a unique that has a record — gearmand re-queued it after
- * the agent died or lost its connection — the agent re-attaches to that
- * build instead of starting a second one.
+ * kept in memory and in a journal, [node] state_dir/builds.jsonl. A record
+ * is written before the trigger, again once the build is queued and once
+ * it has started, and dropped when its result has been delivered. When a
+ * job comes back with a unique that has a record (gearmand re-queued it
+ * after the agent died or lost its connection) the agent re-attaches to
+ * that build instead of starting a second one.
+ *
+ * The journal is append-only: one JSON line per change, one write(2) each.
+ * It is rewritten (temporary file, rename) with only the live records when
+ * the agent starts and whenever most of its lines are stale. A file per
+ * record, replaced by rename at each change, cost a third of the agent's
+ * CPU per build (create, rename and unlink on ext4: 0.8 of 2.4 ms).
  *
  * No fsync: a record must outlive the agent process (the page cache does
  * that), not the machine. When the node's host goes down, the job comes
  * back re-queued, and a re-queued job is looked up on the master by its
  * GEARMAN_UNIQUE whether or not it has a record. An fsync before every
  * trigger cost 1 ms on tmpfs-backed /tmp and more on real disks.
+ *
+ * state_dir belongs to one agent: state_open takes an flock on it.
+ * Records of the file-per-build format (build-*.json) are taken over.
  */
 #ifndef JGA_STATE_H
 #define JGA_STATE_H
@@ -28,13 +37,20 @@ struct build_rec {
 	time_t time;
 };
 
-/* Make sure dir exists and is writable. -1 with err otherwise. */
-int  state_open(const char *dir, char *err, size_t errlen);
-int  state_save(const char *dir, const struct build_rec *r);
+struct state;
+
+/*
+ * Lock dir (created if missing), read its journal and rewrite it with the
+ * live records. NULL with err if dir cannot be used or another agent has it.
+ */
+struct state *state_open(const char *dir, char *err, size_t errlen);
+void state_close(struct state *st);
+/* Record r (replacing the record of its unique). -1 if it could not be written. */
+int  state_save(struct state *st, const struct build_rec *r);
 /* 0 and *r if unique has a record, -1 if not. */
-int  state_load(const char *dir, const char *unique, struct build_rec *r);
-void state_remove(const char *dir, const char *unique);
-/* All records (malloc'd array), for start-up. */
-struct build_rec *state_list(const char *dir, size_t *n);
+int  state_load(struct state *st, const char *unique, struct build_rec *r);
+void state_remove(struct state *st, const char *unique);
+/* All records (malloc'd array, *n of them). */
+struct build_rec *state_list(struct state *st, size_t *n);
 
 #endif

@@ -56,6 +56,25 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
         raise AssertionError("pid %d did not stop within %.0fs of signal %d" % (proc.pid, timeout, sig))
 
 
+def build_records(state_dir):
+    """The uniques an agent has a build record of: its journal replayed (agent/state.h)."""
+    live = {}
+    try:
+        with open(os.path.join(state_dir, "builds.jsonl")) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("done"):
+                    live.pop(rec.get("unique"), None)
+                elif "unique" in rec:
+                    live[rec["unique"]] = rec
+    except FileNotFoundError:
+        pass
+    return live
+
+
 class Gearmand:
     def __init__(self, tmp, port=None, extra=()):
         self.tmp = tmp

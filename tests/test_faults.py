@@ -7,7 +7,7 @@ import json
 import os
 import signal
 
-from conftest import Gearmand, PerlClient, final_event, perl_call, wait_for
+from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
@@ -55,8 +55,21 @@ def test_sigkill_mid_build_reattaches_after_restart(system):
     assert {d["number"] for d in docs} == {1} and docs[-1]["result"] == "SUCCESS"
     assert len(jk.builds()) == 1, jk.builds()          # re-attached, not built twice
     assert "came back: re-attaching" in agents["n1"].log()
-    # Its record is gone once the result was delivered.
-    wait_for(lambda: not os.listdir(os.path.join(system.tmp, "state-n1")), what="record removed")
+    # Its record was there for the restart, and is gone once the result was delivered.
+    assert "(unique zuul-uuid-1) is re-attached when its job comes back" in agents["n1"].log()
+    wait_for(lambda: build_records(os.path.join(system.tmp, "state-n1")) == {}, what="record removed")
+
+
+def test_second_agent_on_the_same_state_dir_is_refused(system):
+    gm, jk, co, agents = start(system)
+    # Two agents appending to one journal would lose each other's records.
+    other = system.node(gm, jk, "n1-again", extra={"node": {"state_dir": os.path.join(system.tmp, "state-n1")}})
+    assert other.proc.wait(10) == 1
+    assert "state_dir %s: in use by another agent" % os.path.join(system.tmp, "state-n1") in other.log()
+    # The first one keeps its directory and runs builds.
+    end = final_event(PerlClient(gm, "build:unit", "{}", unique="u-after").wait(30))
+    assert end["event"] == "complete" and json.loads(end["data"])["result"] == "SUCCESS"
+    assert len(jk.builds()) == 1
 
 
 def test_sigterm_finishes_running_builds(system):

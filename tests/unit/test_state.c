@@ -1,0 +1,255 @@
+/* Unit tests for agent/state.c: the journal of the builds an agent started. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "state.h"
+
+static char dir[64];
+
+static int
+setup(void **ctx)
+{
+	(void)ctx;
+	snprintf(dir, sizeof(dir), "/tmp/jga-state-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+teardown(void **ctx)
+{
+	char cmd[128];
+
+	(void)ctx;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct state *
+open_ok(void)
+{
+	char err[512];
+	struct state *st = state_open(dir, err, sizeof(err));
+
+	if (!st)
+		fail_msg("state_open(%s): %s", dir, err);
+	return st;
+}
+
+static struct build_rec
+rec(const char *unique, long queue_id, int number)
+{
+	struct build_rec r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.unique, sizeof(r.unique), "%s", unique);
+	snprintf(r.function, sizeof(r.function), "build:job-%s", unique);
+	snprintf(r.job, sizeof(r.job), "folder/job \"%s\"\n", unique);
+	r.queue_id = queue_id;
+	r.number = number;
+	r.time = 1700000000;
+	return r;
+}
+
+static size_t
+journal_lines(void)
+{
+	char path[128], *line = NULL;
+	size_t cap = 0, n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/builds.jsonl", dir);
+	assert_non_null(f = fopen(path, "r"));
+	while (getline(&line, &cap, f) > 0)
+		n++;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+static void
+append_raw(const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/builds.jsonl", dir);
+	assert_non_null(f = fopen(path, "a"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+expect_rec(struct state *st, const char *unique, long queue_id, int number)
+{
+	struct build_rec want = rec(unique, queue_id, number), got;
+
+	if (state_load(st, unique, &got) < 0)
+		fail_msg("no record of %s", unique);
+	assert_string_equal(got.unique, want.unique);
+	assert_string_equal(got.function, want.function);
+	assert_string_equal(got.job, want.job);
+	assert_int_equal(got.queue_id, queue_id);
+	assert_int_equal(got.number, number);
+	assert_int_equal(got.time, want.time);
+}
+
+/* Saved records come back after a restart, the latest version of each; removed ones do not. */
+static void
+test_state_survives_restart(void **ctx)
+{
+	struct state *st = open_ok();
+	struct build_rec r = rec("a", 0, 0), got;
+	size_t n;
+
+	(void)ctx;
+	assert_int_equal(state_save(st, &r), 0);
+	r.queue_id = 7;
+	assert_int_equal(state_save(st, &r), 0);
+	r.number = 3;
+	assert_int_equal(state_save(st, &r), 0);
+	r = rec("b", 8, 0);
+	assert_int_equal(state_save(st, &r), 0);
+	r = rec("gone", 9, 4);
+	assert_int_equal(state_save(st, &r), 0);
+	state_remove(st, "gone");
+	state_remove(st, "never saved");
+	expect_rec(st, "a", 7, 3);
+	assert_int_equal(state_load(st, "gone", &got), -1);
+	state_close(st);
+
+	st = open_ok();
+	expect_rec(st, "a", 7, 3);
+	expect_rec(st, "b", 8, 0);
+	assert_int_equal(state_load(st, "gone", &got), -1);
+	free(state_list(st, &n));
+	assert_int_equal(n, 2);
+	/* Opening rewrote the journal with the live records only. */
+	assert_int_equal(journal_lines(), 2);
+	state_close(st);
+}
+
+/* One agent per state_dir: a second one is refused with a reason. */
+static void
+test_state_dir_locked(void **ctx)
+{
+	struct state *st = open_ok(), *second;
+	char err[512];
+
+	(void)ctx;
+	second = state_open(dir, err, sizeof(err));
+	assert_null(second);
+	if (!strstr(err, dir) || !strstr(err, "in use by another agent"))
+		fail_msg("error '%s' does not say the directory is in use", err);
+	state_close(st);
+	state_close(open_ok());
+}
+
+/* A line cut short (the agent died mid-write, or the disk was full) costs that line only. */
+static void
+test_state_torn_line(void **ctx)
+{
+	struct state *st = open_ok();
+	struct build_rec r = rec("kept", 5, 0);
+
+	(void)ctx;
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	append_raw("{\"unique\":\"cut\",\"functi");
+	st = open_ok();
+	expect_rec(st, "kept", 5, 0);
+	assert_int_equal(state_load(st, "cut", &r), -1);
+	/* Appends after the repair are whole lines. */
+	r = rec("after", 6, 1);
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	append_raw("not json\n[1,2]\n{\"unique\":\"x\"}\n");
+	st = open_ok();
+	expect_rec(st, "kept", 5, 0);
+	expect_rec(st, "after", 6, 1);
+	assert_int_equal(journal_lines(), 2);
+	state_close(st);
+}
+
+/* Many builds: the journal stays small and the records right. */
+static void
+test_state_rewrites_when_stale(void **ctx)
+{
+	struct state *st = open_ok();
+	char u[32];
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < 5000; i++) {
+		struct build_rec r;
+
+		snprintf(u, sizeof(u), "u%d", i);
+		r = rec(u, 0, 0);
+		assert_int_equal(state_save(st, &r), 0);
+		r.queue_id = i + 1;
+		assert_int_equal(state_save(st, &r), 0);
+		r.number = i + 1;
+		assert_int_equal(state_save(st, &r), 0);
+		if (i % 100 != 0)	/* every 100th is never delivered */
+			state_remove(st, u);
+	}
+	assert_true(journal_lines() < 1024 + 4 * 50 + 10);
+	state_close(st);
+	st = open_ok();
+	for (i = 0; i < 5000; i++) {
+		struct build_rec got;
+
+		snprintf(u, sizeof(u), "u%d", i);
+		if (i % 100 == 0)
+			expect_rec(st, u, i + 1, i + 1);
+		else
+			assert_int_equal(state_load(st, u, &got), -1);
+	}
+	assert_int_equal(journal_lines(), 50);
+	state_close(st);
+}
+
+/* Records in the file-per-build format of earlier versions are taken over. */
+static void
+test_state_takes_over_old_records(void **ctx)
+{
+	char path[256];
+	struct state *st;
+	FILE *f;
+
+	(void)ctx;
+	/* "ab" in hex, as the old format named them. */
+	snprintf(path, sizeof(path), "%s/build-6162.json", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("{\"unique\":\"ab\",\"function\":\"build:job-ab\",\"job\":\"folder/job \\\"ab\\\"\\n\","
+	    "\"queue_id\":11,\"number\":2,\"time\":1700000000}", f);
+	fclose(f);
+	st = open_ok();
+	expect_rec(st, "ab", 11, 2);
+	assert_int_equal(access(path, F_OK), -1);
+	state_close(st);
+	st = open_ok();
+	expect_rec(st, "ab", 11, 2);
+	state_close(st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_state_survives_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_dir_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_torn_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_rewrites_when_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_takes_over_old_records, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
