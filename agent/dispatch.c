@@ -15,7 +15,8 @@
  * Executors reply (WORK_DATA, STATUS, COMPLETE...) on the connection
  * their job came from, through dispatch_hold: each connection has a lock
  * for its reads and writes and a generation, so a reply never goes to a
- * newer connection that does not hold the job.
+ * newer connection that does not hold the job. Their admin questions go on
+ * one kept admin connection per gearmand (dispatch_job_retries).
  */
 #include "node.h"
 
@@ -56,6 +57,8 @@ struct server_conn {
 	bool              echo_out;    /* a registration batch not yet processed */
 	unsigned          gen;
 	bool              reported_down;
+	pthread_mutex_t   admin_lock;  /* admin */
+	struct gm_admin_conn *admin;   /* kept for executors' "show jobs" */
 };
 
 struct dispatch {
@@ -129,6 +132,18 @@ dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen)
 		return s->c;
 	pthread_mutex_unlock(&s->io);
 	return NULL;
+}
+
+int
+dispatch_job_retries(struct dispatch *d, size_t server, const char *handle, int timeout_ms)
+{
+	struct server_conn *s = &d->sc[server];
+	int n;
+
+	pthread_mutex_lock(&s->admin_lock);
+	n = gm_job_retries(s->admin, handle, timeout_ms);
+	pthread_mutex_unlock(&s->admin_lock);
+	return n;
 }
 
 void
@@ -500,6 +515,9 @@ dispatch_start(struct node *n)
 	d->nsc = cfg->nservers;
 	for (i = 0; i < d->nsc; i++) {
 		pthread_mutex_init(&d->sc[i].io, NULL);
+		pthread_mutex_init(&d->sc[i].admin_lock, NULL);
+		if (!(d->sc[i].admin = gm_admin_conn_new(cfg->servers[i].host, cfg->servers[i].port)))
+			fatalx("out of memory");
 		gm_backoff_init(&d->sc[i].bo, 500, 30000);
 	}
 	n->dispatch = d;
@@ -515,8 +533,11 @@ dispatch_join(struct dispatch *d)
 
 	dispatch_wake(d);
 	pthread_join(d->thread, NULL);
-	for (i = 0; i < d->nsc; i++)
+	for (i = 0; i < d->nsc; i++) {
 		pthread_mutex_destroy(&d->sc[i].io);
+		pthread_mutex_destroy(&d->sc[i].admin_lock);
+		gm_admin_conn_free(d->sc[i].admin);
+	}
 	jk_client_free(d->jk);
 	close(d->wakefd);
 	free(d);

@@ -274,10 +274,7 @@ wait_left(struct run *r, long qid, long long deadline)
 static bool
 requeued(struct executor *e, const struct gw_job *job)
 {
-	const struct config *cfg = e->node->cfg;
-
-	return gm_job_retries(cfg->servers[e->server].host, cfg->servers[e->server].port, job->handle,
-	    2000) > 0;
+	return dispatch_job_retries(e->node->dispatch, e->server, job->handle, 2000) > 0;
 }
 
 /*

@@ -138,6 +138,9 @@ void             dispatch_join(struct dispatch *d);
  */
 struct gw_conn  *dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen);
 void             dispatch_release(struct dispatch *d, size_t server, bool failed);
+/* gm_job_retries on server's kept admin connection (shared by the executors). */
+int              dispatch_job_retries(struct dispatch *d, size_t server, const char *handle,
+                     int timeout_ms);
 
 
 #endif

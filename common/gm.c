@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,57 +205,140 @@ out:
 
 /* ---- admin protocol ---- */
 
-char *
-gm_admin(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
+struct gm_admin_conn {
+	char *host;
+	int   port;
+	int   fd;      /* -1 until used, and after an error */
+};
+
+struct gm_admin_conn *
+gm_admin_conn_new(const char *host, int port)
+{
+	struct gm_admin_conn *a = calloc(1, sizeof(*a));
+
+	if (!a || !(a->host = strdup(host))) {
+		free(a);
+		return NULL;
+	}
+	a->port = port;
+	a->fd = -1;
+	return a;
+}
+
+void
+gm_admin_conn_free(struct gm_admin_conn *a)
+{
+	if (!a)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a->host);
+	free(a);
+}
+
+/* A list ends with a "." line; a single reply is one "OK"/"ERR" line. */
+static bool
+reply_complete(const char *buf, size_t len)
+{
+	if (len == 0 || buf[len - 1] != '\n')
+		return false;
+	if (len >= 2 && buf[len - 2] == '.' && (len == 2 || buf[len - 3] == '\n'))
+		return true;
+	return !strncmp(buf, "OK", 2) || !strncmp(buf, "ERR", 3);
+}
+
+/*
+ * Send cmd on a->fd and read its whole reply. -1 with errno set (0 when
+ * the peer closed) or *timed_out; *got tells whether any byte came back.
+ */
+static char *
+ask(struct gm_admin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, bool *got)
 {
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd = gw_dial(host, port, timeout_ms, err, errlen);
+	size_t len = 0, cap = 0, cl = strlen(cmd);
+	struct iovec iov[2] = { { (void *)cmd, cl }, { "\n", 1 } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
 
-	if (fd < 0)
+	*timed_out = *got = false;
+	/* MSG_NOSIGNAL: a kept connection gearmand closed is an error here, not SIGPIPE. */
+	if (sendmsg(a->fd, &m, MSG_NOSIGNAL) != (ssize_t)cl + 1)
 		return NULL;
-	if (dprintf(fd, "%s\n", cmd) < 0)
-		goto ioerr;
-	for (;;) {
-		struct pollfd p = { fd, POLLIN, 0 };
+	while (!reply_complete(buf, len)) {
+		struct pollfd p = { a->fd, POLLIN, 0 };
 		ssize_t r;
 
 		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 65536);
+			char *nb = realloc(buf, cap ? cap * 2 : 65536);
+
 			if (!nb)
-				goto ioerr;
+				goto fail;
 			buf = nb;
-			cap += 65536;
+			cap = cap ? cap * 2 : 65536;
 		}
 		if (poll(&p, 1, timeout_ms) <= 0) {
-			snprintf(err, errlen, "gearmand at %s:%d: no reply to '%s'", host, port, cmd);
+			*timed_out = true;
 			goto fail;
 		}
-		r = read(fd, buf + len, cap - len - 1);
-		if (r <= 0)
-			goto ioerr;
+		if ((r = read(a->fd, buf + len, cap - len - 1)) <= 0) {
+			if (r == 0)
+				errno = 0;
+			goto fail;
+		}
+		*got = true;
 		len += (size_t)r;
 		buf[len] = '\0';
-		/* A list ends with ".\n"; a single reply is one "OK"/"ERR" line. */
-		if ((len >= 2 && strcmp(buf + len - 2, ".\n") == 0 &&
-		    (len == 2 || buf[len - 3] == '\n')) ||
-		    ((!strncmp(buf, "OK", 2) || !strncmp(buf, "ERR", 3)) && buf[len - 1] == '\n'))
-			break;
 	}
-	close(fd);
 	return buf;
-ioerr:
-	snprintf(err, errlen, "gearmand at %s:%d: %s", host, port, strerror(errno));
 fail:
 	free(buf);
-	close(fd);
 	return NULL;
 }
 
-int
-gm_job_retries(const char *host, int port, const char *handle, int timeout_ms)
+char *
+gm_admin_conn_ask(struct gm_admin_conn *a, const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
-	char err[256], *text = gm_admin(host, port, "show jobs", timeout_ms, err, sizeof(err)), *line, *save = NULL;
+	bool kept = a->fd >= 0, timed_out, got;
+	char *reply;
+
+	for (;;) {
+		if (a->fd < 0 && (a->fd = gw_dial(a->host, a->port, timeout_ms, err, errlen)) < 0)
+			return NULL;
+		if ((reply = ask(a, cmd, timeout_ms, &timed_out, &got)))
+			return reply;
+		if (timed_out)
+			snprintf(err, errlen, "gearmand at %s:%d: no reply to '%s'", a->host, a->port, cmd);
+		else
+			snprintf(err, errlen, "gearmand at %s:%d: %s", a->host, a->port,
+			    errno ? strerror(errno) : "connection closed");
+		/* Whatever comes later on this connection would be taken for the next reply. */
+		close(a->fd);
+		a->fd = -1;
+		/* A kept connection that gearmand closed meanwhile (a restart): once more on a new one. */
+		if (!kept || timed_out || got)
+			return NULL;
+		kept = false;
+	}
+}
+
+char *
+gm_admin(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
+{
+	struct gm_admin_conn *a = gm_admin_conn_new(host, port);
+	char *reply;
+
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	reply = gm_admin_conn_ask(a, cmd, timeout_ms, err, errlen);
+	gm_admin_conn_free(a);
+	return reply;
+}
+
+int
+gm_job_retries(struct gm_admin_conn *a, const char *handle, int timeout_ms)
+{
+	char err[256], *text = gm_admin_conn_ask(a, "show jobs", timeout_ms, err, sizeof(err)), *line, *save = NULL;
 	size_t hl = strlen(handle);
 	int retries = -1;
 

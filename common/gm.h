@@ -64,11 +64,26 @@ char *gm_admin(const char *host, int port, const char *cmd, int timeout_ms,
           char *err, size_t errlen);
 
 /*
+ * The same on a connection kept between commands, for one asked often (the
+ * node agent's "show jobs" for every job it takes: a connection each time
+ * cost gearmand half its CPU per job). Connects on first use. After an
+ * error or a timeout the connection is closed, as a late reply would be
+ * taken for the next command's; a kept connection that gearmand closed
+ * meanwhile is replaced at once and the command sent again. One thread at
+ * a time per gm_admin_conn.
+ */
+struct gm_admin_conn;
+struct gm_admin_conn *gm_admin_conn_new(const char *host, int port);
+char *gm_admin_conn_ask(struct gm_admin_conn *a, const char *cmd, int timeout_ms,
+          char *err, size_t errlen);
+void  gm_admin_conn_free(struct gm_admin_conn *a);
+
+/*
  * How many times gearmand has handed out the job with this handle before
  * (its "retries": > 0 means a worker lost it and it was re-queued), from
- * the admin "show jobs" list. -1 if gearmand does not answer or lists no
- * such job.
+ * the admin "show jobs" list, which names every job gearmand holds. -1 if
+ * gearmand does not answer or lists no such job.
  */
-int gm_job_retries(const char *host, int port, const char *handle, int timeout_ms);
+int gm_job_retries(struct gm_admin_conn *a, const char *handle, int timeout_ms);
 
 #endif

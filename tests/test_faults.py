@@ -208,6 +208,35 @@ def test_lost_trigger_answer_makes_no_second_build(system):
     assert final_event(ev)["event"] == "fail"
 
 
+def test_job_requeued_to_another_agent_finds_its_build(system):
+    gm = system.gearmand()
+    two = ONE + [{"name": "n2", "labels": "", "executors": 1, "mode": "NORMAL"}]
+    fx = fixture(two)
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    n1, n2 = system.node(gm, jk, "n1"), system.node(gm, jk, "n2")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"] and gm.functions_of("n2") == ["build:unit"],
+             what="both registered")
+    # One build each first, so both ask gearmand on their kept admin connections.
+    warm = [PerlClient(gm, "build:unit", json.dumps({"DURATION": "1"}), unique="warm-%d" % i) for i in (1, 2)]
+    assert all(final_event(w.wait(30))["event"] == "complete" for w in warm)
+    assert sorted(b["params"]["NODE"] for b in jk.builds()) == ["n1", "n2"]
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "3"}), unique="moved-1")
+    wait_for(lambda: any(b["building"] for b in jk.builds()), what="build running")
+    on = [b["params"]["NODE"] for b in jk.builds() if b["building"]]
+    runner, other = (n1, n2) if on == ["n1"] else (n2, n1)
+    # The agent running it dies for good: gearmand hands the job to the other one.
+    runner.stop(signal.SIGKILL)
+    end = final_event(c.wait(60))
+    assert end["event"] == "complete", end
+    doc = json.loads(end["data"])
+    running = [b for b in jk.builds() if b["params"].get("GEARMAN_UNIQUE") == "moved-1"]
+    assert len(running) == 1, jk.builds()                      # found, not built again
+    assert doc["number"] == running[0]["number"] and doc["result"] == "SUCCESS"
+    assert "(unique moved-1) was re-queued: re-attaching to its build" in other.log()
+
+
 def test_master_outage_during_a_build(system):
     gm, jk, co, agents = start(system)
     c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "3"}), unique="u-outage")
