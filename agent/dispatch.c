@@ -302,7 +302,6 @@ take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 	}
 	n->starting++;
 	executor_give(n->ex[i], &job, server, s->conn_gen);
-	pthread_cond_broadcast(&n->changed);
 	pthread_mutex_unlock(&n->lock);
 }
 

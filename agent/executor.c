@@ -37,6 +37,7 @@ struct executor {
 	volatile int       finished;
 	struct jk_client  *jk;
 	/* Under node->lock: */
+	pthread_cond_t     wake;         /* a job, a map change, shutdown */
 	bool               has_job;
 	bool               leaving;      /* takes no more jobs */
 	struct gw_job      job;
@@ -84,6 +85,13 @@ executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned co
 	e->server = server;
 	e->conn_gen = conn_gen;
 	e->has_job = true;
+	pthread_cond_signal(&e->wake);
+}
+
+void
+executor_wake(struct executor *e)
+{
+	pthread_cond_signal(&e->wake);
 }
 
 const char *
@@ -741,7 +749,7 @@ executor_thread(void *arg)
 	for (;;) {
 		while (!e->has_job && !shutdown_requested() &&
 		    e->index < (n->map ? n->map->executors : 0))
-			pthread_cond_wait(&n->changed, &n->lock);
+			pthread_cond_wait(&e->wake, &n->lock);
 		if (!e->has_job) {
 			e->leaving = true;
 			break;
@@ -753,7 +761,7 @@ executor_thread(void *arg)
 		e->has_job = false;
 		pthread_mutex_unlock(&n->lock);
 		/* Free again: the dispatcher may grab, and withdraw what this job kept. */
-		node_wake_all(n);
+		node_wake_dispatcher(n);
 		pthread_mutex_lock(&n->lock);
 	}
 	pthread_mutex_unlock(&n->lock);
@@ -773,6 +781,7 @@ executor_start(struct node *n, int index)
 	e->index = index;
 	snprintf(e->id, sizeof(e->id), "%s_exec-%d", cfg->node_name, index);
 	e->jk = daemon_jenkins_client(cfg);
+	pthread_cond_init(&e->wake, NULL);
 	if (pthread_create(&e->thread, NULL, executor_thread, e) != 0)
 		fatalx("cannot start executor thread %d", index);
 	return e;
@@ -782,6 +791,7 @@ void
 executor_join(struct executor *e)
 {
 	pthread_join(e->thread, NULL);
+	pthread_cond_destroy(&e->wake);
 	jk_client_free(e->jk);
 	free(e);
 }

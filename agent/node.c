@@ -214,13 +214,23 @@ node_desired_executors(struct node *n)
 }
 
 void
-node_wake_all(struct node *n)
+node_wake_dispatcher(struct node *n)
 {
-	pthread_mutex_lock(&n->lock);
-	pthread_cond_broadcast(&n->changed);
-	pthread_mutex_unlock(&n->lock);
 	if (n->dispatch)
 		dispatch_wake(n->dispatch);
+}
+
+void
+node_wake_all(struct node *n)
+{
+	int i;
+
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; i < n->nex; i++)
+		if (n->ex[i])
+			executor_wake(n->ex[i]);
+	pthread_mutex_unlock(&n->lock);
+	node_wake_dispatcher(n);
 }
 
 bool
@@ -322,7 +332,7 @@ node_build_started(struct node *n)
 		n->starting--;
 	pthread_mutex_unlock(&n->lock);
 	/* The next build may be started now. */
-	node_wake_all(n);
+	node_wake_dispatcher(n);
 }
 
 void
@@ -334,7 +344,7 @@ node_job_done(struct node *n, bool claimed_still)
 	/* An executor may be free now: look at Jenkins again at once. */
 	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);
-	node_wake_all(n);
+	node_wake_dispatcher(n);
 }
 
 void
@@ -343,7 +353,7 @@ node_set_single_use(struct node *n, bool on)
 	pthread_mutex_lock(&n->lock);
 	n->single_use = on;
 	pthread_mutex_unlock(&n->lock);
-	node_wake_all(n);
+	node_wake_dispatcher(n);
 }
 
 void
@@ -354,7 +364,7 @@ node_set_local_offline(struct node *n)
 	n->single_use = false;
 	n->gen++;
 	pthread_mutex_unlock(&n->lock);
-	node_wake_all(n);
+	node_wake_dispatcher(n);
 }
 
 /* ---- the mapper ---- */
@@ -508,7 +518,6 @@ node_main(struct config *cfg)
 	n.cfg = cfg;
 	n.capacity_note = "";
 	pthread_mutex_init(&n.lock, NULL);
-	pthread_cond_init(&n.changed, NULL);
 	shutdown_init();
 	describe_metrics();
 	if (!cfg->tls_verify)
@@ -576,7 +585,6 @@ node_main(struct config *cfg)
 	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
 	state_close(n.state);
-	pthread_cond_destroy(&n.changed);
 	pthread_mutex_destroy(&n.lock);
 	log_info("stopped");
 	return 0;

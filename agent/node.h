@@ -53,7 +53,6 @@ struct node {
 	struct dispatch *dispatch;    /* the Gearman connections (dispatch.c) */
 	struct state    *state;       /* the builds it started (state.c); has its own lock */
 	pthread_mutex_t  lock;        /* everything below */
-	pthread_cond_t   changed;     /* broadcast with node_wake_all */
 
 	struct nodemap  *map;         /* NULL until the coordinator answered */
 	unsigned         gen;         /* bumped when the offered functions change */
@@ -107,8 +106,14 @@ bool node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn
 bool node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn);  /* n->lock held */
 int  node_free_executors(struct node *n);
 
-/* Wake the dispatcher and every executor (map, capacity or job change, shutdown). */
+/* Wake the dispatcher and every executor (map change, shutdown). */
 void node_wake_all(struct node *n);
+/*
+ * Wake the dispatcher only (capacity or job change). Executors wait for a
+ * job of their own; a broadcast for every change woke each idle one, some
+ * ten context switches per build.
+ */
+void node_wake_dispatcher(struct node *n);
 
 
 /* ---- executor.c ---- */
@@ -120,6 +125,8 @@ bool             executor_finished(struct executor *e);
 /* Under n->lock: is it free to take a job? Hand it one (the job is moved). */
 bool             executor_free(const struct executor *e);
 void             executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen);
+/* Under n->lock: make it look at the map and the shutdown flag again. */
+void             executor_wake(struct executor *e);
 /* Under n->lock: the job it holds on connection (server, conn_gen), if any. */
 const char      *executor_held_function(const struct executor *e, size_t server, unsigned conn_gen);
 void             executor_join(struct executor *e);
