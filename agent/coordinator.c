@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -67,6 +68,7 @@ struct coordinator {
 	struct projmap  *pm;         /* under lock */
 	time_t           pm_time;    /* when pm was read, under lock */
 	char             last_error[512]; /* last refresh failure; written under lock */
+	int              wakefd;     /* eventfd: the first map is there (manager polls it) */
 
 	/* refresh thread only */
 	struct jk_job_list    jobs;       /* kept: parsed again only when Jenkins' answer changes */
@@ -318,6 +320,11 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 	co->pm = pm;
 	co->pm_time = time(NULL);
 	pthread_mutex_unlock(&co->lock);
+	/* The manager offers project_map from the first map on: now, not at its next poll timeout. */
+	if (!old) {
+		uint64_t one = 1;
+		(void)!write(co->wakefd, &one, sizeof(one));
+	}
 
 	metrics_add("jga_map_refreshes_total", NULL, 1);
 	metrics_set("jga_map_functions", NULL, (double)projmap_nfunctions(pm));
@@ -652,7 +659,7 @@ manager_thread(void *arg)
 	for (i = 0; i < n; i++)
 		gm_backoff_init(&mc[i].bo, 500, 30000);
 	while (!shutdown_requested()) {
-		struct pollfd pfd[CONFIG_MAX_SERVERS];
+		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
 
 		for (i = 0; i < n; i++) {
 			if (!mc[i].c && timespec_passed(&mc[i].retry_at))
@@ -663,9 +670,16 @@ manager_thread(void *arg)
 			pfd[i].events = POLLIN;
 			pfd[i].revents = 0;
 		}
-		/* 1 s: notice shutdown and a first map without a request to wake us. */
-		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
+		pfd[n].fd = m.co->wakefd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		/* 1 s: notice shutdown. */
+		if (poll(pfd, (nfds_t)n + 1, 1000) < 0 && errno != EINTR)
 			fatal("poll");
+		if (pfd[n].revents & POLLIN) {
+			uint64_t v;
+			(void)!read(m.co->wakefd, &v, sizeof(v));
+		}
 		for (i = 0; i < n; i++) {
 			struct gw_packet p;
 			int r;
@@ -697,6 +711,8 @@ coordinator_main(struct config *cfg)
 	memset(&co, 0, sizeof(co));
 	co.cfg = cfg;
 	pthread_mutex_init(&co.lock, NULL);
+	if ((co.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		fatal("eventfd");
 	shutdown_init();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
@@ -739,6 +755,7 @@ coordinator_main(struct config *cfg)
 		free(co.allowed);
 	}
 	pthread_mutex_destroy(&co.lock);
+	close(co.wakefd);
 	log_info("stopped");
 	return 0;
 }
