@@ -356,9 +356,9 @@ state_list(struct state *st, size_t *n)
 
 	pthread_mutex_lock(&st->lock);
 	*n = st->n;
-	if ((v = malloc((st->n ? st->n : 1) * sizeof(*v))))
+	if ((v = malloc((st->n ? st->n : 1) * sizeof(*v))) && st->n)
 		memcpy(v, st->rec, st->n * sizeof(*v));
-	else
+	else if (!v)
 		*n = 0;
 	pthread_mutex_unlock(&st->lock);
 	return v;

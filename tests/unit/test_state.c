@@ -110,6 +110,8 @@ test_state_survives_restart(void **ctx)
 	size_t n;
 
 	(void)ctx;
+	free(state_list(st, &n));
+	assert_int_equal(n, 0);
 	assert_int_equal(state_save(st, &r), 0);
 	r.queue_id = 7;
 	assert_int_equal(state_save(st, &r), 0);
