@@ -20,7 +20,6 @@
 #include "reload.h"
 #include "roles.h"
 #include "shutdown.h"
-#include "jarena.h"
 #include "state.h"
 
 #include <jansson.h>
@@ -54,72 +53,6 @@ timespec_passed(const struct timespec *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
-/* ---- the map ---- */
-
-static void
-nodemap_free(struct nodemap *m)
-{
-	size_t i;
-
-	if (!m)
-		return;
-	free(m->version);
-	node_strv_free(m->labels, m->nlabels);
-	for (i = 0; i < m->nfns; i++) {
-		free(m->fns[i].name);
-		free(m->fns[i].job);
-		free(m->fns[i].pin);
-	}
-	free(m->fns);
-	free(m);
-}
-
-/* Parse the coordinator's slice; NULL (with err) if it is not one. */
-static struct nodemap *
-nodemap_parse(json_t *doc, const char *node, char *err, size_t errlen)
-{
-	json_t *nd, *fns, *labels, *f, *l;
-	struct nodemap *m = NULL;
-	size_t i;
-
-	nd = json_object_get(doc, "node");
-	fns = json_object_get(doc, "functions");
-	labels = json_object_get(nd, "labels");
-	if (!json_is_string(json_object_get(doc, "version")) || !json_is_object(nd) ||
-	    !json_is_array(fns) || !json_is_array(labels) ||
-	    !json_is_integer(json_object_get(nd, "executors")) ||
-	    !json_is_string(json_object_get(nd, "name")) ||
-	    strcmp(json_string_value(json_object_get(nd, "name")), node) != 0) {
-		snprintf(err, errlen, "coordinator sent a map that is not this node's slice");
-		goto out;
-	}
-	m = calloc(1, sizeof(*m));
-	m->version = strdup(json_string_value(json_object_get(doc, "version")));
-	m->executors = (int)json_integer_value(json_object_get(nd, "executors"));
-	if (m->executors < 0)
-		m->executors = 0;
-	if (m->executors > NODE_MAX_EXECUTORS)
-		m->executors = NODE_MAX_EXECUTORS;
-	m->online = json_is_true(json_object_get(nd, "online"));
-	m->labels = calloc(json_array_size(labels) + 1, sizeof(char *));
-	json_array_foreach(labels, i, l)
-		if (json_is_string(l))
-			m->labels[m->nlabels++] = strdup(json_string_value(l));
-	m->fns = calloc(json_array_size(fns) + 1, sizeof(*m->fns));
-	json_array_foreach(fns, i, f) {
-		json_t *name = json_object_get(f, "name"), *job = json_object_get(f, "job"),
-		    *pin = json_object_get(f, "pin");
-		if (!json_is_string(name) || !json_is_string(job) || !json_is_string(pin))
-			continue;
-		m->fns[m->nfns].name = strdup(json_string_value(name));
-		m->fns[m->nfns].job = strdup(json_string_value(job));
-		m->fns[m->nfns].pin = strdup(json_string_value(pin));
-		m->nfns++;
-	}
-out:
-	return m;
 }
 
 static bool
@@ -447,38 +380,21 @@ mapper_thread(void *arg)
 			failing = true;
 			wait_ms = gm_backoff_next(&bo);
 		} else {
-			json_error_t jerr;
-			/*
-			 * A map of 7,000 functions is 500 kB of JSON and 40,000
-			 * jansson values: made in an arena (jarena.h) and unmapped
-			 * with it, as maps come seldom.
-			 */
-			bool arena = jarena_begin();
-			json_t *doc = json_loads(reply, 0, &jerr);
+			bool unchanged;
 
-			jarena_stop();
+			m = nodemap_parse(reply, strlen(reply), cfg->node_name, &unchanged, err, sizeof(err));
 			free(reply);
 			if (failing)
 				log_info("coordinator %s answers again", cfg->coordinator_name);
 			failing = false;
 			gm_backoff_reset(&bo);
 			metrics_set("jga_map_answered_timestamp_seconds", NULL, (double)time(NULL));
-			if (!doc)
-				log_warnx("coordinator sent invalid JSON: %s", jerr.text);
-			else if (!json_is_true(json_object_get(doc, "unchanged"))) {
-				m = nodemap_parse(doc, cfg->node_name, err, sizeof(err));
-				json_decref(doc);
-				doc = NULL;
-				if (m)
-					mapper_install(n, m);
-				else
-					log_warnx("%s", err);
+			if (m) {
+				mapper_install(n, m);
 				/* Copying a big map left freed pages behind: give them back. */
 				malloc_trim(0);
-			}
-			json_decref(doc);
-			if (arena)
-				jarena_free();
+			} else if (!unchanged)
+				log_warnx("%s", err);
 		}
 		free(req);
 		shutdown_sleep_ms(wait_ms);

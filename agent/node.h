@@ -67,6 +67,17 @@ struct node {
 	int              nex;         /* slots used */
 };
 
+/* ---- nodemap.c ---- */
+
+/*
+ * Read the coordinator's answer for this node. NULL with err if it is not
+ * this node's slice or not JSON; NULL with *unchanged if the coordinator
+ * says the map we hold is current.
+ */
+struct nodemap *nodemap_parse(const char *text, size_t len, const char *node, bool *unchanged,
+                    char *err, size_t errlen);
+void            nodemap_free(struct nodemap *m);
+
 /* ---- node.c ---- */
 
 /* *t = now + ms, and whether t has passed, on the monotonic clock. */

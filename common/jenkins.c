@@ -11,6 +11,7 @@
  */
 #include "jenkins.h"
 #include "jarena.h"
+#include "jscan.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -1201,71 +1202,20 @@ parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int de
 }
 
 /*
- * The root of a job list, {"_class":...,"jobs":[...]}, is walked here and
- * each entry of its "jobs" array is handed to jansson on its own: as one
- * tree, 10,000 jobs are 30 MB of jansson values for 4.5 MB of text, and
- * building and freeing it was most of a coordinator's refresh. One entry
- * is a few kB, parsed in this thread's arena (jarena.h) where there is
- * one and dropped before the next. jansson parses every value, key and
- * entry; this scanner only steps over whitespace and the punctuation
- * between them.
+ * The root of a job list, {"_class":...,"jobs":[...]}, is walked with
+ * jscan and each entry of its "jobs" array is handed to jansson on its
+ * own: as one tree, 10,000 jobs are 30 MB of jansson values for 4.5 MB of
+ * text, and building and freeing it was most of a coordinator's refresh.
+ * One entry is a few kB, parsed in this thread's arena (jarena.h) where
+ * there is one and dropped before the next.
  */
-struct jscan {
-	const char *s;
-	size_t      len, pos;
-};
-
-static void
-jscan_ws(struct jscan *sc)
-{
-	while (sc->pos < sc->len && (sc->s[sc->pos] == ' ' || sc->s[sc->pos] == '\t' ||
-	    sc->s[sc->pos] == '\n' || sc->s[sc->pos] == '\r'))
-		sc->pos++;
-}
-
-static bool
-jscan_take(struct jscan *sc, char ch)
-{
-	jscan_ws(sc);
-	if (sc->pos < sc->len && sc->s[sc->pos] == ch) {
-		sc->pos++;
-		return true;
-	}
-	return false;
-}
-
 static enum jk_err
-jscan_expected(const struct jscan *sc, const char *what, char *err, size_t errlen)
-{
-	set_msg(err, errlen, "malformed JSON: expected %s at byte %zu", what, sc->pos);
-	return JK_EPROTO;
-}
-
-/* The value at the scanner, parsed by jansson; NULL with err set. */
-static json_t *
-jscan_value(struct jscan *sc, char *err, size_t errlen)
-{
-	json_error_t je;
-	json_t *v;
-
-	jscan_ws(sc);
-	if (!(v = json_loadb(sc->s + sc->pos, sc->len - sc->pos,
-	    JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je))) {
-		set_msg(err, errlen, "malformed JSON: %s at byte %zu", je.text,
-		    sc->pos + (size_t)(je.position > 0 ? je.position : 0));
-		return NULL;
-	}
-	sc->pos += (size_t)je.position;
-	return v;
-}
-
-/* The root's "jobs" array, entry by entry. */
-static enum jk_err
-jscan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
+scan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
 {
 	enum jk_err e;
 	json_t *v;
 	size_t i;
+	int more;
 
 	if (!jscan_take(sc, '[')) {
 		if (!(v = jscan_value(sc, err, errlen)))
@@ -1274,9 +1224,8 @@ jscan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, si
 		json_decref(v);
 		return e;
 	}
-	if (jscan_take(sc, ']'))
-		return JK_OK;
-	for (i = 0;; i++) {
+	sc->first = true;
+	for (i = 0; (more = jscan_element(sc, err, errlen)) > 0; i++) {
 		bool arena = jarena_begin();
 
 		v = jscan_value(sc, err, errlen);
@@ -1288,64 +1237,51 @@ jscan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, si
 			json_decref(v);
 		if (e != JK_OK)
 			return e;
-		if (jscan_take(sc, ']'))
-			return JK_OK;
-		if (!jscan_take(sc, ','))
-			return jscan_expected(sc, "',' or ']'", err, errlen);
 	}
+	return more < 0 ? JK_EPROTO : JK_OK;
 }
 
 enum jk_err
 jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen)
 {
-	struct jscan sc = { json, json ? strlen(json) : 0, 0 };
-	bool seen = false, more;
+	struct jscan sc;
+	char name[64];
+	bool seen = false;
 	size_t cap = 0;
 	enum jk_err e = JK_OK;
+	int more;
 
 	memset(out, 0, sizeof(*out));
 	if (!json) {
 		set_msg(err, errlen, "malformed JSON: no document");
 		return JK_EPROTO;
 	}
-	if (!jscan_take(&sc, '{'))
-		return jscan_expected(&sc, "an object", err, errlen);
-	for (more = !jscan_take(&sc, '}'); more && e == JK_OK; ) {
-		json_t *key, *v;
-		size_t at;
-		bool jobs;
+	jscan_init(&sc, json, strlen(json));
+	if (!jscan_object(&sc, err, errlen))
+		return JK_EPROTO;
+	while (e == JK_OK && (more = jscan_member(&sc, name, sizeof(name), err, errlen)) > 0) {
+		json_t *v;
 
-		jscan_ws(&sc);
-		at = sc.pos;
-		key = jscan_value(&sc, err, errlen);
-		jobs = key && json_is_string(key) && !strcmp(json_string_value(key), "jobs");
-
-		if (!key)
-			e = JK_EPROTO;
-		else if (!json_is_string(key)) {
-			sc.pos = at;
-			e = jscan_expected(&sc, "a member name", err, errlen);
-		} else if (!jscan_take(&sc, ':'))
-			e = jscan_expected(&sc, "':'", err, errlen);
-		else if (jobs && seen) {
+		if (strcmp(name, "jobs") != 0) {
+			if ((v = jscan_value(&sc, err, errlen)))
+				json_decref(v);
+			else
+				e = JK_EPROTO;
+		} else if (seen) {
 			set_msg(err, errlen, "malformed JSON: \"jobs\" given twice");
 			e = JK_EPROTO;
-		} else if (jobs) {
+		} else {
 			seen = true;
-			e = jscan_jobs(&sc, out, &cap, err, errlen);
-		} else if ((v = jscan_value(&sc, err, errlen)))
-			json_decref(v);
-		else
-			e = JK_EPROTO;
-		json_decref(key);
-		if (e == JK_OK && !(more = jscan_take(&sc, ',')) && !jscan_take(&sc, '}'))
-			e = jscan_expected(&sc, "',' or '}'", err, errlen);
+			e = scan_jobs(&sc, out, &cap, err, errlen);
+		}
 	}
+	if (e == JK_OK && more < 0)
+		e = JK_EPROTO;
 	if (e == JK_OK) {
-		jscan_ws(&sc);
-		if (sc.pos < sc.len)
-			e = jscan_expected(&sc, "the end of the document", err, errlen);
-		else if (!seen)
+		if (!jscan_done(&sc)) {
+			jscan_expected(&sc, "the end of the document", err, errlen);
+			e = JK_EPROTO;
+		} else if (!seen)
 			e = jwrong(err, errlen, "", "jobs", "array", NULL);
 	}
 	if (e != JK_OK)

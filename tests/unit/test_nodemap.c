@@ -1,0 +1,165 @@
+/* Unit tests for agent/nodemap.c: reading the coordinator's answer for one node. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jarena.h"
+#include "node.h"
+
+static struct nodemap *
+parse(const char *text, bool *unchanged, char *err, size_t errlen)
+{
+	return nodemap_parse(text, strlen(text), "n1", unchanged, err, errlen);
+}
+
+static void
+expect_refused(const char *text, const char *frag)
+{
+	char err[512] = "";
+	bool unchanged = true;
+
+	assert_null(parse(text, &unchanged, err, sizeof(err)));
+	assert_false(unchanged);
+	if (!strstr(err, frag))
+		fail_msg("'%s': error '%s' lacks '%s'", text, err, frag);
+}
+
+static void
+test_nodemap_slice(void **ctx)
+{
+	const char *text =
+	    " {\"functions\" : [ {\"job\":\"a\",\"name\":\"build:a\",\"pin\":\"NODE\"},"
+	    "{\"job\":\"f/b\",\"name\":\"build:f/b:x86\",\"pin\":\"NODE_LABEL\",\"extra\":[1,{}]},"
+	    "{\"job\":\"c\",\"name\":\"build:c\"}, 7,"
+	    "{\"job\":\"d \\u00fc\",\"name\":\"build:d \\u00fc\",\"pin\":\"NODE\"}],"
+	    "\"node\":{\"name\":\"n1\",\"executors\":3,\"online\":true,\"labels\":[\"x86\",5,\"docker\"]},"
+	    "\"version\":\"abc123\",\"future\":{\"x\":[1,2]}}\n";
+	char err[512];
+	bool unchanged;
+	struct nodemap *m;
+
+	(void)ctx;
+	if (!(m = parse(text, &unchanged, err, sizeof(err))))
+		fail_msg("refused: %s", err);
+	assert_false(unchanged);
+	assert_string_equal(m->version, "abc123");
+	assert_int_equal(m->executors, 3);
+	assert_true(m->online);
+	assert_int_equal(m->nlabels, 2);
+	assert_string_equal(m->labels[0], "x86");
+	assert_string_equal(m->labels[1], "docker");
+	/* In the coordinator's order; entries without name, job and pin are left out. */
+	assert_int_equal(m->nfns, 3);
+	assert_string_equal(m->fns[0].name, "build:a");
+	assert_string_equal(m->fns[1].name, "build:f/b:x86");
+	assert_string_equal(m->fns[1].job, "f/b");
+	assert_string_equal(m->fns[1].pin, "NODE_LABEL");
+	assert_string_equal(m->fns[2].job, "d \xc3\xbc");
+	nodemap_free(m);
+}
+
+static void
+test_nodemap_unchanged(void **ctx)
+{
+	char err[512];
+	bool unchanged = false;
+
+	(void)ctx;
+	assert_null(parse("{\"version\":\"abc123\",\"unchanged\":true}", &unchanged, err, sizeof(err)));
+	assert_true(unchanged);
+}
+
+static void
+test_nodemap_refused(void **ctx)
+{
+	(void)ctx;
+	expect_refused("", "malformed JSON");
+	expect_refused("[]", "expected an object");
+	expect_refused("{\"functions\":[{\"job\":\"a\",\"name\":\"build:a\",\"pin\":\"N\"}", "expected ',' or ']'");
+	expect_refused("{\"functions\":[{\"job\":\"a\" \"name\":1}]}", "malformed JSON");
+	expect_refused("{\"version\":\"v\",\"functions\":[],\"node\":{\"name\":\"n1\",\"executors\":1,"
+	    "\"labels\":[]}} x", "expected the end of the document");
+	/* Well-formed, but not this node's slice. */
+	expect_refused("{\"version\":\"v\",\"functions\":[],\"node\":{\"name\":\"n2\",\"executors\":1,"
+	    "\"labels\":[]}}", "not this node's slice");
+	expect_refused("{\"version\":\"v\",\"functions\":{},\"node\":{\"name\":\"n1\",\"executors\":1,"
+	    "\"labels\":[]}}", "not this node's slice");
+	expect_refused("{\"version\":\"v\",\"node\":{\"name\":\"n1\",\"executors\":1,\"labels\":[]}}",
+	    "not this node's slice");
+	expect_refused("{\"functions\":[],\"node\":{\"name\":\"n1\",\"executors\":1,\"labels\":[]}}",
+	    "not this node's slice");
+	expect_refused("{\"version\":\"v\",\"functions\":[],\"node\":{\"name\":\"n1\",\"labels\":[]}}",
+	    "not this node's slice");
+	expect_refused("{\"version\":\"v\",\"unchanged\":true,\"unchanged\":false}", "not this node's slice");
+	expect_refused("{\"unchanged\":true}", "not this node's slice");
+}
+
+static void
+test_nodemap_executors_bounded(void **ctx)
+{
+	char err[512];
+	bool unchanged;
+	struct nodemap *m;
+
+	(void)ctx;
+	m = parse("{\"version\":\"v\",\"functions\":[],\"node\":{\"name\":\"n1\",\"executors\":-4,\"labels\":[]}}",
+	    &unchanged, err, sizeof(err));
+	assert_non_null(m);
+	assert_int_equal(m->executors, 0);
+	assert_false(m->online);
+	nodemap_free(m);
+	m = parse("{\"version\":\"v\",\"functions\":[],\"node\":{\"name\":\"n1\",\"executors\":100000,\"labels\":[]}}",
+	    &unchanged, err, sizeof(err));
+	assert_non_null(m);
+	assert_int_equal(m->executors, NODE_MAX_EXECUTORS);
+	nodemap_free(m);
+}
+
+/* A big slice, read entry by entry in the arena. */
+static void
+test_nodemap_big(void **ctx)
+{
+	size_t n = 20000, cap = n * 90 + 200, len = 0, i;
+	char *text = malloc(cap), err[512];
+	bool unchanged;
+	struct nodemap *m;
+
+	(void)ctx;
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"functions\":[");
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "%s{\"job\":\"job-%05zu\",\"name\":\"build:job-%05zu\","
+		    "\"pin\":\"NODE\"}", i ? "," : "", i, i);
+	snprintf(text + len, cap - len, "],\"node\":{\"name\":\"n1\",\"executors\":8,\"online\":true,"
+	    "\"labels\":[]},\"version\":\"v2\"}");
+	m = parse(text, &unchanged, err, sizeof(err));
+	if (!m)
+		fail_msg("refused: %s", err);
+	assert_int_equal(m->nfns, n);
+	assert_string_equal(m->fns[n - 1].name, "build:job-19999");
+	assert_string_equal(m->fns[12345].job, "job-12345");
+	nodemap_free(m);
+	free(text);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nodemap_slice),
+		cmocka_unit_test(test_nodemap_unchanged),
+		cmocka_unit_test(test_nodemap_refused),
+		cmocka_unit_test(test_nodemap_executors_bounded),
+		cmocka_unit_test(test_nodemap_big),
+	};
+
+	/* As the daemon does: entries are then read in the arena. */
+	jarena_install();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
