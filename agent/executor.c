@@ -278,11 +278,20 @@ wait_left(struct run *r, long qid, long long deadline)
 	}
 }
 
-/* Has gearmand handed this job out before? (its admin "show jobs" retries) */
+/*
+ * Has gearmand handed this job out before (its admin "show jobs" retries)?
+ * When gearmand cannot tell, count it as re-queued: a lookup too many
+ * costs the master a request, a wrong "no" can cost a second build.
+ */
 static bool
 requeued(struct executor *e, const struct gw_job *job)
 {
-	return dispatch_job_retries(e->node->dispatch, e->server, job->handle, 2000) > 0;
+	int retries = dispatch_job_retries(e->node->dispatch, e->server, job->handle, 2000);
+
+	if (retries < 0)
+		log_warnx("%s: gearmand does not say whether job %s (unique %s) was handed out before; "
+		    "looking for its build", e->id, job->handle, job->unique);
+	return retries != 0;
 }
 
 /*

@@ -313,8 +313,12 @@ gm_admin_conn_ask(struct gm_admin_conn *a, const char *cmd, int timeout_ms, char
 		/* Whatever comes later on this connection would be taken for the next reply. */
 		close(a->fd);
 		a->fd = -1;
-		/* A kept connection that gearmand closed meanwhile (a restart): once more on a new one. */
-		if (!kept || timed_out || got)
+		/*
+		 * A kept connection that gearmand closed meanwhile (a restart), or
+		 * that a firewall dropped unseen (nothing came back in time): once
+		 * more on a new one.
+		 */
+		if (!kept || got)
 			return NULL;
 		kept = false;
 	}

@@ -68,9 +68,10 @@ char *gm_admin(const char *host, int port, const char *cmd, int timeout_ms,
  * node agent's "show jobs" for every job it takes: a connection each time
  * cost gearmand half its CPU per job). Connects on first use. After an
  * error or a timeout the connection is closed, as a late reply would be
- * taken for the next command's; a kept connection that gearmand closed
- * meanwhile is replaced at once and the command sent again. One thread at
- * a time per gm_admin_conn.
+ * taken for the next command's. A kept connection that gave nothing back
+ * (gearmand closed it, or a firewall dropped it and the reply timed out)
+ * is replaced at once and the command sent again. One thread at a time
+ * per gm_admin_conn.
  */
 struct gm_admin_conn;
 struct gm_admin_conn *gm_admin_conn_new(const char *host, int port);

@@ -21,7 +21,7 @@
 #include "gm.h"
 
 /* What the server does on each connection it accepts, in order. */
-enum act { ANSWER_ALL, ANSWER_ONCE_THEN_CLOSE, NEVER_ANSWER };
+enum act { ANSWER_ALL, ANSWER_ONCE_THEN_CLOSE, ANSWER_ONCE_THEN_MUTE, NEVER_ANSWER };
 
 struct server {
 	int       lfd, port;
@@ -74,7 +74,7 @@ serve(void *arg)
 			}
 			len = 0;
 			s->commands++;
-			if (s->script[k] == NEVER_ANSWER)
+			if (s->script[k] == NEVER_ANSWER || (s->script[k] == ANSWER_ONCE_THEN_MUTE && s->commands > 1))
 				continue;
 			answer(s, fd);
 			if (s->script[k] == ANSWER_ONCE_THEN_CLOSE)
@@ -160,6 +160,27 @@ test_admin_conn_replaced_after_close(void **ctx)
 	assert_int_equal(s.commands, 3);
 }
 
+/*
+ * A kept connection that went dead without a word (a firewall dropped it):
+ * the question times out there and is asked again on a new connection.
+ */
+static void
+test_admin_conn_replaced_after_silence(void **ctx)
+{
+	struct server s = { .script = { ANSWER_ONCE_THEN_MUTE, ANSWER_ALL }, .nscript = 2, .njobs = 3 };
+	struct gm_admin_conn *a;
+
+	(void)ctx;
+	server_start(&s);
+	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
+	assert_int_equal(gm_job_retries(a, "H:host:2", 2000), 1);
+	assert_int_equal(gm_job_retries(a, "H:host:3", 300), 2);
+	gm_admin_conn_free(a);
+	server_stop(&s);
+	assert_int_equal(s.accepted, 2);
+	assert_int_equal(s.commands, 3);
+}
+
 /* No reply in time: an error naming it, and the next question on a fresh connection. */
 static void
 test_admin_conn_timeout(void **ctx)
@@ -208,6 +229,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_admin_conn_kept),
 		cmocka_unit_test(test_admin_conn_replaced_after_close),
+		cmocka_unit_test(test_admin_conn_replaced_after_silence),
 		cmocka_unit_test(test_admin_conn_timeout),
 		cmocka_unit_test(test_admin_conn_refused),
 	};
