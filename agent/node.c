@@ -317,8 +317,13 @@ adjust_executors(struct node *n)
 		pthread_mutex_unlock(&n->lock);
 		if (e && !executor_finished(e))
 			continue;
-		if (e)
+		if (e) {
+			/* Out of the table first: the dispatcher and node_wake_all look at it. */
+			pthread_mutex_lock(&n->lock);
+			n->ex[i] = NULL;
+			pthread_mutex_unlock(&n->lock);
 			executor_join(e);
+		}
 		e = executor_start(n, i);
 		pthread_mutex_lock(&n->lock);
 		n->ex[i] = e;

@@ -27,7 +27,9 @@ struct state {
 	char             *dir;
 	int               dirfd;    /* holds the flock */
 	int               fd;       /* the journal, O_APPEND */
-	bool              torn;     /* a write failed: the last line may be cut */
+	off_t             size;     /* its whole lines, in bytes */
+	bool              torn;     /* it may end in a cut line: start the next with "\n" */
+	bool              due;      /* rewrite it at the next change */
 	size_t            stale;    /* journal lines no live record needs */
 	struct build_rec *rec;
 	size_t            n, cap;
@@ -106,30 +108,53 @@ rec_parse(json_t *o, struct build_rec *r)
 	return 1;
 }
 
-/* Append o as one line. A failed or short write leaves the journal to be rewritten. */
+/* Write o to fd as one line, after a newline if lead. Bytes written, or -1 (a short write is ENOSPC). */
+static ssize_t
+write_line(int fd, json_t *o, bool lead)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct iovec iov[3];
+	ssize_t want, got;
+	int n = 0;
+
+	json_decref(o);
+	if (!text) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (lead)
+		iov[n++] = (struct iovec){ "\n", 1 };
+	iov[n++] = (struct iovec){ text, strlen(text) };
+	iov[n++] = (struct iovec){ "\n", 1 };
+	want = (ssize_t)iov[n - 2].iov_len + 1 + (lead ? 1 : 0);
+	got = writev(fd, iov, n);
+	free(text);
+	if (got == want)
+		return got;
+	if (got >= 0)
+		errno = ENOSPC;
+	return -1;
+}
+
+/*
+ * Append o to the journal. After a failed or short write the journal is
+ * cut back to its last whole line (or, if that fails too, the next line
+ * starts on a line of its own), and rewritten at the next change.
+ */
 static int
 append(struct state *st, json_t *o)
 {
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	struct iovec iov[2];
-	ssize_t want, got;
+	ssize_t n = write_line(st->fd, o, st->torn);
 
-	json_decref(o);
-	if (!text)
-		return -1;
-	iov[0].iov_base = text;
-	iov[0].iov_len = strlen(text);
-	iov[1].iov_base = "\n";
-	iov[1].iov_len = 1;
-	want = (ssize_t)iov[0].iov_len + 1;
-	got = writev(st->fd, iov, 2);
-	free(text);
-	if (got == want)
+	if (n >= 0) {
+		st->size += n;
+		st->torn = false;
 		return 0;
-	if (got >= 0)
-		errno = ENOSPC;
+	}
 	log_warn("state: cannot write to %s/%s", st->dir, JOURNAL);
-	st->torn = true;
+	if (ftruncate(st->fd, st->size) < 0)
+		st->torn = true;
+	st->due = true;
 	return -1;
 }
 
@@ -138,41 +163,42 @@ static int
 rewrite(struct state *st)
 {
 	char path[4200], tmp[4300];
-	int fd, old = st->fd;
+	off_t size = 0;
+	ssize_t n = 0;
 	size_t i;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0)
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640)) < 0)
 		return -1;
-	st->fd = fd;
-	for (i = 0; i < st->n; i++)
-		if (append(st, rec_json(&st->rec[i])) < 0)
-			break;
-	if (i < st->n || rename(tmp, path) < 0) {
+	for (i = 0; i < st->n && (n = write_line(fd, rec_json(&st->rec[i]), false)) >= 0; i++)
+		size += n;
+	if (n < 0 || rename(tmp, path) < 0) {
 		int saved = errno;
 
 		close(fd);
 		unlink(tmp);
-		st->fd = old;
 		errno = saved;
 		return -1;
 	}
-	if (old >= 0)
-		close(old);
-	st->torn = false;
+	if (st->fd >= 0)
+		close(st->fd);
+	st->fd = fd;
+	st->size = size;
+	st->torn = st->due = false;
 	st->stale = 0;
 	return 0;
 }
 
-/* Rewrite when due; on failure keep appending to the old journal. */
+/* Rewrite when due; on failure keep appending to the old journal and try again later. */
 static void
 maybe_rewrite(struct state *st)
 {
-	if ((st->torn || (st->stale > STALE_MAX && st->stale > 4 * st->n)) && rewrite(st) < 0) {
+	if ((st->due || (st->stale > STALE_MAX && st->stale > 4 * st->n)) && rewrite(st) < 0) {
 		log_warn("state: cannot rewrite %s/%s", st->dir, JOURNAL);
-		st->stale = 0;	/* try again after as many changes */
+		st->due = false;
+		st->stale = 0;	/* again after as many changes */
 	}
 }
 
@@ -189,7 +215,11 @@ read_journal(struct state *st, size_t *bad)
 	if (!(f = fopen(path, "re")))
 		return;
 	while ((len = getline(&line, &cap, f)) > 0) {
-		json_t *o = json_loadb(line, (size_t)len, 0, NULL);
+		json_t *o;
+
+		if (len == 1 && line[0] == '\n')
+			continue;	/* after a cut line (append) */
+		o = json_loadb(line, (size_t)len, 0, NULL);
 		struct build_rec r, *old;
 		int kind = o ? rec_parse(o, &r) : -1;
 
@@ -234,6 +264,30 @@ read_old_records(struct state *st, char ***old, size_t *nold)
 		closedir(d);
 }
 
+/*
+ * The journal could not be rewritten (disk full?): append to it as it is,
+ * so that builds are still recorded; the old records stay in it.
+ */
+static int
+journal_as_is(struct state *st, char *err, size_t errlen)
+{
+	char path[4200];
+	struct stat sb;
+
+	log_warn("state: cannot rewrite %s/%s; appending to it as it is", st->dir, JOURNAL);
+	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
+	if ((st->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0 ||
+	    fstat(st->fd, &sb) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: cannot write %s: %s", st->dir, JOURNAL,
+		    strerror(errno));
+		return -1;
+	}
+	st->size = sb.st_size;
+	st->torn = sb.st_size > 0;	/* it may end in a cut line */
+	st->due = true;
+	return 0;
+}
+
 struct state *
 state_open(const char *dir, char *err, size_t errlen)
 {
@@ -268,10 +322,8 @@ state_open(const char *dir, char *err, size_t errlen)
 	}
 	read_journal(st, &bad);
 	read_old_records(st, &old, &nold);
-	if (rewrite(st) < 0) {
-		snprintf(err, errlen, "[node] state_dir %s: cannot write %s: %s", dir, JOURNAL, strerror(errno));
+	if (rewrite(st) < 0 && journal_as_is(st, err, errlen) < 0)
 		goto fail;
-	}
 	if (bad)
 		log_warnx("state: %s/%s: %zu unreadable line%s skipped", dir, JOURNAL, bad, bad == 1 ? "" : "s");
 	for (i = 0; i < nold; i++) {
@@ -343,6 +395,7 @@ state_remove(struct state *st, const char *unique)
 	if ((have = find(st, unique))) {
 		drop(st, have);
 		maybe_rewrite(st);
+		/* Not written (disk full): the rewrite at the next change leaves it out. */
 		(void)append(st, json_pack("{s:s,s:b}", "unique", unique, "done", 1));
 		st->stale += 2;
 	}

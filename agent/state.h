@@ -9,7 +9,9 @@
  *
  * The journal is append-only: one JSON line per change, one write(2) each.
  * It is rewritten (temporary file, rename) with only the live records when
- * the agent starts and whenever most of its lines are stale. A file per
+ * the agent starts and whenever most of its lines are stale. A line that
+ * cannot be written whole (disk full) is cut back off and the journal is
+ * rewritten at the next change; until one succeeds, changes are appended. A file per
  * record, replaced by rename at each change, cost a third of the agent's
  * CPU per build (create, rename and unlink on ext4: 0.8 of 2.4 ms).
  *

@@ -5,14 +5,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "state.h"
 
 static char dir[64];
+
+static void limit_file_size(rlim_t bytes);
 
 static int
 setup(void **ctx)
@@ -28,6 +33,7 @@ teardown(void **ctx)
 	char cmd[128];
 
 	(void)ctx;
+	limit_file_size(RLIM_INFINITY);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -180,6 +186,99 @@ test_state_torn_line(void **ctx)
 	state_close(st);
 }
 
+static void
+limit_file_size(rlim_t bytes)
+{
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = bytes;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static off_t
+journal_size(void)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/builds.jsonl", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+/*
+ * The disk fills up mid-line: that record is refused, the journal keeps
+ * only whole lines, and what is written once there is room survives.
+ */
+static void
+test_state_short_writes(void **ctx)
+{
+	struct state *st = open_ok();
+	struct build_rec r = rec("first", 1, 0), got;
+	off_t size;
+
+	(void)ctx;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(state_save(st, &r), 0);
+	size = journal_size();
+	limit_file_size((rlim_t)size + 20);
+	r = rec("cut", 2, 0);
+	assert_int_equal(state_save(st, &r), -1);		/* 20 bytes got through */
+	assert_int_equal(journal_size(), size);			/* and were taken back */
+	assert_int_equal(state_load(st, "cut", &got), -1);
+	limit_file_size(20);
+	r = rec("still full", 3, 0);				/* the rewrite fails too */
+	assert_int_equal(state_save(st, &r), -1);
+	assert_int_equal(journal_size(), size);
+	state_remove(st, "first");	/* no room for its "done" line; the rewrite before it left it out */
+	limit_file_size(RLIM_INFINITY);
+	r = rec("room again", 4, 5);
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+
+	st = open_ok();
+	expect_rec(st, "room again", 4, 5);
+	assert_int_equal(state_load(st, "first", &got), -1);	/* gone with the rewrite */
+	assert_int_equal(state_load(st, "cut", &got), -1);
+	assert_int_equal(state_load(st, "still full", &got), -1);
+	assert_int_equal(journal_lines(), 1);
+	state_close(st);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
+/*
+ * The journal cannot be rewritten at start (here: a directory where its
+ * temporary file goes): the agent appends to it as it is, after the cut
+ * line it ended with.
+ */
+static void
+test_state_appends_when_rewrite_fails(void **ctx)
+{
+	struct state *st = open_ok();
+	struct build_rec r = rec("before", 1, 0);
+	char tmp[128];
+
+	(void)ctx;
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	append_raw("{\"unique\":\"cut\",\"functi");
+	snprintf(tmp, sizeof(tmp), "%s/builds.jsonl.tmp", dir);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	st = open_ok();
+	expect_rec(st, "before", 1, 0);
+	r = rec("after", 2, 3);
+	assert_int_equal(state_save(st, &r), 0);
+	state_remove(st, "before");
+	state_close(st);
+	assert_int_equal(rmdir(tmp), 0);
+	st = open_ok();
+	expect_rec(st, "after", 2, 3);
+	assert_int_equal(state_load(st, "before", &r), -1);
+	assert_int_equal(journal_lines(), 1);
+	state_close(st);
+}
+
 /* Many builds: the journal stays small and the records right. */
 static void
 test_state_rewrites_when_stale(void **ctx)
@@ -249,6 +348,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_state_survives_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_dir_locked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_torn_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_short_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_appends_when_rewrite_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_rewrites_when_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_takes_over_old_records, setup, teardown),
 	};
