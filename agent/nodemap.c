@@ -27,7 +27,9 @@ nodemap_free(struct nodemap *m)
 	if (!m)
 		return;
 	free(m->version);
-	node_strv_free(m->labels, m->nlabels);
+	for (i = 0; i < m->nlabels; i++)
+		free(m->labels[i]);
+	free(m->labels);
 	for (i = 0; i < m->nfns; i++) {
 		free(m->fns[i].name);
 		free(m->fns[i].job);

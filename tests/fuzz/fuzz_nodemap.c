@@ -1,0 +1,25 @@
+/*
+ * libFuzzer: the node agent's reader of the coordinator's map
+ * (agent/nodemap.c), with the daemon's JSON arena installed as in the
+ * daemon (ASan poisons what the arena dropped).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "jarena.h"
+#include "node.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int installed;
+	char err[512];
+	bool unchanged;
+	struct nodemap *m;
+
+	if (!installed++)
+		jarena_install();
+	m = nodemap_parse((const char *)data, size, "n1", &unchanged, err, sizeof(err));
+	nodemap_free(m);
+	return 0;
+}
