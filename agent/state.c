@@ -294,6 +294,7 @@ state_open(const char *dir, char *err, size_t errlen)
 	struct state *st = calloc(1, sizeof(*st));
 	char **old = NULL;
 	size_t nold = 0, bad = 0, i;
+	bool rewritten;
 
 	if (!st || !(st->dir = strdup(dir))) {
 		free(st);
@@ -322,12 +323,14 @@ state_open(const char *dir, char *err, size_t errlen)
 	}
 	read_journal(st, &bad);
 	read_old_records(st, &old, &nold);
-	if (rewrite(st) < 0 && journal_as_is(st, err, errlen) < 0)
+	if (!(rewritten = rewrite(st) == 0) && journal_as_is(st, err, errlen) < 0)
 		goto fail;
 	if (bad)
 		log_warnx("state: %s/%s: %zu unreadable line%s skipped", dir, JOURNAL, bad, bad == 1 ? "" : "s");
+	/* Their records are in the journal now, unless it could not be rewritten. */
 	for (i = 0; i < nold; i++) {
-		unlink(old[i]);
+		if (rewritten)
+			unlink(old[i]);
 		free(old[i]);
 	}
 	free(old);

@@ -321,7 +321,7 @@ test_state_rewrites_when_stale(void **ctx)
 static void
 test_state_takes_over_old_records(void **ctx)
 {
-	char path[256];
+	char path[256], tmp[128];
 	struct state *st;
 	FILE *f;
 
@@ -332,6 +332,14 @@ test_state_takes_over_old_records(void **ctx)
 	fputs("{\"unique\":\"ab\",\"function\":\"build:job-ab\",\"job\":\"folder/job \\\"ab\\\"\\n\","
 	    "\"queue_id\":11,\"number\":2,\"time\":1700000000}", f);
 	fclose(f);
+	/* While the journal cannot be rewritten, the old file stays: it is the only copy. */
+	snprintf(tmp, sizeof(tmp), "%s/builds.jsonl.tmp", dir);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	st = open_ok();
+	expect_rec(st, "ab", 11, 2);
+	state_close(st);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(rmdir(tmp), 0);
 	st = open_ok();
 	expect_rec(st, "ab", 11, 2);
 	assert_int_equal(access(path, F_OK), -1);
