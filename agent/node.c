@@ -399,7 +399,9 @@ mapper_thread(void *arg)
 				/* Copying a big map left freed pages behind: give them back. */
 				malloc_trim(0);
 			} else if (!unchanged)
-				log_warnx("%s", err);
+				log_warnx("coordinator %s sent an answer this agent cannot use: %s; %s",
+				    cfg->coordinator_name, err, n->map ? "keeping the current map" :
+				    "registering nothing until it sends a map");
 		}
 		free(req);
 		shutdown_sleep_ms(wait_ms);

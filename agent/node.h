@@ -70,9 +70,9 @@ struct node {
 /* ---- nodemap.c ---- */
 
 /*
- * Read the coordinator's answer for this node. NULL with err if it is not
- * this node's slice or not JSON; NULL with *unchanged if the coordinator
- * says the map we hold is current.
+ * Read the coordinator's answer for node. NULL with err if it is not JSON
+ * or not node's slice; NULL with *unchanged if the coordinator says the
+ * map we hold is current.
  */
 struct nodemap *nodemap_parse(const char *text, size_t len, const char *node, bool *unchanged,
                     char *err, size_t errlen);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char not_slice[] = "coordinator sent a map that is not this node's slice";
+static const char not_slice[] = "not this node's slice of the map";
 
 void
 nodemap_free(struct nodemap *m)
