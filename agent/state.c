@@ -46,7 +46,7 @@ find(struct state *st, const char *unique)
 	return NULL;
 }
 
-/* Replace or add r in memory. -1 if out of memory. */
+/* Replace (1) or add (0) r in memory. -1 if out of memory. */
 static int
 put(struct state *st, const struct build_rec *r)
 {
@@ -54,7 +54,7 @@ put(struct state *st, const struct build_rec *r)
 
 	if (old) {
 		*old = *r;
-		return 0;
+		return 1;
 	}
 	if (st->n == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 16;
@@ -274,7 +274,8 @@ journal_as_is(struct state *st, char *err, size_t errlen)
 	char path[4200];
 	struct stat sb;
 
-	log_warn("state: cannot rewrite %s/%s; appending to it as it is", st->dir, JOURNAL);
+	log_warnx("state: cannot rewrite %s/%s (%s); appending to it as it is", st->dir, JOURNAL,
+	    strerror(errno));
 	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
 	if ((st->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0 ||
 	    fstat(st->fd, &sb) < 0) {
@@ -367,10 +368,11 @@ state_save(struct state *st, const struct build_rec *r)
 	maybe_rewrite(st);
 	rc = append(st, rec_json(r));
 	if (rc == 0) {
-		if (find(st, r->unique))
-			st->stale++;
-		if (put(st, r) < 0)
+		int replaced = put(st, r);
+
+		if (replaced < 0)
 			rc = -1;
+		st->stale += replaced > 0;	/* its previous line */
 	} else
 		log_warnx("state: the build of %s is not recorded", r->unique);
 	pthread_mutex_unlock(&st->lock);

@@ -3,7 +3,8 @@
  *
  * jk_parse_jobs parses a master's job list one entry at a time: with
  * malloc, making and freeing the hundreds of thousands of small jansson
- * values of 10,000 jobs was a third of a coordinator refresh's CPU. With
+ * values of 10,000 jobs was a third of a coordinator refresh's CPU (the
+ * node agent reads its map the same way, nodemap.c; see jscan.h). With
  * the arena, a thread's jansson allocations between jarena_begin() and
  * jarena_stop() are bumped out of mmap'd chunks, and jarena_drop() drops
  * them all at once (no json_decref walk). Up to 8 MB of pages stay for
