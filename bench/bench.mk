@@ -1,18 +1,22 @@
 # Benchmarks (issue 7): programs in bench/, driver bench/bench.py.
 # Included from the top-level Makefile; the rules are filled in below.
 
-# ---- bench programs: bare_pool, bench_client, lib_floor ----
+# ---- bench programs: bare_pool, bench_client, lib_floor, http_floor ----
 # The floor we compare with: a bare libgearman worker pool, a measuring
-# client, and the agent's libraries in an otherwise empty program, one C
-# file each. The objects come from the top-level %.o rule
+# client, the agent's libraries in an otherwise empty program, and libcurl
+# against a do-nothing HTTP server, one C file each. The objects come from the top-level %.o rule
 # ($(CC) $(CPPFLAGS) $(CFLAGS)); SANITIZE=1 applies here too.
-BENCH_BIN := $(BUILD)/bench/bare_pool $(BUILD)/bench/bench_client $(BUILD)/bench/lib_floor
+BENCH_BIN := $(BUILD)/bench/bare_pool $(BUILD)/bench/bench_client $(BUILD)/bench/lib_floor \
+	     $(BUILD)/bench/http_floor
 
 $(BUILD)/bench/bare_pool $(BUILD)/bench/bench_client: %: %.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lgearman -lpthread
 
 $(BUILD)/bench/lib_floor: %: %.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/http_floor: %: %.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcurl -lpthread
 
 .PHONY: bench-build
 bench-build: $(BENCH_BIN)

@@ -5,14 +5,16 @@ Every scenario runs real processes on loopback: gearmand, the Jenkins test
 server (tests/jenkins), our coordinator and node agents, and the C programs
 that are the baseline: bench/bare_pool (libgearman workers that only answer
 WORK_COMPLETE), bench/bench_client (a libgearman client that times every
-job) and bench/lib_floor (the agent's libraries in an empty program, for
-memory). The bare pool runs on the same gearmand in the same run, so each of our
+job), bench/lib_floor (the agent's libraries in an empty program, for
+memory) and bench/http_floor (libcurl against a do-nothing HTTP server: the
+least CPU a request to a master costs). The bare pool runs on the same gearmand in the same run, so each of our
 figures sits next to the floor it is compared with.
 
   latency       1 node x 4 executors, sequential zero-length builds:
                 SUBMIT_JOB -> trigger at the master, build start -> WORK_DATA
   throughput    20 agents x 4 executors, 10,000 zero-length builds at
-                concurrency 100, CPU seconds of every process
+                concurrency 100, CPU seconds of every process; the most
+                any agent could reach here (bare job + HTTP floor)
   registration  10,000 jobs (label expressions of 1-3 atoms) x 50 nodes x 8
                 executors: cold start, gearmand SIGKILL + restart, both
                 again with the agents at nice 19, a SUBMIT_JOB_HIGH probe
@@ -100,7 +102,8 @@ class Bin:
         self.pool = os.path.join(build, "bench", "bare_pool")
         self.client = os.path.join(build, "bench", "bench_client")
         self.floor = os.path.join(build, "bench", "lib_floor")
-        for p in (self.pool, self.client, self.floor):
+        self.http = os.path.join(build, "bench", "http_floor")
+        for p in (self.pool, self.client, self.floor, self.http):
             if not os.access(p, os.X_OK):
                 sys.exit("bench: %s missing: run make bench-build" % p)
 
@@ -124,6 +127,15 @@ def lib_floor_mem(b):
         p.terminate()
         p.wait(10)
         p.stdout.close()
+
+
+def http_floor(b, n):
+    """bench/http_floor: CPU seconds per request, libcurl and a do-nothing server together."""
+    p = subprocess.run([b.http, str(n)], capture_output=True, text=True, env=clean_env(), timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError("http_floor failed: %s" % p.stderr.strip())
+    r = json.loads(p.stdout)
+    return r["cpu_s"] / r["requests"]
 
 
 class BarePool:
@@ -384,6 +396,7 @@ class Bench:
             bare_cpu = {"gearmand": cpu_s(gm.proc.pid) - g0, "bare_pool": cpu_s(bp.proc.pid) - b0,
                         "bench_client": bare.cpu}
             bp.stop()
+            http_s = http_floor(self.bin, 2000 if self.quick else 20000)
             names = ["tp%02d" % i for i in range(agents)]
             jk = self.jenkins(s, pool_fixture(names, execs))
             co = s.coordinator(gm, jk, extra={"log": {"level": "info"}})
@@ -412,7 +425,7 @@ class Bench:
         self.figures["throughput"] = {
             "builds": n, "concurrency": conc, "agent": c.summary, "bare": bare.summary,
             "cpu_s": cpu, "bare_cpu_s": bare_cpu, "elapsed_s": elapsed,
-            "master_requests": nreq, "jenkins_builds": len(builds),
+            "master_requests": nreq, "jenkins_builds": len(builds), "http_floor_s": http_s,
             "agent_cpu_ms_per_build": round(per_build_ms, 3)}
         self.row("bare pool (80 workers): jobs completed per second", bare_rate, "jobs/s")
         self.row("agents: builds dispatched and completed per second", rate, "builds/s",
@@ -426,6 +439,19 @@ class Bench:
                  round(os.cpu_count() * 1000.0 / per_build_ms), "builds/s",
                  baseline=bare_rate, ratio=round(os.cpu_count() * 1000.0 / per_build_ms / bare_rate, 3))
         self.row("master requests per build", round(nreq / n, 2), "req")
+        # The most any agent could reach here: each build costs at least a
+        # bare job (gearmand, worker and client) plus its requests, each at
+        # least what libcurl and a master that does nothing cost together.
+        bare_job_ms = 1000.0 * sum(bare_cpu.values()) / max(1, bare.summary["complete"])
+        self.row("bare pool CPU per job (gearmand + workers + client)", round(bare_job_ms, 3), "ms")
+        self.row("HTTP request floor (bench/http_floor: libcurl, kept connection, "
+                 "do-nothing server; CPU of both)", round(1000.0 * http_s, 4), "ms")
+        bound = os.cpu_count() * 1000.0 / (bare_job_ms + nreq / n * 1000.0 * http_s)
+        self.row("throughput bound: all cores / (bare CPU per job + master requests per build "
+                 "x HTTP floor)", round(bound), "builds/s", baseline=bare_rate,
+                 ratio=round(bound / bare_rate, 3) if bare_rate else None,
+                 note="the most an agent that costs no more than a bare worker could reach "
+                      "with a master that does nothing")
 
     # ------------------------------------------------------------ registration
 

@@ -21,6 +21,7 @@ FIGURES = [
     "agents: builds dispatched and completed per second",
     "CPU during the run: jenkins test server",
     "agent CPU per build",
+    "bare pool CPU per job (gearmand + workers + client)",
     "all registered after a cold start of every agent",
     "all registered after gearmand SIGKILL + restart",
     "all registered after gearmand SIGKILL + restart, agents at nice 19",
@@ -64,6 +65,10 @@ def test_bench_quick(tmp_path):
         assert once["builds"] > 0 and once["lost"] == 0 and once["duplicated"] == 0, (what, once)
     tp = fig["throughput"]
     assert tp["agent"]["complete"] == tp["builds"] and tp["jenkins_builds"] == tp["builds"]
+    assert 0 < tp["http_floor_s"] < 0.01, tp["http_floor_s"]
+    bound = [r for r in res["rows"] if r["figure"].startswith("throughput bound:")]
+    assert bound and bound[0]["measured"] > 0 and bound[0]["baseline"] == rows[
+        "bare pool (80 workers): jobs completed per second"]["measured"]
     assert fig["latency"]["agent"]["complete"] == fig["latency"]["builds"]
     reg = fig["registration"]
     assert reg["functions_total"] > 0 and reg["functions_per_node"]["min"] > 0
