@@ -7,8 +7,9 @@ that are the baseline: bench/bare_pool (libgearman workers that only answer
 WORK_COMPLETE), bench/bench_client (a libgearman client that times every
 job), bench/lib_floor (the agent's libraries in an empty program, for
 memory) and bench/http_floor (libcurl against a do-nothing HTTP server: the
-least CPU a request to a master costs). The bare pool runs on the same gearmand in the same run, so each of our
-figures sits next to the floor it is compared with.
+least CPU a request to a master costs). The bare pool runs on the same
+gearmand in the same run, so each of our figures sits next to the floor it
+is compared with.
 
   latency       1 node x 4 executors, sequential zero-length builds:
                 SUBMIT_JOB -> trigger at the master, build start -> WORK_DATA
