@@ -42,8 +42,9 @@ serve(void *arg)
 			have += (size_t)n;
 			buf[have] = '\0';
 			while ((end = strstr(buf, "\r\n\r\n")) != NULL) {
+				/* A short reply would leave the client waiting: drop the connection. */
 				if (write(c, answer, sizeof(answer) - 1) != (ssize_t)sizeof(answer) - 1)
-					break;
+					goto drop;
 				used = (size_t)(end + 4 - buf);
 				memmove(buf, buf + used, have - used + 1);
 				have -= used;
@@ -51,6 +52,7 @@ serve(void *arg)
 			if (have == sizeof(buf) - 1)
 				break;          /* a head this large is not ours */
 		}
+drop:
 		close(c);
 	}
 	return NULL;
