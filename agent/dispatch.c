@@ -4,8 +4,23 @@
  *
  * Loop: keep the connections up (jittered backoff), bring the
  * registration in line with the map (CAN_DO what is new, CANT_DO what is
- * gone), and send GRAB_JOB_UNIQ when an executor is free and the node
- * allows it (node_grab_permit); hand each JOB_ASSIGN to a free executor.
+ * gone), learn whether a job waits, and send GRAB_JOB_UNIQ when one does
+ * and the node has room (node_grab_reserve, which reserves an executor for
+ * the GRAB); hand each JOB_ASSIGN to the executor reserved for it.
+ *
+ * Whether a job waits is gearmand's to say, with no job taken: a PRE_SLEEP
+ * is answered with a NOOP at once when a job for one of the connection's
+ * functions is queued, and later when one arrives (gearmand server.cc,
+ * GEARMAN_COMMAND_PRE_SLEEP). So each connection goes
+ *
+ *   IDLE --PRE_SLEEP--> SLEEPING --NOOP--> WAITS --GRAB--> GRAB_SENT
+ *     ^                    ^                 |                |
+ *     |                    +--no room: probe-+                |
+ *     +------------------ JOB_ASSIGN or NO_JOB ---------------+
+ *
+ * and jobs queued before a (re)connect or a registration change are seen
+ * as soon as the registration is out. The master is asked for room only
+ * in WAITS, so an idle node or one with nothing waiting costs it nothing.
  *
  * gearmand re-queues the jobs a connection holds of a function when it
  * gets CANT_DO for it (and all of them on RESET_ABILITIES or a lost
@@ -38,7 +53,13 @@
 
 #define LOOP_MS 1000
 
-enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
+enum conn_state {
+	C_DOWN,
+	C_IDLE,        /* connected, nothing out: probe with PRE_SLEEP */
+	C_SLEEPING,    /* PRE_SLEEP out: a NOOP says a job waits */
+	C_WAITS,       /* a job waits: GRAB once the node has room */
+	C_GRAB_SENT,   /* GRAB_JOB_UNIQ out, executor `reserved` kept for it */
+};
 
 struct server_conn {
 	pthread_mutex_t   io;          /* c's reads and writes; c and conn_gen */
@@ -46,6 +67,7 @@ struct server_conn {
 	unsigned          conn_gen;    /* bumped each time c is closed */
 	bool              broken;      /* a reply's write failed */
 	enum conn_state   state;
+	int               reserved;    /* executor kept for the GRAB out, or -1 */
 	struct gm_backoff bo;
 	struct timespec   retry_at;
 	char            **registered;  /* sorted function names, as sent */
@@ -116,6 +138,8 @@ conn_down(struct dispatch *d, struct server_conn *s, const char *why)
 	s->conn_gen++;
 	s->broken = false;
 	s->state = C_DOWN;
+	node_grab_release(d->node, s->reserved);
+	s->reserved = -1;
 	s->synced = false;
 	s->echo_out = false;
 	forget_registration(s);
@@ -270,38 +294,65 @@ send_batch(struct server_conn *s)
 	return 0;
 }
 
-/* A JOB_ASSIGN: hand it to a free executor (s->io held). */
+/*
+ * Refuse a job the node cannot run, on its own connection: closing the
+ * connection instead would hand back every job the node's other
+ * executors hold on it too (s->io held).
+ */
+static void
+refuse_job(struct dispatch *d, struct server_conn *s, const struct gw_job *job, const char *why)
+{
+	char msg[600];
+
+	log_warnx("%s: refused %s (handle %s): %s", d->id, job->function, job->handle, why);
+	metrics_add("jga_jobs_refused_total", NULL, 1);
+	snprintf(msg, sizeof(msg), "{\"error\":\"%s\"}", why);
+	if (gw_work_warning(s->c, job->handle, msg, strlen(msg)) < 0 || gw_work_fail(s->c, job->handle) < 0)
+		conn_down(d, s, gw_error(s->c));
+}
+
+/* A JOB_ASSIGN: hand it to the executor reserved for it (s->io held). */
 static void
 take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 {
 	struct server_conn *s = &d->sc[server];
 	struct node *n = d->node;
 	struct gw_job job;
-	int i;
+	int ex = s->reserved;
+	bool reserved;
 
 	s->state = C_IDLE;
-	if (gw_job_from_packet(p, &job) < 0) {
-		conn_down(d, s, "malformed JOB_ASSIGN");
-		return;
-	}
+	s->reserved = -1;
+	if (gw_job_from_packet(p, &job) < 0)
+		fatalx("out of memory");
 	pthread_mutex_lock(&n->lock);
-	/*
-	 * Stopping, or (after a map change) no executor left for it: hand it
-	 * back by closing the connection, unless that would also re-queue
-	 * jobs other executors hold on it — then it runs.
-	 */
-	for (i = 0; i < n->nex; i++)
-		if (n->ex[i] && i < (n->map ? n->map->executors : 0) && executor_free(n->ex[i]))
-			break;
-	if (i == n->nex || (shutdown_requested() && !node_holds_locked(n, server, s->conn_gen, NULL))) {
+	reserved = ex >= 0 && ex < n->nex && n->ex[ex] && executor_reserved(n->ex[ex]);
+	if (reserved) {
+		executor_reserve(n->ex[ex], false);
+		n->grabs_out--;
+	} else {
+		/* A JOB_ASSIGN no GRAB of ours asked for: any free executor. */
+		for (ex = 0; ex < n->nex && ex < (n->map ? n->map->executors : 0); ex++)
+			if (n->ex[ex] && executor_free(n->ex[ex]))
+				break;
+		if (ex >= n->nex || ex >= (n->map ? n->map->executors : 0))
+			ex = -1;
+	}
+	/* Stopping, and the connection holds no other job: hand it back. */
+	if (ex >= 0 && shutdown_requested() && !node_holds_locked(n, server, s->conn_gen, NULL)) {
 		pthread_mutex_unlock(&n->lock);
 		gw_job_free(&job);
-		conn_down(d, s, shutdown_requested() ? "stopping; job handed back to gearmand" :
-		    "no free executor; job handed back to gearmand");
+		conn_down(d, s, "stopping; job handed back to gearmand");
+		return;
+	}
+	if (ex < 0) {
+		pthread_mutex_unlock(&n->lock);
+		refuse_job(d, s, &job, "no free executor on this node (a job it did not ask for)");
+		gw_job_free(&job);
 		return;
 	}
 	n->starting++;
-	executor_give(n->ex[i], &job, server, s->conn_gen);
+	executor_give(n->ex[ex], &job, server, s->conn_gen);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -312,14 +363,16 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 
 	switch (p->type) {
 	case GW_NO_JOB:
-		if (gw_pre_sleep(s->c) < 0)
-			conn_down(d, s, gw_error(s->c));
-		else
-			s->state = C_SLEEPING;
+		/* Nothing after all (another worker was quicker): probe again. */
+		if (s->state == C_GRAB_SENT) {
+			node_grab_release(d->node, s->reserved);
+			s->reserved = -1;
+			s->state = C_IDLE;
+		}
 		break;
 	case GW_NOOP:
 		if (s->state == C_SLEEPING)
-			s->state = C_IDLE;
+			s->state = C_WAITS;
 		break;
 	case GW_ECHO_RES:
 		/* gearmand has processed the last registration batch: the next may go. */
@@ -341,9 +394,19 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 	}
 }
 
-/* Connect, register, and note whether a GRAB is out; s->io held. */
+/* PRE_SLEEP: gearmand answers NOOP (now or when one comes) if a job waits. */
 static void
-tend_conn(struct dispatch *d, size_t i, bool *grabbing)
+probe(struct dispatch *d, struct server_conn *s)
+{
+	if (gw_pre_sleep(s->c) < 0)
+		conn_down(d, s, gw_error(s->c));
+	else
+		s->state = C_SLEEPING;
+}
+
+/* Connect, register, and ask gearmand whether a job waits; s->io held. */
+static void
+tend_conn(struct dispatch *d, size_t i)
 {
 	struct server_conn *s = &d->sc[i];
 	const struct config *cfg = d->node->cfg;
@@ -386,47 +449,76 @@ tend_conn(struct dispatch *d, size_t i, bool *grabbing)
 				log_info("%s: %zu functions registered on gearmand %s", d->id, s->nregistered,
 				    gw_peer(s->c));
 			/*
-			 * gearmand wakes sleepers only for new jobs: grab again for
-			 * queued ones, once the whole change is out (a grab costs a
-			 * capacity request to the master; one per batch was 26 per
-			 * agent in a cold start of 50).
+			 * gearmand wakes sleepers only for new jobs: ask again for
+			 * queued ones of the new functions, once the whole change
+			 * is out.
 			 */
 			if (s->state == C_SLEEPING)
 				s->state = C_IDLE;
 		}
 	}
-	if (s->c && (s->state == C_GRAB_SENT || s->state == C_SLEEPING))
-		*grabbing = true;
+	if (s->c && s->state == C_IDLE && s->nregistered > 0 && s->todo_at == s->ntodo)
+		probe(d, s);
 }
 
-/* One GRAB out at a time: a free executor, the node's permission, no registration under way. */
-static void
+/*
+ * A GRAB on each connection where a job waits, while the node has room
+ * (each GRAB reserves an executor). When the master says the node is
+ * full, ask gearmand again whether the jobs still wait (another node may
+ * have taken them): the master is asked again only if they do. True if a
+ * connection still waits for room.
+ */
+static bool
 maybe_grab(struct dispatch *d)
 {
+	bool waiting = false;
 	size_t i;
 
 	for (i = 0; i < d->nsc; i++) {
 		struct server_conn *s = &d->sc[i];
-		bool ok;
+		int ex;
 
 		pthread_mutex_lock(&s->io);
-		ok = s->c && s->state == C_IDLE && s->nregistered > 0 && s->todo_at == s->ntodo;
-		pthread_mutex_unlock(&s->io);
-		if (!ok)
+		if (!s->c || s->state != C_WAITS || s->todo_at != s->ntodo) {
+			pthread_mutex_unlock(&s->io);
 			continue;
-		/* Looks at Jenkins: without the lock, so executors can reply meanwhile. */
-		if (!node_grab_permit(d->node, d->jk))
-			return;
-		pthread_mutex_lock(&s->io);
-		if (s->c && s->state == C_IDLE) {
-			if (gw_grab(s->c) < 0)
-				conn_down(d, s, gw_error(s->c));
-			else
-				s->state = C_GRAB_SENT;
 		}
 		pthread_mutex_unlock(&s->io);
-		return;
+		/* Looks at Jenkins: without the lock, so executors can reply meanwhile. */
+		ex = node_grab_reserve(d->node, d->jk);
+		pthread_mutex_lock(&s->io);
+		if (ex >= 0 && s->c && s->state == C_WAITS) {
+			if (gw_grab(s->c) < 0) {
+				node_grab_release(d->node, ex);
+				conn_down(d, s, gw_error(s->c));
+			} else {
+				s->reserved = ex;
+				s->state = C_GRAB_SENT;
+			}
+		} else if (ex >= 0)
+			node_grab_release(d->node, ex);
+		else if (ex == NODE_NO_ROOM && s->c && s->state == C_WAITS)
+			probe(d, s);
+		else if (ex == NODE_LATER && s->c && s->state == C_WAITS)
+			waiting = true;
+		pthread_mutex_unlock(&s->io);
 	}
+	return waiting;
+}
+
+/* How long the loop may sleep: until the next look at Jenkins if a job waits. */
+static int
+loop_timeout(struct dispatch *d, bool waiting)
+{
+	struct timespec at, now;
+	long ms;
+
+	if (!waiting)
+		return LOOP_MS;
+	node_recheck_time(d->node, &at);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (at.tv_sec - now.tv_sec) * 1000 + (at.tv_nsec - now.tv_nsec) / 1000000 + 1;
+	return ms < 1 ? 1 : ms > LOOP_MS ? LOOP_MS : (int)ms;
 }
 
 static void *
@@ -439,16 +531,16 @@ dispatch_thread(void *arg)
 	/* Stopping: keep the connections while executors still reply on them. */
 	while (!shutdown_requested() || node_holds(n, (size_t)-1, 0, NULL)) {
 		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
-		bool grabbing = false;
+		bool waiting = false;
 		int np = 0;
 
 		for (i = 0; i < d->nsc; i++) {
 			pthread_mutex_lock(&d->sc[i].io);
-			tend_conn(d, i, &grabbing);
+			tend_conn(d, i);
 			pthread_mutex_unlock(&d->sc[i].io);
 		}
-		if (!grabbing && !shutdown_requested() && node_free_executors(n) > 0)
-			maybe_grab(d);
+		if (!shutdown_requested())
+			waiting = maybe_grab(d);
 
 		for (i = 0; i < d->nsc; i++) {
 			pthread_mutex_lock(&d->sc[i].io);
@@ -461,7 +553,7 @@ dispatch_thread(void *arg)
 		pfd[np].fd = d->wakefd;
 		pfd[np].events = POLLIN;
 		pfd[np].revents = 0;
-		if (poll(pfd, (nfds_t)np + 1, LOOP_MS) < 0 && errno != EINTR)
+		if (poll(pfd, (nfds_t)np + 1, loop_timeout(d, waiting)) < 0 && errno != EINTR)
 			fatal("poll");
 		if (pfd[np].revents & POLLIN) {
 			uint64_t v;
@@ -518,6 +610,7 @@ dispatch_start(struct node *n)
 		if (!(d->sc[i].admin = gm_admin_conn_new(cfg->servers[i].host, cfg->servers[i].port)))
 			fatalx("out of memory");
 		gm_backoff_init(&d->sc[i].bo, 500, 30000);
+		d->sc[i].reserved = -1;
 	}
 	n->dispatch = d;
 	if (pthread_create(&d->thread, NULL, dispatch_thread, d) != 0)

@@ -40,6 +40,8 @@ struct executor {
 	pthread_cond_t     wake;         /* a job, a map change, shutdown */
 	bool               has_job;
 	bool               leaving;      /* takes no more jobs */
+	bool               reserved;     /* a GRAB is out for it (dispatch.c) */
+	enum node_claim    claim;        /* its job's claim on a Jenkins executor */
 	struct gw_job      job;
 	size_t             server;       /* the job's connection */
 	unsigned           conn_gen;
@@ -74,7 +76,21 @@ executor_finished(struct executor *e)
 bool
 executor_free(const struct executor *e)
 {
-	return !e->has_job && !e->leaving;
+	return !e->has_job && !e->leaving && !e->reserved;
+}
+
+void
+executor_reserve(struct executor *e, bool on)
+{
+	e->reserved = on;
+	if (!on)	/* it may have to leave now (fewer executors in the map) */
+		pthread_cond_signal(&e->wake);
+}
+
+bool
+executor_reserved(const struct executor *e)
+{
+	return e->reserved;
 }
 
 void
@@ -85,6 +101,8 @@ executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned co
 	e->server = server;
 	e->conn_gen = conn_gen;
 	e->has_job = true;
+	e->reserved = false;
+	e->claim = CLAIM_STARTING;
 	pthread_cond_signal(&e->wake);
 }
 
@@ -439,64 +457,136 @@ pinned(const char *params, const char *pin, const char *node)
 	return strstr(params, want) != NULL;
 }
 
-/* Follow a queue item until its build starts; 0 and *number, or -1 after refusing. */
+/*
+ * Cancel a queue item that did not start in time. True once Jenkins has
+ * it cancelled or gone (the next look tells which: it may have started in
+ * between).
+ */
+static bool
+cancel_late(struct run *r, long qid)
+{
+	enum jk_err je = jk_queue_cancel(r->e->jk, qid);
+
+	if (je != JK_OK && je != JK_ENOTFOUND) {
+		log_warnx("%s: cannot cancel queue item %ld of %s: %s; trying again", r->e->id, qid,
+		    r->full, jk_client_error(r->e->jk));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Follow a queue item until its build starts: 0 and *number, or -1 after
+ * refusing the job. Bounded: an item that has not started within [node]
+ * start_timeout is cancelled and the job refused (the client may retry
+ * elsewhere); a master unreachable for [node] follow_timeout ends the job.
+ * While Jenkins shows the item blocked it would not take a free executor,
+ * so its claim is let go and the node's other executors take jobs.
+ */
 static int
 follow_queue(struct run *r, long qid, int *number)
 {
-	const char *node = r->e->node->cfg->node_name;
+	struct executor *e = r->e;
+	const struct config *cfg = e->node->cfg;
+	const char *node = cfg->node_name;
 	struct jk_queue_item q;
 	long delay = 5;
-	bool checked = false;
-	enum jk_err e;
+	long long start_by = now_ms() + cfg->start_timeout * 1000LL, last_ok = now_ms();
+	bool checked = false, cancelled = false;
+	char why[300] = "";
+	enum jk_err je;
 
 	for (;;) {
 		memset(&q, 0, sizeof(q));
-		e = jk_queue_item_get(r->e->jk, qid, &q);
+		je = jk_queue_item_get(e->jk, qid, &q);
+		if (je == JK_OK)
+			last_ok = now_ms();
 		/* Re-attaching (no pin known): the trigger that made it was checked already. */
-		if (e == JK_OK && !checked && r->pin[0]) {
+		if (je == JK_OK && !checked && r->pin[0]) {
 			checked = true;
 			if (!pinned(q.params, r->pin, node)) {
 				if (q.state == JK_QUEUE_STARTED)
-					jk_build_stop(r->e->jk, r->full, q.build_number);
+					jk_build_stop(e->jk, r->full, q.build_number);
 				else if (q.state == JK_QUEUE_WAITING)
-					jk_queue_cancel(r->e->jk, qid);
+					jk_queue_cancel(e->jk, qid);
 				send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the "
 				    "build could not be pinned to %s; queue item %ld cancelled", r->full, r->pin, node, qid);
 				jk_queue_item_free(&q);
 				return -1;
 			}
 		}
-		if (e == JK_OK && q.state == JK_QUEUE_STARTED) {
+		if (je == JK_OK && q.state == JK_QUEUE_STARTED) {
 			*number = q.build_number;
 			jk_queue_item_free(&q);
 			return 0;
 		}
-		if (e == JK_OK && q.state == JK_QUEUE_CANCELLED) {
+		if (je == JK_OK && q.state == JK_QUEUE_CANCELLED) {
 			jk_queue_item_free(&q);
-			send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started", qid, r->full);
+			if (cancelled)
+				send_warning_fail(r, "%s did not start within [node] start_timeout (%d s)%s%s; "
+				    "queue item %ld cancelled", r->full, cfg->start_timeout, why[0] ? ": " : "",
+				    why, qid);
+			else
+				send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started",
+				    qid, r->full);
 			return -1;
 		}
-		if (e == JK_ENOTFOUND) {
+		if (je == JK_OK) {
+			node_claim(e->node, &e->claim, q.blocked ? CLAIM_BLOCKED : CLAIM_STARTING);
+			if (q.why)
+				snprintf(why, sizeof(why), "%s", q.why);
+		}
+		jk_queue_item_free(&q);
+		if (je == JK_ENOTFOUND) {
 			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
 			long dummy;
 			int num = 0;
-			if (jk_find_build(r->e->jk, r->full, NULL, NULL, qid, 0, 100, &dummy, &num) == JK_OK && num) {
+			if (jk_find_build(e->jk, r->full, NULL, NULL, qid, 0, 100, &dummy, &num) == JK_OK && num) {
 				*number = num;
-				jk_queue_item_free(&q);
 				return 0;
 			}
+			if (cancelled) {
+				send_warning_fail(r, "%s did not start within [node] start_timeout (%d s)%s%s; "
+				    "queue item %ld cancelled", r->full, cfg->start_timeout, why[0] ? ": " : "",
+				    why, qid);
+				return -1;
+			}
 		}
-		if (e != JK_OK && !transient(e)) {
+		if (je != JK_OK && !transient(je)) {
 			send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", qid, r->full,
-			    jk_client_error(r->e->jk));
-			jk_queue_item_free(&q);
+			    jk_client_error(e->jk));
 			return -1;
 		}
-		jk_queue_item_free(&q);
+		if (now_ms() - last_ok > cfg->follow_timeout * 1000LL) {
+			send_warning_fail(r, "the master has not answered for [node] follow_timeout (%d s) while "
+			    "queue item %ld of %s waited: %s", cfg->follow_timeout, qid, r->full,
+			    jk_client_error(e->jk));
+			return -1;
+		}
+		if (je == JK_OK && !cancelled && now_ms() >= start_by) {
+			cancelled = cancel_late(r, qid);
+			continue;	/* look again at once: it may have started meanwhile */
+		}
 		/* Fast at first, so a build that starts at once is seen at once. */
 		usleep((useconds_t)delay * 1000);
 		delay = delay * 2 > 1000 ? 1000 : delay * 2;
 	}
+}
+
+/*
+ * Read a build that has just started. A master that does not answer is
+ * asked again for [node] follow_timeout; anything else is final.
+ */
+static enum jk_err
+get_build(struct run *r, int number, struct jk_build *b)
+{
+	long long give_up = now_ms() + r->e->node->cfg->follow_timeout * 1000LL;
+	enum jk_err je;
+
+	while ((je = jk_build_get(r->e->jk, r->full, number, b)) != JK_OK && transient(je) &&
+	    now_ms() < give_up)
+		usleep(200000);
+	return je;
 }
 
 static void
@@ -507,7 +597,7 @@ run_job(struct executor *e, struct gw_job *job)
 	struct jk_build b;
 	char err[1024], *doc;
 	const char *bad;
-	bool single_use, claimed = true;
+	bool single_use;
 	long qid = 0;
 	int number = 0;
 	long long last_status, t_grab;
@@ -629,16 +719,11 @@ run_job(struct executor *e, struct gw_job *job)
 			state_save(n->state, &r.rec);
 		}
 	}
-	node_build_started(n);
-	claimed = false;
+	node_claim(n, &e->claim, CLAIM_NONE);
 
-	while ((je = jk_build_get(e->jk, r.full, number, &b)) != JK_OK) {
-		if (!transient(je))
-			break;
-		usleep(200000);
-	}
-	if (je != JK_OK) {
-		send_warning_fail(&r, "cannot read build %s #%d: %s", r.full, number, jk_client_error(e->jk));
+	if ((je = get_build(&r, number, &b)) != JK_OK) {
+		send_warning_fail(&r, "cannot read build %s #%d%s: %s", r.full, number, transient(je) ?
+		    " within [node] follow_timeout" : "", jk_client_error(e->jk));
 		goto out_single;
 	}
 	{
@@ -668,6 +753,7 @@ run_job(struct executor *e, struct gw_job *job)
 	{
 		long interval = e->node->cfg->status_interval * 1000L, step = 1000;
 		long long next_poll = b.estimated_ms > 0 ? now_ms() + b.estimated_ms : now_ms() + step;
+		long long last_ok = now_ms();
 		long long started_wall = b.timestamp_ms > 0 ? b.timestamp_ms : wall_ms();
 
 		while (b.building || !b.result) {
@@ -687,6 +773,18 @@ run_job(struct executor *e, struct gw_job *job)
 				jk_build_free(&b);
 				memset(&b, 0, sizeof(b));
 				je = jk_build_get(e->jk, r.full, number, &b);
+				if (je == JK_OK)
+					last_ok = now_ms();
+				else if (je == JK_ENOTFOUND) {
+					send_warning_fail(&r, "build %s #%d is gone from Jenkins (deleted while it ran)",
+					    r.full, number);
+					goto out_single;
+				} else if (now_ms() - last_ok > n->cfg->follow_timeout * 1000LL) {
+					send_warning_fail(&r, "the master has not answered for [node] follow_timeout "
+					    "(%d s) while build %s #%d ran: %s; the build goes on in Jenkins",
+					    n->cfg->follow_timeout, r.full, number, jk_client_error(e->jk));
+					goto out_single;
+				}
 				if (je != JK_OK) {
 					b.building = true;
 					b.estimated_ms = est;
@@ -738,7 +836,7 @@ out_single:
 out:
 	if (!r.gm_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
-	node_job_done(n, claimed);
+	node_job_done(n, &e->claim);
 	jk_build_free(&b);
 	params_free(&r.params);
 	free(r.full);
@@ -756,8 +854,9 @@ executor_thread(void *arg)
 
 	pthread_mutex_lock(&n->lock);
 	for (;;) {
-		while (!e->has_job && !shutdown_requested() &&
-		    e->index < (n->map ? n->map->executors : 0))
+		/* Reserved for a GRAB out: stay, its JOB_ASSIGN comes here. */
+		while (!e->has_job && (e->reserved || (!shutdown_requested() &&
+		    e->index < (n->map ? n->map->executors : 0))))
 			pthread_cond_wait(&e->wake, &n->lock);
 		if (!e->has_job) {
 			e->leaving = true;

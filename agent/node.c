@@ -31,7 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CAPACITY_RECHECK_MS  15000   /* no free executor: look again after this */
+/*
+ * A job waits and the node is full: look at Jenkins again after this. It
+ * bounds both the delay before a freed executor is reused and the
+ * requests a waiting node makes (one a second at most).
+ */
+#define CAPACITY_RECHECK_MS     1000
+#define UNREACHABLE_RECHECK_MS  2000    /* the master did not answer */
+#define QUIET_RECHECK_MS        1000    /* how long a quiet-down answer holds */
 #define MAP_CALL_TIMEOUT_MS  5000
 
 void
@@ -206,75 +213,162 @@ node_free_executors(struct node *n)
 
 /* ---- capacity ---- */
 
-bool
-node_grab_permit(struct node *n, struct jk_client *jk)
+/* Under n->lock: a free executor thread not reserved for a GRAB, or -1. */
+static int
+free_executor_locked(struct node *n)
+{
+	int i;
+
+	for (i = 0; n->map && i < n->nex && i < n->map->executors; i++)
+		if (n->ex[i] && executor_free(n->ex[i]))
+			return i;
+	return -1;
+}
+
+/*
+ * Is the master quieting down? Asked at most once a second, and only when
+ * the node itself has room: it costs a request per look.
+ */
+static bool
+master_quieting(struct node *n, struct jk_client *jk)
+{
+	struct timespec due;
+	bool q, asked;
+
+	pthread_mutex_lock(&n->lock);
+	asked = n->quiet_seen.tv_sec || n->quiet_seen.tv_nsec;
+	due = n->quiet_seen;
+	due.tv_sec += QUIET_RECHECK_MS / 1000;
+	q = n->quieting;
+	pthread_mutex_unlock(&n->lock);
+	if (asked && !timespec_passed(&due))
+		return q;
+	if (jk_master_quieting(jk, &q) != JK_OK)
+		return false;	/* the node look answered: a failure here is not worth a stop */
+	pthread_mutex_lock(&n->lock);
+	n->quieting = q;
+	clock_gettime(CLOCK_MONOTONIC, &n->quiet_seen);
+	pthread_mutex_unlock(&n->lock);
+	return q;
+}
+
+/* Under n->lock: say why the node takes no jobs, once per change of reason. */
+static void
+note_capacity(struct node *n, const char *why, const char *detail)
+{
+	if (why == n->capacity_note)
+		return;
+	if (why[0])
+		log_info("not taking jobs: %s%s", why, detail);
+	else
+		log_info("taking jobs again%s", detail);
+	n->capacity_note = why;
+}
+
+int
+node_grab_reserve(struct node *n, struct jk_client *jk)
 {
 	struct jk_node info;
 	enum jk_err e;
-	int starting, free_execs = 0;
-	bool ok;
+	const char *why = "";
+	char detail[160] = "";
+	int free_execs = 0, ex = -1;
+	bool quiet = false;
 
-	/*
-	 * One build started at a time: two triggers of this node must not
-	 * overlap, or Jenkins folds identical ones into one queue item.
-	 */
 	pthread_mutex_lock(&n->lock);
-	if (!offering(n) || n->single_use || n->starting > 0 || !timespec_passed(&n->recheck_at)) {
-		pthread_mutex_unlock(&n->lock);
-		return false;
-	}
+	if (!offering(n) || n->single_use || free_executor_locked(n) < 0)
+		ex = NODE_BUSY;
+	else if (!timespec_passed(&n->recheck_at))
+		ex = NODE_LATER;
 	pthread_mutex_unlock(&n->lock);
+	if (ex != -1)
+		return ex;
 
 	memset(&info, 0, sizeof(info));
 	e = jk_node_get(jk, n->cfg->node_name, &info);
+	if (e == JK_OK && !info.offline && !info.temp_offline && info.idle_executors > 0)
+		quiet = master_quieting(n, jk);
 
 	pthread_mutex_lock(&n->lock);
-	starting = n->starting;
 	if (e == JK_OK)
-		free_execs = info.idle_executors - starting;
-	ok = e == JK_OK && !info.offline && !info.temp_offline && free_execs > 0 &&
-	    offering(n) && !n->single_use;
-	if (!ok)
+		free_execs = info.idle_executors - n->starting - n->grabs_out;
+	if (e != JK_OK)
+		why = "master unreachable";
+	else if (info.offline || info.temp_offline)
+		why = "node offline in Jenkins";
+	else if (quiet)
+		why = "the master is quieting down";
+	else if (free_execs <= 0)
+		why = "no idle executor";
+	else if (!offering(n) || n->single_use || (ex = free_executor_locked(n)) < 0) {
+		why = NULL;	/* changed while we looked: wait for the wake-up that says so */
+		ex = NODE_BUSY;
+	}
+	if (ex >= 0) {
+		executor_reserve(n->ex[ex], true);
+		n->grabs_out++;
+		snprintf(detail, sizeof(detail), ": %d idle executor(s)", free_execs);
+		note_capacity(n, "", detail);
+	} else if (why) {
 		metrics_add(e != JK_OK ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
-	if (!ok) {
-		const char *why = e != JK_OK ? "master unreachable" :
-		    (info.offline || info.temp_offline) ? "node offline in Jenkins" : "no idle executor";
-		timespec_in(&n->recheck_at, e != JK_OK ? 2000 : CAPACITY_RECHECK_MS);
-		/* Say it once per change of reason, not on every look. */
-		if (why != n->capacity_note) {
-			if (e != JK_OK)
-				log_warnx("not taking jobs: %s", jk_client_error(jk));
-			else
-				log_info("not taking jobs: %s (%d idle, %d being started by this agent)",
-				    why, info.idle_executors, starting);
-			n->capacity_note = why;
-		}
-	} else if (n->capacity_note[0]) {
-		log_info("taking jobs again: %d idle executor(s)", free_execs);
-		n->capacity_note = "";
+		timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS : CAPACITY_RECHECK_MS);
+		if (e != JK_OK)
+			snprintf(detail, sizeof(detail), " (%.120s)", jk_client_error(jk));
+		else
+			snprintf(detail, sizeof(detail), " (%d idle, %d being started by this agent)",
+			    info.idle_executors, n->starting);
+		note_capacity(n, why, detail);
+		ex = NODE_NO_ROOM;
 	}
 	pthread_mutex_unlock(&n->lock);
 	jk_node_free(&info);
-	return ok;
+	return ex;
 }
 
 void
-node_build_started(struct node *n)
+node_grab_release(struct node *n, int ex)
 {
 	pthread_mutex_lock(&n->lock);
-	if (n->starting > 0)
-		n->starting--;
+	if (ex >= 0 && ex < n->nex && n->ex[ex] && executor_reserved(n->ex[ex])) {
+		executor_reserve(n->ex[ex], false);
+		n->grabs_out--;
+	}
 	pthread_mutex_unlock(&n->lock);
-	/* The next build may be started now. */
-	node_wake_dispatcher(n);
 }
 
 void
-node_job_done(struct node *n, bool claimed_still)
+node_recheck_time(struct node *n, struct timespec *at)
 {
 	pthread_mutex_lock(&n->lock);
-	if (claimed_still && n->starting > 0)
+	*at = n->recheck_at;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void
+node_claim(struct node *n, enum node_claim *c, enum node_claim to)
+{
+	bool freed;
+
+	pthread_mutex_lock(&n->lock);
+	freed = *c == CLAIM_STARTING && to != CLAIM_STARTING;
+	if (*c == CLAIM_STARTING && n->starting > 0)
 		n->starting--;
+	if (to == CLAIM_STARTING)
+		n->starting++;
+	*c = to;
+	/* A claim gone is an executor Jenkins may show idle: look again now. */
+	if (freed)
+		clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
+	pthread_mutex_unlock(&n->lock);
+	if (freed)
+		node_wake_dispatcher(n);
+}
+
+void
+node_job_done(struct node *n, enum node_claim *c)
+{
+	node_claim(n, c, CLAIM_NONE);
+	pthread_mutex_lock(&n->lock);
 	/* An executor may be free now: look at Jenkins again at once. */
 	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);

@@ -9,11 +9,19 @@
  * issues 6 and 393). A connection holds up to one job per executor.
  *
  * Capacity rule: the dispatcher sends GRAB_JOB only when an executor
- * thread is free, no build of this node is being started, and a fresh
- * look at Jenkins shows the node online with an idle executor. A job
- * whose build has not started yet counts as "starting" (Jenkins does not
- * count it busy until then). So a busy node never takes a job out of the
- * Gearman queue, and builds Jenkins started itself count as busy.
+ * thread is free (it is reserved for that GRAB, so a JOB_ASSIGN always
+ * has one) and a fresh look at Jenkins shows the node online, the master
+ * not quieting down, and more idle executors than jobs of ours that may
+ * take one: claims (a job taken whose build has not started yet and whose
+ * queue item is not blocked: Jenkins does not count it busy until then)
+ * plus GRABs out. So a busy node never takes a job out of the Gearman
+ * queue, and builds Jenkins started itself count as busy.
+ *
+ * Jenkins is asked only while a job waits for this node (gearmand said so
+ * with a NOOP) and only once per CAPACITY_RECHECK_MS while it is full: a
+ * native build's executor is reused within about a second of its end.
+ *
+ * Lock order: a connection's io lock (dispatch.c), then n->lock.
  */
 #ifndef JGA_NODE_H
 #define JGA_NODE_H
@@ -57,7 +65,10 @@ struct node {
 	struct nodemap  *map;         /* NULL until the coordinator answered */
 	unsigned         gen;         /* bumped when the offered functions change */
 
-	int              starting;    /* claimed: job taken, build not started yet */
+	int              starting;    /* claims: jobs taken, build not started, item not blocked */
+	int              grabs_out;   /* GRAB_JOBs out, each with an executor reserved */
+	bool             quieting;    /* the master is quieting down, as last seen */
+	struct timespec  quiet_seen;  /* when quieting was last asked */
 	bool             single_use;  /* an OFFLINE_NODE_WHEN_COMPLETE build runs */
 	bool             local_offline; /* we took the node offline */
 	struct timespec  recheck_at;  /* no capacity: when to look at Jenkins again */
@@ -96,15 +107,31 @@ char  *node_labels_json(struct node *n);
 int    node_desired_executors(struct node *n);
 
 /*
- * Capacity. node_grab_permit: may the dispatcher send GRAB_JOB now? It
- * may look at Jenkins (with the dispatcher's client). A job taken counts
- * in n->starting (dispatch.c); node_build_started / node_job_done: the
- * claim ends.
+ * Capacity. node_grab_reserve: may the dispatcher send one GRAB_JOB now?
+ * It may look at Jenkins (with the dispatcher's client); on yes it
+ * reserves a free executor and returns its index, else -1.
+ * node_grab_release: the GRAB came back empty (NO_JOB) or its connection
+ * was lost. A JOB_ASSIGN goes to the reserved executor (dispatch.c) and
+ * becomes a claim.
  */
 struct jk_client;
-bool node_grab_permit(struct node *n, struct jk_client *jk);
-void node_build_started(struct node *n);
-void node_job_done(struct node *n, bool claimed_still);
+#define NODE_NO_ROOM  (-1)  /* the master said no room (or did not answer) */
+#define NODE_LATER    (-2)  /* it said so lately: ask again at node_recheck_time */
+#define NODE_BUSY     (-3)  /* no executor thread free, or not offering: wait for a wake-up */
+int  node_grab_reserve(struct node *n, struct jk_client *jk);
+void node_grab_release(struct node *n, int ex);
+/* When to look at Jenkins again (a job waits, the node was full). */
+void node_recheck_time(struct node *n, struct timespec *at);
+
+/*
+ * A job's claim on an executor, kept by its executor: STARTING from
+ * JOB_ASSIGN until the build starts; BLOCKED while its queue item is a
+ * BlockedItem (it would not take a free executor: let other jobs have it).
+ */
+enum node_claim { CLAIM_NONE, CLAIM_STARTING, CLAIM_BLOCKED };
+void node_claim(struct node *n, enum node_claim *c, enum node_claim to);
+/* The job has ended: its claim, if any, too. */
+void node_job_done(struct node *n, enum node_claim *c);
 void node_set_single_use(struct node *n, bool on);
 void node_set_local_offline(struct node *n);
 
@@ -135,6 +162,9 @@ struct executor *executor_start(struct node *n, int index);
 bool             executor_finished(struct executor *e);
 /* Under n->lock: is it free to take a job? Hand it one (the job is moved). */
 bool             executor_free(const struct executor *e);
+/* Under n->lock: reserve it for a GRAB out, or release it (wakes it). */
+void             executor_reserve(struct executor *e, bool on);
+bool             executor_reserved(const struct executor *e);
 void             executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen);
 /* Under n->lock: make it look at the map and the shutdown flag again. */
 void             executor_wake(struct executor *e);

@@ -44,6 +44,8 @@ static const struct key keys[] = {
 	{ "node",        "name",            K_STRING,     OFF(node_name), 0, 0 },
 	{ "node",        "status_interval", K_SECONDS,    OFF(status_interval), 1, 86400 },
 	{ "node",        "trigger_timeout", K_SECONDS,    OFF(trigger_timeout), 1, 86400 },
+	{ "node",        "start_timeout",   K_SECONDS,    OFF(start_timeout), 1, 86400 },
+	{ "node",        "follow_timeout",  K_SECONDS,    OFF(follow_timeout), 1, 604800 },
 	{ "node",        "state_dir",       K_STRING,     OFF(state_dir), 0, 0 },
 	{ "coordinator", "name",            K_STRING,     OFF(coordinator_name), 0, 0 },
 	{ "coordinator", "refresh",         K_SECONDS,    OFF(refresh), 1, 86400 },
@@ -342,6 +344,8 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	cfg->timeout_ms = 30000;
 	cfg->status_interval = 10;
 	cfg->trigger_timeout = 120;
+	cfg->start_timeout = 60;
+	cfg->follow_timeout = 3600;
 	cfg->refresh = 30;
 	cfg->function_names = FUNCTION_NAMES_SHORT;
 	cfg->log_level = LOG_LEVEL_INFO;

@@ -42,6 +42,8 @@ struct config {
 	char *node_name;        /* default: short host name */
 	int   status_interval;  /* seconds between WORK_STATUS updates */
 	int   trigger_timeout;  /* seconds to keep retrying a build trigger */
+	int   start_timeout;    /* seconds a triggered build may wait in the Jenkins queue */
+	int   follow_timeout;   /* seconds the master may stay unreachable while following */
 	char *state_dir;        /* where running builds are recorded */
 
 	/* [coordinator] */

@@ -1461,6 +1461,20 @@ parse_master_mode(const char *json, enum jk_mode *mode, char *err, size_t errlen
 	return e;
 }
 
+/* {"quietingDown":true} from /api/json?tree=quietingDown. */
+static enum jk_err
+parse_quieting(const char *json, bool *quieting, char *err, size_t errlen)
+{
+	json_t *root;
+	enum jk_err e;
+
+	if (!(root = jload(json, err, errlen)))
+		return JK_EPROTO;
+	e = jbool(root, "quietingDown", true, false, quieting, "", err, errlen);
+	json_decref(root);
+	return e;
+}
+
 /* ---- queue items ---- */
 
 void
@@ -1489,6 +1503,7 @@ jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size
 	    (e = jstr(root, "why", false, NULL, &out->why, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "params", false, NULL, &out->params, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "stuck", false, false, &out->stuck, "", err, errlen)) != JK_OK ||
+	    (e = jbool(root, "blocked", false, false, &out->blocked, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "cancelled", false, false, &cancelled, "", err, errlen)) != JK_OK)
 		goto fail;
 	out->id = (long)id;
@@ -1515,6 +1530,7 @@ jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size
 	if (out->state != JK_QUEUE_WAITING) {
 		free(out->why);
 		out->why = NULL;
+		out->blocked = false;
 	}
 	json_decref(root);
 	return JK_OK;
@@ -2332,6 +2348,19 @@ jk_node_get(struct jk_client *c, const char *name, struct jk_node *out)
 		e = parsed(c, "GET", path, jk_parse_node(body_str(c), out, perr, sizeof(perr)), perr);
 	free(path);
 	return e;
+}
+
+enum jk_err
+jk_master_quieting(struct jk_client *c, bool *quieting)
+{
+	static const char path[] = "api/json?tree=quietingDown";
+	char perr[512];
+	enum jk_err e;
+
+	*quieting = false;
+	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) != JK_OK)
+		return e;
+	return parsed(c, "GET", path, parse_quieting(body_str(c), quieting, perr, sizeof(perr)), perr);
 }
 
 enum jk_err

@@ -149,6 +149,12 @@ void        jk_node_list_free(struct jk_node_list *l);
 enum jk_err jk_node_get(struct jk_client *c, const char *name, struct jk_node *out);
 void        jk_node_free(struct jk_node *n);
 
+/*
+ * Is the master in quiet-down (GET api/json?tree=quietingDown)? Its queue
+ * then starts nothing but flyweight tasks (Queue.makeBuildable).
+ */
+enum jk_err jk_master_quieting(struct jk_client *c, bool *quieting);
+
 enum jk_mode { JK_MODE_NORMAL, JK_MODE_EXCLUSIVE };
 /* The node's mode, from /computer/<name>/config.xml. */
 enum jk_err jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode);
@@ -188,6 +194,9 @@ struct jk_queue_item {
 	enum jk_queue_state state;
 	char  *why;               /* reason while waiting, NULL otherwise */
 	bool   stuck;
+	bool   blocked;           /* a BlockedItem: it could not start on a free executor
+	                             (a non-concurrent job's build in progress, a
+	                             throttle, quiet-down); false once it left */
 	int    build_number;      /* when STARTED */
 	char  *build_url;         /* when STARTED, absolute as Jenkins says */
 	char  *params;            /* as Jenkins renders them: "\nNAME=value" or

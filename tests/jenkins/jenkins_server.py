@@ -55,6 +55,7 @@ Control API (JSON in and out, never delayed, failed, dropped or logged):
                                     (after: process the request, then close without answering;
                                      method: only requests with that method)
   POST /_test/build {"job", "node"?, "params"?, "delay"?} -> {"queue_id"}
+  POST /_test/quietdown {"on", "reason"?}  (Jenkins.doQuietDown / doCancelQuietDown)
   POST /_test/jobs {spec, "folder"?}; PATCH|DELETE /_test/jobs/<full name>
   POST /_test/nodes {spec};           PATCH|DELETE /_test/nodes/<name>
   GET /_test/builds | concurrency | queue | requests | state
@@ -1198,6 +1199,9 @@ class Jenkins:
         self.version = str(fixture.get("version", "2.479.3"))
         self.vtuple = version_tuple(self.version)
         self.quiet_period = int(fixture.get("quiet_period", 5))
+        # Jenkins.quietDownInfo: set by doQuietDown, cleared by doCancelQuietDown.
+        self.quieting_down = False
+        self.quiet_down_reason = None
         self.left_item_ttl = float(fixture.get("left_item_ttl", 300))
         self.session_hash = secrets.token_hex(4)
         self.root = Folder("", None)
@@ -1526,6 +1530,11 @@ class Queue:
         """Why a not-yet-started item may not be handed to an executor even if
         one were free (job-level blocks), as text, or None."""
         job = item.job
+        # Queue.isBlockedByShutdown: while quieting down, makeBuildable refuses
+        # every task that is not a NonBlockingTask (freestyle builds and
+        # Pipeline runs are not) and the item becomes a BlockedItem.
+        if self.j.quieting_down:
+            return "Jenkins is about to shut down"
         if not job.concurrent:
             if job.is_building():
                 # BlockedBecauseOfBuildInProgress
@@ -2085,8 +2094,8 @@ class Views:
         b.add("jobs", lambda: [self.item(i) for i in j.root.sorted_children()])
         b.add("overallLoad", Bean(None))
         b.add("primaryView", lambda: self.all_view())
-        b.add("quietDownReason", None)
-        b.add("quietingDown", False)
+        b.add("quietDownReason", j.quiet_down_reason)
+        b.add("quietingDown", j.quieting_down)
         b.add("slaveAgentPort", 50000)
         b.add("unlabeledLoad", Bean("jenkins.model.UnlabeledLoadStatistics"))
         b.add("url", self.root)
@@ -3006,6 +3015,12 @@ class ControlApi:
             return self.reply({"ok": True, "session": j.session_hash})
         if key == ("POST", "build"):
             return self.native_build(data)
+        if key == ("POST", "quietdown"):
+            # What Jenkins.doQuietDown / doCancelQuietDown change.
+            j.quieting_down = bool(data.get("on", True))
+            j.quiet_down_reason = data.get("reason") if j.quieting_down else None
+            j.kick()
+            return self.reply({"ok": True})
         if parts[:1] == ["jobs"]:
             return self.jobs(method, "/".join(rest), data)
         if parts[:1] == ["nodes"]:

@@ -195,6 +195,10 @@ class JenkinsServer:
             data["node"] = node
         return self._control("POST", "/_test/build", data)["queue_id"]
 
+    def quiet_down(self, on=True, reason=None):
+        """Put the master into quiet-down (or take it out), as /quietDown does."""
+        return self._control("POST", "/_test/quietdown", {"on": on, "reason": reason})
+
     def add_job(self, spec, folder=None):
         data = dict(spec)
         if folder is not None:
