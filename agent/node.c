@@ -38,7 +38,8 @@
  */
 #define CAPACITY_RECHECK_MS     1000
 #define UNREACHABLE_RECHECK_MS  2000    /* the master did not answer */
-#define QUIET_RECHECK_MS        1000    /* how long a quiet-down answer holds */
+#define QUIET_RECHECK_MS        5000    /* quieting down: it lasts, look less often */
+#define QUIET_CACHE_MS          1000    /* how long a quiet-down answer holds */
 #define MAP_CALL_TIMEOUT_MS  5000
 
 void
@@ -238,7 +239,7 @@ master_quieting(struct node *n, struct jk_client *jk)
 	pthread_mutex_lock(&n->lock);
 	asked = n->quiet_seen.tv_sec || n->quiet_seen.tv_nsec;
 	due = n->quiet_seen;
-	due.tv_sec += QUIET_RECHECK_MS / 1000;
+	due.tv_sec += QUIET_CACHE_MS / 1000;
 	q = n->quieting;
 	pthread_mutex_unlock(&n->lock);
 	if (asked && !timespec_passed(&due))
@@ -311,7 +312,8 @@ node_grab_reserve(struct node *n, struct jk_client *jk)
 		note_capacity(n, "", detail);
 	} else if (why) {
 		metrics_add(e != JK_OK ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
-		timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS : CAPACITY_RECHECK_MS);
+		timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS :
+		    quiet ? QUIET_RECHECK_MS : CAPACITY_RECHECK_MS);
 		if (e != JK_OK)
 			snprintf(detail, sizeof(detail), " (%.120s)", jk_client_error(jk));
 		else
