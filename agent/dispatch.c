@@ -28,6 +28,8 @@
 #include "shutdown.h"
 #include "daemon.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -37,6 +39,8 @@
 #include <unistd.h>
 
 #define LOOP_MS 1000
+/* The heartbeat's ECHO payload: its ECHO_RES is not a registration batch's (those are empty). */
+#define HEARTBEAT_TAG "jga-heartbeat"
 
 enum conn_state { C_DOWN, C_IDLE, C_GRAB_SENT, C_SLEEPING };
 
@@ -57,6 +61,8 @@ struct server_conn {
 	bool              echo_out;    /* a registration batch not yet processed */
 	unsigned          gen;
 	bool              reported_down;
+	struct timespec   beat_at;     /* silent until then: heartbeat (or, if one is out, down) */
+	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 	pthread_mutex_t   admin_lock;  /* admin */
 	struct gm_admin_conn *admin;   /* kept for executors' "show jobs" */
 };
@@ -270,6 +276,77 @@ send_batch(struct server_conn *s)
 	return 0;
 }
 
+/* A packet came (or the connection is new): the peer is there. s->io held. */
+static void
+heard(struct dispatch *d, struct server_conn *s)
+{
+	timespec_in(&s->beat_at, __atomic_load_n(&d->node->cfg->heartbeat, __ATOMIC_RELAXED) * 1000L);
+	s->ping_out = false;
+}
+
+/*
+ * After [gearman] heartbeat seconds of silence an ECHO_REQ; after as many
+ * again with no packet at all, the path is taken for dead (a firewall or
+ * NAT forgot it: keepalive alone would take a minute, the kernel default
+ * two hours) and the connection is replaced. Closing re-queues the jobs it
+ * held, which is right here: for gearmand they are as good as gone with
+ * the peer. -1 when the connection was closed. s->io held.
+ */
+static int
+heartbeat(struct dispatch *d, struct server_conn *s)
+{
+	int hb = __atomic_load_n(&d->node->cfg->heartbeat, __ATOMIC_RELAXED);
+	const char *tag = HEARTBEAT_TAG;
+	size_t len = strlen(tag);
+	char why[128];
+
+	if (!timespec_passed(&s->beat_at))
+		return 0;
+	if (s->ping_out) {
+		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
+		conn_down(d, s, why);
+		return -1;
+	}
+	if (gw_send(s->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
+		conn_down(d, s, gw_error(s->c));
+		return -1;
+	}
+	s->ping_out = true;
+	timespec_in(&s->beat_at, hb * 1000L);
+	return 0;
+}
+
+/*
+ * A job whose workload is over the packet limit (gwconn skipped it):
+ * failed by its handle from here, no executor involved, the connection
+ * kept. Closing it instead would make gearmand hand the job out again, to
+ * this agent or another, forever. s->io held.
+ */
+static void
+refuse_oversize(struct dispatch *d, struct server_conn *s, const struct gw_packet *p)
+{
+	char msg[256], *handle, *text;
+	json_t *w;
+
+	s->state = C_IDLE;
+	snprintf(msg, sizeof(msg), "job workload of %zu bytes is over the limit of %u bytes",
+	    p->workload_len, GW_MAX_BODY);
+	if (!(handle = strndup(p->arg[0], p->len[0])))
+		fatalx("out of memory");
+	log_warnx("%s: refused %.*s (job %s from gearmand %s): %s", d->id, (int)p->len[1], p->arg[1],
+	    handle, gw_peer(s->c), msg);
+	metrics_add("jga_jobs_refused_total", NULL, 1);
+	/* The same JSON warning as the executors' refusals (executor.c send_warning_fail). */
+	w = json_pack("{s:s}", "error", msg);
+	if (!w || !(text = json_dumps(w, JSON_COMPACT)))
+		fatalx("out of memory");
+	json_decref(w);
+	if (gw_work_warning(s->c, handle, text, strlen(text)) < 0 || gw_work_fail(s->c, handle) < 0)
+		conn_down(d, s, gw_error(s->c));
+	free(text);
+	free(handle);
+}
+
 /* A JOB_ASSIGN: hand it to a free executor (s->io held). */
 static void
 take_job(struct dispatch *d, size_t server, struct gw_packet *p)
@@ -310,6 +387,7 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 {
 	struct server_conn *s = &d->sc[server];
 
+	heard(d, s);
 	switch (p->type) {
 	case GW_NO_JOB:
 		if (gw_pre_sleep(s->c) < 0)
@@ -323,11 +401,15 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 		break;
 	case GW_ECHO_RES:
 		/* gearmand has processed the last registration batch: the next may go. */
-		s->echo_out = false;
+		if (p->len[0] != strlen(HEARTBEAT_TAG) || memcmp(p->arg[0], HEARTBEAT_TAG, p->len[0]) != 0)
+			s->echo_out = false;
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
-		take_job(d, server, p);
+		if (p->oversize)
+			refuse_oversize(d, s, p);
+		else
+			take_job(d, server, p);
 		break;
 	case GW_ERROR:
 		/* e.g. JOB_NOT_FOUND for a reply to a job gearmand re-queued: not fatal. */
@@ -352,6 +434,8 @@ tend_conn(struct dispatch *d, size_t i, bool *grabbing)
 
 	if (s->c && s->broken)
 		conn_down(d, s, gw_error(s->c));
+	if (s->c && heartbeat(d, s) < 0)
+		return;
 	if (!s->c && timespec_passed(&s->retry_at)) {
 		s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, d->id, 5000, err, sizeof(err));
 		if (!s->c) {
@@ -361,7 +445,8 @@ tend_conn(struct dispatch *d, size_t i, bool *grabbing)
 		if (s->reported_down)
 			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
 		s->reported_down = false;
-		gm_backoff_reset(&s->bo);
+		gm_backoff_up(&s->bo);
+		heard(d, s);
 		s->state = C_IDLE;
 	}
 	if (s->c && !s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {
