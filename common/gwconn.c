@@ -44,7 +44,11 @@ struct gw_conn {
 	char   err[512];
 	char  *buf;         /* received bytes not yet consumed */
 	size_t len, cap, used;   /* used: bytes of the last returned packet */
-	size_t skip;        /* bytes of an oversize body still to discard */
+	size_t skip;        /* bytes of an oversize packet still to discard */
+	char  *ohead;       /* that packet's leading arguments, NUL-terminated each */
+	size_t ohead_len, oworkload;
+	uint32_t otype;
+	bool   ohead_given; /* returned: freed by the next gw_read */
 };
 
 static const char *
@@ -291,6 +295,7 @@ gw_close(struct gw_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->buf);
+	free(c->ohead);
 	free(c);
 }
 
@@ -447,16 +452,19 @@ skip_buffered(struct gw_conn *c)
 
 /*
  * The buffer starts with a packet whose body is over GW_MAX_BODY. A
- * JOB_ASSIGN* is returned (1) with its leading arguments once they are in,
- * and the rest of its body is skipped as it comes: closing the connection
- * instead would make gearmand hand the job out again, forever. 0: more is
- * needed. -1: another type, or no arguments where they belong.
+ * JOB_ASSIGN*'s leading arguments are kept once they are in, and the whole
+ * packet is then skipped as it comes (c->skip); it is returned when the
+ * last byte is gone, as gearmand 1.1.20 frees a job's workload when it gets
+ * WORK_FAIL even while it is still sending it (its next send() fails with
+ * EFAULT and it drops the connection). Closing the connection instead
+ * would make gearmand hand the job out again, forever. 0: more is needed,
+ * or skipping started. -1: another type, or no arguments where they belong.
  */
 static int
-take_oversize(struct gw_conn *c, struct gw_packet *p)
+take_oversize(struct gw_conn *c)
 {
 	uint32_t type = get32(c->buf + 4), body = get32(c->buf + 8);
-	size_t have = c->len - GW_HEADER, off = 0, total = GW_HEADER + (size_t)body;
+	size_t have = c->len - GW_HEADER, off = 0;
 	int argc = server_argc(type), i;
 
 	if (have > GW_OVERSIZE_HEAD)
@@ -466,10 +474,8 @@ take_oversize(struct gw_conn *c, struct gw_packet *p)
 		    c->peer, type_names(type), body, GW_MAX_BODY);
 		return -1;
 	}
-	memset(p, 0, sizeof(*p));
-	p->type = type;
 	for (i = 0; i < argc - 1; i++) {
-		const char *b = c->buf + GW_HEADER + off, *nul = memchr(b, '\0', have - off);
+		const char *nul = memchr(c->buf + GW_HEADER + off, '\0', have - off);
 
 		if (!nul) {
 			if (have < GW_OVERSIZE_HEAD)
@@ -477,16 +483,36 @@ take_oversize(struct gw_conn *c, struct gw_packet *p)
 			snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
 			return -1;
 		}
-		p->arg[i] = b;
-		p->len[i] = (size_t)(nul - b);
-		off += p->len[i] + 1;
+		off = (size_t)(nul - (c->buf + GW_HEADER)) + 1;
 	}
-	p->nargs = argc - 1;
+	if (!(c->ohead = malloc(off))) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		return -1;
+	}
+	memcpy(c->ohead, c->buf + GW_HEADER, off);
+	c->ohead_len = off;
+	c->otype = type;
+	c->oworkload = body - off;
+	c->skip = GW_HEADER + (size_t)body;
+	return 0;
+}
+
+/* The skipped packet, from its kept arguments. */
+static void
+give_oversize(struct gw_conn *c, struct gw_packet *p)
+{
+	const char *b = c->ohead, *end = c->ohead + c->ohead_len;
+
+	memset(p, 0, sizeof(*p));
+	p->type = c->otype;
+	while (b < end && p->nargs < 4) {
+		p->arg[p->nargs] = b;
+		p->len[p->nargs] = strlen(b);
+		b += p->len[p->nargs++] + 1;
+	}
 	p->oversize = true;
-	p->workload_len = body - off;
-	c->used = c->len < total ? c->len : total;
-	c->skip = total - c->used;
-	return 1;
+	p->workload_len = c->oworkload;
+	c->ohead_given = true;
 }
 
 int
@@ -499,6 +525,11 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		memmove(c->buf, c->buf + c->used, c->len - c->used);
 		c->len -= c->used;
 		c->used = 0;
+	}
+	if (c->ohead_given) {
+		free(c->ohead);
+		c->ohead = NULL;
+		c->ohead_given = false;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_ms / 1000;
@@ -513,9 +544,15 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		ssize_t n;
 
 		skip_buffered(c);
+		if (c->ohead && !c->skip) {
+			give_oversize(c, p);
+			return 1;
+		}
 		if (!c->skip && c->len >= GW_HEADER && get32(c->buf + 8) > GW_MAX_BODY) {
-			if ((r = take_oversize(c, p)) != 0)
-				return (int)r;
+			if (take_oversize(c) < 0)
+				return -1;
+			if (c->skip)
+				continue;
 		} else if (!c->skip && c->len)
 			r = gw_decode(c->buf, c->len, p, GW_MAX_BODY);
 		if (r < 0) {

@@ -39,7 +39,8 @@ enum gw_type {
  * valid until the next gw_read on the same connection. An oversize
  * JOB_ASSIGN / JOB_ASSIGN_UNIQ (body over GW_MAX_BODY) has only its
  * leading arguments (handle, function, unique): its workload of
- * workload_len bytes is discarded as it arrives, never held whole.
+ * workload_len bytes is discarded as it arrives, never held whole, and the
+ * packet is returned once the last of it has gone by.
  */
 struct gw_packet {
 	uint32_t    type;
