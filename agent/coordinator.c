@@ -546,17 +546,9 @@ struct mconn {
 	bool              reported;    /* "serving" said */
 	struct gm_backoff bo;
 	struct timespec   retry_at;
-	struct timespec   beat_at;     /* silent until then: heartbeat (or, if one is out, down) */
+	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
 	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 };
-
-/* A packet came (or the connection is new): gearmand is there. */
-static void
-mconn_heard(struct mconn *mc, const struct config *cfg)
-{
-	timespec_in(&mc->beat_at, __atomic_load_n(&cfg->heartbeat, __ATOMIC_RELAXED) * 1000L);
-	mc->ping_out = false;
-}
 
 static void
 mconn_down(struct mconn *mc, const char *why)
@@ -616,7 +608,6 @@ manager_connect(struct manager *m, struct mconn *mc, const struct config_server 
 	    cfg->coordinator_name, gw_peer(mc->c));
 	mc->reported = false;
 	gm_backoff_up(&mc->bo);
-	mconn_heard(mc, cfg);
 	return 0;
 fail:
 	mconn_down(mc, gw_error(mc->c));
@@ -625,8 +616,9 @@ fail:
 
 /*
  * As the node agent's worker connections (dispatch.c heartbeat): an
- * ECHO_REQ after [gearman] heartbeat seconds of silence, and a new
- * connection when nothing answers it within as many again.
+ * ECHO_REQ after [gearman] heartbeat seconds without a byte from gearmand,
+ * and a new connection when nothing comes back within as many again.
+ * Called after the reads, so an answer that came is never left unread.
  */
 static void
 manager_heartbeat(struct mconn *mc, const struct config *cfg)
@@ -636,16 +628,20 @@ manager_heartbeat(struct mconn *mc, const struct config *cfg)
 	size_t len = strlen(tag);
 	char why[128];
 
-	if (!mc->c || !timespec_passed(&mc->beat_at))
+	if (!mc->c)
 		return;
-	if (mc->ping_out) {
-		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
-		mconn_down(mc, why);
-	} else if (gw_send(mc->c, GW_ECHO_REQ, &tag, &len, 1) < 0)
-		mconn_down(mc, gw_error(mc->c));
-	else {
+	if (gw_quiet_ms(mc->c) < hb * 1000L)
+		mc->ping_out = false;
+	else if (!mc->ping_out) {
+		if (gw_send(mc->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
+			mconn_down(mc, gw_error(mc->c));
+			return;
+		}
 		mc->ping_out = true;
 		timespec_in(&mc->beat_at, hb * 1000L);
+	} else if (timespec_passed(&mc->beat_at)) {
+		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
+		mconn_down(mc, why);
 	}
 }
 
@@ -675,7 +671,6 @@ manager_packet(struct manager *m, struct mconn *mc, struct gw_packet *p)
 {
 	struct gw_job job;
 
-	mconn_heard(mc, m->co->cfg);
 	switch (p->type) {
 	case GW_NO_JOB:
 		if (gw_pre_sleep(mc->c) < 0)

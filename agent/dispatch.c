@@ -61,7 +61,7 @@ struct server_conn {
 	bool              echo_out;    /* a registration batch not yet processed */
 	unsigned          gen;
 	bool              reported_down;
-	struct timespec   beat_at;     /* silent until then: heartbeat (or, if one is out, down) */
+	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
 	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 	pthread_mutex_t   admin_lock;  /* admin */
 	struct gm_admin_conn *admin;   /* kept for executors' "show jobs" */
@@ -276,21 +276,15 @@ send_batch(struct server_conn *s)
 	return 0;
 }
 
-/* A packet came (or the connection is new): the peer is there. s->io held. */
-static void
-heard(struct dispatch *d, struct server_conn *s)
-{
-	timespec_in(&s->beat_at, __atomic_load_n(&d->node->cfg->heartbeat, __ATOMIC_RELAXED) * 1000L);
-	s->ping_out = false;
-}
-
 /*
- * After [gearman] heartbeat seconds of silence an ECHO_REQ; after as many
- * again with no packet at all, the path is taken for dead (a firewall or
- * NAT forgot it: keepalive alone would take a minute, the kernel default
- * two hours) and the connection is replaced. Closing re-queues the jobs it
- * held, which is right here: for gearmand they are as good as gone with
- * the peer. -1 when the connection was closed. s->io held.
+ * After [gearman] heartbeat seconds without a byte from gearmand an
+ * ECHO_REQ; with nothing at all back within as many again, the path is
+ * taken for dead (a firewall or NAT forgot it: keepalive alone would take
+ * a minute, the kernel default two hours) and the connection is replaced.
+ * Closing re-queues the jobs it held, which is right here: for gearmand
+ * they are as good as gone with the peer. Called right after the reads,
+ * so an answer that came is never left unread. -1 when the connection was
+ * closed. s->io held.
  */
 static int
 heartbeat(struct dispatch *d, struct server_conn *s)
@@ -300,20 +294,24 @@ heartbeat(struct dispatch *d, struct server_conn *s)
 	size_t len = strlen(tag);
 	char why[128];
 
+	if (gw_quiet_ms(s->c) < hb * 1000L) {
+		s->ping_out = false;
+		return 0;
+	}
+	if (!s->ping_out) {
+		if (gw_send(s->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
+			conn_down(d, s, gw_error(s->c));
+			return -1;
+		}
+		s->ping_out = true;
+		timespec_in(&s->beat_at, hb * 1000L);
+		return 0;
+	}
 	if (!timespec_passed(&s->beat_at))
 		return 0;
-	if (s->ping_out) {
-		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
-		conn_down(d, s, why);
-		return -1;
-	}
-	if (gw_send(s->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
-		conn_down(d, s, gw_error(s->c));
-		return -1;
-	}
-	s->ping_out = true;
-	timespec_in(&s->beat_at, hb * 1000L);
-	return 0;
+	snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
+	conn_down(d, s, why);
+	return -1;
 }
 
 /*
@@ -387,7 +385,6 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 {
 	struct server_conn *s = &d->sc[server];
 
-	heard(d, s);
 	switch (p->type) {
 	case GW_NO_JOB:
 		if (gw_pre_sleep(s->c) < 0)
@@ -446,7 +443,6 @@ tend_conn(struct dispatch *d, size_t i, bool *grabbing)
 			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
 		s->reported_down = false;
 		gm_backoff_up(&s->bo);
-		heard(d, s);
 		s->state = C_IDLE;
 	}
 	if (s->c && !s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {

@@ -49,6 +49,7 @@ struct gw_conn {
 	size_t ohead_len, oworkload;
 	uint32_t otype;
 	bool   ohead_given; /* returned: freed by the next gw_read */
+	struct timespec rx_at;   /* last byte received, or the connect (CLOCK_MONOTONIC) */
 };
 
 static const char *
@@ -275,6 +276,7 @@ gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err
 		return NULL;
 	}
 	c->fd = fd;
+	clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 	if (id) {
 		size_t l = strlen(id);
@@ -309,6 +311,15 @@ const char *
 gw_peer(const struct gw_conn *c)
 {
 	return c->peer;
+}
+
+long
+gw_quiet_ms(const struct gw_conn *c)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - c->rx_at.tv_sec) * 1000 + (now.tv_nsec - c->rx_at.tv_nsec) / 1000000;
 }
 
 const char *
@@ -581,6 +592,7 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
 		if (n > 0) {
 			c->len += (size_t)n;
+			clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
 			continue;
 		}
 		if (n == 0) {

@@ -77,6 +77,12 @@ struct gw_conn *gw_connect(const char *host, int port, const char *id, int timeo
 void            gw_close(struct gw_conn *c);
 int             gw_fd(const struct gw_conn *c);
 const char     *gw_peer(const struct gw_conn *c);   /* "host:port" */
+/*
+ * Milliseconds since the last byte came from the peer (or since the
+ * connect), as read by gw_read: a big packet still arriving counts as life,
+ * though no whole packet is there yet.
+ */
+long            gw_quiet_ms(const struct gw_conn *c);
 
 /* Each send returns 0, or -1 with the connection unusable (see gw_error). */
 int gw_send(struct gw_conn *c, enum gw_type type, const char *const *args,
