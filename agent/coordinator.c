@@ -546,6 +546,8 @@ struct mconn {
 	bool              reported;    /* "serving" said */
 	struct gm_backoff bo;
 	struct timespec   retry_at;
+	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
+	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 };
 
 static void
@@ -605,11 +607,63 @@ manager_connect(struct manager *m, struct mconn *mc, const struct config_server 
 	log_info("manager %s serving project_map/stop/set_description:%s on %s", id,
 	    cfg->coordinator_name, gw_peer(mc->c));
 	mc->reported = false;
-	gm_backoff_reset(&mc->bo);
+	gm_backoff_up(&mc->bo);
 	return 0;
 fail:
 	mconn_down(mc, gw_error(mc->c));
 	return -1;
+}
+
+/*
+ * As the node agent's worker connections (dispatch.c heartbeat): an
+ * ECHO_REQ after [gearman] heartbeat seconds without a byte from gearmand,
+ * and a new connection when nothing comes back within as many again.
+ * Called after the reads, so an answer that came is never left unread.
+ */
+static void
+manager_heartbeat(struct mconn *mc, const struct config *cfg)
+{
+	int hb = __atomic_load_n(&cfg->heartbeat, __ATOMIC_RELAXED);
+	const char *tag = "jga-heartbeat";
+	size_t len = strlen(tag);
+	char why[128];
+
+	if (!mc->c)
+		return;
+	if (gw_quiet_ms(mc->c) < hb * 1000L)
+		mc->ping_out = false;
+	else if (!mc->ping_out) {
+		if (gw_send(mc->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
+			mconn_down(mc, gw_error(mc->c));
+			return;
+		}
+		mc->ping_out = true;
+		timespec_in(&mc->beat_at, hb * 1000L);
+	} else if (timespec_passed(&mc->beat_at)) {
+		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
+		mconn_down(mc, why);
+	}
+}
+
+/*
+ * A request over the packet limit (gwconn skipped its workload): failed by
+ * handle, the connection kept; closing it would make gearmand hand the
+ * request out again, forever.
+ */
+static int
+manager_refuse_oversize(struct mconn *mc, const struct gw_packet *p)
+{
+	char why[256], *handle = strndup(p->arg[0], p->len[0]);
+	int rc;
+
+	if (!handle)
+		fatalx("out of memory");
+	snprintf(why, sizeof(why), "%.*s: job workload of %zu bytes is over the limit of %u bytes",
+	    (int)p->len[1], p->arg[1], p->workload_len, GW_MAX_BODY);
+	log_warnx("gearman %s: refused job %s: %s", gw_peer(mc->c), handle, why);
+	rc = gw_work_warning(mc->c, handle, why, strlen(why)) < 0 || gw_work_fail(mc->c, handle) < 0 ? -1 : 0;
+	free(handle);
+	return rc;
 }
 
 static void
@@ -628,6 +682,11 @@ manager_packet(struct manager *m, struct mconn *mc, struct gw_packet *p)
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
+		if (p->oversize) {
+			if (manager_refuse_oversize(mc, p) < 0 || gw_grab(mc->c) < 0)
+				mconn_down(mc, gw_error(mc->c));
+			break;
+		}
 		if (gw_job_from_packet(p, &job) < 0) {
 			mconn_down(mc, "malformed JOB_ASSIGN");
 			break;
@@ -666,6 +725,7 @@ manager_thread(void *arg)
 				manager_connect(&m, &mc[i], &cfg->servers[i]);
 			if (mc[i].c && manager_register(&m, &mc[i]) < 0)
 				mconn_down(&mc[i], gw_error(mc[i].c));
+			manager_heartbeat(&mc[i], cfg);
 			pfd[i].fd = mc[i].c ? gw_fd(mc[i].c) : -1;
 			pfd[i].events = POLLIN;
 			pfd[i].revents = 0;

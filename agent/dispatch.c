@@ -43,6 +43,8 @@
 #include "shutdown.h"
 #include "daemon.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -52,6 +54,8 @@
 #include <unistd.h>
 
 #define LOOP_MS 1000
+/* The heartbeat's ECHO payload: its ECHO_RES is not a registration batch's (those are empty). */
+#define HEARTBEAT_TAG "jga-heartbeat"
 
 enum conn_state {
 	C_DOWN,
@@ -79,6 +83,8 @@ struct server_conn {
 	bool              echo_out;    /* a registration batch not yet processed */
 	unsigned          gen;
 	bool              reported_down;
+	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
+	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 	pthread_mutex_t   admin_lock;  /* admin */
 	struct gm_admin_conn *admin;   /* kept for executors' "show jobs" */
 };
@@ -295,20 +301,88 @@ send_batch(struct server_conn *s)
 }
 
 /*
- * Refuse a job the node cannot run, on its own connection: closing the
- * connection instead would hand back every job the node's other
- * executors hold on it too (s->io held).
+ * After [gearman] heartbeat seconds without a byte from gearmand an
+ * ECHO_REQ; with nothing at all back within as many again, the path is
+ * taken for dead (a firewall or NAT forgot it: keepalive alone would take
+ * a minute, the kernel default two hours) and the connection is replaced.
+ * Closing re-queues the jobs it held, which is right here: for gearmand
+ * they are as good as gone with the peer. Called right after the reads,
+ * so an answer that came is never left unread. -1 when the connection was
+ * closed. s->io held.
+ */
+static int
+heartbeat(struct dispatch *d, struct server_conn *s)
+{
+	int hb = __atomic_load_n(&d->node->cfg->heartbeat, __ATOMIC_RELAXED);
+	const char *tag = HEARTBEAT_TAG;
+	size_t len = strlen(tag);
+	char why[128];
+
+	if (gw_quiet_ms(s->c) < hb * 1000L) {
+		s->ping_out = false;
+		return 0;
+	}
+	if (!s->ping_out) {
+		if (gw_send(s->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
+			conn_down(d, s, gw_error(s->c));
+			return -1;
+		}
+		s->ping_out = true;
+		timespec_in(&s->beat_at, hb * 1000L);
+		return 0;
+	}
+	if (!timespec_passed(&s->beat_at))
+		return 0;
+	snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
+	conn_down(d, s, why);
+	return -1;
+}
+
+/*
+ * Refuse a job by its handle, on its own connection, with the JSON warning
+ * of the executors' refusals (executor.c send_warning_fail). Closing the
+ * connection instead would make gearmand hand the job out again, to this
+ * agent or another, and hand back every job the node's other executors
+ * hold on it too. s->io held.
  */
 static void
-refuse_job(struct dispatch *d, struct server_conn *s, const struct gw_job *job, const char *why)
+refuse_job(struct dispatch *d, struct server_conn *s, const char *handle, const char *fn,
+    const char *why)
 {
-	char msg[600];
+	char *text;
+	json_t *w;
 
-	log_warnx("%s: refused %s (handle %s): %s", d->id, job->function, job->handle, why);
+	log_warnx("%s: refused %s (job %s from gearmand %s): %s", d->id, fn, handle, gw_peer(s->c), why);
 	metrics_add("jga_jobs_refused_total", NULL, 1);
-	snprintf(msg, sizeof(msg), "{\"error\":\"%s\"}", why);
-	if (gw_work_warning(s->c, job->handle, msg, strlen(msg)) < 0 || gw_work_fail(s->c, job->handle) < 0)
+	w = json_pack("{s:s}", "error", why);
+	if (!w || !(text = json_dumps(w, JSON_COMPACT)))
+		fatalx("out of memory");
+	json_decref(w);
+	if (gw_work_warning(s->c, handle, text, strlen(text)) < 0 || gw_work_fail(s->c, handle) < 0)
 		conn_down(d, s, gw_error(s->c));
+	free(text);
+}
+
+/*
+ * A job whose workload is over the packet limit (gwconn skipped it): it
+ * answered our GRAB, so the executor reserved for it is free again; the
+ * job is refused, the connection kept. s->io held.
+ */
+static void
+refuse_oversize(struct dispatch *d, struct server_conn *s, const struct gw_packet *p)
+{
+	char msg[256], *handle, *fn;
+
+	s->state = C_IDLE;
+	node_grab_release(d->node, s->reserved);
+	s->reserved = -1;
+	snprintf(msg, sizeof(msg), "job workload of %zu bytes is over the limit of %u bytes",
+	    p->workload_len, GW_MAX_BODY);
+	if (!(handle = strndup(p->arg[0], p->len[0])) || !(fn = strndup(p->arg[1], p->len[1])))
+		fatalx("out of memory");
+	refuse_job(d, s, handle, fn, msg);
+	free(handle);
+	free(fn);
 }
 
 /* A JOB_ASSIGN: hand it to the executor reserved for it (s->io held). */
@@ -347,7 +421,7 @@ take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 	}
 	if (ex < 0) {
 		pthread_mutex_unlock(&n->lock);
-		refuse_job(d, s, &job, "no free executor on this node (a job it did not ask for)");
+		refuse_job(d, s, job.handle, job.function, "no free executor on this node (a job it did not ask for)");
 		gw_job_free(&job);
 		return;
 	}
@@ -376,11 +450,15 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 		break;
 	case GW_ECHO_RES:
 		/* gearmand has processed the last registration batch: the next may go. */
-		s->echo_out = false;
+		if (p->len[0] != strlen(HEARTBEAT_TAG) || memcmp(p->arg[0], HEARTBEAT_TAG, p->len[0]) != 0)
+			s->echo_out = false;
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
-		take_job(d, server, p);
+		if (p->oversize)
+			refuse_oversize(d, s, p);
+		else
+			take_job(d, server, p);
 		break;
 	case GW_ERROR:
 		/* e.g. JOB_NOT_FOUND for a reply to a job gearmand re-queued: not fatal. */
@@ -415,6 +493,8 @@ tend_conn(struct dispatch *d, size_t i)
 
 	if (s->c && s->broken)
 		conn_down(d, s, gw_error(s->c));
+	if (s->c && heartbeat(d, s) < 0)
+		return;
 	if (!s->c && timespec_passed(&s->retry_at)) {
 		s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, d->id, 5000, err, sizeof(err));
 		if (!s->c) {
@@ -424,7 +504,7 @@ tend_conn(struct dispatch *d, size_t i)
 		if (s->reported_down)
 			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
 		s->reported_down = false;
-		gm_backoff_reset(&s->bo);
+		gm_backoff_up(&s->bo);
 		s->state = C_IDLE;
 	}
 	if (s->c && !s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {

@@ -28,6 +28,7 @@ reload_config(struct config *run)
 	/* Read by other threads: plain int stores, done atomically. */
 	__atomic_store_n(&run->status_interval, n.status_interval, __ATOMIC_RELAXED);
 	__atomic_store_n(&run->refresh, n.refresh, __ATOMIC_RELAXED);
+	__atomic_store_n(&run->heartbeat, n.heartbeat, __ATOMIC_RELAXED);
 	run->log_level = n.log_level;
 	log_set_level(n.log_level);
 

@@ -32,6 +32,7 @@ struct key {
 #define OFF(f) offsetof(struct config, f)
 static const struct key keys[] = {
 	{ "gearman",     "servers",         K_SERVERS,    0, 0, 0 },
+	{ "gearman",     "heartbeat",       K_SECONDS,    OFF(heartbeat), 1, 3600 },
 	{ "jenkins",     "url",             K_STRING,     OFF(url), 0, 0 },
 	{ "jenkins",     "user",            K_STRING,     OFF(user), 0, 0 },
 	{ "jenkins",     "token",           K_STRING,     OFF(token), 0, 0 },
@@ -352,6 +353,7 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	snprintf(cfg->servers[0].host, sizeof(cfg->servers[0].host), "127.0.0.1");
 	cfg->servers[0].port = 4730;
 	cfg->nservers = 1;
+	cfg->heartbeat = 30;
 
 	line = ini_parse(path, handler, &st);
 	if (line == -1) {

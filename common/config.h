@@ -27,6 +27,7 @@ struct config {
 	/* [gearman] */
 	struct config_server servers[CONFIG_MAX_SERVERS];
 	size_t nservers;
+	int    heartbeat;       /* seconds of silence before an ECHO_REQ; as long for its answer */
 
 	/* [jenkins] */
 	char *url;              /* base URL, always ends with '/' */

@@ -24,6 +24,7 @@ gm_backoff_init(struct gm_backoff *b, long min_ms, long max_ms)
 	b->min_ms = min_ms;
 	b->max_ms = max_ms;
 	b->cur_ms = min_ms;
+	b->up = false;
 	/* Different per process and per object, so peers do not retry in step. */
 	b->seed = (unsigned)ts.tv_nsec ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)b;
 }
@@ -31,17 +32,36 @@ gm_backoff_init(struct gm_backoff *b, long min_ms, long max_ms)
 long
 gm_backoff_next(struct gm_backoff *b)
 {
-	long cur = b->cur_ms, d;
+	long cur, d;
 
+	if (b->up) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		b->up = false;
+		if ((now.tv_sec - b->up_since.tv_sec) * 1000 +
+		    (now.tv_nsec - b->up_since.tv_nsec) / 1000000 >= GM_BACKOFF_STABLE_MS)
+			b->cur_ms = b->min_ms;
+	}
+	cur = b->cur_ms;
 	d = cur / 2 + (long)(rand_r(&b->seed) % (unsigned long)(cur / 2 + 1));
 	b->cur_ms = cur * 2 > b->max_ms ? b->max_ms : cur * 2;
 	return d;
 }
 
 void
+gm_backoff_up(struct gm_backoff *b)
+{
+	clock_gettime(CLOCK_MONOTONIC, &b->up_since);
+	b->up = true;
+}
+
+/* After a success that proves the path works (a whole call answered), not a mere connect. */
+void
 gm_backoff_reset(struct gm_backoff *b)
 {
 	b->cur_ms = b->min_ms;
+	b->up = false;
 }
 
 gearman_worker_st *

@@ -15,16 +15,28 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 
-/* Exponential backoff with jitter: each delay is random in [cur/2, cur]. */
+/*
+ * Exponential backoff with jitter: each delay is random in [cur/2, cur].
+ * For a connection, gm_backoff_up when it is up: the delays start again
+ * from min_ms only if it then stayed up GM_BACKOFF_STABLE_MS. A peer that
+ * accepts and drops at once (a job it cannot hand over, a proxy with
+ * nothing behind it) is retried ever more slowly, not every half second.
+ */
+#define GM_BACKOFF_STABLE_MS 10000
+
 struct gm_backoff {
-	long     min_ms, max_ms, cur_ms;
-	unsigned seed;
+	long            min_ms, max_ms, cur_ms;
+	unsigned        seed;
+	bool            up;          /* gm_backoff_up called, no gm_backoff_next since */
+	struct timespec up_since;    /* CLOCK_MONOTONIC */
 };
 void gm_backoff_init(struct gm_backoff *b, long min_ms, long max_ms);
 long gm_backoff_next(struct gm_backoff *b);
+void gm_backoff_up(struct gm_backoff *b);
 void gm_backoff_reset(struct gm_backoff *b);
 
 /*

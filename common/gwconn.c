@@ -23,8 +23,20 @@
 #define GW_MAGIC_REQ   0x00524551u   /* "\0REQ" */
 #define GW_MAGIC_RES   0x00524553u   /* "\0RES" */
 #define GW_HEADER      12
-#define GW_MAX_BODY    (64u * 1024 * 1024)
 #define GW_WRITE_MS    10000
+/* An oversize JOB_ASSIGN's handle, function and unique lie within this much of its body. */
+#define GW_OVERSIZE_HEAD 4096
+
+/*
+ * Keepalive: probes after 30 s of silence, every 10 s, 3 unanswered ones
+ * close the connection (about a minute); a write not acknowledged within
+ * 60 s fails. gearmand does not tune keepalive on the sockets it accepts
+ * (gearman-and-anchors.md §1.5), so our side does it.
+ */
+#define GW_KEEPIDLE         30
+#define GW_KEEPINTVL        10
+#define GW_KEEPCNT          3
+#define GW_USER_TIMEOUT_MS  60000
 
 struct gw_conn {
 	int    fd;
@@ -32,6 +44,12 @@ struct gw_conn {
 	char   err[512];
 	char  *buf;         /* received bytes not yet consumed */
 	size_t len, cap, used;   /* used: bytes of the last returned packet */
+	size_t skip;        /* bytes of an oversize packet still to discard */
+	char  *ohead;       /* that packet's leading arguments, NUL-terminated each */
+	size_t ohead_len, oworkload;
+	uint32_t otype;
+	bool   ohead_given; /* returned: freed by the next gw_read */
+	struct timespec rx_at;   /* last byte received, or the connect (CLOCK_MONOTONIC) */
 };
 
 static const char *
@@ -179,6 +197,20 @@ ms_left(const struct timespec *deadline)
 	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+/* Half-open connections (a vanished peer, a firewall's dropped state) are found by keepalive. */
+static void
+set_keepalive(int fd)
+{
+	int one = 1, idle = GW_KEEPIDLE, intvl = GW_KEEPINTVL, cnt = GW_KEEPCNT;
+	unsigned int user = GW_USER_TIMEOUT_MS;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
 int
 gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
 {
@@ -225,8 +257,7 @@ gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
 		return -1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* Half-open connections (a vanished peer) are found by keepalive. */
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	set_keepalive(fd);
 	return fd;
 }
 
@@ -245,6 +276,7 @@ gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err
 		return NULL;
 	}
 	c->fd = fd;
+	clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 	if (id) {
 		size_t l = strlen(id);
@@ -265,6 +297,7 @@ gw_close(struct gw_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->buf);
+	free(c->ohead);
 	free(c);
 }
 
@@ -278,6 +311,15 @@ const char *
 gw_peer(const struct gw_conn *c)
 {
 	return c->peer;
+}
+
+long
+gw_quiet_ms(const struct gw_conn *c)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - c->rx_at.tv_sec) * 1000 + (now.tv_nsec - c->rx_at.tv_nsec) / 1000000;
 }
 
 const char *
@@ -406,6 +448,84 @@ gw_work_status(struct gw_conn *c, const char *h, long long num, long long den)
 	return gw_send(c, GW_WORK_STATUS, args, lens, 3);
 }
 
+/* Drop what has arrived of an oversize body. */
+static void
+skip_buffered(struct gw_conn *c)
+{
+	size_t n = c->skip < c->len ? c->skip : c->len;
+
+	if (n == 0)
+		return;
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+	c->skip -= n;
+}
+
+/*
+ * The buffer starts with a packet whose body is over GW_MAX_BODY. A
+ * JOB_ASSIGN*'s leading arguments are kept once they are in, and the whole
+ * packet is then skipped as it comes (c->skip); it is returned when the
+ * last byte is gone, as gearmand 1.1.20 frees a job's workload when it gets
+ * WORK_FAIL even while it is still sending it (its next send() fails with
+ * EFAULT and it drops the connection). Closing the connection instead
+ * would make gearmand hand the job out again, forever. 0: more is needed,
+ * or skipping started. -1: another type, or no arguments where they belong.
+ */
+static int
+take_oversize(struct gw_conn *c)
+{
+	uint32_t type = get32(c->buf + 4), body = get32(c->buf + 8);
+	size_t have = c->len - GW_HEADER, off = 0;
+	int argc = server_argc(type), i;
+
+	if (have > GW_OVERSIZE_HEAD)
+		have = GW_OVERSIZE_HEAD;
+	if (get32(c->buf) != GW_MAGIC_RES || (type != GW_JOB_ASSIGN && type != GW_JOB_ASSIGN_UNIQ)) {
+		snprintf(c->err, sizeof(c->err), "%s: %s packet of %u bytes is over the limit of %u bytes",
+		    c->peer, type_names(type), body, GW_MAX_BODY);
+		return -1;
+	}
+	for (i = 0; i < argc - 1; i++) {
+		const char *nul = memchr(c->buf + GW_HEADER + off, '\0', have - off);
+
+		if (!nul) {
+			if (have < GW_OVERSIZE_HEAD)
+				return 0;
+			snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
+			return -1;
+		}
+		off = (size_t)(nul - (c->buf + GW_HEADER)) + 1;
+	}
+	if (!(c->ohead = malloc(off))) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		return -1;
+	}
+	memcpy(c->ohead, c->buf + GW_HEADER, off);
+	c->ohead_len = off;
+	c->otype = type;
+	c->oworkload = body - off;
+	c->skip = GW_HEADER + (size_t)body;
+	return 0;
+}
+
+/* The skipped packet, from its kept arguments. */
+static void
+give_oversize(struct gw_conn *c, struct gw_packet *p)
+{
+	const char *b = c->ohead, *end = c->ohead + c->ohead_len;
+
+	memset(p, 0, sizeof(*p));
+	p->type = c->otype;
+	while (b < end && p->nargs < 4) {
+		p->arg[p->nargs] = b;
+		p->len[p->nargs] = strlen(b);
+		b += p->len[p->nargs++] + 1;
+	}
+	p->oversize = true;
+	p->workload_len = c->oworkload;
+	c->ohead_given = true;
+}
+
 int
 gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 {
@@ -417,6 +537,11 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		c->len -= c->used;
 		c->used = 0;
 	}
+	if (c->ohead_given) {
+		free(c->ohead);
+		c->ohead = NULL;
+		c->ohead_given = false;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_ms / 1000;
 	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
@@ -425,11 +550,22 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	for (;;) {
-		long r = c->len ? gw_decode(c->buf, c->len, p, GW_MAX_BODY) : 0;
 		struct pollfd pfd = { c->fd, POLLIN, 0 };
-		long left;
+		long left, r = 0;
 		ssize_t n;
 
+		skip_buffered(c);
+		if (c->ohead && !c->skip) {
+			give_oversize(c, p);
+			return 1;
+		}
+		if (!c->skip && c->len >= GW_HEADER && get32(c->buf + 8) > GW_MAX_BODY) {
+			if (take_oversize(c) < 0)
+				return -1;
+			if (c->skip)
+				continue;
+		} else if (!c->skip && c->len)
+			r = gw_decode(c->buf, c->len, p, GW_MAX_BODY);
 		if (r < 0) {
 			snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
 			return -1;
@@ -456,6 +592,7 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
 		if (n > 0) {
 			c->len += (size_t)n;
+			clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
 			continue;
 		}
 		if (n == 0) {
@@ -494,7 +631,7 @@ gw_job_from_packet(const struct gw_packet *p, struct gw_job *job)
 	int uniq = p->type == GW_JOB_ASSIGN_UNIQ;
 
 	memset(job, 0, sizeof(*job));
-	if (p->type != GW_JOB_ASSIGN && !uniq)
+	if ((p->type != GW_JOB_ASSIGN && !uniq) || p->oversize)
 		return -1;
 	job->handle = dup_arg(p->arg[0], p->len[0]);
 	job->function = dup_arg(p->arg[1], p->len[1]);

@@ -18,8 +18,12 @@
 #ifndef JGA_GWCONN_H
 #define JGA_GWCONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The largest packet body read whole. A larger JOB_ASSIGN* is returned as oversize. */
+#define GW_MAX_BODY    (64u * 1024 * 1024)
 
 enum gw_type {
 	GW_CAN_DO = 1, GW_CANT_DO = 2, GW_RESET_ABILITIES = 3, GW_PRE_SLEEP = 4,
@@ -30,13 +34,21 @@ enum gw_type {
 	GW_JOB_ASSIGN_UNIQ = 31,
 };
 
-/* A received packet. Arguments point into the connection's buffer and stay
- * valid until the next gw_read on the same connection. */
+/*
+ * A received packet. Arguments point into the connection's buffer and stay
+ * valid until the next gw_read on the same connection. An oversize
+ * JOB_ASSIGN / JOB_ASSIGN_UNIQ (body over GW_MAX_BODY) has only its
+ * leading arguments (handle, function, unique): its workload of
+ * workload_len bytes is discarded as it arrives, never held whole, and the
+ * packet is returned once the last of it has gone by.
+ */
 struct gw_packet {
 	uint32_t    type;
 	const char *arg[4];
 	size_t      len[4];
 	int         nargs;
+	bool        oversize;
+	size_t      workload_len;   /* oversize only */
 };
 
 /* A job taken from JOB_ASSIGN_UNIQ, copied out of the buffer. */
@@ -50,8 +62,13 @@ struct gw_job {
 
 struct gw_conn;
 
-/* A TCP connection to host:port ("[::1]" accepted) within timeout_ms; the fd is
- * non-blocking and close-on-exec. -1 and err on failure. */
+/*
+ * A TCP connection to host:port ("[::1]" accepted) within timeout_ms; the fd is
+ * non-blocking and close-on-exec, with keepalive probes after GW_KEEPIDLE s of
+ * silence and unacknowledged writes given up after GW_USER_TIMEOUT_MS, so a
+ * vanished peer is found in about a minute, not the kernel's two hours.
+ * -1 and err on failure.
+ */
 int gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen);
 
 /* Connect (with a timeout) and send SET_CLIENT_ID id. NULL and err on failure. */
@@ -60,6 +77,12 @@ struct gw_conn *gw_connect(const char *host, int port, const char *id, int timeo
 void            gw_close(struct gw_conn *c);
 int             gw_fd(const struct gw_conn *c);
 const char     *gw_peer(const struct gw_conn *c);   /* "host:port" */
+/*
+ * Milliseconds since the last byte came from the peer (or since the
+ * connect), as read by gw_read: a big packet still arriving counts as life,
+ * though no whole packet is there yet.
+ */
+long            gw_quiet_ms(const struct gw_conn *c);
 
 /* Each send returns 0, or -1 with the connection unusable (see gw_error). */
 int gw_send(struct gw_conn *c, enum gw_type type, const char *const *args,
@@ -81,7 +104,8 @@ int gw_work_fail(struct gw_conn *c, const char *handle);
 /*
  * Read one packet, waiting up to timeout_ms (0: only what is buffered or
  * readable now). Returns 1 with *p filled, 0 on timeout, -1 on a closed or
- * broken connection or a malformed packet.
+ * broken connection, a malformed packet, or an oversize packet other than
+ * a JOB_ASSIGN* (p->oversize: answer it by handle, the connection stays).
  */
 int gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms);
 

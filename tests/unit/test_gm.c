@@ -1,7 +1,9 @@
 /*
  * Unit tests for common/gm.c's admin connections, against a scripted
  * admin server on loopback: kept between commands, replaced when gearmand
- * closed it, dropped after a timeout, long replies read whole.
+ * closed it, dropped after a timeout, long replies read whole. Also the
+ * reconnect backoff, and gwconn's worker connections (keepalive, a job
+ * over the packet limit) against a scripted gearmand.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "gm.h"
+#include "gwconn.h"
 
 /* What the server does on each connection it accepts, in order. */
 enum act { ANSWER_ALL, ANSWER_ONCE_THEN_CLOSE, ANSWER_ONCE_THEN_MUTE, NEVER_ANSWER };
@@ -223,10 +227,236 @@ test_admin_conn_refused(void **ctx)
 	gm_admin_conn_free(a);
 }
 
+/* Connections that drop at once: each delay about twice the last, up to the maximum. */
+static void
+test_backoff_grows_while_connections_drop(void **ctx)
+{
+	struct gm_backoff b;
+	long d;
+	int i;
+
+	(void)ctx;
+	gm_backoff_init(&b, 500, 30000);
+	for (i = 0; i < 6; i++) {
+		gm_backoff_up(&b);          /* connected, and dropped right away */
+		d = gm_backoff_next(&b);
+		assert_true(d >= (500L << i) / 2 && d <= (500L << i));
+	}
+	for (i = 0; i < 4; i++) {
+		gm_backoff_up(&b);
+		d = gm_backoff_next(&b);
+		assert_true(d >= 15000 && d <= 30000);
+	}
+}
+
+/* A connection that stayed up GM_BACKOFF_STABLE_MS: the next delay is the shortest again. */
+static void
+test_backoff_resets_after_a_stable_connection(void **ctx)
+{
+	struct gm_backoff b;
+	int i;
+
+	(void)ctx;
+	gm_backoff_init(&b, 500, 30000);
+	for (i = 0; i < 5; i++)
+		(void)gm_backoff_next(&b);   /* connection refused five times */
+	gm_backoff_up(&b);
+	b.up_since.tv_sec -= GM_BACKOFF_STABLE_MS / 1000 + 1;   /* up that long */
+	assert_true(gm_backoff_next(&b) <= 500);
+	assert_true(gm_backoff_next(&b) >= 500);   /* and growing again from there */
+	/* Up, but for less: no reset. */
+	gm_backoff_up(&b);
+	b.up_since.tv_sec -= GM_BACKOFF_STABLE_MS / 1000 - 2;
+	assert_true(gm_backoff_next(&b) >= 1000);
+	/* A failed connect after a stable connection's loss does not reset again. */
+	assert_true(gm_backoff_next(&b) >= 2000);
+	gm_backoff_reset(&b);
+	assert_true(gm_backoff_next(&b) <= 500);
+}
+
+/* ---- a scripted gearmand for gwconn ---- */
+
+struct fakegm {
+	int       lfd, port;
+	uint32_t  type;          /* of the big packet */
+	size_t    body;          /* its length */
+	pthread_t thread;
+};
+
+static void
+write_all_fd(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);   /* the client may have left */
+		if (w <= 0)
+			return;
+		b += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+put_header(char *h, uint32_t type, uint32_t len)
+{
+	uint32_t v[3] = { htonl(0x00524553u), htonl(type), htonl(len) };
+
+	memcpy(h, v, 12);
+}
+
+/* Sends one big packet (handle, function, unique, then zeros), then a NOOP. */
+static void *
+fakegm_serve(void *arg)
+{
+	struct fakegm *g = arg;
+	static const char head[] = "H:fake:1\0build:big\0uniq-1\0";
+	char h[12], *chunk = calloc(1, 1 << 20);
+	size_t left;
+	int fd = accept(g->lfd, NULL, NULL);
+
+	if (fd < 0 || !chunk)
+		goto out;
+	put_header(h, g->type, (uint32_t)g->body);
+	write_all_fd(fd, h, sizeof(h));
+	write_all_fd(fd, head, sizeof(head) - 1);
+	for (left = g->body - (sizeof(head) - 1); left > 0; ) {
+		size_t n = left < (1u << 20) ? left : (1u << 20);
+		write_all_fd(fd, chunk, n);
+		left -= n;
+	}
+	put_header(h, GW_NOOP, 0);
+	write_all_fd(fd, h, sizeof(h));
+	/* Wait for the client to close. */
+	while (read(fd, chunk, 4096) > 0)
+		;
+	close(fd);
+out:
+	free(chunk);
+	return NULL;
+}
+
+static struct gw_conn *
+fakegm_start(struct fakegm *g)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	struct gw_conn *c;
+	char err[256];
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((g->lfd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(g->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(g->lfd, 1), 0);
+	assert_int_equal(getsockname(g->lfd, (struct sockaddr *)&a, &al), 0);
+	g->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&g->thread, NULL, fakegm_serve, g), 0);
+	if (!(c = gw_connect("127.0.0.1", g->port, NULL, 2000, err, sizeof(err))))
+		fail_msg("connect: %s", err);
+	return c;
+}
+
+static void
+fakegm_stop(struct fakegm *g, struct gw_conn *c)
+{
+	gw_close(c);
+	pthread_join(g->thread, NULL);
+	close(g->lfd);
+}
+
+/* Keepalive tuned on the worker connection, so a vanished peer is found in about a minute. */
+static void
+test_gw_keepalive(void **ctx)
+{
+	struct fakegm g = { .type = GW_JOB_ASSIGN_UNIQ, .body = 64 };
+	struct gw_conn *c;
+	int v = 0;
+	socklen_t l = sizeof(v);
+
+	(void)ctx;
+	c = fakegm_start(&g);
+	assert_int_equal(getsockopt(gw_fd(c), SOL_SOCKET, SO_KEEPALIVE, &v, &l), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(getsockopt(gw_fd(c), IPPROTO_TCP, TCP_KEEPIDLE, &v, &l), 0);
+	assert_int_equal(v, 30);
+	assert_int_equal(getsockopt(gw_fd(c), IPPROTO_TCP, TCP_KEEPINTVL, &v, &l), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(getsockopt(gw_fd(c), IPPROTO_TCP, TCP_KEEPCNT, &v, &l), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(getsockopt(gw_fd(c), IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &l), 0);
+	assert_int_equal(v, 60000);
+	fakegm_stop(&g, c);
+}
+
+/* Read packets until one comes (or 10 s pass). */
+static int
+read_one(struct gw_conn *c, struct gw_packet *p)
+{
+	int i, r = 0;
+
+	for (i = 0; i < 100 && r == 0; i++)
+		r = gw_read(c, p, 100);
+	return r;
+}
+
+/*
+ * A JOB_ASSIGN_UNIQ over the limit: its handle, function and unique come
+ * back, its workload is skipped, and the connection goes on (the NOOP after it).
+ */
+static void
+test_gw_oversize_job_skipped(void **ctx)
+{
+	struct fakegm g = { .type = GW_JOB_ASSIGN_UNIQ, .body = GW_MAX_BODY + 100 };
+	struct gw_packet p;
+	struct gw_job job;
+	struct gw_conn *c;
+
+	(void)ctx;
+	c = fakegm_start(&g);
+	if (read_one(c, &p) != 1)
+		fail_msg("no packet: %s", gw_error(c));
+	assert_int_equal(p.type, GW_JOB_ASSIGN_UNIQ);
+	assert_true(p.oversize);
+	assert_int_equal(p.nargs, 3);
+	assert_true(p.len[0] == 8 && memcmp(p.arg[0], "H:fake:1", 8) == 0);
+	assert_true(p.len[1] == 9 && memcmp(p.arg[1], "build:big", 9) == 0);
+	assert_true(p.len[2] == 6 && memcmp(p.arg[2], "uniq-1", 6) == 0);
+	assert_int_equal(p.workload_len, GW_MAX_BODY + 100 - strlen("H:fake:1 build:big uniq-1 "));
+	assert_int_equal(gw_job_from_packet(&p, &job), -1);
+	if (read_one(c, &p) != 1)
+		fail_msg("no packet after the big one: %s", gw_error(c));
+	assert_int_equal(p.type, GW_NOOP);
+	assert_false(p.oversize);
+	fakegm_stop(&g, c);
+}
+
+/* Any other packet over the limit ends the connection, with an error naming it. */
+static void
+test_gw_oversize_other_packet(void **ctx)
+{
+	struct fakegm g = { .type = GW_WORK_DATA, .body = GW_MAX_BODY + 1 };
+	struct gw_packet p;
+	struct gw_conn *c;
+
+	(void)ctx;
+	c = fakegm_start(&g);
+	assert_int_equal(read_one(c, &p), -1);
+	if (!strstr(gw_error(c), "WORK_DATA packet of 67108865 bytes is over the limit of 67108864 bytes"))
+		fail_msg("error: %s", gw_error(c));
+	fakegm_stop(&g, c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_backoff_grows_while_connections_drop),
+		cmocka_unit_test(test_backoff_resets_after_a_stable_connection),
+		cmocka_unit_test(test_gw_keepalive),
+		cmocka_unit_test(test_gw_oversize_job_skipped),
+		cmocka_unit_test(test_gw_oversize_other_packet),
 		cmocka_unit_test(test_admin_conn_kept),
 		cmocka_unit_test(test_admin_conn_replaced_after_close),
 		cmocka_unit_test(test_admin_conn_replaced_after_silence),
