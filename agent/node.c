@@ -462,6 +462,8 @@ node_main(struct config *cfg)
 		struct build_rec *recs;
 		size_t nrec, k;
 
+		if (cfg->state_root && state_make_dir(cfg->state_root, cfg->state_dir, err, sizeof(err)) < 0)
+			fatalx("%s", err);
 		if (!(n.state = state_open(cfg->state_dir, err, sizeof(err))))
 			fatalx("%s", err);
 		/*
