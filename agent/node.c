@@ -455,7 +455,8 @@ node_main(struct config *cfg)
 	describe_metrics();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
-	log_info("node %s of %s (coordinator %s)", cfg->node_name, cfg->url, cfg->coordinator_name);
+	log_info("node %s of %s (coordinator %s, state_dir %s)", cfg->node_name, cfg->url,
+	    cfg->coordinator_name, cfg->state_dir);
 
 	{
 		char err[600];
