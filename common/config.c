@@ -380,15 +380,14 @@ default_state_dir(struct config *cfg, const char *path, char *err, size_t errlen
 		root = strdup(CONFIG_STATE_ROOT);
 	master = path_component(cfg->coordinator_name);
 	node = path_component(cfg->node_name);
-	rc = -1;
-	if (root && master && node && asprintf(&cfg->state_dir, "%s/%s/%s", root, master, node) >= 0)
-		rc = 0;
-	if (rc == 0)
-		cfg->state_root = root;
-	else {
+	if (!root || !master || !node || asprintf(&cfg->state_dir, "%s/%s/%s", root, master, node) < 0) {
 		cfg->state_dir = NULL;
 		free(root);
 		snprintf(err, errlen, "%s: out of memory", path);
+		rc = -1;
+	} else {
+		cfg->state_root = root;
+		rc = 0;
 	}
 	free(master);
 	free(node);
