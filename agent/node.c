@@ -551,13 +551,16 @@ node_main(struct config *cfg)
 	describe_metrics();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
-	log_info("node %s of %s (coordinator %s)", cfg->node_name, cfg->url, cfg->coordinator_name);
+	log_info("node %s of %s (coordinator %s, state_dir %s)", cfg->node_name, cfg->url,
+	    cfg->coordinator_name, cfg->state_dir);
 
 	{
 		char err[600];
 		struct build_rec *recs;
 		size_t nrec, k;
 
+		if (cfg->state_root && state_make_dir(cfg->state_root, cfg->state_dir, err, sizeof(err)) < 0)
+			fatalx("%s", err);
 		if (!(n.state = state_open(cfg->state_dir, err, sizeof(err))))
 			fatalx("%s", err);
 		/*

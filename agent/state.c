@@ -289,6 +289,50 @@ journal_as_is(struct state *st, char *err, size_t errlen)
 	return 0;
 }
 
+int
+state_make_dir(const char *root, const char *dir, char *err, size_t errlen)
+{
+	size_t rl = strlen(root);
+	char *rest, *comp, *save = NULL;
+	int fd, next;
+
+	if (strncmp(dir, root, rl) != 0 || dir[rl] != '/') {
+		snprintf(err, errlen, "[node] state_dir %s: not below %s", dir, root);
+		return -1;
+	}
+	if ((mkdir(root, 0750) < 0 && errno != EEXIST) ||
+	    (fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: cannot create %s: %s", dir, root, strerror(errno));
+		return -1;
+	}
+	if (!(rest = strdup(dir + rl + 1))) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (comp = strtok_r(rest, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		/* mkdirat and O_NOFOLLOW: a symbolic link planted below root is not followed. */
+		if ((mkdirat(fd, comp, 0750) < 0 && errno != EEXIST) ||
+		    (next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			int len = (int)(rl + 1 + (size_t)(comp - rest) + strlen(comp)), saved = errno;
+			struct stat sb;
+			bool link = fstatat(fd, comp, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode);
+
+			snprintf(err, errlen, "[node] state_dir %s: cannot create %.*s: %s", dir, len, dir,
+			    link ? "it is a symbolic link (none is followed below the state root)" :
+			    strerror(saved));
+			close(fd);
+			free(rest);
+			return -1;
+		}
+		close(fd);
+		fd = next;
+	}
+	close(fd);
+	free(rest);
+	return 0;
+}
+
 struct state *
 state_open(const char *dir, char *err, size_t errlen)
 {

@@ -47,6 +47,12 @@ struct state;
  */
 struct state *state_open(const char *dir, char *err, size_t errlen);
 void state_close(struct state *st);
+/*
+ * Create the directories of dir below root that are missing, and root if
+ * its parent exists, mode 0750 (the default state_dir, root/MASTER/NODE).
+ * Below root no symbolic link is followed: one there is an error.
+ */
+int  state_make_dir(const char *root, const char *dir, char *err, size_t errlen);
 /* Record r (replacing the record of its unique). -1 if it could not be written. */
 int  state_save(struct state *st, const struct build_rec *r);
 /* 0 and *r if unique has a record, -1 if not. */

@@ -330,6 +330,73 @@ url_host(const char *url)
 	return strndup(p, (size_t)(end - p));
 }
 
+/*
+ * name as one path component: '/', '%' and a leading '.' percent-encoded,
+ * so that no name can leave its directory ("..", "a/../b") or take another
+ * name's ("a/b" is "a%2Fb", "a%2Fb" is "a%252Fb").
+ */
+static char *
+path_component(const char *name)
+{
+	size_t i, n = strlen(name);
+	char *out = malloc(3 * n + 1), *p = out;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '/' || c == '%' || (i == 0 && c == '.'))
+			p += sprintf(p, "%%%02X", c);
+		else
+			*p++ = (char)c;
+	}
+	*p = '\0';
+	return out;
+}
+
+/*
+ * The default [node] state_dir, ROOT/MASTER/NODE: one per agent, so that
+ * agents serving nodes of two masters on one host, even under one node name
+ * (the host's), never share one. ROOT is CONFIG_STATE_ROOT, or
+ * $JGA_STATE_ROOT (tests, packagers).
+ */
+static int
+default_state_dir(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	const char *env = getenv("JGA_STATE_ROOT");
+	char *root, *master, *node;
+	size_t len;
+	int rc;
+
+	if (env && *env) {
+		len = strlen(env);
+		while (len > 1 && env[len - 1] == '/')
+			len--;
+		if (env[0] != '/' || len == 1) {
+			snprintf(err, errlen, "%s: [node] state_dir: $JGA_STATE_ROOT '%s' is not an "
+			    "absolute path below /", path, env);
+			return -1;
+		}
+		root = strndup(env, len);
+	} else
+		root = strdup(CONFIG_STATE_ROOT);
+	master = path_component(cfg->coordinator_name);
+	node = path_component(cfg->node_name);
+	if (!root || !master || !node || asprintf(&cfg->state_dir, "%s/%s/%s", root, master, node) < 0) {
+		cfg->state_dir = NULL;
+		free(root);
+		snprintf(err, errlen, "%s: out of memory", path);
+		rc = -1;
+	} else {
+		cfg->state_root = root;
+		rc = 0;
+	}
+	free(master);
+	free(node);
+	return rc;
+}
+
 int
 config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
@@ -404,19 +471,17 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = '\0';
 		host[strcspn(host, ".")] = '\0';
-		cfg->node_name = strdup(host);
+		cfg->node_name = strdup(host[0] ? host : "localhost");
 	}
-	if (!cfg->state_dir)
-		cfg->state_dir = strdup("/var/lib/jenkins-gearman-agent");
 	if (!cfg->coordinator_name) {
 		cfg->coordinator_name = url_host(cfg->url);
-		if (!cfg->state_dir)
-		cfg->state_dir = strdup("/var/lib/jenkins-gearman-agent");
-	if (!cfg->coordinator_name) {
+		if (!cfg->coordinator_name) {
 			snprintf(err, errlen, "%s: [jenkins] url: no host in '%s'", path, cfg->url);
 			goto fail;
 		}
 	}
+	if (!cfg->state_dir && default_state_dir(cfg, path, err, errlen) < 0)
+		goto fail;
 	return 0;
 fail:
 	config_free(cfg);
@@ -441,6 +506,7 @@ config_free(struct config *cfg)
 	free(cfg->metrics_textfile);
 	free(cfg->node_name);
 	free(cfg->state_dir);
+	free(cfg->state_root);
 	free(cfg->coordinator_name);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_SERVERS 16
+/* Where default state_dirs are; $JGA_STATE_ROOT moves it. */
+#define CONFIG_STATE_ROOT  "/var/lib/jenkins-gearman-agent"
 
 struct config_server {
 	char host[256];
@@ -45,7 +47,9 @@ struct config {
 	int   trigger_timeout;  /* seconds to keep retrying a build trigger */
 	int   start_timeout;    /* seconds a triggered build may wait in the Jenkins queue */
 	int   follow_timeout;   /* seconds the master may stay unreachable while following */
-	char *state_dir;        /* where running builds are recorded */
+	char *state_dir;        /* where running builds are recorded; default
+	                           CONFIG_STATE_ROOT/MASTER/NODE (config.c) */
+	char *state_root;       /* the ROOT of a default state_dir; NULL if set */
 
 	/* [coordinator] */
 	char *coordinator_name; /* default: host part of url */

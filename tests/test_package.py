@@ -11,6 +11,7 @@ import grp
 import os
 import pwd
 import re
+import socket
 import shutil
 import stat
 import subprocess
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, free_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = "jenkins-gearman-agent"
@@ -26,7 +27,16 @@ USER = GROUP = PKG
 CONF_DIR = "/etc/jenkins-gearman-agent"
 CONFS = ("node.ini", "coordinator.ini")
 STATE_DIR = "/var/lib/jenkins-gearman-agent"
-UNITS = {"jenkins-gearman-agent.service": "node", "jenkins-gearman-coordinator.service": "coordinator"}
+# unit: (role, the configuration it reads, without .ini). The template is verified through an instance.
+UNITS = {"jenkins-gearman-agent.service": ("node", "node"),
+         "jenkins-gearman-agent@.service": ("node", "%i"),
+         "jenkins-gearman-coordinator.service": ("coordinator", "coordinator")}
+
+
+def instance(unit, name="node1"):
+    """The unit systemd-analyze verify is given: an instance of a template, else the unit."""
+    return unit.replace("@.", "@%s." % name)
+
 MAN_PAGES = {"jenkins-gearman": ("1", "man1/jenkins-gearman.1.gz"),
              "jenkins-gearman-agent": ("8", "man8/jenkins-gearman-agent.8.gz"),
              "jenkins-gearman-agent.ini": ("5", "man5/jenkins-gearman-agent.ini.5.gz")}
@@ -165,7 +175,8 @@ def test_package_builds_and_lints(deb):
     for _name, (_sec, rel) in MAN_PAGES.items():
         assert "/usr/share/man/" + rel in files, rel
     for doc in ("copyright", "changelog.gz", "README.Debian"):
-        assert "/usr/share/doc/%s/%s" % (PKG, doc) in files, doc
+        # dh_compress compresses a document over 4 kB: README.Debian may be either.
+        assert {"/usr/share/doc/%s/%s" % (PKG, d) for d in (doc, doc + ".gz")} & set(files), doc
     assert files.get(STATE_DIR + "/", ("",))[0].startswith("d"), "no %s in the package" % STATE_DIR
 
     conffiles = run(["dpkg-deb", "-I", path, "conffiles"]).stdout.split()
@@ -177,10 +188,10 @@ def test_systemd_units(deb, tmp_path):
     nothing to say about them, and it does speak up about broken copies."""
     units_dir = os.path.join(BUILD, "deb", "units")   # written by make deb-check, ExecStart= rewritten
     root = os.path.join(BUILD, "deb", "root")          # the package, extracted by make deb-check
-    for unit, role in UNITS.items():
+    for unit, (role, conf) in UNITS.items():
         u = parse_unit(os.path.join(root, "lib/systemd/system", unit))
         s = u["Service"]
-        assert s["ExecStart"] == "/usr/bin/jenkins-gearman-agent %s -c %s/%s.ini" % (role, CONF_DIR, role)
+        assert s["ExecStart"] == "/usr/bin/jenkins-gearman-agent %s -c %s/%s.ini" % (role, CONF_DIR, conf)
         assert (s["Type"], s["User"], s["Group"]) == ("simple", USER, GROUP)
         assert (s["Restart"], s["RestartSec"]) == ("on-failure", "5")
         assert (s["KillSignal"], s["KillMode"]) == ("SIGTERM", "mixed")
@@ -196,21 +207,31 @@ def test_systemd_units(deb, tmp_path):
             assert (s["StateDirectory"], s["StateDirectoryMode"]) == (PKG, "0750")
         assert u["Install"]["WantedBy"] == "multi-user.target"
 
-    good = [os.path.join(units_dir, u) for u in UNITS]
+    good = [os.path.join(units_dir, instance(u)) for u in UNITS]
     clean, out = verify(*good)
     assert clean, "systemd-analyze verify:\n" + out
+
+    # The template is the plain unit but for the file it reads (and its comments).
+    plain, tmpl = (parse_unit(os.path.join(root, "lib/systemd/system", u))
+                   for u in ("jenkins-gearman-agent.service", "jenkins-gearman-agent@.service"))
+    for u in (plain, tmpl):
+        u["Service"].pop("ExecStart")
+        u["Unit"].pop("Description")
+    assert tmpl == plain
 
     src = open(good[0]).read()
     broken = {
         "typo.service": src.replace("KillMode=mixed", "KillMode=mixd"),
         "noexec.service": re.sub(r"^ExecStart=\S+", "ExecStart=/nonexistent/jenkins-gearman-agent", src, flags=re.M),
     }
+    # An instance is verified with its template's text.
+    broken["typo@.service"] = broken["typo.service"]
     for name, text in broken.items():
         assert text != src
         p = tmp_path / name
         p.write_text(text)
-        clean, out = verify(str(p))
-        assert not clean, "systemd-analyze verify found nothing wrong in %s" % name
+        clean, out = verify(str(tmp_path / instance(name)))
+        assert not clean, "systemd-analyze verify found nothing wrong in %s" % instance(name)
 
 
 @pytest.fixture
@@ -246,6 +267,44 @@ def installed(deb):
                 errors.append("%s left after purge" % d)
                 shutil.rmtree(d, ignore_errors=True)
         assert not errors, "purging the package left things behind:\n" + "\n".join(errors)
+
+
+def two_agents_default_state_dirs():
+    """A host that is a node of two masters, under its host name on both: two
+    agents as the service user, configurations without state_dir, each gets
+    STATE_DIR/MASTER/NODE (created, its own) and neither is refused."""
+    node = socket.gethostname().split(".")[0]
+    agents, confs = [], []
+    try:
+        for master in ("pkgtest-masterA", "pkgtest-masterB"):
+            conf = "%s/%s.ini" % (CONF_DIR, master)
+            with open(conf, "w") as f:
+                # Nothing listens there: the agent opens its state_dir first, then retries.
+                f.write("[gearman]\nservers = 127.0.0.1:%d\n[jenkins]\nurl = http://127.0.0.1:%d/\n"
+                        "[coordinator]\nname = %s\n" % (free_port(), free_port(), master))
+            confs.append(conf)
+            os.chown(conf, 0, grp.getgrnam(GROUP).gr_gid)
+            os.chmod(conf, 0o640)
+            agents.append(subprocess.Popen(["/usr/bin/jenkins-gearman-agent", "node", "-c", conf],
+                                           user=USER, group=GROUP, extra_groups=[], stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, env={"PATH": "/usr/bin:/bin"}))
+        dirs = ["%s/%s/%s" % (STATE_DIR, m, node) for m in ("pkgtest-masterA", "pkgtest-masterB")]
+        for d, a in zip(dirs, agents):
+            wait_for(lambda: os.path.exists(d + "/builds.jsonl") or a.poll() is not None, timeout=20,
+                     what="the agent's journal in " + d)
+            assert a.poll() is None, "agent exited %s:\n%s" % (a.returncode, a.communicate()[0])
+            assert owner(d) == (USER, GROUP, 0o750), (d, owner(d))
+            assert owner(os.path.dirname(d)) == (USER, GROUP, 0o750), owner(os.path.dirname(d))
+        for a in agents:
+            a.terminate()
+            assert a.wait(15) == 0, a.communicate()[0]
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                a.kill()
+                a.wait(5)
+        for c in confs:
+            os.unlink(c)
 
 
 def owner(path):
@@ -292,12 +351,21 @@ def test_install_run_remove_purge(installed):
 
     # The units: installed, verified where they are, neither enabled nor started.
     for unit in UNITS:
-        path = "/lib/systemd/system/" + unit
+        path = "/lib/systemd/system/" + instance(unit)
         clean, out = verify(path)
         assert clean, "systemd-analyze verify %s:\n%s" % (path, out)
-        assert not os.path.lexists("/etc/systemd/system/multi-user.target.wants/" + unit)
-        p = run(["systemctl", "is-enabled", unit], check=False)
+        wants_dir = "/etc/systemd/system/multi-user.target.wants"
+        enabled = os.listdir(wants_dir) if os.path.isdir(wants_dir) else []
+        assert not [l for l in enabled if l == unit or (
+            unit.endswith("@.service") and l.startswith(unit.replace("@.service", "@")))], (unit, enabled)
+        p = run(["systemctl", "is-enabled", instance(unit)], check=False)
         assert p.stdout.strip() == "disabled", (unit, p.stdout, p.stderr)
+
+    two_agents_default_state_dirs()
+    # An instance the administrator enables; purging removes its link.
+    wants = "/etc/systemd/system/multi-user.target.wants/jenkins-gearman-agent@pkgtest.service"
+    run(["systemctl", "enable", "jenkins-gearman-agent@pkgtest.service"])
+    assert os.path.islink(wants)
 
     # man finds the three pages, and they render without a groff warning.
     for name, (sec, rel) in MAN_PAGES.items():
@@ -335,6 +403,7 @@ def test_install_run_remove_purge(installed):
     # Purge: configuration, state (even with a record in it), user and group go.
     dpkg("-P", PKG)
     assert pkg_status() == "not-installed"
+    assert not os.path.lexists(wants)
     assert not os.path.exists(CONF_DIR)
     assert not os.path.exists(STATE_DIR)
     assert not user_exists() and not group_exists()

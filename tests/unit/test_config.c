@@ -125,6 +125,70 @@ test_defaults(void **state)
 	config_free(&cfg);
 }
 
+/* Load text with $JGA_STATE_ROOT set to root (unset if NULL); expect state_dir and state_root. */
+static void
+expect_state_dir(const char *root, const char *text, const char *want, const char *want_root)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path = write_file("sd.ini", text, 0600);
+
+	if (root)
+		setenv("JGA_STATE_ROOT", root, 1);
+	else
+		unsetenv("JGA_STATE_ROOT");
+	if (config_load(path, &cfg, err, sizeof(err)) < 0)
+		fail_msg("config_load: %s", err);
+	unsetenv("JGA_STATE_ROOT");
+	assert_string_equal(cfg.state_dir, want);
+	if (want_root)
+		assert_string_equal(cfg.state_root, want_root);
+	else
+		assert_null(cfg.state_root);
+	config_free(&cfg);
+}
+
+/*
+ * The default state_dir is per agent, ROOT/MASTER/NODE: two agents on one
+ * host, nodes of two masters (under the host's name, by default), never
+ * share one, and no name leaves ROOT or takes another name's directory.
+ */
+static void
+test_state_dir(void **state)
+{
+	char host[256], want[600];
+
+	(void)state;
+	gethostname(host, sizeof(host));
+	host[strcspn(host, ".")] = '\0';
+	snprintf(want, sizeof(want), "/var/lib/jenkins-gearman-agent/a.example/%s", host);
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a.example/\n", want, "/var/lib/jenkins-gearman-agent");
+	snprintf(want, sizeof(want), "/var/lib/jenkins-gearman-agent/b.example/%s", host);
+	expect_state_dir(NULL, "[jenkins]\nurl = http://b.example:8080/\n", want, "/var/lib/jenkins-gearman-agent");
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a.example/\n[node]\nname = n1\n"
+	    "[coordinator]\nname = masterA\n", "/var/lib/jenkins-gearman-agent/masterA/n1",
+	    "/var/lib/jenkins-gearman-agent");
+	/* Names that could leave the directory, or take another's, are encoded. */
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a/\n[node]\nname = ..\n[coordinator]\nname = .\n",
+	    "/var/lib/jenkins-gearman-agent/%2E/%2E.", "/var/lib/jenkins-gearman-agent");
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a/\n[node]\nname = ../../etc\n"
+	    "[coordinator]\nname = m/x\n", "/var/lib/jenkins-gearman-agent/m%2Fx/%2E.%2F..%2Fetc",
+	    "/var/lib/jenkins-gearman-agent");
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a/\n[node]\nname = n%2Fx\n[coordinator]\nname = m\n",
+	    "/var/lib/jenkins-gearman-agent/m/n%252Fx", "/var/lib/jenkins-gearman-agent");
+	/* $JGA_STATE_ROOT moves the root; a state_dir that is set is kept as it is. */
+	expect_state_dir("/tmp/jga-root//", "[jenkins]\nurl = http://a/\n[node]\nname = n1\n",
+	    "/tmp/jga-root/a/n1", "/tmp/jga-root");
+	expect_state_dir("/tmp/jga-root", "[jenkins]\nurl = http://a/\n[node]\nname = n1\n"
+	    "state_dir = /srv/jga\n", "/srv/jga", NULL);
+	expect_state_dir(NULL, "[jenkins]\nurl = http://a/\n[node]\nstate_dir = ../x\n", "../x", NULL);
+	setenv("JGA_STATE_ROOT", "relative/root", 1);
+	expect_error("[jenkins]\nurl = http://a/\n", "$JGA_STATE_ROOT 'relative/root'", "absolute path");
+	setenv("JGA_STATE_ROOT", "/", 1);
+	expect_error("[jenkins]\nurl = http://a/\n", "$JGA_STATE_ROOT '/'", "absolute path");
+	unsetenv("JGA_STATE_ROOT");
+}
+
 static void
 test_shipped_examples(void **state)
 {
@@ -216,6 +280,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_shipped_examples),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_errors),

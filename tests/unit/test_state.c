@@ -160,6 +160,60 @@ test_state_dir_locked(void **ctx)
 	state_close(open_ok());
 }
 
+/*
+ * The default state_dir, ROOT/MASTER/NODE: what is missing is created,
+ * mode 0750; a symbolic link below ROOT is refused, not followed.
+ */
+static void
+test_state_make_dir(void **ctx)
+{
+	char root[128], path[256], err[512], other[256];
+	struct stat sb;
+	struct state *a, *b;
+
+	(void)ctx;
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(path, sizeof(path), "%s/masterA/n1", root);
+	if (state_make_dir(root, path, err, sizeof(err)) < 0)
+		fail_msg("state_make_dir: %s", err);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0027, 0);
+	assert_int_equal(stat(root, &sb), 0);
+	assert_int_equal(sb.st_mode & 0027, 0);
+	/* Again: all there, nothing to do. Two agents, two directories, both open. */
+	assert_int_equal(state_make_dir(root, path, err, sizeof(err)), 0);
+	snprintf(other, sizeof(other), "%s/masterB/n1", root);
+	assert_int_equal(state_make_dir(root, other, err, sizeof(err)), 0);
+	a = state_open(path, err, sizeof(err));
+	b = state_open(other, err, sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	state_close(a);
+	state_close(b);
+
+	/* A symbolic link below root, leaf or not, is an error naming it. */
+	snprintf(other, sizeof(other), "%s/masterC", root);
+	assert_int_equal(symlink(dir, other), 0);
+	snprintf(path, sizeof(path), "%s/masterC/n1", root);
+	assert_int_equal(state_make_dir(root, path, err, sizeof(err)), -1);
+	if (!strstr(err, other) || !strstr(err, "symbolic link"))
+		fail_msg("error '%s' does not name the link %s", err, other);
+	snprintf(other, sizeof(other), "%s/n1", dir);
+	assert_int_equal(stat(other, &sb), -1);	/* nothing created through it */
+	snprintf(path, sizeof(path), "%s/masterA/n2", root);
+	assert_int_equal(symlink(dir, path), 0);
+	assert_int_equal(state_make_dir(root, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+
+	/* A root whose parent is missing is not created. */
+	snprintf(root, sizeof(root), "%s/no/root", dir);
+	snprintf(path, sizeof(path), "%s/m/n", root);
+	assert_int_equal(state_make_dir(root, path, err, sizeof(err)), -1);
+	if (!strstr(err, root) || !strstr(err, "No such file"))
+		fail_msg("error '%s' does not say %s cannot be created", err, root);
+}
+
 /* A line cut short (the agent died mid-write, or the disk was full) costs that line only. */
 static void
 test_state_torn_line(void **ctx)
@@ -355,6 +409,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_state_survives_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_dir_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_make_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_torn_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_short_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_appends_when_rewrite_fails, setup, teardown),
