@@ -1043,7 +1043,7 @@ class Bench:
         """A request's method and path with names and numbers left out:
         GET /computer/*/api/json, GET /job/*/#/api/json, ..."""
         p = r["path"].split("?")[0].strip("/").split("/")
-        if len(p) > 1 and p[0] in ("computer", "job"):
+        if len(p) > 2 and p[0] in ("computer", "job") and p[1] != "api":
             p[1] = "*"
         return r["method"] + " /" + "/".join("#" if x.isdigit() else x for x in p)
 
@@ -1096,6 +1096,10 @@ class Bench:
                     other[k] = other.get(k, 0) + 1
         def end(b):
             return b["end"] if b["end"] is not None else keeper.stopped
+
+        def kind(b):
+            return "gearman" if "GEARMAN_UNIQUE" in b["params"] else "native"
+        idle_after, reuse_after = {}, {}
         full_s = full_reqs = wait_s = wait_reqs = 0
         for n in nodes:
             mine = [b for b in allb if b["node"] == n]
@@ -1107,9 +1111,16 @@ class Bench:
             def busy(t, native_only=False):
                 return sum(1 for b in mine if b["start"] <= t < end(b) and
                            (not native_only or "GEARMAN_UNIQUE" not in b["params"]))
-            # executor-seconds idle while a job for the node waited, in [t0, t1]
-            idle = sum((execs - busy((a + z) / 2)) * (z - a) for a, z in iv_pieces(t0, t1, cuts)
-                       if iv_covers(waiting, (a + z) / 2))
+            # executor-seconds idle while a job for the node waited, in [t0, t1];
+            # by the kind of build that ended last before (none: the start)
+            idle = 0.0
+            for a, z in iv_pieces(t0, t1, cuts):
+                mid = (a + z) / 2
+                if iv_covers(waiting, mid) and busy(mid) < execs:
+                    idle += (execs - busy(mid)) * (z - a)
+                    last = max((b for b in mine if end(b) <= a), key=end, default=None)
+                    k = "start" if last is None else kind(last)
+                    idle_after[k] = idle_after.get(k, 0) + (execs - busy(mid)) * (z - a)
             idle_s += idle
             # each executor freed while a job waited: until the next build on it
             delays = []
@@ -1124,6 +1135,7 @@ class Bench:
                 else:          # none by the end: at least until the jobs were withdrawn
                     delays.append(keeper.stopped - e)
                     censored += 1
+                reuse_after.setdefault(kind(b), []).append(delays[-1])
             reuse += delays
             # requests while a job waited and every executor ran a native build
             full = iv_where(t0, t1, cuts, lambda t: iv_covers(waiting, t) and
@@ -1168,6 +1180,9 @@ class Bench:
             "native_builds": len(schedule), "builds": len(allb),
             "idle_while_waiting_s": round(idle_s, 2), "idle_share_pct": round(share, 2),
             "reuse_events": len(reuse), "reuse_censored": censored,
+            "idle_while_waiting_after_s": {k: round(v, 2) for k, v in idle_after.items()},
+            "reuse_after": {k: {"frees": len(v), "p50_s": round(pct(v, 50), 3), "max_s": round(max(v), 3)}
+                            for k, v in reuse_after.items()},
             "reuse_p50_s": None if p50 is None else round(p50, 3),
             "reuse_max_s": None if mx is None else round(mx, 3),
             "native_full_s": round(full_s, 2), "requests_native_full": full_reqs,
