@@ -428,8 +428,9 @@ class NativeDriver(threading.Thread):
             if self.stopping.wait(max(0.0, self.t0 + off - time.time())):
                 return
             try:
+                asked = time.time()
                 qid = jk.start_native(job, node=node, params={"DURATION": "%.1f" % dur, "NATIVE_ID": nid})
-                self.started.append({"node": node, "id": nid, "at": time.time(), "queue_id": qid})
+                self.started.append({"node": node, "id": nid, "asked": asked, "queue_id": qid})
             except Exception as e:
                 self.errors.append("native build %s on %s: %s" % (nid, node, e))
 
@@ -1099,7 +1100,21 @@ class Bench:
 
         def kind(b):
             return "gearman" if "GEARMAN_UNIQUE" in b["params"] else "native"
-        idle_after, reuse_after = {}, {}
+        # when each build was asked for: the trigger's arrival at the master
+        # (Gearman), the driver's request (native)
+        asked = {("native", x["id"]): x["asked"] for x in driver.started}
+        for m, rs in run_reqs.items():
+            for r in rs:
+                if r["method"] == "POST" and r["path"].split("?")[0].endswith("/buildWithParameters"):
+                    q = urllib.parse.parse_qs(r.get("query") or "")
+                    q.update(urllib.parse.parse_qs(r["body"]))
+                    for u in q.get("GEARMAN_UNIQUE", []):
+                        asked.setdefault(("gearman", u), r["time"])
+
+        def asked_for(b):
+            return asked.get(("gearman", b["params"]["GEARMAN_UNIQUE"]) if kind(b) == "gearman"
+                             else ("native", b["params"].get("NATIVE_ID")))
+        idle_after, reuse_after, handed = {}, {}, 0
         full_s = full_reqs = wait_s = wait_reqs = 0
         for n in nodes:
             mine = [b for b in allb if b["node"] == n]
@@ -1122,16 +1137,22 @@ class Bench:
                     k = "start" if last is None else kind(last)
                     idle_after[k] = idle_after.get(k, 0) + (execs - busy(mid)) * (z - a)
             idle_s += idle
-            # each executor freed while a job waited: until the next build on it
+            # each executor freed while a job waited: until the next build on
+            # it. Not counted: an executor Jenkins gave at once to a build
+            # already in its queue (it never showed idle).
             delays = []
             for b in mine:
                 e = b["end"]
                 if e is None or not (t0 <= e < t1) or not iv_covers(waiting, e):
                     continue
-                nxt = [c["start"] for c in mine if c is not b and c["executor"] == b["executor"]
-                       and c["start"] >= e]
-                if nxt:
-                    delays.append(min(nxt) - e)
+                nxt = min((c for c in mine if c is not b and c["executor"] == b["executor"]
+                           and c["start"] >= e), key=lambda c: c["start"], default=None)
+                queued = asked_for(nxt) if nxt is not None else None
+                if queued is not None and queued < e:
+                    handed += 1
+                    continue
+                if nxt is not None:
+                    delays.append(nxt["start"] - e)
                 else:          # none by the end: at least until the jobs were withdrawn
                     delays.append(keeper.stopped - e)
                     censored += 1
@@ -1179,7 +1200,7 @@ class Bench:
             "jobs_completed": sum(1 for j in jobs if j["status"] == "complete"),
             "native_builds": len(schedule), "builds": len(allb),
             "idle_while_waiting_s": round(idle_s, 2), "idle_share_pct": round(share, 2),
-            "reuse_events": len(reuse), "reuse_censored": censored,
+            "reuse_events": len(reuse), "reuse_censored": censored, "reuse_handed_over": handed,
             "idle_while_waiting_after_s": {k: round(v, 2) for k, v in idle_after.items()},
             "reuse_after": {k: {"frees": len(v), "p50_s": round(pct(v, 50), 3), "max_s": round(max(v), 3)}
                             for k, v in reuse_after.items()},
@@ -1200,8 +1221,9 @@ class Bench:
                       % (what, idle_s, execs * len(nodes) * span))
         self.row("utilisation: executor freed while a job waited -> next build on it, p50",
                  None if p50 is None else round(p50, 2), "s", target=1,
-                 note="%d frees%s" % (len(reuse), ", %d with no next build before the jobs were withdrawn"
-                                      % censored if censored else ""))
+                 note="%d frees; %d more went at once to a build already queued in Jenkins%s"
+                      % (len(reuse), handed, ", %d with no next build before the jobs were withdrawn"
+                         % censored if censored else ""))
         self.row("utilisation: executor freed while a job waited -> next build on it, max",
                  None if mx is None else round(mx, 2), "s", target=2)
         self.row("utilisation: master requests per node per minute, a job waiting and the node "
