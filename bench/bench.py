@@ -23,6 +23,13 @@ is compared with.
                 requests, coordinator RSS
   footprint     one agent, 8 executors, 10,000 functions: RSS (next to
                 lib_floor's), idle CPU, idle requests, requests for one 30 s build
+  utilisation   two masters x 2 nodes x 1 executor, a coordinator per master,
+                3 Gearman jobs (1-3 s) always out per node, native builds
+                (2-6 s) arriving at random (seeded) on each node, 60 s: the
+                executor-seconds left idle while a job for them waited, the
+                delay from a freed executor to its next build, the agents'
+                requests while a job waits behind native builds and while
+                all is idle (issue 14); from the test servers' records
 
   bench.py [--quick] [--only NAME[,NAME]] [--out DIR] [--build DIR]
 
@@ -41,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -264,6 +272,173 @@ def footprint_fixture(nfunctions, executors):
             "jobs": jobs}
 
 
+def utilisation_fixture(master, nodes, executors):
+    """Per node a job only it can run (label: the node's name; NODE_LABEL for
+    the agent to pin its builds with), for Gearman; one job for the builds Jenkins starts by itself (native), pinned to a
+    node when started. NATIVE_ID keeps two native builds of one node from
+    folding into one queue item, as Jenkins folds identical requests."""
+    jobs = [{"name": "util-%s" % n, "label": n, "concurrent": True,
+             "params": [{"type": "label", "name": "NODE_LABEL"},
+                        {"type": "string", "name": "GEARMAN_UNIQUE"},
+                        {"type": "string", "name": "DURATION", "default": ""}]} for n in nodes]
+    jobs.append({"name": "native-%s" % master, "label": "util", "concurrent": True,
+                 "params": [{"type": "string", "name": "DURATION", "default": ""},
+                            {"type": "string", "name": "NATIVE_ID", "default": ""}]})
+    return {"version": "2.479.3", "quiet_period": 0,
+            "nodes": [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"}] +
+                     [{"name": n, "labels": "util", "executors": executors, "mode": "NORMAL"}
+                      for n in nodes],
+            "jobs": jobs}
+
+
+# ---------------------------------------------------------------- intervals
+# Lists of (start, end) in seconds since the epoch (time.time(): the test
+# servers and this process share the clock).
+
+def iv_merge(iv):
+    out = []
+    for a, b in sorted(x for x in iv if x[1] > x[0]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def iv_clip(iv, t0, t1):
+    return iv_merge((max(a, t0), min(b, t1)) for a, b in iv)
+
+
+def iv_len(iv):
+    return sum(b - a for a, b in iv_merge(iv))
+
+
+def iv_covers(iv, t):
+    return any(a <= t < b for a, b in iv)
+
+
+def iv_pieces(t0, t1, cuts):
+    """[t0, t1] cut at every cut inside it: the pieces, in order, unmerged."""
+    pts = sorted(set([t0, t1] + [c for c in cuts if t0 < c < t1]))
+    return list(zip(pts, pts[1:]))
+
+
+def iv_where(t0, t1, cuts, pred):
+    """The parts of [t0, t1] where pred(t) holds, pred being constant between
+    consecutive cuts (tested at each piece's middle)."""
+    return iv_merge((a, b) for a, b in iv_pieces(t0, t1, cuts) if pred((a + b) / 2))
+
+
+# ---------------------------------------------------------------- workload drivers
+
+class Keeper:
+    """Keeps `depth` Gearman jobs out (submitted and not ended) for every
+    function, so that one is always waiting in gearmand: one connection and
+    thread per function (tests/clients/gearproto.py); each job's DURATION
+    drawn from the function's own seeded generator. .jobs: a record per job
+    with its submit and end times. stop() drops the connections, and with
+    them the jobs still queued (gearmand forgets a foreground job whose only
+    client left before a worker took it); jobs being run run to their end."""
+
+    def __init__(self, gm, funcs, depth, durations, seed):
+        sys.path.insert(0, os.path.join(TOP, "tests", "clients"))
+        import gearproto
+
+        class StampClient(gearproto.Client):
+            """Stamps each job's end into its record and wakes the keeper."""
+
+            def __init__(self, *a):
+                self.cv = threading.Condition()
+                super().__init__(*a)
+
+            def ended(self, job, status):
+                job.rec["end"], job.rec["status"] = time.time(), status
+                with self.cv:
+                    self.cv.notify_all()
+                return job
+
+            def handleWorkComplete(self, pkt):
+                return self.ended(super().handleWorkComplete(pkt), "complete")
+
+            def handleWorkFail(self, pkt):
+                return self.ended(super().handleWorkFail(pkt), "fail")
+
+            def handleWorkException(self, pkt):
+                return self.ended(super().handleWorkException(pkt), "exception")
+
+        self.gp = gearproto
+        self.jobs, self.errors = [], []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.clients = [StampClient("127.0.0.1", gm.port) for _ in funcs]
+        self.threads = [threading.Thread(target=self.keep, daemon=True,
+                                         args=(c, f, depth, durations, random.Random("%s:%s" % (seed, f))))
+                        for c, f in zip(self.clients, funcs)]
+        for t in self.threads:
+            t.start()
+
+    def keep(self, c, func, depth, durations, rnd):
+        out, k = [], 0
+        tag = func.split(":", 1)[-1]
+        try:
+            while not self.stopping.is_set():
+                while len(out) < depth:
+                    k += 1
+                    d = "%.1f" % rnd.uniform(*durations)
+                    job = self.gp.Job(func, json.dumps({"DURATION": d}), "%s-%d" % (tag, k))
+                    job.rec = {"function": func, "unique": job.unique, "duration": float(d),
+                               "submit": time.time(), "end": None, "status": None}
+                    with self.lock:
+                        self.jobs.append(job.rec)
+                    c.submitJob(job)
+                    out.append(job)
+                with c.cv:
+                    c.cv.wait_for(lambda: self.stopping.is_set() or any(j.done.is_set() for j in out),
+                                  timeout=1)
+                out = [j for j in out if not j.done.is_set()]
+        except Exception as e:   # reported as a problem of the run
+            self.errors.append("%s: %s: %s" % (func, type(e).__name__, e))
+
+    def stop(self):
+        self.stopping.set()
+        for c in self.clients:
+            with c.cv:
+                c.cv.notify_all()
+        for t in self.threads:
+            t.join(30)
+        self.stopped = time.time()
+        for c in self.clients:
+            c.shutdown()
+            self.errors += ["%s" % e for e in c.poll_errors]
+
+
+class NativeDriver(threading.Thread):
+    """Starts the native builds of a schedule [(offset s, jk, job, node,
+    duration, id)] at t0 + offset each, through the test server's
+    POST /_test/build (as a user or a timer would in Jenkins)."""
+
+    def __init__(self, schedule, t0):
+        super().__init__(daemon=True)
+        self.schedule, self.t0 = sorted(schedule, key=lambda x: x[0]), t0
+        self.started, self.errors = [], []
+        self.stopping = threading.Event()
+
+    def run(self):
+        for off, jk, job, node, dur, nid in self.schedule:
+            if self.stopping.wait(max(0.0, self.t0 + off - time.time())):
+                return
+            try:
+                asked = time.time()
+                qid = jk.start_native(job, node=node, params={"DURATION": "%.1f" % dur, "NATIVE_ID": nid})
+                self.started.append({"node": node, "id": nid, "asked": asked, "queue_id": qid})
+            except Exception as e:
+                self.errors.append("native build %s on %s: %s" % (nid, node, e))
+
+    def stop(self):
+        self.stopping.set()
+        self.join(30)
+
+
 # ---------------------------------------------------------------- the run
 
 class Bench:
@@ -306,10 +481,11 @@ class Bench:
                            extra={"node": {"status_interval": status_interval},
                                   "log": {"level": "info"}})
 
-    def check_once(self, jk, uniques, what):
-        """Every unique ran exactly once as a Jenkins build: else the run is wrong."""
+    def check_once(self, jk, uniques, what, builds=None):
+        """Every unique ran exactly once as a Jenkins build (of jk, or of
+        builds when given): else the run is wrong."""
         seen = {}
-        for b in jk.builds():
+        for b in jk.builds() if builds is None else builds:
             u = b["params"].get("GEARMAN_UNIQUE")
             if u is not None:
                 seen[u] = seen.get(u, 0) + 1
@@ -751,6 +927,312 @@ class Bench:
                 f.write("build:job-%05d\nbuild:job-%05d:fp\n" % (j, j))
         return path
 
+    # ------------------------------------------------------------ utilisation
+
+    def utilisation(self):
+        """Executors a Gearman job could use, left idle (issue 14): two masters,
+        two single-executor nodes each, a job always waiting in gearmand for
+        every node, native builds arriving at random next to them."""
+        from conftest import wait_for
+        run_s = 15 if self.quick else 60
+        tail_s = 3 if self.quick else 16    # jobs keep waiting: a free late in the run shows its delay
+        idle_s = 5 if self.quick else 20
+        depth, execs, gap_s, seed = 3, 1, 10.0, 14
+        masters = [("jenkins01", "1", ["a1", "a2"]), ("jenkins02", "2", ["b1", "b2"])]
+        nodes = [n for _, _, ns in masters for n in ns]
+        print("utilisation: %d masters x %d nodes x %d executor, %d Gearman jobs out per node, "
+              "native builds of 2-6 s every %.0f s per node on average; %d s (+%d s), idle %d s"
+              % (len(masters), len(nodes) // len(masters), execs, depth, gap_s, run_s, tail_s, idle_s),
+              flush=True)
+        s = self.system("utilisation")
+        keeper = driver = None
+        try:
+            gm = s.gearmand()
+            jks, master_of, tag_of = {}, {}, {}
+            for m, tag, ns in masters:
+                tag_of[m] = tag
+                jks[m] = self.jenkins(s, utilisation_fixture(tag, ns, execs))
+                # refresh 30 s: the coordinators' requests are not what is measured
+                s.coordinator(gm, jks[m], name=m, refresh=30, extra={"log": {"level": "info"}})
+                for n in ns:
+                    master_of[n] = m
+            for n in nodes:
+                s.node(gm, jks[master_of[n]], n, master=master_of[n], refresh=30,
+                       extra={"node": {"status_interval": 10}, "log": {"level": "info"}})
+            funcs = {n: "build:util-%s" % n for n in nodes}
+            wait_for(lambda: all(status_counts(gm).get(f) == 1 for f in funcs.values()), timeout=60,
+                     what="every node registered its build:util-<node>")
+            rnd = random.Random(seed)
+            schedule = []
+            for n in nodes:
+                m = master_of[n]
+                t = rnd.expovariate(1 / gap_s)
+                while t < run_s:
+                    schedule.append((t, jks[m], "native-%s" % tag_of[m], n,
+                                     round(rnd.uniform(2, 6), 1), "%s-%d" % (n, len(schedule))))
+                    t += rnd.expovariate(1 / gap_s)
+            for jk in jks.values():
+                jk.reset_requests()
+            t0 = time.time()
+            keeper = Keeper(gm, [funcs[n] for n in nodes], depth, (1, 3), seed)
+            driver = NativeDriver(schedule, t0)
+            driver.start()
+            time.sleep(run_s + tail_s)     # the workload runs this long
+            t1 = t0 + run_s
+            driver.stop()
+            keeper.stop()
+            run_reqs = {m: jk.requests() for m, jk in jks.items()}
+
+            # gearmand keeps the withdrawn jobs queued until a worker asks for
+            # one, then drops them: a bare worker asks, so that no agent finds
+            # them later (in the idle phase)
+            td = time.time()
+            bp = BarePool(self.bin, s.tmp, gm, 1, list(funcs.values()), ident="drain")
+            s.items.append(_Stopper(bp))
+
+            def queued():
+                st = gm.status()
+                return sum(st.get(f, (0, 0, 0))[0] - st.get(f, (0, 0, 0))[1] for f in funcs.values())
+            wait_for(lambda: queued() == 0, timeout=30, interval=0.1, what="the withdrawn jobs dropped")
+            bp.stop()
+
+            def drained():
+                st = gm.status()
+                if any(st.get(f, (0, 0, 0))[0] for f in funcs.values()):
+                    return False
+                return all(not jk.queue() and not any(b["building"] for b in jk.builds())
+                           for jk in jks.values())
+            wait_for(drained, timeout=120, interval=0.2, what="the builds under way ended")
+            drain_s = time.time() - td
+            builds = {m: jk.builds() for m, jk in jks.items()}
+            # Idle: nothing waits, nothing runs. A moment first for the last
+            # build's follow-up; then every request an agent makes counts.
+            time.sleep(2)
+            for jk in jks.values():
+                jk.reset_requests()
+            ti = time.time()
+            time.sleep(idle_s)             # the measurement is of doing nothing
+            idle_wall = time.time() - ti
+            idle_reqs = {m: jk.requests() for m, jk in jks.items()}
+        finally:
+            if driver is not None:
+                driver.stop()
+            if keeper is not None and not keeper.stopping.is_set():
+                keeper.stop()
+            s.cleanup()
+        self.utilisation_figures(nodes, master_of, funcs, execs, keeper, driver, schedule, builds,
+                                 run_reqs, idle_reqs, t0, t1, ti, idle_wall,
+                                 {"run_s": run_s, "tail_s": tail_s, "depth": depth,
+                                  "native_gap_s": gap_s, "seed": seed, "drain_s": round(drain_s, 1)})
+
+    @staticmethod
+    def request_node(r, job_node, qid_node):
+        """The node an agent's request was about: /computer/<node>/...,
+        /job/util-<node>/..., /queue/item/<id of one of its builds>/...; None
+        for the rest (the coordinators' listings, the queue as a whole)."""
+        p = [urllib.parse.unquote(x) for x in r["path"].split("?")[0].strip("/").split("/")]
+        if len(p) > 2 and p[0] == "computer":
+            return p[1]
+        if len(p) > 1 and p[0] == "job":
+            return job_node.get(p[1])
+        if len(p) > 2 and p[0] == "queue" and p[1] == "item" and p[2].isdigit():
+            return qid_node.get(int(p[2]))
+        return None
+
+    @staticmethod
+    def request_kind(r):
+        """A request's method and path with names and numbers left out:
+        GET /computer/*/api/json, GET /job/*/#/api/json, ..."""
+        p = r["path"].split("?")[0].strip("/").split("/")
+        if len(p) > 2 and p[0] in ("computer", "job") and p[1] != "api":
+            p[1] = "*"
+        return r["method"] + " /" + "/".join("#" if x.isdigit() else x for x in p)
+
+    def utilisation_figures(self, nodes, master_of, funcs, execs, keeper, driver, schedule, builds,
+                            run_reqs, idle_reqs, t0, t1, t_idle, idle_wall, setup):
+        """The figures, from the test servers' build and request records (what
+        Jenkins saw) and the keeper's record of when each job was out."""
+        allb = [b for m in builds for b in builds[m]]
+        by_unique = {}
+        for b in allb:
+            u = b["params"].get("GEARMAN_UNIQUE")
+            if u is not None:
+                by_unique.setdefault(u, []).append(b)
+        jobs = list(keeper.jobs)
+        # once: every job the client saw end had one build; no job had two;
+        # every Gearman build was one of ours
+        ended = set(j["unique"] for j in jobs if j["end"] is not None)
+        self.check_once(None, sorted(ended), "utilisation", builds=allb)
+        dup = [u for u, v in by_unique.items() if len(v) > 1 and u not in ended]
+        if dup:
+            self.problems.append("utilisation: %d withdrawn jobs built twice (e.g. %s)" % (len(dup), dup[:3]))
+        ours = set(j["unique"] for j in jobs)
+        strange = [u for u in by_unique if u not in ours]
+        if strange:
+            self.problems.append("utilisation: builds for unknown jobs %s" % strange[:3])
+        bad = [j for j in jobs if j["status"] not in (None, "complete")]
+        if bad:
+            self.problems.append("utilisation: %d jobs ended %s" % (len(bad), bad[0]["status"]))
+        self.problems += ["utilisation: " + e for e in keeper.errors + driver.errors]
+        native_ids = set(b["params"].get("NATIVE_ID") for b in allb if b["params"].get("NATIVE_ID"))
+        missing = [x[5] for x in schedule if x[5] not in native_ids]
+        if len(driver.started) != len(schedule) or missing:
+            self.problems.append("utilisation: %d of %d native builds started, %d never ran"
+                                 % (len(driver.started), len(schedule), len(missing)))
+
+        span = t1 - t0
+        idle_s, reuse, censored, per_node = 0.0, [], 0, {}
+        job_node = {"util-%s" % n: n for n in nodes}
+        qid_node, node_reqs = {}, {n: [] for n in nodes}
+        for b in allb:
+            qid_node[b["queue_id"]] = b["node"]
+        other = {}
+        for m, rs in run_reqs.items():
+            for r in rs:
+                n = self.request_node(r, job_node, qid_node)
+                if n in node_reqs:
+                    node_reqs[n].append(r)
+                else:
+                    k = self.request_kind(r)
+                    other[k] = other.get(k, 0) + 1
+        def end(b):
+            return b["end"] if b["end"] is not None else keeper.stopped
+
+        def kind(b):
+            return "gearman" if "GEARMAN_UNIQUE" in b["params"] else "native"
+        # when each build was asked for: the trigger's arrival at the master
+        # (Gearman), the driver's request (native)
+        asked = {("native", x["id"]): x["asked"] for x in driver.started}
+        for m, rs in run_reqs.items():
+            for r in rs:
+                if r["method"] == "POST" and r["path"].split("?")[0].endswith("/buildWithParameters"):
+                    q = urllib.parse.parse_qs(r.get("query") or "")
+                    q.update(urllib.parse.parse_qs(r["body"]))
+                    for u in q.get("GEARMAN_UNIQUE", []):
+                        asked.setdefault(("gearman", u), r["time"])
+
+        def asked_for(b):
+            return asked.get(("gearman", b["params"]["GEARMAN_UNIQUE"]) if kind(b) == "gearman"
+                             else ("native", b["params"].get("NATIVE_ID")))
+        idle_after, reuse_after, handed = {}, {}, 0
+        full_s = full_reqs = wait_s = wait_reqs = 0
+        for n in nodes:
+            mine = [b for b in allb if b["node"] == n]
+            waiting = iv_merge((j["submit"], by_unique[j["unique"]][0]["start"] if j["unique"] in by_unique
+                                else (j["end"] or keeper.stopped))
+                               for j in jobs if j["function"] == funcs[n])
+            cuts = [x for b in mine for x in (b["start"], end(b))] + [x for iv in waiting for x in iv]
+
+            def busy(t, native_only=False):
+                return sum(1 for b in mine if b["start"] <= t < end(b) and
+                           (not native_only or "GEARMAN_UNIQUE" not in b["params"]))
+            # executor-seconds idle while a job for the node waited, in [t0, t1];
+            # by the kind of build that ended last before (none: the start)
+            idle = 0.0
+            for a, z in iv_pieces(t0, t1, cuts):
+                mid = (a + z) / 2
+                if iv_covers(waiting, mid) and busy(mid) < execs:
+                    idle += (execs - busy(mid)) * (z - a)
+                    last = max((b for b in mine if end(b) <= a), key=end, default=None)
+                    k = "start" if last is None else kind(last)
+                    idle_after[k] = idle_after.get(k, 0) + (execs - busy(mid)) * (z - a)
+            idle_s += idle
+            # each executor freed while a job waited: until the next build on
+            # it. Not counted: an executor Jenkins gave at once to a build
+            # already in its queue (it never showed idle).
+            delays = []
+            for b in mine:
+                e = b["end"]
+                if e is None or not (t0 <= e < t1) or not iv_covers(waiting, e):
+                    continue
+                nxt = min((c for c in mine if c is not b and c["executor"] == b["executor"]
+                           and c["start"] >= e), key=lambda c: c["start"], default=None)
+                queued = asked_for(nxt) if nxt is not None else None
+                if queued is not None and queued < e:
+                    handed += 1
+                    continue
+                if nxt is not None:
+                    delays.append(nxt["start"] - e)
+                else:          # none by the end: at least until the jobs were withdrawn
+                    delays.append(keeper.stopped - e)
+                    censored += 1
+                reuse_after.setdefault(kind(b), []).append(delays[-1])
+            reuse += delays
+            # requests while a job waited and every executor ran a native build
+            full = iv_where(t0, t1, cuts, lambda t: iv_covers(waiting, t) and
+                            busy(t, native_only=True) >= execs)
+            wait_iv = iv_clip(waiting, t0, t1)
+            rq = [r["time"] for r in node_reqs[n]]
+            nfull = sum(1 for t in rq if iv_covers(full, t))
+            kinds = {}
+            for r in node_reqs[n]:
+                if iv_covers(full, r["time"]):
+                    kinds[self.request_kind(r)] = kinds.get(self.request_kind(r), 0) + 1
+            nwait = sum(1 for t in rq if iv_covers(wait_iv, t))
+            full_s += iv_len(full)
+            full_reqs += nfull
+            wait_s += iv_len(wait_iv)
+            wait_reqs += nwait
+            per_node[n] = {"master": master_of[n], "idle_while_waiting_s": round(idle, 2),
+                           "waiting_s": round(iv_len(wait_iv), 2), "native_full_s": round(iv_len(full), 2),
+                           "requests_native_full": nfull, "requests_native_full_by_kind": kinds,
+                           "requests_waiting": nwait,
+                           "builds": len(mine),
+                           "gearman_builds": sum(1 for b in mine if "GEARMAN_UNIQUE" in b["params"]),
+                           "frees": len(delays), "reuse_s": [round(d, 3) for d in delays]}
+        share = 100.0 * idle_s / (execs * len(nodes) * span)
+        p50, mx = pct(reuse, 50), (max(reuse) if reuse else None)
+        full_rate = 60.0 * full_reqs / full_s if full_s > 0 else None
+        idle_node_reqs, idle_other, idle_kinds = 0, {}, {}
+        for m, rs in idle_reqs.items():
+            for r in rs:
+                if self.request_node(r, job_node, qid_node) in nodes:
+                    idle_node_reqs += 1
+                    k = "%s at +%.1f s" % (self.request_kind(r), r["time"] - t_idle)
+                    idle_kinds[k] = idle_kinds.get(k, 0) + 1
+                else:
+                    k = self.request_kind(r)
+                    idle_other[k] = idle_other.get(k, 0) + 1
+        idle_rate = 60.0 * idle_node_reqs / (len(nodes) * idle_wall)
+        self.figures["utilisation"] = dict(setup, **{
+            "masters": len(set(master_of.values())), "nodes": len(nodes), "executors": execs,
+            "window_s": round(span, 2), "jobs_submitted": len(jobs),
+            "jobs_completed": sum(1 for j in jobs if j["status"] == "complete"),
+            "native_builds": len(schedule), "builds": len(allb),
+            "idle_while_waiting_s": round(idle_s, 2), "idle_share_pct": round(share, 2),
+            "reuse_events": len(reuse), "reuse_censored": censored, "reuse_handed_over": handed,
+            "idle_while_waiting_after_s": {k: round(v, 2) for k, v in idle_after.items()},
+            "reuse_after": {k: {"frees": len(v), "p50_s": round(pct(v, 50), 3), "max_s": round(max(v), 3)}
+                            for k, v in reuse_after.items()},
+            "reuse_p50_s": None if p50 is None else round(p50, 3),
+            "reuse_max_s": None if mx is None else round(mx, 3),
+            "native_full_s": round(full_s, 2), "requests_native_full": full_reqs,
+            "waiting_s": round(wait_s, 2), "requests_waiting": wait_reqs,
+            "requests_per_node_min_waiting_any": round(60.0 * wait_reqs / wait_s, 1) if wait_s else None,
+            "requests_not_of_a_node": other,
+            "idle_s": round(idle_wall, 2), "idle_requests_of_nodes": idle_node_reqs,
+            "idle_requests_of_nodes_by_kind": idle_kinds,
+            "idle_requests_not_of_a_node": idle_other, "per_node": per_node})
+        what = "%d masters x %d nodes x %d executor, %.0f s" % (
+            len(set(master_of.values())), len(nodes) // len(set(master_of.values())), execs, span)
+        self.row("utilisation: executor-seconds idle while a Gearman job waited, share of all",
+                 round(share, 2), "%", target=2,
+                 note="%s, native builds of 2-6 s at random; %.1f of %.0f executor-s"
+                      % (what, idle_s, execs * len(nodes) * span))
+        self.row("utilisation: executor freed while a job waited -> next build on it, p50",
+                 None if p50 is None else round(p50, 2), "s", target=1,
+                 note="%d frees; %d more went at once to a build already queued in Jenkins%s"
+                      % (len(reuse), handed, ", %d with no next build before the jobs were withdrawn"
+                         % censored if censored else ""))
+        self.row("utilisation: executor freed while a job waited -> next build on it, max",
+                 None if mx is None else round(mx, 2), "s", target=2)
+        self.row("utilisation: master requests per node per minute, a job waiting and the node "
+                 "full of native builds", None if full_rate is None else round(full_rate, 1), "req",
+                 target=60, note="%d requests in %.0f node-s" % (full_reqs, full_s))
+        self.row("utilisation: master requests per node per minute, idle (nothing waiting, no build)",
+                 round(idle_rate, 1), "req", target=0,
+                 note="%d requests in %.0f node-s" % (idle_node_reqs, len(nodes) * idle_wall))
+
     # ------------------------------------------------------------ report
 
     def machine(self):
@@ -817,7 +1299,7 @@ class _Stopper:
         self.pool.stop()
 
 
-SCENARIOS = ["latency", "throughput", "registration", "footprint"]
+SCENARIOS = ["latency", "throughput", "registration", "footprint", "utilisation"]
 
 
 def main():

@@ -3,6 +3,8 @@
 The figures of a quick run are not the benchmark (that is `make bench`);
 this asserts that every scenario ran to its end, measured what it claims
 (numbers, not blanks), and that every build it submitted ran exactly once.
+For the utilisation rows (issue 14) it checks their form, not whether the
+agent meets their targets.
 """
 import json
 import math
@@ -33,13 +35,23 @@ FIGURES = [
     "master requests per idle agent per minute",
 ]
 
+# issue 14: (figure, unit, target); the targets are the agent's, met or not
+UTILISATION = [
+    ("utilisation: executor-seconds idle while a Gearman job waited, share of all", "%", 2),
+    ("utilisation: executor freed while a job waited -> next build on it, p50", "s", 1),
+    ("utilisation: executor freed while a job waited -> next build on it, max", "s", 2),
+    ("utilisation: master requests per node per minute, a job waiting and the node full of "
+     "native builds", "req", 60),
+    ("utilisation: master requests per node per minute, idle (nothing waiting, no build)", "req", 0),
+]
+
 
 def test_bench_quick(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ)
     env.pop("GEARMAN_SERVERS", None)
     p = subprocess.run(["/usr/bin/python3", BENCH, "--quick", "--build", BUILD, "--out", str(out)],
-                       capture_output=True, text=True, timeout=300, env=env)
+                       capture_output=True, text=True, timeout=360, env=env)
     assert p.returncode == 0, "bench.py --quick exited %d:\n%s\n%s" % (
         p.returncode, p.stdout[-3000:], p.stderr[-3000:])
     res = json.loads((out / "results.json").read_text())
@@ -60,7 +72,7 @@ def test_bench_quick(tmp_path):
 
     fig = res["figures"]
     # Every build a scenario submitted ran once in the test server, none twice.
-    for what in ("latency", "throughput", "footprint"):
+    for what in ("latency", "throughput", "footprint", "utilisation"):
         once = fig["once"][what]
         assert once["builds"] > 0 and once["lost"] == 0 and once["duplicated"] == 0, (what, once)
     tp = fig["throughput"]
@@ -76,8 +88,29 @@ def test_bench_quick(tmp_path):
         assert pr["not_completed"] == 0 and pr["during_storm"] > 0, (what, pr)
     assert reg["refresh_unchanged"]["requests"] == reg["refresh_changed"]["requests"]
 
+    # utilisation: the rows are there and well-formed (whether the agent meets
+    # the targets is not this test's business)
+    for f, unit, target in UTILISATION:
+        assert f in rows, "figure %r missing from the table" % f
+        r = rows[f]
+        v = r["measured"]
+        assert isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, "%s: %r" % (f, v)
+        assert r["unit"] == unit and r["target"] == target and r["better"] == "low", r
+        assert r["met"] == (v <= target), r
+    ut = fig["utilisation"]
+    assert rows[UTILISATION[0][0]]["measured"] <= 100
+    assert rows[UTILISATION[1][0]]["measured"] <= rows[UTILISATION[2][0]]["measured"]
+    assert ut["masters"] == 2 and ut["nodes"] == 4 and abs(ut["window_s"] - ut["run_s"]) < 1, ut
+    # the workload really ran: jobs were kept waiting, native builds ran next
+    # to them, executors were freed while a job waited
+    assert ut["native_builds"] > 0 and ut["jobs_completed"] > 0 and ut["reuse_events"] > 0, ut
+    assert ut["native_full_s"] > 0 and ut["idle_s"] > 0, ut
+    for n, pn in ut["per_node"].items():
+        assert pn["waiting_s"] > 0.9 * ut["run_s"], (n, pn)
+    assert abs(ut["idle_share_pct"] - rows[UTILISATION[0][0]]["measured"]) < 0.01
+
     md = (out / "results.md").read_text()
     assert "| figure | measured | target | baseline | ratio | met |" in md
     assert "%d cores" % os.cpu_count() in md
-    for f in FIGURES:
+    for f in FIGURES + [u[0] for u in UTILISATION]:
         assert "| %s |" % f in md
