@@ -551,7 +551,7 @@ tend_conn(struct dispatch *d, size_t i)
 static bool
 maybe_grab(struct dispatch *d)
 {
-	bool waiting = false;
+	bool waiting = false, any_waits = false;
 	size_t i;
 
 	for (i = 0; i < d->nsc; i++) {
@@ -559,6 +559,8 @@ maybe_grab(struct dispatch *d)
 		int ex;
 
 		pthread_mutex_lock(&s->io);
+		if (s->c && s->state == C_WAITS)
+			any_waits = true;
 		if (!s->c || s->state != C_WAITS || s->todo_at != s->ntodo) {
 			pthread_mutex_unlock(&s->io);
 			continue;
@@ -583,6 +585,7 @@ maybe_grab(struct dispatch *d)
 			waiting = true;
 		pthread_mutex_unlock(&s->io);
 	}
+	node_set_jobs_wait(d->node, any_waits);
 	return waiting;
 }
 

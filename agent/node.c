@@ -40,6 +40,7 @@
 #define UNREACHABLE_RECHECK_MS  2000    /* the master did not answer */
 #define QUIET_RECHECK_MS        5000    /* quieting down: it lasts, look less often */
 #define QUIET_CACHE_MS          1000    /* how long a quiet-down answer holds */
+#define NODE_ALL_BUSY           (-4)    /* internal: every executor thread has a job */
 #define MAP_CALL_TIMEOUT_MS  5000
 
 void
@@ -266,6 +267,30 @@ note_capacity(struct node *n, const char *why, const char *detail)
 	n->capacity_note = why;
 }
 
+/*
+ * A job waits, but every executor thread runs a job of ours. Each notices
+ * its build's end only at its next look, seconds apart; one look at the
+ * node (its executors' current builds) tells them all, once a second.
+ */
+static int
+nudge_executors(struct node *n, struct jk_client *jk)
+{
+	struct jk_node info;
+	enum jk_err e;
+	int i;
+
+	memset(&info, 0, sizeof(info));
+	e = jk_node_get(jk, n->cfg->node_name, &info);
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; e == JK_OK && i < n->nex; i++)
+		if (n->ex[i])
+			executor_poll_if_gone(n->ex[i], info.running, info.nrunning);
+	timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS : CAPACITY_RECHECK_MS);
+	pthread_mutex_unlock(&n->lock);
+	jk_node_free(&info);
+	return NODE_NO_ROOM;
+}
+
 int
 node_grab_reserve(struct node *n, struct jk_client *jk)
 {
@@ -277,11 +302,15 @@ node_grab_reserve(struct node *n, struct jk_client *jk)
 	bool quiet = false;
 
 	pthread_mutex_lock(&n->lock);
-	if (!offering(n) || n->single_use || free_executor_locked(n) < 0)
+	if (!offering(n) || n->single_use)
 		ex = NODE_BUSY;
 	else if (!timespec_passed(&n->recheck_at))
 		ex = NODE_LATER;
+	else if (free_executor_locked(n) < 0)
+		ex = NODE_ALL_BUSY;
 	pthread_mutex_unlock(&n->lock);
+	if (ex == NODE_ALL_BUSY)
+		return nudge_executors(n, jk);
 	if (ex != -1)
 		return ex;
 
@@ -347,18 +376,37 @@ node_recheck_time(struct node *n, struct timespec *at)
 }
 
 void
+node_set_jobs_wait(struct node *n, bool on)
+{
+	pthread_mutex_lock(&n->lock);
+	n->jobs_wait = on;
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool
+node_jobs_wait(struct node *n)
+{
+	bool on;
+
+	pthread_mutex_lock(&n->lock);
+	on = n->jobs_wait;
+	pthread_mutex_unlock(&n->lock);
+	return on;
+}
+
+void
 node_claim(struct node *n, enum node_claim *c, enum node_claim to)
 {
 	bool freed;
 
 	pthread_mutex_lock(&n->lock);
-	freed = *c == CLAIM_STARTING && to != CLAIM_STARTING;
+	/* Blocked: Jenkins may show its executor idle again. (A build that started took it.) */
+	freed = *c == CLAIM_STARTING && to == CLAIM_BLOCKED;
 	if (*c == CLAIM_STARTING && n->starting > 0)
 		n->starting--;
 	if (to == CLAIM_STARTING)
 		n->starting++;
 	*c = to;
-	/* A claim gone is an executor Jenkins may show idle: look again now. */
 	if (freed)
 		clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);

@@ -67,6 +67,7 @@ struct node {
 
 	int              starting;    /* claims: jobs taken, build not started, item not blocked */
 	int              grabs_out;   /* GRAB_JOBs out, each with an executor reserved */
+	bool             jobs_wait;   /* gearmand says a job waits that the node has no room for */
 	bool             quieting;    /* the master is quieting down, as last seen */
 	struct timespec  quiet_seen;  /* when quieting was last asked */
 	bool             single_use;  /* an OFFLINE_NODE_WHEN_COMPLETE build runs */
@@ -122,6 +123,9 @@ int  node_grab_reserve(struct node *n, struct jk_client *jk);
 void node_grab_release(struct node *n, int ex);
 /* When to look at Jenkins again (a job waits, the node was full). */
 void node_recheck_time(struct node *n, struct timespec *at);
+/* Does a job wait that the node has no room for (the dispatcher says)? */
+void node_set_jobs_wait(struct node *n, bool on);
+bool node_jobs_wait(struct node *n);
 
 /*
  * A job's claim on an executor, kept by its executor: STARTING from
@@ -165,6 +169,9 @@ bool             executor_free(const struct executor *e);
 /* Under n->lock: reserve it for a GRAB out, or release it (wakes it). */
 void             executor_reserve(struct executor *e, bool on);
 bool             executor_reserved(const struct executor *e);
+/* Under n->lock: Jenkins runs these builds (URLs); if the one it follows is
+ * not among them, it ended: make the thread look at it now. */
+void             executor_poll_if_gone(struct executor *e, char *const *running, size_t n);
 void             executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen);
 /* Under n->lock: make it look at the map and the shutdown flag again. */
 void             executor_wake(struct executor *e);

@@ -1298,6 +1298,7 @@ jk_node_free(struct jk_node *n)
 		return;
 	free(n->name);
 	jk_strv_free(n->labels, n->nlabels);
+	jk_strv_free(n->running, n->nrunning);
 	free(n->offline_reason);
 	memset(n, 0, sizeof(*n));
 }
@@ -1319,7 +1320,7 @@ jk_node_list_free(struct jk_node_list *l)
 static enum jk_err
 parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, size_t errlen)
 {
-	json_t *labels, *execs, *v;
+	json_t *labels, *execs, *v, *cur;
 	long long num;
 	size_t i;
 	char p[256];
@@ -1376,6 +1377,19 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 		if ((e = jbool(v, "idle", false, false, &idle, p, err, errlen)) != JK_OK)
 			goto fail;
 		n->idle_executors += idle;
+		/* null when the caller may not read the job, or between builds */
+		cur = json_object_get(v, "currentExecutable");
+		if (json_is_object(cur)) {
+			char *url;
+
+			if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
+				goto fail;
+			if (url && strv_push(&n->running, &n->nrunning, url, strlen(url)) < 0) {
+				free(url);
+				goto oom;
+			}
+			free(url);
+		}
 	}
 	return JK_OK;
 oom:
@@ -2319,7 +2333,7 @@ jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *par
 }
 
 #define NODE_FIELDS "_class,displayName,assignedLabels%5Bname%5D,numExecutors,offline," \
-	"temporarilyOffline,offlineCauseReason,executors%5Bidle%5D"
+	"temporarilyOffline,offlineCauseReason,executors%5Bidle,currentExecutable%5Burl%5D%5D"
 
 enum jk_err
 jk_nodes_list(struct jk_client *c, struct jk_node_list *out)

@@ -132,6 +132,9 @@ struct jk_node {
 	size_t  nlabels;
 	int     executors;        /* numExecutors */
 	int     idle_executors;   /* executors with idle == true */
+	char  **running;          /* URLs of the builds its executors run
+	                             (currentExecutable; jk_node_get only) */
+	size_t  nrunning;
 	bool    offline;          /* offline for any reason */
 	bool    temp_offline;     /* marked temporarily offline */
 	char   *offline_reason;   /* offlineCauseReason, "" if none */
