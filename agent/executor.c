@@ -8,6 +8,7 @@
  */
 #include "node.h"
 
+#include "advert.h"
 #include "daemon.h"
 #include "gm.h"
 #include "gwconn.h"
@@ -100,6 +101,12 @@ executor_held_function(const struct executor *e, size_t server, unsigned conn_ge
 	if (!e->has_job || (server != (size_t)-1 && (e->server != server || e->conn_gen != conn_gen)))
 		return NULL;
 	return e->job.function;
+}
+
+bool
+executor_held_unique(const struct executor *e, const char *unique)
+{
+	return e->has_job && e->job.unique && !strcmp(e->job.unique, unique);
 }
 
 /* ---- running one job ---- */
@@ -379,6 +386,26 @@ lookup_retrying(struct run *r, long *queue_id, int *number)
 }
 
 /*
+ * A re-queued job this agent has no record of, whose build lookup did not
+ * find: the agent that started its build may advertise it (advert.h),
+ * when it is older than the newest builds lookup reads. LOOKUP_*.
+ */
+static int
+lookup_advert(struct run *r, long *queue_id, int *number)
+{
+	char *status = dispatch_admin_ask(r->e->node->dispatch, r->e->server, "status", 2000);
+	int found = status && advert_find(status, r->full, r->job->unique, queue_id, number);
+
+	free(status);
+	if (!found)
+		return LOOKUP_NONE;
+	log_info("%s: the build of unique %s is advertised by the agent that started it: %s %s%ld",
+	    r->e->id, r->job->unique, r->full, *number ? "#" : "queue item ",
+	    *number ? (long)*number : *queue_id);
+	return LOOKUP_FOUND;
+}
+
+/*
  * Trigger the build. Transient failures are retried for [node]
  * trigger_timeout; after one that may have reached Jenkins (a timeout, a
  * dropped connection, a 5xx), the build is looked up before any retry, so
@@ -628,10 +655,13 @@ run_job(struct executor *e, struct gw_job *job)
 	 * A re-queued job may have a build already, started by another agent
 	 * of this master: find it by GEARMAN_UNIQUE instead of starting a
 	 * second one. With no record of it here, when it was first taken is
-	 * unknown: the queue and the job's newest builds are searched.
+	 * unknown: the queue and the job's newest builds are searched, then
+	 * what the agent that has the record advertises.
 	 */
 	if (!r.recorded && r.requeued) {
 		int found = lookup_retrying(&r, &qid, &number);
+		if (found == LOOKUP_NONE)
+			found = lookup_advert(&r, &qid, &number);
 		if (found == LOOKUP_STOPPING)
 			goto out_handback;
 		if (found < 0) {

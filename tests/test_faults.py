@@ -288,6 +288,41 @@ def test_requeued_lookup_is_bounded(system):
     assert all(r["query"].endswith("%7D") for r in pages)          # every one a range
 
 
+def test_requeued_deep_build_found_through_the_agent_that_started_it(system):
+    """A killed agent's job goes to the end of gearmand's queue; when another agent
+    takes it, its build may be older than the newest 100 a lookup reads. The
+    restarted agent advertises the build it has a record of; the taker re-attaches."""
+    gm = system.gearmand()
+    nodes = ONE + [{"name": "n2", "labels": "", "executors": 1, "mode": "NORMAL"},
+                   {"name": "old", "labels": "", "executors": 8, "mode": "NORMAL"}]
+    fx = fixture(nodes)
+    fx["quiet_period"] = 0
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    n1 = system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="n1 registered")
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "25"}), unique="deep-1", timeout=90)
+    n1.wait_log("started for build:unit")
+    n1.stop(signal.SIGKILL)
+    # Restarted, n1 has the record but no idle executor (its build runs): it advertises.
+    n1.restart()
+    n1.wait_log("advertising the build of a job this agent no longer holds", timeout=15)
+    for i in range(120):                      # the build falls out of the newest 100
+        jk.start_native("unit", node="old", params={"GEARMAN_UNIQUE": "filler-%d" % i})
+    jk.wait_for(lambda: len(jk.builds()) == 121 and not jk.queue(), timeout=60, interval=0.2,
+                what="121 builds")
+    n2 = system.node(gm, jk, "n2")
+    end = final_event(c.wait(90))
+    assert end["event"] == "complete", end
+    mine = [b for b in jk.builds() if b["params"].get("GEARMAN_UNIQUE") == "deep-1"]
+    assert len(mine) == 1, mine                                # found, not built again
+    assert json.loads(end["data"])["number"] == 1
+    log = n1.log() + n2.log()
+    assert "(unique deep-1) was re-queued: re-attaching to its build" in log
+    assert "the build of unique deep-1 is advertised by the agent that started it" in log
+
+
 def test_sigterm_while_the_master_is_slow(system):
     """A trigger hanging on a slow master does not hold up a stop: the request is
     abandoned, the job handed back; after a restart it re-attaches to the build
