@@ -11,8 +11,9 @@ losing the answer to a request it processed, the coordinator restarted.
 
 At the end it checks, and prints: every submission got exactly one final
 answer (WORK_COMPLETE or WORK_FAIL); Jenkins ran exactly one build per
-unique id; none was lost. Exit 0 only if duplicates = lost = 0. --cpu-hogs N runs N busy loops
-beside it for the whole run, teardown included (a shared CI machine).
+unique id; none was lost. Exit 0 only if duplicates = lost = 0.
+--cpu-hogs N runs N busy loops beside it for the whole run, teardown
+included (a shared CI machine).
 """
 import argparse
 import json
