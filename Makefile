@@ -134,7 +134,7 @@ check: deps
 # 10 agents x 4 executors, 2,000 builds of 0-2 s, faults at random; figures in build/soak.json.
 soak: $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/soak.py --build $(abspath $(BUILD)) \
-	  --agents 10 --executors 4 --builds 2000 --json $(BUILD)/soak.json
+	  --agents 10 --executors 4 --builds 2000 --json $(BUILD)/soak.json $(SOAK_ARGS)
 
 # The daemons under valgrind memcheck through real scenarios (plain build).
 VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py

@@ -164,6 +164,20 @@ dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen)
 	return NULL;
 }
 
+char *
+dispatch_admin_ask(struct dispatch *d, size_t server, const char *cmd, int timeout_ms)
+{
+	struct server_conn *s = &d->sc[server];
+	char err[256], *text;
+
+	pthread_mutex_lock(&s->admin_lock);
+	text = gm_admin_conn_ask(s->admin, cmd, timeout_ms, err, sizeof(err));
+	pthread_mutex_unlock(&s->admin_lock);
+	if (!text)
+		log_warnx("gearmand admin \"%s\": %s", cmd, err);
+	return text;
+}
+
 int
 dispatch_job_retries(struct dispatch *d, size_t server, const char *handle, int timeout_ms)
 {

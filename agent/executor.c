@@ -8,6 +8,7 @@
  */
 #include "node.h"
 
+#include "advert.h"
 #include "daemon.h"
 #include "gm.h"
 #include "gwconn.h"
@@ -184,6 +185,12 @@ executor_held_function(const struct executor *e, size_t server, unsigned conn_ge
 	return e->job.function;
 }
 
+bool
+executor_held_unique(const struct executor *e, const char *unique)
+{
+	return e->has_job && e->job.unique && !strcmp(e->job.unique, unique);
+}
+
 /* ---- running one job ---- */
 
 struct run {
@@ -340,8 +347,11 @@ transient(enum jk_err e)
 	return e == JK_ECONNECT || e == JK_ETIMEOUT || e == JK_ESERVER;
 }
 
-/* Poll a queue item until it has left the queue (or the deadline passes). */
-static void
+/*
+ * Poll a queue item until it has left the queue (or the deadline passes).
+ * false if the agent is stopping.
+ */
+static bool
 wait_left(struct run *r, long qid, long long deadline)
 {
 	struct jk_queue_item q;
@@ -351,13 +361,15 @@ wait_left(struct run *r, long qid, long long deadline)
 		memset(&q, 0, sizeof(q));
 		if (jk_queue_item_get(r->e->jk, qid, &q) != JK_ENOTFOUND && q.state == JK_QUEUE_WAITING) {
 			jk_queue_item_free(&q);
-			usleep((useconds_t)delay * 1000);
+			if (shutdown_sleep_ms(delay))
+				return false;
 			delay = delay * 2 > 1000 ? 1000 : delay * 2;
 			continue;
 		}
 		jk_queue_item_free(&q);
-		return;
+		break;
 	}
+	return !shutdown_requested();
 }
 
 /*
@@ -376,58 +388,103 @@ requeued(struct executor *e, const struct gw_job *job)
 	return retries != 0;
 }
 
+/* What a lookup found. */
+#define LOOKUP_FOUND      1     /* *queue_id or *number set */
+#define LOOKUP_NONE       0     /* no build of this unique */
+#define LOOKUP_NO_ANSWER  (-1)  /* the master did not answer */
+#define LOOKUP_STOPPING   (-2)  /* given up: the agent is stopping */
+
+/*
+ * Build records hold the agent's clock, build timestamps the master's. A
+ * lookup bounded by a record's time starts this much earlier, so that
+ * clocks apart by less (NTP keeps them far closer) never hide a build;
+ * starting too early costs at most a page more.
+ */
+#define CLOCK_SKEW_S 600
+
+/*
+ * The earliest a build of this job can have started, in ms on the master's
+ * clock: the record is written before the first trigger, so no build of
+ * the job is older. 0 when unknown (a re-queued job this agent has no
+ * record of): the lookup is then bounded by the newest builds only.
+ */
+static long long
+lookup_since(const struct run *r)
+{
+	if (!r->recorded || r->rec.time <= 0)
+		return 0;
+	return ((long long)r->rec.time - CLOCK_SKEW_S) * 1000;
+}
+
 /*
  * Look for the build a trigger may have created although its answer was
  * lost, by the GEARMAN_UNIQUE parameter the agent sends with every build
- * (Jenkins keeps it when the job declares it). 1: found (*queue_id or
- * *number set), 0: not there, -1: the master did not answer.
+ * (Jenkins keeps it when the job declares it): the queue, then the job's
+ * newest builds back to lookup_since (jk_find_build: a few small pages,
+ * never the job's whole history). LOOKUP_*.
  */
 static int
-lookup(struct run *r, int from, int to, long *queue_id, int *number)
+lookup(struct run *r, long *queue_id, int *number)
 {
 	enum jk_err e;
 
 	if (!r->job->unique[0])
-		return 0;
-	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, from, to, queue_id, number);
+		return LOOKUP_NONE;
+	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, lookup_since(r),
+	    queue_id, number);
 	if (e == JK_OK) {
 		log_info("%s: found the build of unique %s: %s %s%ld", r->e->id, r->job->unique, r->full,
 		    *number ? "#" : "queue item ", *number ? (long)*number : *queue_id);
-		return 1;
+		return LOOKUP_FOUND;
 	}
-	return e == JK_ENOTFOUND ? 0 : -1;
+	return e == JK_ENOTFOUND ? LOOKUP_NONE : e == JK_ECANCELED ? LOOKUP_STOPPING : LOOKUP_NO_ANSWER;
 }
 
 /*
- * The deep search for a job that may have a build already: the queue and
- * the newest 100 builds, then 250 builds a page, 2,000 in all. A master
- * that does not answer is asked again until [node] trigger_timeout: a
- * failed search must not lead to a second build. 1 found, 0 not, -1 gave up.
+ * lookup for a job that may have a build already. A master that does not
+ * answer is asked again until [node] trigger_timeout: a failed search must
+ * not lead to a second build. A stop cuts it short (a request in progress
+ * too): the job has no running build to follow yet. LOOKUP_*.
  */
 static int
-lookup_deep(struct run *r, long *queue_id, int *number)
+lookup_retrying(struct run *r, long *queue_id, int *number)
 {
 	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
 	struct gm_backoff bo;
-	int from = 0, to = 100, rc;
+	int rc;
 
 	gm_backoff_init(&bo, 500, 10000);
-	while (from < 2000) {
-		rc = lookup(r, from, to, queue_id, number);
-		if (rc > 0)
-			return 1;
-		if (rc < 0) {
-			if (now_ms() > deadline)
-				return -1;
-			log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
-			    r->job->unique, jk_client_error(r->e->jk));
-			usleep((useconds_t)gm_backoff_next(&bo) * 1000);
-			continue;
+	jk_client_set_cancel(r->e->jk, shutdown_requested);
+	while ((rc = lookup(r, queue_id, number)) == LOOKUP_NO_ANSWER && now_ms() < deadline) {
+		log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
+		    r->job->unique, jk_client_error(r->e->jk));
+		if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
+			rc = LOOKUP_STOPPING;
+			break;
 		}
-		from = to;
-		to = from + 250;
 	}
-	return 0;
+	jk_client_set_cancel(r->e->jk, NULL);
+	return rc;
+}
+
+/*
+ * A re-queued job this agent has no record of, whose build lookup did not
+ * find: the agent that started its build may advertise it (advert.h),
+ * when it is older than the newest builds lookup reads. LOOKUP_*.
+ */
+static int
+lookup_advert(struct run *r, long *queue_id, int *number)
+{
+	char *status = dispatch_admin_ask(r->e->node->dispatch, r->e->server, "status", 2000);
+	int found = status && advert_find(status, r->full, r->job->unique, queue_id, number);
+
+	free(status);
+	if (!found)
+		return LOOKUP_NONE;
+	log_info("%s: the build of unique %s is advertised by the agent that started it: %s %s%ld",
+	    r->e->id, r->job->unique, r->full, *number ? "#" : "queue item ",
+	    *number ? (long)*number : *queue_id);
+	return LOOKUP_FOUND;
 }
 
 /*
@@ -435,7 +492,9 @@ lookup_deep(struct run *r, long *queue_id, int *number)
  * trigger_timeout; after one that may have reached Jenkins (a timeout, a
  * dropped connection, a 5xx), the build is looked up before any retry, so
  * a lost answer never makes a second build. 0 with *queue_id (or *number
- * when the lookup found it started), or a jk_err.
+ * when the lookup found it started), or a jk_err: JK_ECANCELED when the
+ * agent is stopping (every wait and request here gives up at once then:
+ * no build of the job runs yet, so the job goes back to gearmand).
  */
 static enum jk_err
 trigger(struct run *r, long *queue_id, int *number)
@@ -458,19 +517,22 @@ trigger(struct run *r, long *queue_id, int *number)
 		kv[nkv++].value = r->job->unique;
 	}
 	gm_backoff_init(&bo, 500, 10000);
-	/* Not cut short by a graceful stop: a job taken is carried through. */
+	jk_client_set_cancel(r->e->jk, shutdown_requested);
 	while (now_ms() < deadline) {
 		if (uncertain) {
-			int found = lookup(r, 0, 50, queue_id, number);
-			if (found > 0) {
+			int found = lookup(r, queue_id, number);
+			if (found == LOOKUP_FOUND) {
 				e = JK_OK;
 				existing = false;
 				break;
 			}
-			if (found < 0) {
-				usleep((useconds_t)gm_backoff_next(&bo) * 1000);
-				continue;
+			if (found == LOOKUP_STOPPING || (found == LOOKUP_NO_ANSWER &&
+			    shutdown_sleep_ms(gm_backoff_next(&bo)))) {
+				e = JK_ECANCELED;
+				break;
 			}
+			if (found == LOOKUP_NO_ANSWER)
+				continue;
 			uncertain = false;
 		}
 		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, queue_id, &existing);
@@ -483,7 +545,11 @@ trigger(struct run *r, long *queue_id, int *number)
 			 */
 			log_info("%s: %s: an identical build is already queued (item %ld); "
 			    "triggering again once it has left the queue", r->e->id, r->full, *queue_id);
-			wait_left(r, *queue_id, deadline);
+			if (!wait_left(r, *queue_id, deadline)) {
+				e = JK_ECANCELED;
+				existing = false;
+				break;
+			}
 			continue;
 		}
 		if (e == JK_OK || !transient(e))
@@ -492,8 +558,12 @@ trigger(struct run *r, long *queue_id, int *number)
 		    r->job->unique[0] ? "looking for the build before retrying" : "retrying");
 		uncertain = true;
 		metrics_add("jga_jenkins_errors_total", NULL, 1);
-		usleep((useconds_t)gm_backoff_next(&bo) * 1000);
+		if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
+			e = JK_ECANCELED;
+			break;
+		}
 	}
+	jk_client_set_cancel(r->e->jk, NULL);
 	free(kv);
 	if (e == JK_OK && existing) {
 		r->refusal = "an identical build stayed queued in Jenkins until the trigger timeout";
@@ -605,7 +675,7 @@ follow_queue(struct run *r, long qid, int *number)
 			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
 			long dummy;
 			int num = 0;
-			if (jk_find_build(e->jk, r->full, NULL, NULL, qid, 0, 100, &dummy, &num) == JK_OK && num) {
+			if (jk_find_build(e->jk, r->full, NULL, NULL, qid, 0, &dummy, &num) == JK_OK && num) {
 				*number = num;
 				return 0;
 			}
@@ -720,11 +790,13 @@ run_job(struct executor *e, struct gw_job *job)
 		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
 	}
 	/*
-	 * Killed between trigger and answer last time: the build may exist,
-	 * behind many newer ones: look at the newest builds, then deeper.
+	 * Killed between trigger and answer last time: the build may exist;
+	 * it started after the record was written (lookup_since).
 	 */
 	if (r.recorded && !qid && !number) {
-		int found = lookup_deep(&r, &qid, &number);
+		int found = lookup_retrying(&r, &qid, &number);
+		if (found == LOOKUP_STOPPING)
+			goto out_handback;
 		if (found < 0) {
 			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
 			    r.full, job->unique, jk_client_error(e->jk));
@@ -736,11 +808,16 @@ run_job(struct executor *e, struct gw_job *job)
 	/*
 	 * A re-queued job may have a build already, started by another agent
 	 * of this master: find it by GEARMAN_UNIQUE instead of starting a
-	 * second one. It may have waited behind many others: look at the
-	 * newest builds, then deeper (this path is rare).
+	 * second one. With no record of it here, when it was first taken is
+	 * unknown: the queue and the job's newest builds are searched, then
+	 * what the agent that has the record advertises.
 	 */
 	if (!r.recorded && r.requeued) {
-		int found = lookup_deep(&r, &qid, &number);
+		int found = lookup_retrying(&r, &qid, &number);
+		if (found == LOOKUP_NONE)
+			found = lookup_advert(&r, &qid, &number);
+		if (found == LOOKUP_STOPPING)
+			goto out_handback;
 		if (found < 0) {
 			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
 			    r.full, job->unique, jk_client_error(e->jk));
@@ -762,6 +839,8 @@ run_job(struct executor *e, struct gw_job *job)
 			r.recorded = state_save(n->state, &r.rec) == 0;
 		}
 		je = trigger(&r, &qid, &number);
+		if (je == JK_ECANCELED)
+			goto out_handback;
 		if (je != JK_OK) {
 			const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
 			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk)[0] ? jk_client_error(e->jk) :
@@ -908,6 +987,18 @@ run_job(struct executor *e, struct gw_job *job)
 	 */
 	if (r.gm_ok && r.recorded)
 		state_remove(n->state, r.rec.unique);
+	goto out;
+out_handback:
+	/*
+	 * Stopping before the build started: no answer, so gearmand gives the
+	 * job to another worker once this agent's connections close. The
+	 * record stays: a trigger may have reached Jenkins, and the next taker
+	 * (this agent restarted, or any other) looks for its build first.
+	 */
+	log_info("%s: stopping: %s (unique %s) handed back to gearmand before its build started",
+	    e->id, job->function, job->unique);
+	if (single_use)
+		node_set_single_use(n, false);
 	goto out;
 out_single:
 	if (single_use)

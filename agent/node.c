@@ -12,6 +12,7 @@
  */
 #include "node.h"
 
+#include "advert.h"
 #include "daemon.h"
 #include "gm.h"
 #include "jenkins.h"
@@ -588,6 +589,7 @@ int
 node_main(struct config *cfg)
 {
 	struct node n;
+	struct advert *adv;
 	pthread_t mapper;
 	int sig, i;
 
@@ -629,6 +631,7 @@ node_main(struct config *cfg)
 		free(recs);
 	}
 	dispatch_start(&n);
+	adv = advert_start(&n);
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
 	for (i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
@@ -644,6 +647,7 @@ node_main(struct config *cfg)
 	shutdown_request();
 	node_wake_all(&n);
 	pthread_join(mapper, NULL);
+	advert_stop(adv);
 	/* Graceful: wait for the executors, still listening for a second signal. */
 	for (;;) {
 		bool running = false;

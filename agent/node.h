@@ -177,6 +177,8 @@ void             executor_give(struct executor *e, struct gw_job *job, size_t se
 void             executor_wake(struct executor *e);
 /* Under n->lock: the job it holds on connection (server, conn_gen), if any. */
 const char      *executor_held_function(const struct executor *e, size_t server, unsigned conn_gen);
+/* Under n->lock: does it hold a job with this unique id? */
+bool             executor_held_unique(const struct executor *e, const char *unique);
 void             executor_join(struct executor *e);
 
 
@@ -193,6 +195,8 @@ void             dispatch_join(struct dispatch *d);
  */
 struct gw_conn  *dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen);
 void             dispatch_release(struct dispatch *d, size_t server, bool failed);
+/* An admin command's reply on server's kept admin connection, malloc'd; NULL on error. */
+char            *dispatch_admin_ask(struct dispatch *d, size_t server, const char *cmd, int timeout_ms);
 /* gm_job_retries on server's kept admin connection (shared by the executors). */
 int              dispatch_job_retries(struct dispatch *d, size_t server, const char *handle,
                      int timeout_ms);

@@ -291,6 +291,7 @@ jk_strerror(enum jk_err e)
 	case JK_ESERVER:	return "server error";
 	case JK_EPROTO:		return "protocol error";
 	case JK_ENOMEM:		return "out of memory";
+	case JK_ECANCELED:	return "cancelled";
 	}
 	return "unknown error";
 }
@@ -1624,6 +1625,7 @@ struct jk_client {
 
 	char    err[ERRLEN];
 	char    curl_err[CURL_ERROR_SIZE];
+	bool  (*cancel)(void);	/* jk_client_set_cancel */
 };
 
 static const char *
@@ -1940,6 +1942,10 @@ perform(struct jk_client *c, const char *method, const char *path, const char *b
 	}
 	curl_slist_free_all(hdrs);
 	free(url);
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		fail(c, method, path, "request abandoned: stopping");
+		return JK_ECANCELED;
+	}
 	if (rc != CURLE_OK)
 		return transport_error(c, method, path, rc);
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
@@ -2027,6 +2033,10 @@ request(struct jk_client *c, const char *method, const char *path, const char *b
 	enum jk_err e;
 
 	c->err[0] = '\0';
+	if (c->cancel && c->cancel()) {
+		fail(c, method, path, "request not sent: stopping");
+		return JK_ECANCELED;
+	}
 	if (body && c->crumbs && !c->crumb_done && (e = fetch_crumb(c)) != JK_OK)
 		return e;
 	e = perform(c, method, path, body, what, ok);
@@ -2151,6 +2161,25 @@ const char *
 jk_client_error(const struct jk_client *c)
 {
 	return c->err;
+}
+
+/* libcurl calls this about once a second, and on every transfer of data. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct jk_client *c = arg;
+
+	(void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+	return c->cancel && c->cancel() ? 1 : 0;
+}
+
+void
+jk_client_set_cancel(struct jk_client *c, bool (*cancel)(void))
+{
+	c->cancel = cancel;
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, cancel ? 0L : 1L);
 }
 
 const char *
@@ -2638,19 +2667,21 @@ jk_parse_find_queue(const char *json, const char *job_path, const char *name, co
 
 enum jk_err
 jk_parse_find_build(const char *json, const char *name, const char *value, long queue_id,
-    int *number, char *err, size_t errlen)
+    long long since_ms, int *number, int *scanned, bool *older, char *err, size_t errlen)
 {
-	json_t *root, *builds, *b, *a, *p;
+	json_t *root, *builds, *b, *a, *p, *ts;
 	size_t i, k, m;
 
 	*number = 0;
+	*scanned = 0;
+	*older = false;
 	if (!(root = jload(json, err, errlen)))
 		return JK_EPROTO;
 	builds = json_object_get(root, "builds");
-	if (!builds)
-		builds = json_object_get(root, "allBuilds");
 	json_array_foreach(builds, i, b) {
 		bool hit = queue_id > 0 && json_integer_value(json_object_get(b, "queueId")) == queue_id;
+
+		(*scanned)++;
 
 		json_array_foreach(json_object_get(b, "actions"), k, a)
 			json_array_foreach(json_object_get(a, "parameters"), m, p)
@@ -2663,6 +2694,12 @@ jk_parse_find_build(const char *json, const char *name, const char *value, long 
 			*number = (int)json_integer_value(json_object_get(b, "number"));
 			break;
 		}
+		/* Newest first: one that started before the bound ends the search. */
+		ts = json_object_get(b, "timestamp");
+		if (since_ms > 0 && json_is_integer(ts) && json_integer_value(ts) < since_ms) {
+			*older = true;
+			break;
+		}
 	}
 	json_decref(root);
 	return *number ? JK_OK : JK_ENOTFOUND;
@@ -2670,10 +2707,12 @@ jk_parse_find_build(const char *json, const char *name, const char *value, long 
 
 enum jk_err
 jk_find_build(struct jk_client *c, const char *full_name, const char *name, const char *value,
-    long queue_id, int from, int to, long *found_queue_id, int *number)
+    long queue_id, long long since_ms, long *found_queue_id, int *number)
 {
 	char perr[512], *path = NULL, *jp;
-	enum jk_err e;
+	enum jk_err e = JK_ENOTFOUND;
+	int from, scanned = 0;
+	bool older = false;
 
 	*found_queue_id = 0;
 	*number = 0;
@@ -2682,7 +2721,7 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 		return JK_EBADREQ;
 	}
 	/* Still queued? (Only by parameter: a queue id is followed directly.) */
-	if (name && from == 0) {
+	if (name) {
 		e = request(c, "GET", "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D", NULL,
 		    "no queue", ok_get);
 		if (e == JK_OK)
@@ -2693,20 +2732,25 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 		}
 	}
 	/*
-	 * Started: among the job's builds from..to (newest first). "builds" holds the
-	 * newest 100 only; deeper scans need "allBuilds", which makes Jenkins
-	 * load old build records, so only rare paths ask for them.
+	 * Started: the job's newest builds, a small page at a time, so a hit
+	 * among the newest costs one short answer. Only "builds" (Jenkins
+	 * exports the newest 100 there): "allBuilds" makes Jenkins load every
+	 * build record the job has, a cost that grows with its history.
 	 */
-	if (to <= from)
-		to = from + 50;
-	e = job_path(c, full_name, &path,
-	    "api/json?tree=%s%%5Bnumber,queueId,actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B%d,%d%%7D",
-	    to > 100 ? "allBuilds" : "builds", from, to);
-	if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
-		e = jk_parse_find_build(body_str(c), name, value, queue_id, number, perr, sizeof(perr));
-	if (e == JK_EPROTO)
-		e = parsed(c, "GET", path, e, perr);
-	free(path);
+	for (from = 0; from < JK_FIND_MAX && !older && e == JK_ENOTFOUND; from += JK_FIND_PAGE) {
+		scanned = 0;
+		e = job_path(c, full_name, &path, "api/json?tree=builds%%5Bnumber,queueId,timestamp,"
+		    "actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B%d,%d%%7D", from, from + JK_FIND_PAGE);
+		if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
+			e = jk_parse_find_build(body_str(c), name, value, queue_id, since_ms, number,
+			    &scanned, &older, perr, sizeof(perr));
+		if (e == JK_EPROTO)
+			e = parsed(c, "GET", path, e, perr);
+		free(path);
+		path = NULL;
+		if (e == JK_ENOTFOUND && scanned < JK_FIND_PAGE)
+			break;    /* the job has no more builds */
+	}
 	free(jp);
 	return e;
 }

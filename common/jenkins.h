@@ -37,6 +37,7 @@ enum jk_err {
 	JK_ESERVER,     /* 5xx */
 	JK_EPROTO,      /* unexpected status, malformed JSON/XML, no Location */
 	JK_ENOMEM,
+	JK_ECANCELED,   /* given up: the cancel test (jk_client_set_cancel) said so */
 };
 
 /* A short constant name of an error: "cannot connect", "timeout", ... */
@@ -63,6 +64,12 @@ const char       *jk_client_error(const struct jk_client *c);
 const char       *jk_client_session(const struct jk_client *c);
 /* HTTP status of the last response (0 if none). */
 long              jk_client_status(const struct jk_client *c);
+/*
+ * While cancel is set, a request in progress is given up (JK_ECANCELED)
+ * within about a second of cancel() returning true, and none is started:
+ * a daemon that is stopping need not wait out [jenkins] timeout. NULL: off.
+ */
+void              jk_client_set_cancel(struct jk_client *c, bool (*cancel)(void));
 
 /* GET / : the X-Jenkins header (version) into buf. */
 enum jk_err jk_version(struct jk_client *c, char *buf, size_t len);
@@ -236,15 +243,23 @@ enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
 
 /*
  * Find again a build this client asked for: by a parameter it set (name =
- * value, e.g. GEARMAN_UNIQUE = the Gearman unique id; name NULL to skip) in
- * the queue (when from is 0) and among the job's builds from..to, newest
- * first (a page, so that deep searches stay within the request timeout),
- * or by the queue id that created it (queue_id > 0). JK_OK with
- * *found_queue_id (still queued) or *number (started); JK_ENOTFOUND if
- * there is none.
+ * value, e.g. GEARMAN_UNIQUE = the Gearman unique id; name NULL to skip)
+ * in the queue first, then among the job's builds, or by the queue id that
+ * created it (queue_id > 0). JK_OK with *found_queue_id (still queued) or
+ * *number (started); JK_ENOTFOUND if there is none.
+ *
+ * Bounded, whatever the job's history: the builds are read newest first,
+ * JK_FIND_PAGE a request, only from the job's "builds" (the newest
+ * JK_FIND_MAX; never "allBuilds", which makes Jenkins load every build
+ * record), and the search stops at the first build that started before
+ * since_ms (ms since the epoch, master's clock; 0: no time bound). At most
+ * 1 + JK_FIND_MAX / JK_FIND_PAGE requests.
  */
+#define JK_FIND_PAGE 25
+#define JK_FIND_MAX  100
 enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char *name,
-                const char *value, long queue_id, int from, int to, long *found_queue_id, int *number);
+                const char *value, long queue_id, long long since_ms, long *found_queue_id,
+                int *number);
 
 /* ---- pure helpers, exposed for the unit tests ---- */
 
@@ -277,8 +292,14 @@ enum jk_err jk_parse_allowed_nodes(const char *xml, const char *param, bool *all
 
 enum jk_err jk_parse_find_queue(const char *json, const char *job_path, const char *name,
                 const char *value, long *queue_id, char *err, size_t errlen);
+/*
+ * One page of builds (newest first): *number of the first that matches;
+ * *scanned builds looked at; *older true if it stopped at a build that
+ * started before since_ms (then the builds after it are older still).
+ */
 enum jk_err jk_parse_find_build(const char *json, const char *name, const char *value,
-                long queue_id, int *number, char *err, size_t errlen);
+                long queue_id, long long since_ms, int *number, int *scanned, bool *older,
+                char *err, size_t errlen);
 
 void jk_strv_free(char **v, size_t n);
 

@@ -12,6 +12,8 @@ losing the answer to a request it processed, the coordinator restarted.
 At the end it checks, and prints: every submission got exactly one final
 answer (WORK_COMPLETE or WORK_FAIL); Jenkins ran exactly one build per
 unique id; none was lost. Exit 0 only if duplicates = lost = 0.
+--cpu-hogs N runs N busy loops beside it for the whole run, teardown
+included (a shared CI machine).
 """
 import argparse
 import json
@@ -20,6 +22,7 @@ import random
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -99,6 +102,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--cpu-hogs", type=int, default=0,
+                    help="run this many busy-looping processes beside the soak (a shared CI machine)")
     args = ap.parse_args()
     os.environ["JGA_BUILD"] = args.build
     from conftest import System, wait_for
@@ -115,6 +120,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="jga-soak-")
     system = System(tmp)
     faults = {}
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.cpu_hogs)]
     t0 = time.time()
     try:
         gm = system.gearmand()
@@ -203,6 +209,8 @@ def main():
             "seconds": round(elapsed, 1),
             "agents": args.agents, "executors": args.executors,
             "max_concurrency_per_node": max(jk.concurrency().values() or [0]),
+            "cpus": os.cpu_count(), "cpu_hogs": args.cpu_hogs,
+            "load_average_1m": round(os.getloadavg()[0], 2),
         }
         # A complete must report the build Jenkins ran for that unique.
         mismatched = 0
@@ -228,7 +236,12 @@ def main():
         print("soak %s" % ("passed" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
-        system.cleanup()
+        try:
+            system.cleanup()       # under the same load: agents must stop in time
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
 
 
 if __name__ == "__main__":

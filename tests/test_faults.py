@@ -6,6 +6,9 @@ one final answer per submission."""
 import json
 import os
 import signal
+import socket
+import struct
+import time
 
 from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, wait_for
 
@@ -235,6 +238,121 @@ def test_job_requeued_to_another_agent_finds_its_build(system):
     assert len(running) == 1, jk.builds()                      # found, not built again
     assert doc["number"] == running[0]["number"] and doc["result"] == "SUCCESS"
     assert "(unique moved-1) was re-queued: re-attaching to its build" in other.log()
+
+
+def grab_and_drop(gm, function, timeout=10.0):
+    """A raw Gearman worker that takes one job and dies before doing anything with
+    it: gearmand re-queues the job (retries 1) for the next worker."""
+    def packet(typ, body=b""):
+        return b"\0REQ" + struct.pack(">II", typ, len(body)) + body
+    with socket.create_connection(("127.0.0.1", gm.port), timeout=timeout) as s:
+        s.sendall(packet(1, function.encode()))                 # CAN_DO
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.sendall(packet(30))                                # GRAB_JOB_UNIQ
+            head = s.recv(12, socket.MSG_WAITALL)
+            typ, n = struct.unpack(">II", head[4:12])
+            body = s.recv(n, socket.MSG_WAITALL) if n else b""
+            if typ == 31:                                        # JOB_ASSIGN_UNIQ
+                return body.split(b"\0")[2].decode()
+        raise AssertionError("no job to grab within %.0fs" % timeout)
+
+
+def test_requeued_lookup_is_bounded(system):
+    """A re-queued job this agent has no record of is looked for in the queue and the
+    job's newest builds, a few small pages: never allBuilds, never the whole history."""
+    gm = system.gearmand()
+    nodes = ONE + [{"name": "old", "labels": "", "executors": 8, "mode": "NORMAL"}]
+    fx = fixture(nodes)
+    fx["quiet_period"] = 0
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    for i in range(300):                      # a history longer than "builds" exports
+        jk.start_native("unit", node="old", params={"GEARMAN_UNIQUE": "old-%d" % i})
+    jk.wait_for(lambda: len(jk.builds()) == 300 and not jk.queue(), timeout=60, interval=0.2,
+                what="300 builds")
+    c = PerlClient(gm, "build:unit", "{}", unique="never-built")
+    wait_for(lambda: gm.status().get("build:unit", (0,))[0] == 1, what="job queued")
+    assert grab_and_drop(gm, "build:unit") == "never-built"
+    jk.reset_requests()
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    end = final_event(c.wait(60))
+    assert end["event"] == "complete", end
+    mine = [b for b in jk.builds() if b["params"].get("GEARMAN_UNIQUE") == "never-built"]
+    assert len(mine) == 1 and json.loads(end["data"])["number"] == mine[0]["number"] == 301
+    pages = [r for r in jk.requests() if r["path"] == "/job/unit/api/json" and "uilds" in r["query"]]
+    assert pages, "no lookup seen:\n" + agent.log()[-3000:]
+    assert not [r for r in pages if "allBuilds" in r["query"]], [r["query"] for r in pages]
+    assert len(pages) <= 4, [r["query"] for r in pages]        # 25 a page, 100 at most
+    assert all(r["query"].endswith("%7D") for r in pages)          # every one a range
+
+
+def test_requeued_deep_build_found_through_the_agent_that_started_it(system):
+    """A killed agent's job goes to the end of gearmand's queue; when another agent
+    takes it, its build may be older than the newest 100 a lookup reads. The
+    restarted agent advertises the build it has a record of; the taker re-attaches."""
+    gm = system.gearmand()
+    nodes = ONE + [{"name": "n2", "labels": "", "executors": 1, "mode": "NORMAL"},
+                   {"name": "old", "labels": "", "executors": 8, "mode": "NORMAL"}]
+    fx = fixture(nodes)
+    fx["quiet_period"] = 0
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    n1 = system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="n1 registered")
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "25"}), unique="deep-1", timeout=90)
+    n1.wait_log("started for build:unit")
+    n1.stop(signal.SIGKILL)
+    # Restarted, n1 has the record but no idle executor (its build runs): it advertises.
+    n1.restart()
+    n1.wait_log("advertising the build of a job this agent no longer holds", timeout=15)
+    for i in range(120):                      # the build falls out of the newest 100
+        jk.start_native("unit", node="old", params={"GEARMAN_UNIQUE": "filler-%d" % i})
+    jk.wait_for(lambda: len(jk.builds()) == 121 and not jk.queue(), timeout=60, interval=0.2,
+                what="121 builds")
+    n2 = system.node(gm, jk, "n2")
+    end = final_event(c.wait(90))
+    assert end["event"] == "complete", end
+    mine = [b for b in jk.builds() if b["params"].get("GEARMAN_UNIQUE") == "deep-1"]
+    assert len(mine) == 1, mine                                # found, not built again
+    assert json.loads(end["data"])["number"] == 1
+    log = n1.log() + n2.log()
+    assert "(unique deep-1) was re-queued: re-attaching to its build" in log
+    assert "the build of unique deep-1 is advertised by the agent that started it" in log
+
+
+def test_sigterm_while_the_master_is_slow(system):
+    """A trigger hanging on a slow master does not hold up a stop: the request is
+    abandoned, the job handed back; after a restart it re-attaches to the build
+    that trigger made, and no second one is made."""
+    gm = system.gearmand()
+    fx = fixture(ONE)
+    fx["jobs"][0]["params"].append({"type": "string", "name": "GEARMAN_UNIQUE"})
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
+    jk.latency(8000)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "0.5"}), unique="slow-1", timeout=90)
+    wait_for(lambda: any("buildWithParameters" in r["path"] for r in jk.requests()), timeout=20,
+             what="trigger sent")
+    t = time.monotonic()
+    agent.signal(signal.SIGTERM)
+    assert agent.proc.wait(5) == 0
+    assert time.monotonic() - t < 4, "stopped only after %.1fs" % (time.monotonic() - t)
+    agent.logf.close()
+    assert "handed back to gearmand before its build started" in agent.log()
+    # The abandoned trigger still reaches Jenkins (it was slow, not lost).
+    jk.wait_for(lambda: jk.queue() or jk.builds(), timeout=20, what="the slow trigger's item")
+    jk.latency(0)
+    agent.restart()
+    end = final_event(c.wait(60))
+    assert end["event"] == "complete", end
+    assert len(jk.builds()) == 1, jk.builds()
+    assert jk.builds()[0]["params"]["GEARMAN_UNIQUE"] == "slow-1"
+    assert json.loads(end["data"])["number"] == 1
 
 
 def test_master_outage_during_a_build(system):

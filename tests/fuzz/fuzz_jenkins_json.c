@@ -30,7 +30,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: { struct jk_queue_item q = { 0 }; if (jk_parse_queue_item(s, &q, err, sizeof(err)) == JK_OK) jk_queue_item_free(&q); break; }
 	case 4: { struct jk_build b = { 0 }; if (jk_parse_build(s, &b, err, sizeof(err)) == JK_OK) jk_build_free(&b); break; }
 	case 5: { long q; (void)jk_parse_find_queue(s, "job/a/", "GEARMAN_UNIQUE", "u1", &q, err, sizeof(err)); break; }
-	case 6: { int n; (void)jk_parse_find_build(s, "GEARMAN_UNIQUE", "u1", 7, &n, err, sizeof(err)); break; }
+	case 6: { int n, k; bool o; (void)jk_parse_find_build(s, "GEARMAN_UNIQUE", "u1", 7, 1000, &n, &k, &o,
+	    err, sizeof(err)); break; }
 	}
 	free(s);
 	return 0;

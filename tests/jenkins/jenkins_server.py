@@ -74,6 +74,7 @@ import email.parser
 import email.policy
 import hashlib
 import html
+import itertools
 import http.cookies
 import json
 import os
@@ -621,6 +622,26 @@ class NamedPruner:
         return NamedPruner(sub) if sub is not None else None
 
 
+class RunList:
+    """A job's builds, newest first, as Stapler exports a RunList: lazily. A
+    range {from,to} skips and limits while walking (Range.apply on an
+    Iterable), so only the builds in it become beans; the rest are never
+    looked at beyond being skipped. limit: Job.getNewBuilds' cap of 100."""
+
+    def __init__(self, job, make, limit=None):
+        self.job, self.make, self.limit = job, make, limit
+
+    def __getitem__(self, sl):
+        if self.limit is None:
+            # allBuilds: RunList is a List, so Range takes a subList, and
+            # RunList.size() walks (on Jenkins: loads from disk) every build.
+            sum(1 for _ in self.job.runs())
+        lo = sl.start or 0
+        hi = self.limit if sl.stop is None else (
+            sl.stop if self.limit is None else min(sl.stop, self.limit))
+        return [self.make(b) for b in itertools.islice(self.job.runs(), lo, hi)]
+
+
 def _export_value(value, pruner):
     if callable(value):
         value = value()
@@ -628,7 +649,7 @@ def _export_value(value, pruner):
         return None
     if isinstance(value, Bean):
         return _export_bean(value, pruner)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, RunList)):
         items = value[pruner.lo:pruner.hi]
         return [_export_value(v, pruner) for v in items]
     return value
@@ -861,6 +882,7 @@ class Job(Item):
         self.params = []
         self.description = ""
         self.builds = {}
+        self.active = set()  # its running builds (Jenkins.start_build/finish_build keep it)
         self.next_build_number = 1
         self.apply(spec)
 
@@ -935,32 +957,40 @@ class Job(Item):
             return LabelAtom(controller.self_label)
         return get_label(self.label)
 
+    def runs(self):
+        """The builds newest first, lazily (Jenkins' RunMap is ordered by number
+        and loads records on demand): a caller that stops early pays only for
+        what it looked at. Numbers only grow, so insertion order is number order."""
+        return reversed(self.builds.values())
+
     def builds_desc(self):
-        return [self.builds[n] for n in sorted(self.builds, reverse=True)]
+        return list(self.runs())
 
     def last_build(self):
-        return self.builds[max(self.builds)] if self.builds else None
+        return next(self.runs(), None)
 
     def is_building(self):
-        return any(b.building for b in self.builds.values())
+        # Only running builds can be building: the short active set, not every build.
+        return bool(self.active)
+
+    PERMALINKS = {
+        "lastBuild": lambda b: True,
+        "lastCompletedBuild": lambda b: not b.building,
+        "lastSuccessfulBuild": lambda b: not b.building and b.result in ("SUCCESS", "UNSTABLE"),
+        "lastStableBuild": lambda b: not b.building and b.result == "SUCCESS",
+        "lastFailedBuild": lambda b: not b.building and b.result == "FAILURE",
+        "lastUnstableBuild": lambda b: not b.building and b.result == "UNSTABLE",
+        "lastUnsuccessfulBuild": lambda b: not b.building and b.result != "SUCCESS",
+    }
 
     def permalink(self, name):
-        """Job permalinks (lastBuild, lastSuccessfulBuild, ...)."""
-        desc = self.builds_desc()
-        done = [b for b in desc if not b.building]
-        pick = {
-            "lastBuild": desc,
-            "firstBuild": list(reversed(desc)),
-            "lastCompletedBuild": done,
-            "lastSuccessfulBuild": [b for b in done if b.result in ("SUCCESS", "UNSTABLE")],
-            "lastStableBuild": [b for b in done if b.result == "SUCCESS"],
-            "lastFailedBuild": [b for b in done if b.result == "FAILURE"],
-            "lastUnstableBuild": [b for b in done if b.result == "UNSTABLE"],
-            "lastUnsuccessfulBuild": [b for b in done if b.result != "SUCCESS"],
-        }.get(name)
-        if pick is None:
-            raise KeyError(name)
-        return pick[0] if pick else None
+        """Job permalinks (lastBuild, lastSuccessfulBuild, ...): the newest
+        build that fits, found walking back from the newest (Jenkins'
+        PeepholePermalink caches the answer; the walk stops at the first fit)."""
+        if name == "firstBuild":
+            return next(iter(self.builds.values()), None)
+        fits = self.PERMALINKS[name]
+        return next((b for b in self.runs() if fits(b)), None)
 
     def estimated_duration_ms(self):
         """Job.getEstimatedDuration over getEstimatedDurationCandidates."""
@@ -971,7 +1001,7 @@ class Job(Item):
         if last_ok is not None:
             candidates.append(last_ok)
         fallback = []
-        for i, b in enumerate(self.builds_desc()):
+        for i, b in enumerate(self.runs()):
             if len(candidates) >= 3 or i >= 6:
                 break
             if b.building or b is last_ok:
@@ -1134,11 +1164,7 @@ class Build:
     def icon_color(self):
         if not self.building:
             return RESULT_COLOR[self.result]
-        prev = None
-        for n in sorted(self.job.builds, reverse=True):
-            if n < self.number:
-                prev = self.job.builds[n]
-                break
+        prev = next((b for b in self.job.runs() if b.number < self.number), None)
         base = prev.icon_color() if prev else "notbuilt"
         return base if base.endswith("_anime") else base + "_anime"
 
@@ -1345,6 +1371,7 @@ class Jenkins:
         job.builds[number] = build
         self.all_builds.append(build)
         self.active.append(build)
+        job.active.add(build)
         self.concurrency[node.name] = max(self.concurrency.get(node.name, 0), len(node.running))
         self.queue.leave(item, now, executable=build)
         for cause in build.causes:
@@ -1386,6 +1413,7 @@ class Jenkins:
         build.result = result
         build.node.running.pop(build.executor, None)
         self.active.remove(build)
+        build.job.active.discard(build)
         self.kick()
 
     def stop_build(self, build, user):
@@ -1464,6 +1492,7 @@ class Queue:
         item.executable = executable
         item.cancelled = cancelled
         item.left_at = now
+        self.left.pop(item.id, None)  # re-inserted: the dict stays in leaving order
         self.left[item.id] = item
 
     def cancel(self, item):
@@ -1491,8 +1520,13 @@ class Queue:
     # -- lookup ------------------------------------------------------------
 
     def expire(self, now):
-        for item_id in [i for i, it in self.left.items()
-                        if now - it.left_at > self.j.left_item_ttl]:
+        # Items are kept in the order they left (Jenkins' leftItems cache
+        # expires after write): drop the expired ones from the old end and
+        # stop at the first that stays, not a walk over every item.
+        while self.left:
+            item_id, it = next(iter(self.left.items()))
+            if now - it.left_at <= self.j.left_item_ttl:
+                break
             del self.left[item_id]
 
     def get(self, item_id):
@@ -1922,7 +1956,7 @@ class Views:
         return self.root + path
 
     def health(self, job):
-        done = [b for b in job.builds_desc() if not b.building][:5]
+        done = list(itertools.islice((b for b in job.runs() if not b.building), 5))
         if not done:
             return []
         failed = sum(1 for b in done if RESULT_ORDINAL[b.result] >= RESULT_ORDINAL["FAILURE"])
@@ -1965,6 +1999,13 @@ class Views:
     def run_ref(self, build):
         return (lambda: self.build(build)) if build is not None else None
 
+    def permalink_ref(self, job, name):
+        """A permalink property, resolved only when the tree asks for it."""
+        def ref():
+            build = job.permalink(name)
+            return self.build(build) if build is not None else None
+        return ref
+
     def job(self, job):
         j = self.j
         b = Bean(job.jclass)
@@ -1975,15 +2016,16 @@ class Views:
         b.add("actions", actions)
         self._item_common(b, job)
         b.add("buildable", job.buildable)
-        b.add("builds", lambda: [self.build(x) for x in job.builds_desc()[:100]])
+        # Job.getNewBuilds: the newest 100 only; getBuilds ("allBuilds") is all of them.
+        b.add("builds", lambda: RunList(job, self.build, limit=100))
         b.add("color", job.color(), vis=2)
-        b.add("firstBuild", self.run_ref(job.permalink("firstBuild")))
+        b.add("firstBuild", self.permalink_ref(job, "firstBuild"))
         b.add("healthReport", lambda: self.health(job))
         b.add("inQueue", j.queue.item_for(job) is not None)
         b.add("keepDependencies", False)
         for link in ("lastBuild", "lastCompletedBuild", "lastFailedBuild", "lastStableBuild",
                      "lastSuccessfulBuild", "lastUnstableBuild", "lastUnsuccessfulBuild"):
-            b.add(link, self.run_ref(job.permalink(link)))
+            b.add(link, self.permalink_ref(job, link))
         b.add("nextBuildNumber", job.next_build_number)
         b.add("property", lambda: [self.params_definition_property(job)] if job.params else [],
               inline=True)
@@ -1998,7 +2040,7 @@ class Views:
             b.add("labelExpression", job.label_expression())
             b.add("scm", Bean("hudson.scm.NullSCM"))
             b.add("upstreamProjects", [])
-        b.add("allBuilds", lambda: [self.build(x) for x in job.builds_desc()], vis=-2)
+        b.add("allBuilds", lambda: RunList(job, self.build), vis=-2)
         return b
 
     def build(self, build):

@@ -230,9 +230,9 @@ test_strerror(void **state)
 	assert_string_equal(jk_strerror(JK_OK), "ok");
 	assert_string_equal(jk_strerror(JK_ECONNECT), "cannot connect");
 	assert_string_equal(jk_strerror(JK_ETIMEOUT), "timeout");
-	for (a = JK_OK; a <= JK_ENOMEM; a++) {
+	for (a = JK_OK; a <= JK_ECANCELED; a++) {
 		assert_true(strlen(jk_strerror((enum jk_err)a)) > 0);
-		for (b = a + 1; b <= JK_ENOMEM; b++)
+		for (b = a + 1; b <= JK_ECANCELED; b++)
 			assert_string_not_equal(jk_strerror((enum jk_err)a), jk_strerror((enum jk_err)b));
 	}
 	assert_string_equal(jk_strerror((enum jk_err)99), "unknown error");
@@ -958,6 +958,67 @@ test_parse_build_malformed(void **state)
 	expect_build_error("{\"number\":3,\"building\":false,\"description\":[]}", "description: expected string");
 }
 
+/* ---- finding a build by a parameter ---- */
+
+/* GET job/x/api/json?tree=builds[number,queueId,timestamp,actions[parameters[name,value]]]{0,25} */
+static const char find_json[] =
+    "{\"_class\":\"hudson.model.FreeStyleProject\",\"builds\":["
+    "{\"_class\":\"hudson.model.FreeStyleBuild\",\"actions\":[{\"_class\":\"hudson.model.ParametersAction\","
+    "\"parameters\":[{\"_class\":\"hudson.model.StringParameterValue\",\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u3\"}]},"
+    "{}],\"number\":3,\"queueId\":30,\"timestamp\":3000},"
+    "{\"_class\":\"hudson.model.FreeStyleBuild\",\"actions\":[{\"_class\":\"hudson.model.ParametersAction\","
+    "\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u2\"}]},{}],"
+    "\"number\":2,\"queueId\":20,\"timestamp\":2000},"
+    "{\"_class\":\"hudson.model.FreeStyleBuild\",\"actions\":[{\"_class\":\"hudson.model.ParametersAction\","
+    "\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u1\"}]},{}],"
+    "\"number\":1,\"queueId\":10,\"timestamp\":1000}]}";
+
+static void
+test_parse_find_build(void **state)
+{
+	char err[256];
+	int number, scanned;
+	bool older;
+
+	(void)state;
+	/* By parameter, no time bound: the whole page is looked at. */
+	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	    &older, err, sizeof(err)), JK_OK);
+	assert_int_equal(number, 1);
+	assert_int_equal(scanned, 3);
+	assert_false(older);
+	/* By queue id. */
+	assert_int_equal(jk_parse_find_build(find_json, NULL, NULL, 20, 0, &number, &scanned, &older,
+	    err, sizeof(err)), JK_OK);
+	assert_int_equal(number, 2);
+	/* Not there: every build looked at, none older than no bound. */
+	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u9", 0, 0, &number, &scanned,
+	    &older, err, sizeof(err)), JK_ENOTFOUND);
+	assert_int_equal(number, 0);
+	assert_int_equal(scanned, 3);
+	assert_false(older);
+	/* A time bound stops at the first build that started before it. */
+	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 2500, &number, &scanned,
+	    &older, err, sizeof(err)), JK_ENOTFOUND);
+	assert_int_equal(scanned, 2);
+	assert_true(older);
+	/* A build at the bound, or a match, counts before the bound does. */
+	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u2", 0, 2000, &number, &scanned,
+	    &older, err, sizeof(err)), JK_OK);
+	assert_int_equal(number, 2);
+	assert_false(older);
+	/* Only "builds" (the newest 100) is read, never "allBuilds". */
+	assert_int_equal(jk_parse_find_build("{\"allBuilds\":[{\"number\":4,\"queueId\":7}]}", NULL, NULL, 7, 0,
+	    &number, &scanned, &older, err, sizeof(err)), JK_ENOTFOUND);
+	assert_int_equal(scanned, 0);
+	/* An empty page: nothing scanned, so the caller stops paging. */
+	assert_int_equal(jk_parse_find_build("{\"builds\":[]}", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	    &older, err, sizeof(err)), JK_ENOTFOUND);
+	assert_int_equal(scanned, 0);
+	assert_int_equal(jk_parse_find_build("<html>", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	    &older, err, sizeof(err)), JK_EPROTO);
+}
+
 /* ---- node config.xml ---- */
 
 static const char node_xml[] =
@@ -1279,6 +1340,7 @@ main(void)
 		cmocka_unit_test(test_parse_build_running),
 		cmocka_unit_test(test_parse_build_finished),
 		cmocka_unit_test(test_parse_build_malformed),
+		cmocka_unit_test(test_parse_find_build),
 		cmocka_unit_test(test_parse_node_mode),
 		cmocka_unit_test(test_parse_node_mode_malformed),
 		cmocka_unit_test(test_parse_allowed_nodes),
