@@ -18,6 +18,13 @@
  *     |                    +--no room: probe-+                |
  *     +------------------ JOB_ASSIGN or NO_JOB ---------------+
  *
+ * One trap: gearmand NOOPs a sleeping connection once and then not again
+ * until it sends GRAB_JOB (is_noop_sent in gearmand's job.cc). A
+ * connection NOOPed but not grabbing since (no room) is "deaf": asleep, it
+ * would never hear of a job that arrives or is re-queued later. So a deaf
+ * connection asks again with PRE_SLEEP every DEAF_PROBE_MS, which costs
+ * gearmand a packet and the master nothing.
+ *
  * and jobs queued before a (re)connect or a registration change are seen
  * as soon as the registration is out. The master is asked for room only
  * in WAITS, so an idle node or one with nothing waiting costs it nothing.
@@ -54,6 +61,7 @@
 #include <unistd.h>
 
 #define LOOP_MS 1000
+#define DEAF_PROBE_MS 500
 /* The heartbeat's ECHO payload: its ECHO_RES is not a registration batch's (those are empty). */
 #define HEARTBEAT_TAG "jga-heartbeat"
 
@@ -72,6 +80,8 @@ struct server_conn {
 	bool              broken;      /* a reply's write failed */
 	enum conn_state   state;
 	int               reserved;    /* executor kept for the GRAB out, or -1 */
+	bool              deaf;        /* NOOPed and no GRAB since: asleep, it hears of no new job */
+	struct timespec   probe_at;    /* deaf: when to ask again with PRE_SLEEP */
 	struct gm_backoff bo;
 	struct timespec   retry_at;
 	char            **registered;  /* sorted function names, as sent */
@@ -144,6 +154,7 @@ conn_down(struct dispatch *d, struct server_conn *s, const char *why)
 	s->conn_gen++;
 	s->broken = false;
 	s->state = C_DOWN;
+	s->deaf = false;
 	node_grab_release(d->node, s->reserved);
 	s->reserved = -1;
 	s->synced = false;
@@ -459,6 +470,8 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 		}
 		break;
 	case GW_NOOP:
+		/* gearmand NOOPs a sleeper once, then not again until it GRABs. */
+		s->deaf = true;
 		if (s->state == C_SLEEPING)
 			s->state = C_WAITS;
 		break;
@@ -492,8 +505,10 @@ probe(struct dispatch *d, struct server_conn *s)
 {
 	if (gw_pre_sleep(s->c) < 0)
 		conn_down(d, s, gw_error(s->c));
-	else
+	else {
 		s->state = C_SLEEPING;
+		timespec_in(&s->probe_at, DEAF_PROBE_MS);
+	}
 }
 
 /* Connect, register, and ask gearmand whether a job waits; s->io held. */
@@ -551,7 +566,8 @@ tend_conn(struct dispatch *d, size_t i)
 				s->state = C_IDLE;
 		}
 	}
-	if (s->c && s->state == C_IDLE && s->nregistered > 0 && s->todo_at == s->ntodo)
+	if (s->c && s->nregistered > 0 && s->todo_at == s->ntodo && (s->state == C_IDLE ||
+	    (s->state == C_SLEEPING && s->deaf && timespec_passed(&s->probe_at))))
 		probe(d, s);
 }
 
@@ -584,6 +600,7 @@ maybe_grab(struct dispatch *d)
 		ex = node_grab_reserve(d->node, d->jk);
 		pthread_mutex_lock(&s->io);
 		if (ex >= 0 && s->c && s->state == C_WAITS) {
+			s->deaf = false;
 			if (gw_grab(s->c) < 0) {
 				node_grab_release(d->node, ex);
 				conn_down(d, s, gw_error(s->c));
@@ -603,13 +620,21 @@ maybe_grab(struct dispatch *d)
 	return waiting;
 }
 
-/* How long the loop may sleep: until the next look at Jenkins if a job waits. */
+/*
+ * How long the loop may sleep: until the next look at Jenkins if a job
+ * waits, the next probe of a deaf connection. Only the dispatcher thread
+ * changes a connection's state, so it reads them without their locks.
+ */
 static int
 loop_timeout(struct dispatch *d, bool waiting)
 {
 	struct timespec at, now;
 	long ms;
+	size_t i;
 
+	for (i = 0; i < d->nsc; i++)
+		if (d->sc[i].c && d->sc[i].state == C_SLEEPING && d->sc[i].deaf)
+			return DEAF_PROBE_MS;
 	if (!waiting)
 		return LOOP_MS;
 	node_recheck_time(d->node, &at);

@@ -864,7 +864,10 @@ run_job(struct executor *e, struct gw_job *job)
 	}
 	node_claim(n, &e->claim, CLAIM_NONE);
 
-	if ((je = get_build(&r, number, &b)) != JK_OK) {
+	if ((je = get_build(&r, number, &b)) == JK_ENOTFOUND) {
+		send_warning_fail(&r, "build %s #%d is gone from Jenkins (deleted as it started)", r.full, number);
+		goto out_single;
+	} else if (je != JK_OK) {
 		send_warning_fail(&r, "cannot read build %s #%d%s: %s", r.full, number, transient(je) ?
 		    " within [node] follow_timeout" : "", jk_client_error(e->jk));
 		goto out_single;

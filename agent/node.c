@@ -34,13 +34,20 @@
 
 /*
  * A job waits and the node is full: look at Jenkins again after this. It
- * bounds both the delay before a freed executor is reused and the
- * requests a waiting node makes (one a second at most).
+ * bounds both the delay before a freed executor is reused (about half of
+ * it on average) and the requests a waiting node makes: under one a
+ * second, with the looks our own events add (a build of ours ended).
  */
-#define CAPACITY_RECHECK_MS     1000
+#define CAPACITY_RECHECK_MS     1200
 #define UNREACHABLE_RECHECK_MS  2000    /* the master did not answer */
 #define QUIET_RECHECK_MS        5000    /* quieting down: it lasts, look less often */
-#define QUIET_CACHE_MS          1000    /* how long a quiet-down answer holds */
+/*
+ * How long a quiet-down answer holds. Asking costs a request per grab; a
+ * quiet-down begun meanwhile leaves at most this long of items blocked in
+ * Jenkins ([node] start_timeout refuses them). A blocked item of ours makes
+ * the next grab ask again (node_quiet_recheck).
+ */
+#define QUIET_CACHE_MS          10000
 #define NODE_ALL_BUSY           (-4)    /* internal: every executor thread has a job */
 #define MAP_CALL_TIMEOUT_MS  5000
 
@@ -242,6 +249,8 @@ master_quieting(struct node *n, struct jk_client *jk)
 	asked = n->quiet_seen.tv_sec || n->quiet_seen.tv_nsec;
 	due = n->quiet_seen;
 	due.tv_sec += QUIET_CACHE_MS / 1000;
+	if (n->quiet_stale)
+		asked = false;
 	q = n->quieting;
 	pthread_mutex_unlock(&n->lock);
 	if (asked && !timespec_passed(&due))
@@ -250,6 +259,7 @@ master_quieting(struct node *n, struct jk_client *jk)
 		return false;	/* the node look answered: a failure here is not worth a stop */
 	pthread_mutex_lock(&n->lock);
 	n->quieting = q;
+	n->quiet_stale = false;
 	clock_gettime(CLOCK_MONOTONIC, &n->quiet_seen);
 	pthread_mutex_unlock(&n->lock);
 	return q;
@@ -401,8 +411,13 @@ node_claim(struct node *n, enum node_claim *c, enum node_claim to)
 	bool freed;
 
 	pthread_mutex_lock(&n->lock);
-	/* Blocked: Jenkins may show its executor idle again. (A build that started took it.) */
+	/*
+	 * Blocked: Jenkins may show its executor idle again (a build that
+	 * started took it), and the master may be quieting down: ask again.
+	 */
 	freed = *c == CLAIM_STARTING && to == CLAIM_BLOCKED;
+	if (freed)
+		n->quiet_stale = true;
 	if (*c == CLAIM_STARTING && n->starting > 0)
 		n->starting--;
 	if (to == CLAIM_STARTING)

@@ -69,6 +69,7 @@ struct node {
 	int              grabs_out;   /* GRAB_JOBs out, each with an executor reserved */
 	bool             jobs_wait;   /* gearmand says a job waits that the node has no room for */
 	bool             quieting;    /* the master is quieting down, as last seen */
+	bool             quiet_stale; /* ask again before the next grab */
 	struct timespec  quiet_seen;  /* when quieting was last asked */
 	bool             single_use;  /* an OFFLINE_NODE_WHEN_COMPLETE build runs */
 	bool             local_offline; /* we took the node offline */

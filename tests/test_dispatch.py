@@ -156,11 +156,11 @@ def test_build_deleted_while_running_is_reported_at_once(system):
     jk = system.jenkins(fixture([n1()], [job("unit")]))
     gm = system.gearmand()
     system.coordinator(gm, jk)
-    system.node(gm, jk, "n1")
+    agent = system.node(gm, jk, "n1")
     wait_for(lambda: registered(gm, "build:unit"), what="registered")
     client = PerlClient(gm, "build:unit", json.dumps({"DURATION": "60"}), timeout=60)
     try:
-        wait_for(lambda: any(b["building"] for b in builds_of(jk, "unit")), what="build running")
+        agent.wait_log("build unit #1 started", timeout=20)
         jk.remove_job("unit")
         t0 = time.time()
         err = warning_then_fail(client.wait(30))
@@ -297,3 +297,47 @@ def test_job_assign_with_no_free_executor_keeps_the_connection(system):
         assert len(builds_of(jk, "unit")) == 1
     finally:
         proxy.close()
+
+
+def take_one_job(gm, function, timeout=10.0):
+    """A raw Gearman worker that takes one job of function and completes it at once."""
+    def packet(typ, body=b""):
+        return REQ + struct.pack(">II", typ, len(body)) + body
+    with socket.create_connection(("127.0.0.1", gm.port), timeout=timeout) as s:
+        s.sendall(packet(1, function.encode()))                 # CAN_DO
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.sendall(packet(30))                                # GRAB_JOB_UNIQ
+            head = s.recv(12, socket.MSG_WAITALL)
+            typ, n = struct.unpack(">II", head[4:12])
+            body = s.recv(n, socket.MSG_WAITALL) if n else b""
+            if typ == JOB_ASSIGN_UNIQ:
+                handle = body.split(b"\0")[0]
+                s.sendall(packet(13, handle + b"\0done"))        # WORK_COMPLETE
+                return handle
+            time.sleep(0.05)
+    raise AssertionError("no job to grab within %.0fs" % timeout)
+
+
+def test_node_told_of_a_job_it_had_no_room_for_still_hears_of_new_ones(system):
+    """gearmand NOOPs a sleeping worker once, then not again until it grabs.
+    A node that was NOOPed while full, and whose job another worker took,
+    must still take the next job once it has room."""
+    jk = system.jenkins(fixture([n1()], [job("unit"), {"name": "native", "params": [DUR], "concurrent": True}]))
+    gm = system.gearmand()
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    wait_for(lambda: registered(gm, "build:unit"), what="registered")
+    qid = jk.start_native("native", node="n1", params={"DURATION": "3"})
+    wait_for(lambda: any(b["queue_id"] == qid and b["building"] for b in jk.builds()), what="native build")
+    first = PerlClient(gm, "build:unit", "{}", timeout=30)
+    try:
+        agent.wait_log("not taking jobs: no idle executor")
+        take_one_job(gm, "build:unit")                           # someone else takes it
+        assert final_event(first.wait(20))["event"] == "complete"
+    finally:
+        first.kill()
+    wait_for(lambda: all(not b["building"] for b in jk.builds()), what="native build over")
+    ev = perl_call(gm, "build:unit", "{}", timeout=20)
+    assert final_event(ev)["event"] == "complete", (ev, agent.log()[-2000:])
+    assert len(builds_of(jk, "unit")) == 1

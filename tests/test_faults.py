@@ -336,7 +336,8 @@ def test_sigterm_while_the_master_is_slow(system):
     wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     jk.latency(8000)
     c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "0.5"}), unique="slow-1", timeout=90)
-    wait_for(lambda: any("buildWithParameters" in r["path"] for r in jk.requests()), timeout=20,
+    # Three requests before the trigger: the node's room, quiet-down, a crumb.
+    wait_for(lambda: any("buildWithParameters" in r["path"] for r in jk.requests()), timeout=40,
              what="trigger sent")
     t = time.monotonic()
     agent.signal(signal.SIGTERM)
