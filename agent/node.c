@@ -267,11 +267,13 @@ master_quieting(struct node *n, struct jk_client *jk)
 
 /* Under n->lock: say why the node takes no jobs, once per change of reason. */
 static void
-note_capacity(struct node *n, const char *why, const char *detail)
+note_capacity(struct node *n, const char *why, const char *detail, bool warn)
 {
 	if (why == n->capacity_note)
 		return;
-	if (why[0])
+	if (why[0] && warn)
+		log_warnx("not taking jobs: %s%s", why, detail);
+	else if (why[0])
 		log_info("not taking jobs: %s%s", why, detail);
 	else
 		log_info("taking jobs again%s", detail);
@@ -349,7 +351,7 @@ node_grab_reserve(struct node *n, struct jk_client *jk)
 		executor_reserve(n->ex[ex], true);
 		n->grabs_out++;
 		snprintf(detail, sizeof(detail), ": %d idle executor(s)", free_execs);
-		note_capacity(n, "", detail);
+		note_capacity(n, "", detail, false);
 	} else if (why) {
 		metrics_add(e != JK_OK ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
 		timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS :
@@ -359,7 +361,7 @@ node_grab_reserve(struct node *n, struct jk_client *jk)
 		else
 			snprintf(detail, sizeof(detail), " (%d idle, %d being started by this agent)",
 			    info.idle_executors, n->starting);
-		note_capacity(n, why, detail);
+		note_capacity(n, why, detail, e != JK_OK);
 		ex = NODE_NO_ROOM;
 	}
 	pthread_mutex_unlock(&n->lock);

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -296,6 +297,29 @@ def gearman_cli(gm, function, arg, timeout_ms=20000, unique=None):
     env.pop("GEARMAN_SERVERS", None)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 10, env=env)
     return p.returncode, p.stdout, p.stderr
+
+
+def raw_take_job(gm, function, complete=False, timeout=10.0):
+    """A raw Gearman worker that takes one job of function: with complete, it
+    answers WORK_COMPLETE at once; without, it dies holding it (gearmand
+    re-queues it, retries 1). Returns (handle, unique)."""
+    def packet(typ, body=b""):
+        return b"\0REQ" + struct.pack(">II", typ, len(body)) + body
+    with socket.create_connection(("127.0.0.1", gm.port), timeout=timeout) as s:
+        s.sendall(packet(1, function.encode()))                 # CAN_DO
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.sendall(packet(30))                                # GRAB_JOB_UNIQ
+            head = s.recv(12, socket.MSG_WAITALL)
+            typ, n = struct.unpack(">II", head[4:12])
+            body = s.recv(n, socket.MSG_WAITALL) if n else b""
+            if typ == 31:                                        # JOB_ASSIGN_UNIQ
+                handle, _, unique = body.split(b"\0")[:3]
+                if complete:
+                    s.sendall(packet(13, handle + b"\0done"))   # WORK_COMPLETE
+                return handle.decode(), unique.decode()
+            time.sleep(0.05)                                     # NO_JOB: not queued yet
+    raise AssertionError("no job to grab within %.0fs" % timeout)
 
 
 def json_docs(text):

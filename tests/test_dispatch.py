@@ -11,7 +11,7 @@ import struct
 import threading
 import time
 
-from conftest import PerlClient, final_event, perl_call, wait_for
+from conftest import PerlClient, final_event, perl_call, raw_take_job, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
@@ -299,26 +299,6 @@ def test_job_assign_with_no_free_executor_keeps_the_connection(system):
         proxy.close()
 
 
-def take_one_job(gm, function, timeout=10.0):
-    """A raw Gearman worker that takes one job of function and completes it at once."""
-    def packet(typ, body=b""):
-        return REQ + struct.pack(">II", typ, len(body)) + body
-    with socket.create_connection(("127.0.0.1", gm.port), timeout=timeout) as s:
-        s.sendall(packet(1, function.encode()))                 # CAN_DO
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s.sendall(packet(30))                                # GRAB_JOB_UNIQ
-            head = s.recv(12, socket.MSG_WAITALL)
-            typ, n = struct.unpack(">II", head[4:12])
-            body = s.recv(n, socket.MSG_WAITALL) if n else b""
-            if typ == JOB_ASSIGN_UNIQ:
-                handle = body.split(b"\0")[0]
-                s.sendall(packet(13, handle + b"\0done"))        # WORK_COMPLETE
-                return handle
-            time.sleep(0.05)
-    raise AssertionError("no job to grab within %.0fs" % timeout)
-
-
 def test_node_told_of_a_job_it_had_no_room_for_still_hears_of_new_ones(system):
     """gearmand NOOPs a sleeping worker once, then not again until it grabs.
     A node that was NOOPed while full, and whose job another worker took,
@@ -333,7 +313,7 @@ def test_node_told_of_a_job_it_had_no_room_for_still_hears_of_new_ones(system):
     first = PerlClient(gm, "build:unit", "{}", timeout=30)
     try:
         agent.wait_log("not taking jobs: no idle executor")
-        take_one_job(gm, "build:unit")                           # someone else takes it
+        raw_take_job(gm, "build:unit", complete=True)            # someone else takes it
         assert final_event(first.wait(20))["event"] == "complete"
     finally:
         first.kill()

@@ -6,11 +6,9 @@ one final answer per submission."""
 import json
 import os
 import signal
-import socket
-import struct
 import time
 
-from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, wait_for
+from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, raw_take_job, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
@@ -243,19 +241,7 @@ def test_job_requeued_to_another_agent_finds_its_build(system):
 def grab_and_drop(gm, function, timeout=10.0):
     """A raw Gearman worker that takes one job and dies before doing anything with
     it: gearmand re-queues the job (retries 1) for the next worker."""
-    def packet(typ, body=b""):
-        return b"\0REQ" + struct.pack(">II", typ, len(body)) + body
-    with socket.create_connection(("127.0.0.1", gm.port), timeout=timeout) as s:
-        s.sendall(packet(1, function.encode()))                 # CAN_DO
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            s.sendall(packet(30))                                # GRAB_JOB_UNIQ
-            head = s.recv(12, socket.MSG_WAITALL)
-            typ, n = struct.unpack(">II", head[4:12])
-            body = s.recv(n, socket.MSG_WAITALL) if n else b""
-            if typ == 31:                                        # JOB_ASSIGN_UNIQ
-                return body.split(b"\0")[2].decode()
-        raise AssertionError("no job to grab within %.0fs" % timeout)
+    return raw_take_job(gm, function, timeout=timeout)[1]
 
 
 def test_requeued_lookup_is_bounded(system):
