@@ -534,6 +534,11 @@ trigger(struct run *r, long *queue_id, int *number)
 			if (found == LOOKUP_NO_ANSWER)
 				continue;
 			uncertain = false;
+			/* Not built: wait before the next attempt, as after any failure. */
+			if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
+				e = JK_ECANCELED;
+				break;
+			}
 		}
 		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, queue_id, &existing);
 		if (e == JK_OK && existing) {
@@ -558,10 +563,13 @@ trigger(struct run *r, long *queue_id, int *number)
 		    r->job->unique[0] ? "looking for the build before retrying" : "retrying");
 		uncertain = true;
 		metrics_add("jga_jenkins_errors_total", NULL, 1);
-		if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
-			e = JK_ECANCELED;
-			break;
-		}
+		/*
+		 * Look at once, without the backoff: a build that the lost
+		 * answer made is among the job's newest now, while a busy job
+		 * can start a hundred more in a few seconds, past what the
+		 * bounded lookup reads (the soak saw it). The backoff is for a
+		 * lookup the master does not answer.
+		 */
 	}
 	jk_client_set_cancel(r->e->jk, NULL);
 	free(kv);
@@ -635,8 +643,12 @@ follow_queue(struct run *r, long qid, int *number)
 		je = jk_queue_item_get(e->jk, qid, &q);
 		if (je == JK_OK)
 			last_ok = now_ms();
-		/* Re-attaching (no pin known): the trigger that made it was checked already. */
-		if (je == JK_OK && !checked && r->pin[0]) {
+		/*
+		 * Only an item our own trigger made is checked: one we re-attach
+		 * to (found by its unique, or advertised) was checked by the agent
+		 * that triggered it, and is pinned to that agent's node.
+		 */
+		if (je == JK_OK && !checked && r->pin[0] && !r->reattached) {
 			checked = true;
 			if (!pinned(q.params, r->pin, node)) {
 				if (q.state == JK_QUEUE_STARTED)

@@ -6,6 +6,7 @@ reproduces a defect the agent had and checks what the client received and
 what Jenkins recorded.
 """
 import json
+import signal
 import socket
 import struct
 import threading
@@ -321,3 +322,33 @@ def test_node_told_of_a_job_it_had_no_room_for_still_hears_of_new_ones(system):
     ev = perl_call(gm, "build:unit", "{}", timeout=20)
     assert final_event(ev)["event"] == "complete", (ev, agent.log()[-2000:])
     assert len(builds_of(jk, "unit")) == 1
+
+
+def test_requeued_job_whose_item_waits_on_another_node_is_followed_not_cancelled(system):
+    """An agent dies while its build waits, blocked, in the Jenkins queue; the
+    job goes to an agent of another node. That agent finds the item by the
+    job's unique and follows it: the item is pinned to the first node, which
+    is right, so it must not be taken for a pin that did not hold."""
+    uniq = {"type": "string", "name": "GEARMAN_UNIQUE"}
+    fx = fixture([dict(n1(2)), {"name": "n2", "labels": "", "executors": 2, "mode": "NORMAL"}],
+                 [job("serial", concurrent=False, params=[NODE, DUR, uniq])])
+    jk = system.jenkins(fx)
+    gm = system.gearmand()
+    system.coordinator(gm, jk)
+    second = system.node(gm, jk, "n2")
+    wait_for(lambda: registered(gm, "build:serial", "n2"), what="n2 registered")
+    qid = jk.start_native("serial", node="n2", params={"DURATION": "6", "NODE": "n2"})
+    wait_for(lambda: any(b["queue_id"] == qid and b["building"] for b in jk.builds()), what="native build")
+    client = PerlClient(gm, "build:serial", json.dumps({"DURATION": "0"}), unique="moved-q", timeout=60)
+    try:
+        wait_for(lambda: any(q["params"].get("GEARMAN_UNIQUE") == "moved-q" and q["state"] == "blocked"
+                             for q in jk.queue()), what="n2's item blocked behind the native build")
+        second.stop(signal.SIGKILL)
+        first = system.node(gm, jk, "n1")
+        ev = client.wait(40)
+    finally:
+        client.kill()
+    assert final_event(ev)["event"] == "complete", (ev, first.log()[-2000:])
+    ours = [b for b in builds_of(jk, "serial") if b["params"].get("GEARMAN_UNIQUE") == "moved-q"]
+    assert len(ours) == 1 and ours[0]["node"] == "n2" and ours[0]["result"] == "SUCCESS"
+    assert "was re-queued: re-attaching to its build" in first.log()
