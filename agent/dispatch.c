@@ -105,6 +105,7 @@ struct dispatch {
 	pthread_t          thread;
 	int                wakefd;     /* eventfd */
 	struct jk_client  *jk;         /* for capacity checks */
+	bool               room_hint;  /* this loop: a job of ours ended, deaf connections ask now */
 	struct server_conn sc[CONFIG_MAX_SERVERS];
 	size_t             nsc;
 };
@@ -567,7 +568,7 @@ tend_conn(struct dispatch *d, size_t i)
 		}
 	}
 	if (s->c && s->nregistered > 0 && s->todo_at == s->ntodo && (s->state == C_IDLE ||
-	    (s->state == C_SLEEPING && s->deaf && timespec_passed(&s->probe_at))))
+	    (s->state == C_SLEEPING && s->deaf && (d->room_hint || timespec_passed(&s->probe_at)))))
 		probe(d, s);
 }
 
@@ -656,6 +657,7 @@ dispatch_thread(void *arg)
 		bool waiting = false;
 		int np = 0;
 
+		d->room_hint = node_take_room_hint(n);
 		for (i = 0; i < d->nsc; i++) {
 			pthread_mutex_lock(&d->sc[i].io);
 			tend_conn(d, i);

@@ -432,11 +432,24 @@ node_claim(struct node *n, enum node_claim *c, enum node_claim to)
 		node_wake_dispatcher(n);
 }
 
+bool
+node_take_room_hint(struct node *n)
+{
+	bool hint;
+
+	pthread_mutex_lock(&n->lock);
+	hint = n->room_hint;
+	n->room_hint = false;
+	pthread_mutex_unlock(&n->lock);
+	return hint;
+}
+
 void
 node_job_done(struct node *n, enum node_claim *c)
 {
 	node_claim(n, c, CLAIM_NONE);
 	pthread_mutex_lock(&n->lock);
+	n->room_hint = true;
 	/* An executor may be free now: look at Jenkins again at once. */
 	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
 	pthread_mutex_unlock(&n->lock);

@@ -68,6 +68,7 @@ struct node {
 	int              starting;    /* claims: jobs taken, build not started, item not blocked */
 	int              grabs_out;   /* GRAB_JOBs out, each with an executor reserved */
 	bool             jobs_wait;   /* gearmand says a job waits that the node has no room for */
+	bool             room_hint;   /* a job of ours ended: there may be room now */
 	bool             quieting;    /* the master is quieting down, as last seen */
 	bool             quiet_stale; /* ask again before the next grab */
 	struct timespec  quiet_seen;  /* when quieting was last asked */
@@ -127,6 +128,8 @@ void node_recheck_time(struct node *n, struct timespec *at);
 /* Does a job wait that the node has no room for (the dispatcher says)? */
 void node_set_jobs_wait(struct node *n, bool on);
 bool node_jobs_wait(struct node *n);
+/* Has a job of ours ended since the last call (the dispatcher's cue to ask again)? */
+bool node_take_room_hint(struct node *n);
 
 /*
  * A job's claim on an executor, kept by its executor: STARTING from
