@@ -617,6 +617,14 @@ cancel_late(struct run *r, long qid)
 	return true;
 }
 
+/* Refuse the job whose item we cancelled for not starting in time; why: Jenkins' last reason. */
+static void
+refuse_late(struct run *r, long qid, const char *why)
+{
+	send_warning_fail(r, "%s did not start within [node] start_timeout (%d s)%s%s; queue item %ld "
+	    "cancelled", r->full, r->e->node->cfg->start_timeout, why[0] ? ": " : "", why, qid);
+}
+
 /*
  * Follow a queue item until its build starts: 0 and *number, or -1 after
  * refusing the job. Bounded: an item that has not started within [node]
@@ -669,9 +677,7 @@ follow_queue(struct run *r, long qid, int *number)
 		if (je == JK_OK && q.state == JK_QUEUE_CANCELLED) {
 			jk_queue_item_free(&q);
 			if (cancelled)
-				send_warning_fail(r, "%s did not start within [node] start_timeout (%d s)%s%s; "
-				    "queue item %ld cancelled", r->full, cfg->start_timeout, why[0] ? ": " : "",
-				    why, qid);
+				refuse_late(r, qid, why);
 			else
 				send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started",
 				    qid, r->full);
@@ -692,9 +698,7 @@ follow_queue(struct run *r, long qid, int *number)
 				return 0;
 			}
 			if (cancelled) {
-				send_warning_fail(r, "%s did not start within [node] start_timeout (%d s)%s%s; "
-				    "queue item %ld cancelled", r->full, cfg->start_timeout, why[0] ? ": " : "",
-				    why, qid);
+				refuse_late(r, qid, why);
 				return -1;
 			}
 		}

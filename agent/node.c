@@ -208,19 +208,6 @@ node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn)
 	return held;
 }
 
-int
-node_free_executors(struct node *n)
-{
-	int i, free_execs = 0;
-
-	pthread_mutex_lock(&n->lock);
-	for (i = 0; n->map && i < n->nex && i < n->map->executors; i++)
-		if (n->ex[i] && executor_free(n->ex[i]))
-			free_execs++;
-	pthread_mutex_unlock(&n->lock);
-	return free_execs;
-}
-
 /* ---- capacity ---- */
 
 /* Under n->lock: a free executor thread not reserved for a GRAB, or -1. */

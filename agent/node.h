@@ -145,12 +145,10 @@ void node_set_local_offline(struct node *n);
 
 /*
  * Does an executor hold a job taken on connection (server, conn_gen) —
- * of function fn, or of any function when fn is NULL? How many executors
- * are free to take one?
+ * of function fn, or of any function when fn is NULL?
  */
 bool node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn);
 bool node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn);  /* n->lock held */
-int  node_free_executors(struct node *n);
 
 /* Wake the dispatcher and every executor (map change, shutdown). */
 void node_wake_all(struct node *n);
