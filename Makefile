@@ -53,12 +53,14 @@ DEB_VERIFY := $(patsubst %@,%@node1,$(DEB_UNITS))
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
-AGENT_SRC  := $(filter-out agent/cli.c agent/cli_%.c,$(wildcard agent/*.c))
+# One folder per program: the daemon's two roles and their shared plumbing,
+# and the client CLI (agent/README draws one build's path through them).
+AGENT_SRC  := $(wildcard agent/daemon/*.c agent/node/*.c agent/coordinator/*.c)
 AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/%.o)
-CLI_SRC    := $(wildcard agent/cli.c agent/cli_*.c)
+CLI_SRC    := $(wildcard agent/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 # Agent objects without main(), so unit tests can link the agent's logic.
-AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJ))
+AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/daemon/main.o,$(AGENT_OBJ))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -71,7 +73,7 @@ BINS := $(BUILD)/jenkins-gearman-agent $(BUILD)/jenkins-gearman
 # libFuzzer targets (clang): every parser of hostile input.
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIBSRC := $(COMMON_SRC) agent/projmap.c agent/buildref.c agent/nodemap.c
+FUZZ_LIBSRC := $(COMMON_SRC) agent/coordinator/projmap.c agent/coordinator/buildref.c agent/node/nodemap.c
 FUZZ_SECONDS ?= 600
 
 .PHONY: all deps check unit integration demo clean fuzz fuzz-build valgrind soak
@@ -146,7 +148,7 @@ demo: deps
 	$(MAKE) $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/demo.py --build $(abspath $(BUILD))
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h agent/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h agent/*/*.h)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -o $@ $< $(FUZZ_LIBSRC) $(LDLIBS)
 
@@ -177,9 +179,9 @@ install: $(BINS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR)
 	$(INSTALL) -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
-	$(INSTALL) -m 0644 agent/jenkins-gearman.1 $(DESTDIR)$(MANDIR)/man1/
-	$(INSTALL) -m 0644 agent/jenkins-gearman-agent.ini.5 $(DESTDIR)$(MANDIR)/man5/
-	$(INSTALL) -m 0644 agent/jenkins-gearman-agent.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 agent/cli/jenkins-gearman.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 agent/daemon/jenkins-gearman-agent.ini.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 agent/daemon/jenkins-gearman-agent.8 $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 0644 conf/node.ini conf/coordinator.ini $(DESTDIR)$(EXAMPLEDIR)/
 
 uninstall:

@@ -10,6 +10,9 @@
  */
 #include "jarena.h"
 
+#include "log.h"
+#include "xalloc.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,7 +75,7 @@ chunk_new(struct arena *a, size_t need)
 		size = ROUND(CHUNK_HDR + need, PAGE);
 	if ((m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) ==
 	    MAP_FAILED)
-		return NULL;
+		fatalx("out of memory (a %zu-byte JSON arena chunk)", size);
 	c = m;
 	c->used = (char *)m + CHUNK_HDR;
 	c->end = (char *)m + size;
@@ -107,12 +110,12 @@ arena_malloc(size_t n)
 	void *p;
 
 	if (!a->on)
-		return malloc(n);
-	if (n > MAX_VALUE)
+		return xmalloc(n);
+	if (n > MAX_VALUE)	/* an input bound, not memory: the parse fails */
 		return NULL;
 	need = ROUND(n ? n : 1, ALIGN);
-	if ((!c || (size_t)(c->end - c->used) < need) && !(c = chunk_new(a, need)))
-		return NULL;
+	if (!c || (size_t)(c->end - c->used) < need)
+		c = chunk_new(a, need);
 	p = c->used;
 	c->used += need;
 	UNPOISON(p, n);

@@ -58,7 +58,7 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
 
 
 def build_records(state_dir):
-    """The uniques an agent has a build record of: its journal replayed (agent/state.h)."""
+    """The uniques an agent has a build record of: its journal replayed (agent/node/state.h)."""
     live = {}
     try:
         with open(os.path.join(state_dir, "builds.jsonl")) as f:

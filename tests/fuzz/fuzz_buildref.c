@@ -1,7 +1,7 @@
-/* libFuzzer: the argument of stop:$host / set_description:$host (agent/buildref.c). */
+/* libFuzzer: the argument of stop:$host / set_description:$host (agent/coordinator/buildref.c). */
 #include <stddef.h>
 #include <stdint.h>
-#include "buildref.h"
+#include "coordinator/buildref.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,13 +1,13 @@
 /*
  * libFuzzer: the node agent's reader of the coordinator's map
- * (agent/nodemap.c), with the daemon's JSON arena installed as in the
+ * (agent/node/nodemap.c), with the daemon's JSON arena installed as in the
  * daemon (ASan poisons what the arena dropped).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include "jarena.h"
-#include "node.h"
+#include "node/node.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,8 +1,8 @@
-/* libFuzzer: a project_map:$host request against a small fixed map (agent/projmap.c). */
+/* libFuzzer: a project_map:$host request against a small fixed map (agent/coordinator/projmap.c). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include "projmap.h"
+#include "coordinator/projmap.h"
 
 static struct projmap *
 fixed_map(void)

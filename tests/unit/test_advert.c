@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "advert.h"
+#include "node/advert.h"
 
 static void
 test_prefix(void **state)

@@ -1,4 +1,4 @@
-/* Unit tests for agent/nodemap.c: reading the coordinator's answer for one node. */
+/* Unit tests for agent/node/nodemap.c: reading the coordinator's answer for one node. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "jarena.h"
-#include "node.h"
+#include "node/node.h"
 
 static struct nodemap *
 parse(const char *text, bool *unchanged, char *err, size_t errlen)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for agent/projmap.c: the eligibility and naming rules of
+ * Unit tests for agent/coordinator/projmap.c: the eligibility and naming rules of
  * gearman-plugin (reference gearman-plugin.md §2.2, every row of its
  * table) plus EXCLUSIVE, disabled, offline, allowedSlaves, no pin
  * parameter, collisions and unusable names.
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "projmap.h"
+#include "coordinator/projmap.h"
 
 /* ---- a tiny builder for Jenkins lists ---- */
 

@@ -1,4 +1,4 @@
-/* Unit tests for agent/state.c: the journal of the builds an agent started. */
+/* Unit tests for agent/node/state.c: the journal of the builds an agent started. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "state.h"
+#include "node/state.h"
 
 static char dir[64];
 

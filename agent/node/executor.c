@@ -9,14 +9,14 @@
 #include "node.h"
 
 #include "advert.h"
-#include "daemon.h"
-#include "gm.h"
+#include "daemon/daemon.h"
+#include "backoff.h"
 #include "gwconn.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
 #include "params.h"
-#include "shutdown.h"
+#include "daemon/shutdown.h"
 #include "state.h"
 
 #include <jansson.h>
@@ -200,7 +200,7 @@ struct run {
 	char             *full;     /* job full name */
 	char             *pin;
 	char             *name;     /* name reported to clients */
-	bool              gm_ok;    /* the Gearman connection still works */
+	bool              gearman_ok;    /* the Gearman connection still works */
 	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
 	struct build_rec  rec;      /* this build's record in state_dir */
 	bool              recorded;
@@ -231,7 +231,7 @@ build_event(struct run *r, enum log_level level, const char *event, int number, 
 /*
  * Send one WORK_* packet for the job on the connection it came from. Once
  * that connection is gone the job is back in gearmand's queue: nothing
- * more is sent (r->gm_ok false), the build goes on in Jenkins.
+ * more is sent (r->gearman_ok false), the build goes on in Jenkins.
  */
 static void
 reply(struct run *r, enum gw_type type, const char *data, size_t len, long long num, long long den)
@@ -240,7 +240,7 @@ reply(struct run *r, enum gw_type type, const char *data, size_t len, long long 
 	struct gw_conn *c;
 	int rc = -1;
 
-	if (!r->gm_ok)
+	if (!r->gearman_ok)
 		return;
 	if ((c = dispatch_hold(d, r->e->server, r->e->conn_gen))) {
 		const char *h = r->job->handle;
@@ -260,7 +260,7 @@ reply(struct run *r, enum gw_type type, const char *data, size_t len, long long 
 		log_warnx("%s: the gearmand connection %s came on is gone; the build goes on in Jenkins",
 		    r->e->id, r->job->handle);
 	if (rc < 0)
-		r->gm_ok = false;
+		r->gearman_ok = false;
 }
 
 static void
@@ -450,15 +450,15 @@ static int
 lookup_retrying(struct run *r, long *queue_id, int *number)
 {
 	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
-	struct gm_backoff bo;
+	struct backoff bo;
 	int rc;
 
-	gm_backoff_init(&bo, 500, 10000);
+	backoff_init(&bo, 500, 10000);
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
 	while ((rc = lookup(r, queue_id, number)) == LOOKUP_NO_ANSWER && now_ms() < deadline) {
 		log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
 		    r->job->unique, jk_client_error(r->e->jk));
-		if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
+		if (shutdown_sleep_ms(backoff_next(&bo))) {
 			rc = LOOKUP_STOPPING;
 			break;
 		}
@@ -500,7 +500,7 @@ static enum jk_err
 trigger(struct run *r, long *queue_id, int *number)
 {
 	struct jk_kv *kv = calloc(r->params.n + 2, sizeof(*kv));
-	struct gm_backoff bo;
+	struct backoff bo;
 	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
 	bool existing = false, uncertain = false;
 	enum jk_err e = JK_ETIMEOUT;
@@ -516,7 +516,7 @@ trigger(struct run *r, long *queue_id, int *number)
 		kv[nkv].name = "GEARMAN_UNIQUE";
 		kv[nkv++].value = r->job->unique;
 	}
-	gm_backoff_init(&bo, 500, 10000);
+	backoff_init(&bo, 500, 10000);
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
 	while (now_ms() < deadline) {
 		if (uncertain) {
@@ -527,7 +527,7 @@ trigger(struct run *r, long *queue_id, int *number)
 				break;
 			}
 			if (found == LOOKUP_STOPPING || (found == LOOKUP_NO_ANSWER &&
-			    shutdown_sleep_ms(gm_backoff_next(&bo)))) {
+			    shutdown_sleep_ms(backoff_next(&bo)))) {
 				e = JK_ECANCELED;
 				break;
 			}
@@ -535,7 +535,7 @@ trigger(struct run *r, long *queue_id, int *number)
 				continue;
 			uncertain = false;
 			/* Not built: wait before the next attempt, as after any failure. */
-			if (shutdown_sleep_ms(gm_backoff_next(&bo))) {
+			if (shutdown_sleep_ms(backoff_next(&bo))) {
 				e = JK_ECANCELED;
 				break;
 			}
@@ -743,7 +743,7 @@ static void
 run_job(struct executor *e, struct gw_job *job)
 {
 	struct node *n = e->node;
-	struct run r = { .e = e, .job = job, .gm_ok = true };
+	struct run r = { .e = e, .job = job, .gearman_ok = true };
 	struct jk_build b;
 	char err[1024], *doc;
 	const char *bad;
@@ -923,7 +923,7 @@ run_job(struct executor *e, struct gw_job *job)
 		while (b.building || !b.result) {
 			long long t = now_ms(), elapsed = wall_ms() - started_wall, wake;
 
-			if (r.gm_ok && t - last_status >= interval) {
+			if (r.gearman_ok && t - last_status >= interval) {
 				reply(&r, GW_WORK_STATUS, NULL, 0, elapsed > 0 ? elapsed : 0, b.estimated_ms);
 				last_status = t;
 			}
@@ -993,7 +993,7 @@ run_job(struct executor *e, struct gw_job *job)
 	{
 		char line[2400], lab[64];
 		snprintf(line, sizeof(line), "%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
-		    r.gm_ok ? "" : " (result not delivered: gearmand connection lost)");
+		    r.gearman_ok ? "" : " (result not delivered: gearmand connection lost)");
 		build_event(&r, LOG_LEVEL_INFO, "finished", number, b.result,
 		    b.duration_ms > 0 ? b.duration_ms : wall_ms() - b.timestamp_ms, line);
 		snprintf(lab, sizeof(lab), "result=\"%s\"", b.result);
@@ -1004,7 +1004,7 @@ run_job(struct executor *e, struct gw_job *job)
 	 * Delivered: forget it. Not delivered: gearmand has re-queued the job;
 	 * the record lets this agent re-attach when it gets the job back.
 	 */
-	if (r.gm_ok && r.recorded)
+	if (r.gearman_ok && r.recorded)
 		state_remove(n->state, r.rec.unique);
 	goto out;
 out_handback:
@@ -1026,7 +1026,7 @@ out_single:
 		state_remove(n->state, r.rec.unique);
 out:
 	set_follow(e, NULL);
-	if (!r.gm_ok)
+	if (!r.gearman_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
 	node_job_done(n, &e->claim);
 	jk_build_free(&b);

@@ -7,7 +7,9 @@
  * error (the build command adds 1-3 for build results).
  */
 #include "cli.h"
-#include "gm.h"
+#include "gclient.h"
+#include "log.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
@@ -153,7 +155,7 @@ cmd_map(struct cli *c, int argc, char **argv)
 	req = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	snprintf(fn, sizeof(fn), "project_map:%s", master);
-	if (gm_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
+	if (gclient_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
 	    &out, NULL, err, sizeof(err)) < 0) {
 		free(req);
 		fprintf(stderr, "jenkins-gearman: %s\n", err);
@@ -211,6 +213,8 @@ main(int argc, char **argv)
 	struct cli c = { .timeout_ms = 10000 };
 	size_t i;
 
+	log_init("jenkins-gearman", LOG_LEVEL_WARN);
+	xalloc_install_json();
 	if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
 		printf("jenkins-gearman %s\n", JGA_VERSION);
 		return 0;

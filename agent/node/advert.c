@@ -4,7 +4,7 @@
 #include "gwconn.h"
 #include "log.h"
 #include "node.h"
-#include "shutdown.h"
+#include "daemon/shutdown.h"
 #include "state.h"
 
 #include <poll.h>

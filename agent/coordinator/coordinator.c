@@ -19,18 +19,18 @@
  */
 #include "buildref.h"
 #include "config.h"
-#include "daemon.h"
-#include "gm.h"
+#include "daemon/daemon.h"
+#include "backoff.h"
 #include "jarena.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
 #include "projmap.h"
-#include "reload.h"
-#include "roles.h"
-#include "shutdown.h"
+#include "daemon/reload.h"
+#include "daemon/roles.h"
+#include "daemon/shutdown.h"
 #include "gwconn.h"
-#include "node.h"
+#include "node/node.h"
 
 #include <jansson.h>
 
@@ -544,7 +544,7 @@ struct mconn {
 	struct gw_conn   *c;
 	bool              offered;     /* project_map registered */
 	bool              reported;    /* "serving" said */
-	struct gm_backoff bo;
+	struct backoff bo;
 	struct timespec   retry_at;
 	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
 	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
@@ -558,7 +558,7 @@ mconn_down(struct mconn *mc, const char *why)
 	gw_close(mc->c);
 	mc->c = NULL;
 	mc->offered = false;
-	timespec_in(&mc->retry_at, gm_backoff_next(&mc->bo));
+	timespec_in(&mc->retry_at, backoff_next(&mc->bo));
 }
 
 /*
@@ -595,7 +595,7 @@ manager_connect(struct manager *m, struct mconn *mc, const struct config_server 
 		if (!mc->reported)
 			log_warnx("gearman %s:%d: %s; retrying", srv->host, srv->port, err);
 		mc->reported = true;
-		timespec_in(&mc->retry_at, gm_backoff_next(&mc->bo));
+		timespec_in(&mc->retry_at, backoff_next(&mc->bo));
 		return -1;
 	}
 	snprintf(fn, sizeof(fn), "stop:%s", cfg->coordinator_name);
@@ -607,7 +607,7 @@ manager_connect(struct manager *m, struct mconn *mc, const struct config_server 
 	log_info("manager %s serving project_map/stop/set_description:%s on %s", id,
 	    cfg->coordinator_name, gw_peer(mc->c));
 	mc->reported = false;
-	gm_backoff_up(&mc->bo);
+	backoff_up(&mc->bo);
 	return 0;
 fail:
 	mconn_down(mc, gw_error(mc->c));
@@ -716,7 +716,7 @@ manager_thread(void *arg)
 	memset(mc, 0, sizeof(mc));
 	m.jk = daemon_jenkins_client(cfg);
 	for (i = 0; i < n; i++)
-		gm_backoff_init(&mc[i].bo, 500, 30000);
+		backoff_init(&mc[i].bo, 500, 30000);
 	while (!shutdown_requested()) {
 		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
 

@@ -199,7 +199,7 @@ struct gw_conn  *dispatch_hold(struct dispatch *d, size_t server, unsigned conn_
 void             dispatch_release(struct dispatch *d, size_t server, bool failed);
 /* An admin command's reply on server's kept admin connection, malloc'd; NULL on error. */
 char            *dispatch_admin_ask(struct dispatch *d, size_t server, const char *cmd, int timeout_ms);
-/* gm_job_retries on server's kept admin connection (shared by the executors). */
+/* gadmin_job_retries on server's kept admin connection (shared by the executors). */
 int              dispatch_job_retries(struct dispatch *d, size_t server, const char *handle,
                      int timeout_ms);
 

@@ -42,13 +42,14 @@
  */
 #include "node.h"
 
-#include "gm.h"
+#include "backoff.h"
+#include "gadmin.h"
 #include "gwconn.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
-#include "shutdown.h"
-#include "daemon.h"
+#include "daemon/shutdown.h"
+#include "daemon/daemon.h"
 
 #include <jansson.h>
 
@@ -82,7 +83,7 @@ struct server_conn {
 	int               reserved;    /* executor kept for the GRAB out, or -1 */
 	bool              deaf;        /* NOOPed and no GRAB since: asleep, it hears of no new job */
 	struct timespec   probe_at;    /* deaf: when to ask again with PRE_SLEEP */
-	struct gm_backoff bo;
+	struct backoff bo;
 	struct timespec   retry_at;
 	char            **registered;  /* sorted function names, as sent */
 	size_t            nregistered;
@@ -96,7 +97,7 @@ struct server_conn {
 	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
 	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 	pthread_mutex_t   admin_lock;  /* admin */
-	struct gm_admin_conn *admin;   /* kept for executors' "show jobs" */
+	struct gadmin_conn *admin;   /* kept for executors' "show jobs" */
 };
 
 struct dispatch {
@@ -161,7 +162,7 @@ conn_down(struct dispatch *d, struct server_conn *s, const char *why)
 	s->synced = false;
 	s->echo_out = false;
 	forget_registration(s);
-	timespec_in(&s->retry_at, gm_backoff_next(&s->bo));
+	timespec_in(&s->retry_at, backoff_next(&s->bo));
 }
 
 struct gw_conn *
@@ -183,7 +184,7 @@ dispatch_admin_ask(struct dispatch *d, size_t server, const char *cmd, int timeo
 	char err[256], *text;
 
 	pthread_mutex_lock(&s->admin_lock);
-	text = gm_admin_conn_ask(s->admin, cmd, timeout_ms, err, sizeof(err));
+	text = gadmin_conn_ask(s->admin, cmd, timeout_ms, err, sizeof(err));
 	pthread_mutex_unlock(&s->admin_lock);
 	if (!text)
 		log_warnx("gearmand admin \"%s\": %s", cmd, err);
@@ -197,7 +198,7 @@ dispatch_job_retries(struct dispatch *d, size_t server, const char *handle, int 
 	int n;
 
 	pthread_mutex_lock(&s->admin_lock);
-	n = gm_job_retries(s->admin, handle, timeout_ms);
+	n = gadmin_job_retries(s->admin, handle, timeout_ms);
 	pthread_mutex_unlock(&s->admin_lock);
 	return n;
 }
@@ -534,7 +535,7 @@ tend_conn(struct dispatch *d, size_t i)
 		if (s->reported_down)
 			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
 		s->reported_down = false;
-		gm_backoff_up(&s->bo);
+		backoff_up(&s->bo);
 		s->state = C_IDLE;
 	}
 	if (s->c && !s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {
@@ -731,9 +732,9 @@ dispatch_start(struct node *n)
 	for (i = 0; i < d->nsc; i++) {
 		pthread_mutex_init(&d->sc[i].io, NULL);
 		pthread_mutex_init(&d->sc[i].admin_lock, NULL);
-		if (!(d->sc[i].admin = gm_admin_conn_new(cfg->servers[i].host, cfg->servers[i].port)))
+		if (!(d->sc[i].admin = gadmin_conn_new(cfg->servers[i].host, cfg->servers[i].port)))
 			fatalx("out of memory");
-		gm_backoff_init(&d->sc[i].bo, 500, 30000);
+		backoff_init(&d->sc[i].bo, 500, 30000);
 		d->sc[i].reserved = -1;
 	}
 	n->dispatch = d;
@@ -752,7 +753,7 @@ dispatch_join(struct dispatch *d)
 	for (i = 0; i < d->nsc; i++) {
 		pthread_mutex_destroy(&d->sc[i].io);
 		pthread_mutex_destroy(&d->sc[i].admin_lock);
-		gm_admin_conn_free(d->sc[i].admin);
+		gadmin_conn_free(d->sc[i].admin);
 	}
 	jk_client_free(d->jk);
 	close(d->wakefd);

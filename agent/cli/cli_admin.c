@@ -3,7 +3,8 @@
  * functions and gearmand's admin protocol, for people.
  */
 #include "cli.h"
-#include "gm.h"
+#include "gadmin.h"
+#include "gclient.h"
 
 #include <jansson.h>
 
@@ -20,7 +21,7 @@ cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
 
 	*n = 0;
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gm_admin(c->servers[i].host, c->servers[i].port, "status", 5000, err, errlen);
+		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "status", 5000, err, errlen);
 		char *line, *save = NULL;
 
 		if (!text) {
@@ -110,7 +111,7 @@ manage(struct cli *c, int argc, char **argv, bool describe)
 	a = json_dumps(arg, JSON_COMPACT);
 	json_decref(arg);
 	snprintf(fn, sizeof(fn), "%s:%s", describe ? "set_description" : "stop", master);
-	if (gm_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
+	if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
 	    err, sizeof(err)) < 0) {
 		free(a);
 		fprintf(stderr, "jenkins-gearman: %s\n", err);
@@ -188,7 +189,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	}
 	/* Who serves what: the admin "workers" list, and each coordinator's map for masters. */
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gm_admin(c->servers[i].host, c->servers[i].port, "workers", 5000, err, sizeof(err));
+		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "workers", 5000, err, sizeof(err));
 		char *line, *save = NULL;
 
 		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
@@ -203,7 +204,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 				json_t *m, *nodes, *nd;
 				size_t j;
 				snprintf(fn, sizeof(fn), "project_map:%.*s", (int)(strlen(id) - 8), id);
-				if (gm_call(c->servers, c->nservers, fn, NULL, "{}", 2, 5000, &out, NULL, e2, sizeof(e2)) == 0 &&
+				if (gclient_call(c->servers, c->nservers, fn, NULL, "{}", 2, 5000, &out, NULL, e2, sizeof(e2)) == 0 &&
 				    (m = json_loads(out, 0, NULL))) {
 					nodes = json_object_get(m, "nodes");
 					json_array_foreach(nodes, j, nd)

@@ -21,7 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gm.h"
+#include "backoff.h"
+#include "gadmin.h"
 #include "gwconn.h"
 
 /* What the server does on each connection it accepts, in order. */
@@ -119,26 +120,26 @@ static void
 test_admin_conn_kept(void **ctx)
 {
 	struct server s = { .script = { ANSWER_ALL }, .nscript = 1, .njobs = 20000 };
-	struct gm_admin_conn *a;
+	struct gadmin_conn *a;
 	char err[256], *text;
 	int i;
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
 	for (i = 0; i < 3; i++) {
-		text = gm_admin_conn_ask(a, "show jobs", 2000, err, sizeof(err));
+		text = gadmin_conn_ask(a, "show jobs", 2000, err, sizeof(err));
 		if (!text)
 			fail_msg("no reply: %s", err);
 		assert_non_null(strstr(text, "H:host:20000\t"));
 		assert_string_equal(text + strlen(text) - 3, "\n.\n");
 		free(text);
 	}
-	assert_int_equal(gm_job_retries(a, "H:host:5", 2000), 1);
-	assert_int_equal(gm_job_retries(a, "H:host:1", 2000), 0);
-	assert_int_equal(gm_job_retries(a, "H:host:20001", 2000), -1);
-	assert_int_equal(gm_job_retries(a, "H:host:2000", 2000), 1999 % 3);
-	gm_admin_conn_free(a);
+	assert_int_equal(gadmin_job_retries(a, "H:host:5", 2000), 1);
+	assert_int_equal(gadmin_job_retries(a, "H:host:1", 2000), 0);
+	assert_int_equal(gadmin_job_retries(a, "H:host:20001", 2000), -1);
+	assert_int_equal(gadmin_job_retries(a, "H:host:2000", 2000), 1999 % 3);
+	gadmin_conn_free(a);
 	server_stop(&s);
 	assert_int_equal(s.accepted, 1);
 	assert_int_equal(s.commands, 7);
@@ -150,15 +151,15 @@ test_admin_conn_replaced_after_close(void **ctx)
 {
 	struct server s = { .script = { ANSWER_ONCE_THEN_CLOSE, ANSWER_ONCE_THEN_CLOSE, ANSWER_ALL },
 			    .nscript = 3, .njobs = 3 };
-	struct gm_admin_conn *a;
+	struct gadmin_conn *a;
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
-	assert_int_equal(gm_job_retries(a, "H:host:2", 2000), 1);
-	assert_int_equal(gm_job_retries(a, "H:host:3", 2000), 2);
-	assert_int_equal(gm_job_retries(a, "H:host:2", 2000), 1);
-	gm_admin_conn_free(a);
+	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
+	assert_int_equal(gadmin_job_retries(a, "H:host:3", 2000), 2);
+	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
+	gadmin_conn_free(a);
 	server_stop(&s);
 	assert_int_equal(s.accepted, 3);
 	assert_int_equal(s.commands, 3);
@@ -172,14 +173,14 @@ static void
 test_admin_conn_replaced_after_silence(void **ctx)
 {
 	struct server s = { .script = { ANSWER_ONCE_THEN_MUTE, ANSWER_ALL }, .nscript = 2, .njobs = 3 };
-	struct gm_admin_conn *a;
+	struct gadmin_conn *a;
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
-	assert_int_equal(gm_job_retries(a, "H:host:2", 2000), 1);
-	assert_int_equal(gm_job_retries(a, "H:host:3", 300), 2);
-	gm_admin_conn_free(a);
+	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
+	assert_int_equal(gadmin_job_retries(a, "H:host:3", 300), 2);
+	gadmin_conn_free(a);
 	server_stop(&s);
 	assert_int_equal(s.accepted, 2);
 	assert_int_equal(s.commands, 3);
@@ -190,21 +191,21 @@ static void
 test_admin_conn_timeout(void **ctx)
 {
 	struct server s = { .script = { NEVER_ANSWER, ANSWER_ALL }, .nscript = 2, .njobs = 1 };
-	struct gm_admin_conn *a;
+	struct gadmin_conn *a;
 	char err[256], *text;
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
-	assert_null(gm_admin_conn_ask(a, "show jobs", 200, err, sizeof(err)));
+	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_null(gadmin_conn_ask(a, "show jobs", 200, err, sizeof(err)));
 	if (!strstr(err, "no reply to 'show jobs'"))
 		fail_msg("error '%s' does not name the missing reply", err);
-	text = gm_admin_conn_ask(a, "show jobs", 2000, err, sizeof(err));
+	text = gadmin_conn_ask(a, "show jobs", 2000, err, sizeof(err));
 	if (!text)
 		fail_msg("no reply after the timeout: %s", err);
 	assert_string_equal(text, "H:host:1\t0\t0\t0\n.\n");
 	free(text);
-	gm_admin_conn_free(a);
+	gadmin_conn_free(a);
 	server_stop(&s);
 	assert_int_equal(s.accepted, 2);
 }
@@ -214,64 +215,64 @@ static void
 test_admin_conn_refused(void **ctx)
 {
 	struct server s = { .nscript = 0 };
-	struct gm_admin_conn *a;
+	struct gadmin_conn *a;
 	char err[256];
 
 	(void)ctx;
 	server_start(&s);
 	server_stop(&s);
-	assert_non_null(a = gm_admin_conn_new("127.0.0.1", s.port));
-	assert_null(gm_admin_conn_ask(a, "show jobs", 500, err, sizeof(err)));
+	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_null(gadmin_conn_ask(a, "show jobs", 500, err, sizeof(err)));
 	assert_true(err[0] != '\0');
-	assert_int_equal(gm_job_retries(a, "H:host:1", 500), -1);
-	gm_admin_conn_free(a);
+	assert_int_equal(gadmin_job_retries(a, "H:host:1", 500), -1);
+	gadmin_conn_free(a);
 }
 
 /* Connections that drop at once: each delay about twice the last, up to the maximum. */
 static void
 test_backoff_grows_while_connections_drop(void **ctx)
 {
-	struct gm_backoff b;
+	struct backoff b;
 	long d;
 	int i;
 
 	(void)ctx;
-	gm_backoff_init(&b, 500, 30000);
+	backoff_init(&b, 500, 30000);
 	for (i = 0; i < 6; i++) {
-		gm_backoff_up(&b);          /* connected, and dropped right away */
-		d = gm_backoff_next(&b);
+		backoff_up(&b);          /* connected, and dropped right away */
+		d = backoff_next(&b);
 		assert_true(d >= (500L << i) / 2 && d <= (500L << i));
 	}
 	for (i = 0; i < 4; i++) {
-		gm_backoff_up(&b);
-		d = gm_backoff_next(&b);
+		backoff_up(&b);
+		d = backoff_next(&b);
 		assert_true(d >= 15000 && d <= 30000);
 	}
 }
 
-/* A connection that stayed up GM_BACKOFF_STABLE_MS: the next delay is the shortest again. */
+/* A connection that stayed up BACKOFF_STABLE_MS: the next delay is the shortest again. */
 static void
 test_backoff_resets_after_a_stable_connection(void **ctx)
 {
-	struct gm_backoff b;
+	struct backoff b;
 	int i;
 
 	(void)ctx;
-	gm_backoff_init(&b, 500, 30000);
+	backoff_init(&b, 500, 30000);
 	for (i = 0; i < 5; i++)
-		(void)gm_backoff_next(&b);   /* connection refused five times */
-	gm_backoff_up(&b);
-	b.up_since.tv_sec -= GM_BACKOFF_STABLE_MS / 1000 + 1;   /* up that long */
-	assert_true(gm_backoff_next(&b) <= 500);
-	assert_true(gm_backoff_next(&b) >= 500);   /* and growing again from there */
+		(void)backoff_next(&b);   /* connection refused five times */
+	backoff_up(&b);
+	b.up_since -= BACKOFF_STABLE_MS + 1000;   /* up that long */
+	assert_true(backoff_next(&b) <= 500);
+	assert_true(backoff_next(&b) >= 500);   /* and growing again from there */
 	/* Up, but for less: no reset. */
-	gm_backoff_up(&b);
-	b.up_since.tv_sec -= GM_BACKOFF_STABLE_MS / 1000 - 2;
-	assert_true(gm_backoff_next(&b) >= 1000);
+	backoff_up(&b);
+	b.up_since -= BACKOFF_STABLE_MS - 2000;
+	assert_true(backoff_next(&b) >= 1000);
 	/* A failed connect after a stable connection's loss does not reset again. */
-	assert_true(gm_backoff_next(&b) >= 2000);
-	gm_backoff_reset(&b);
-	assert_true(gm_backoff_next(&b) <= 500);
+	assert_true(backoff_next(&b) >= 2000);
+	backoff_reset(&b);
+	assert_true(backoff_next(&b) <= 500);
 }
 
 /* ---- a scripted gearmand for gwconn ---- */

@@ -10,7 +10,8 @@
  * still queued in gearmand, cancels it there; a second Ctrl-C quits at once.
  */
 #include "cli.h"
-#include "gm.h"
+#include "gadmin.h"
+#include "gclient.h"
 
 #include <libgearman/gearman.h>
 #include <jansson.h>
@@ -249,7 +250,7 @@ interrupt(struct cli *c, struct follow *f)
 		char *a = json_dumps(arg, JSON_COMPACT), fn[300];
 		snprintf(fn, sizeof(fn), "stop:%s", info_str(f, "manager"));
 		say(f, "interrupted: stopping the build (%s)", fn);
-		if (gm_call(c->servers, c->nservers, fn, NULL, a, strlen(a), 10000, &out, NULL, err, sizeof(err)) < 0)
+		if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), 10000, &out, NULL, err, sizeof(err)) < 0)
 			say(f, "could not stop it: %s", err);
 		free(out);
 		free(a);
@@ -260,7 +261,7 @@ interrupt(struct cli *c, struct follow *f)
 	if (!f->started && f->handle[0] && !f->cancelled) {
 		snprintf(cmd, sizeof(cmd), "cancel job %s", f->handle);
 		for (i = 0; i < c->nservers; i++) {
-			out = gm_admin(c->servers[i].host, c->servers[i].port, cmd, 5000, err, sizeof(err));
+			out = gadmin_ask(c->servers[i].host, c->servers[i].port, cmd, 5000, err, sizeof(err));
 			if (out && strncmp(out, "OK", 2) == 0) {
 				f->cancelled = true;
 				say(f, "interrupted: job %s cancelled while queued", f->handle);

@@ -13,14 +13,15 @@
 #include "node.h"
 
 #include "advert.h"
-#include "daemon.h"
-#include "gm.h"
+#include "daemon/daemon.h"
+#include "backoff.h"
+#include "gclient.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
-#include "reload.h"
-#include "roles.h"
-#include "shutdown.h"
+#include "daemon/reload.h"
+#include "daemon/roles.h"
+#include "daemon/shutdown.h"
 #include "state.h"
 
 #include <jansson.h>
@@ -522,12 +523,12 @@ mapper_thread(void *arg)
 {
 	struct node *n = arg;
 	const struct config *cfg = n->cfg;
-	struct gm_backoff bo;
+	struct backoff bo;
 	char fn[600], err[1024], *reply, *req;
 	bool failing = false;
 
 	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
-	gm_backoff_init(&bo, 500, 30000);
+	backoff_init(&bo, 500, 30000);
 	while (!shutdown_requested()) {
 		json_t *r = json_pack("{s:s}", "node", cfg->node_name);
 		struct nodemap *m;
@@ -539,13 +540,13 @@ mapper_thread(void *arg)
 		pthread_mutex_unlock(&n->lock);
 		req = json_dumps(r, JSON_COMPACT);
 		json_decref(r);
-		if (gm_call(cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
+		if (gclient_call(cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
 		    MAP_CALL_TIMEOUT_MS, &reply, NULL, err, sizeof(err)) < 0) {
 			if (!failing)
 				log_warnx("%s%s", err, n->map ? "; keeping the current map" :
 				    "; registering nothing until the coordinator answers");
 			failing = true;
-			wait_ms = gm_backoff_next(&bo);
+			wait_ms = backoff_next(&bo);
 		} else {
 			bool unchanged;
 
@@ -554,7 +555,7 @@ mapper_thread(void *arg)
 			if (failing)
 				log_info("coordinator %s answers again", cfg->coordinator_name);
 			failing = false;
-			gm_backoff_reset(&bo);
+			backoff_reset(&bo);
 			metrics_set("jga_map_answered_timestamp_seconds", NULL, (double)time(NULL));
 			if (m) {
 				mapper_install(n, m);

@@ -1,0 +1,154 @@
+/* gadmin: see gadmin.h. */
+#include "gadmin.h"
+
+#include "gwconn.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct gadmin_conn {
+	char *host;
+	int   port;
+	int   fd;      /* -1 until used, and after an error */
+};
+
+struct gadmin_conn *
+gadmin_conn_new(const char *host, int port)
+{
+	struct gadmin_conn *a = xcalloc(1, sizeof(*a));
+
+	a->host = xstrdup(host);
+	a->port = port;
+	a->fd = -1;
+	return a;
+}
+
+void
+gadmin_conn_free(struct gadmin_conn *a)
+{
+	if (!a)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a->host);
+	free(a);
+}
+
+/* A list ends with a "." line; a single reply is one "OK"/"ERR" line. */
+static bool
+reply_complete(const char *buf, size_t len)
+{
+	if (len == 0 || buf[len - 1] != '\n')
+		return false;
+	if (len >= 2 && buf[len - 2] == '.' && (len == 2 || buf[len - 3] == '\n'))
+		return true;
+	return !strncmp(buf, "OK", 2) || !strncmp(buf, "ERR", 3);
+}
+
+/*
+ * Send cmd on a->fd and read its whole reply. -1 with errno set (0 when
+ * the peer closed) or *timed_out; *got tells whether any byte came back.
+ */
+static char *
+ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, bool *got)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0, cl = strlen(cmd);
+	struct iovec iov[2] = { { (void *)cmd, cl }, { "\n", 1 } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	*timed_out = *got = false;
+	/* MSG_NOSIGNAL: a kept connection gearmand closed is an error here, not SIGPIPE. */
+	if (sendmsg(a->fd, &m, MSG_NOSIGNAL) != (ssize_t)cl + 1)
+		return NULL;
+	while (!reply_complete(buf, len)) {
+		struct pollfd p = { a->fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (cap - len < 4096) {
+			buf = xrealloc(buf, cap ? cap * 2 : 65536);
+			cap = cap ? cap * 2 : 65536;
+		}
+		if (poll(&p, 1, timeout_ms) <= 0) {
+			*timed_out = true;
+			goto fail;
+		}
+		if ((r = read(a->fd, buf + len, cap - len - 1)) <= 0) {
+			if (r == 0)
+				errno = 0;
+			goto fail;
+		}
+		*got = true;
+		len += (size_t)r;
+		buf[len] = '\0';
+	}
+	return buf;
+fail:
+	free(buf);
+	return NULL;
+}
+
+char *
+gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, char *err, size_t errlen)
+{
+	bool kept = a->fd >= 0, timed_out, got;
+	char *reply;
+
+	for (;;) {
+		if (a->fd < 0 && (a->fd = gw_dial(a->host, a->port, timeout_ms, err, errlen)) < 0)
+			return NULL;
+		if ((reply = ask(a, cmd, timeout_ms, &timed_out, &got)))
+			return reply;
+		if (timed_out)
+			snprintf(err, errlen, "gearmand at %s:%d: no reply to '%s'", a->host, a->port, cmd);
+		else
+			snprintf(err, errlen, "gearmand at %s:%d: %s", a->host, a->port,
+			    errno ? strerror(errno) : "connection closed");
+		/* Whatever comes later on this connection would be taken for the next reply. */
+		close(a->fd);
+		a->fd = -1;
+		/*
+		 * A kept connection that gearmand closed meanwhile (a restart), or
+		 * that a firewall dropped unseen (nothing came back in time): once
+		 * more on a new one.
+		 */
+		if (!kept || got)
+			return NULL;
+		kept = false;
+	}
+}
+
+char *
+gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
+{
+	struct gadmin_conn *a = gadmin_conn_new(host, port);
+	char *reply;
+
+	reply = gadmin_conn_ask(a, cmd, timeout_ms, err, errlen);
+	gadmin_conn_free(a);
+	return reply;
+}
+
+int
+gadmin_job_retries(struct gadmin_conn *a, const char *handle, int timeout_ms)
+{
+	char err[256], *text = gadmin_conn_ask(a, "show jobs", timeout_ms, err, sizeof(err)), *line, *save = NULL;
+	size_t hl = strlen(handle);
+	int retries = -1;
+
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, handle, hl) == 0 && line[hl] == '\t') {
+			retries = atoi(line + hl + 1);
+			break;
+		}
+	free(text);
+	return retries;
+}

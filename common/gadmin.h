@@ -1,0 +1,38 @@
+/*
+ * gadmin: gearmand's text admin protocol ("status", "workers", "show
+ * jobs"): a command, and its reply up to the closing "." line.
+ */
+#ifndef JGA_GADMIN_H
+#define JGA_GADMIN_H
+
+#include <stddef.h>
+
+/* One command on a new connection to host:port; the reply malloc'd, or NULL and err. */
+char *gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms,
+          char *err, size_t errlen);
+
+/*
+ * The same on a connection kept between commands, for one asked often (the
+ * node agent's "show jobs" for every job it takes: a connection each time
+ * cost gearmand half its CPU per job). Connects on first use. After an
+ * error or a timeout the connection is closed, as a late reply would be
+ * taken for the next command's. A kept connection that gave nothing back
+ * (gearmand closed it, or a firewall dropped it and the reply timed out)
+ * is replaced at once and the command sent again. One thread at a time
+ * per gadmin_conn.
+ */
+struct gadmin_conn;
+struct gadmin_conn *gadmin_conn_new(const char *host, int port);
+char *gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms,
+          char *err, size_t errlen);
+void  gadmin_conn_free(struct gadmin_conn *a);
+
+/*
+ * How many times gearmand has handed out the job with this handle before
+ * (its "retries": > 0 means a worker lost it and it was re-queued), from
+ * the admin "show jobs" list, which names every job gearmand holds. -1 if
+ * gearmand does not answer or lists no such job.
+ */
+int gadmin_job_retries(struct gadmin_conn *a, const char *handle, int timeout_ms);
+
+#endif
