@@ -1,20 +1,19 @@
 /*
  * jarena: a bump arena for JSON values that live for one parse.
  *
- * jk_parse_jobs parses a master's job list one entry at a time: with
- * malloc, making and freeing the hundreds of thousands of small jansson
- * values of 10,000 jobs was a third of a coordinator refresh's CPU (the
- * node agent reads its map the same way, nodemap.c; see jscan.h). With
- * the arena, a thread's jansson allocations between jarena_begin() and
- * jarena_stop() are bumped out of mmap'd chunks, and jarena_drop() drops
- * them all at once (no json_decref walk). Up to 8 MB of pages stay for
- * the next parse; jarena_free() unmaps them.
+ * A master's job list and a node's map are parsed one entry at a time
+ * (jscan.h) into hundreds of thousands of small jansson values; making
+ * and freeing each with malloc dominates the parse. With the arena, a
+ * thread's jansson allocations between jarena_begin() and jarena_stop()
+ * are bumped out of mmap'd chunks, and jarena_drop() drops them all at
+ * once (no json_decref walk). Up to 8 MB of pages stay for the next
+ * parse; jarena_free() unmaps them.
  *
  * jansson's allocation hooks are process-wide and take no context, so
  * the arena is per thread: a thread that has not begun one allocates
- * with malloc as before, and free() of anything not in the calling
- * thread's arena is free(). A tree made in the arena must not leave the
- * thread or outlive jarena_drop().
+ * with xmalloc (fatal on out of memory, xalloc.h), and free() of anything
+ * not in the calling thread's arena is free(). A tree made in the arena
+ * must not leave the thread or outlive jarena_drop().
  */
 #ifndef JGA_JARENA_H
 #define JGA_JARENA_H

@@ -1,10 +1,10 @@
 /*
  * jscan: step through a large JSON document's outer object and arrays by
  * hand, and hand jansson one value at a time, so that the document never
- * becomes one tree. A master's job list (4.5 MB of text) made 30 MB of
- * jansson values; a node's map (500 kB) made 4 MB, faulted in page by page.
- * Value by value, in a jarena (jarena.h) dropped after each, the same
- * parse touches a few pages over and over.
+ * becomes one tree: as one tree, a master's job list takes several times
+ * its text's size in jansson values, faulted in page by page. Value by
+ * value, in a jarena (jarena.h) dropped after each, the same parse touches
+ * a few pages over and over.
  *
  * jansson parses every value and member name; jscan only steps over the
  * whitespace and punctuation between them, and says where it stopped.

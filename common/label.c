@@ -16,6 +16,8 @@
  */
 #include "label.h"
 
+#include "xalloc.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,14 +85,6 @@ charpos(const char *s, size_t off)
 		if ((u[i] & 0xC0) != 0x80 || i == 0 || u[i - 1] < 0x80)
 			n++;
 	return n;
-}
-
-static int
-oom(struct parser *p)
-{
-	if (p->err && p->errlen)
-		snprintf(p->err, p->errlen, "out of memory");
-	return -1;
 }
 
 static int fail(struct parser *, size_t, const char *, ...)
@@ -307,8 +301,7 @@ emit(struct parser *p, enum op op, uint32_t atom)
 
 	if (e->ncode == e->capcode) {
 		cap = e->capcode ? e->capcode * 2 : 16;
-		if (!(n = realloc(e->code, cap * sizeof(*n))))
-			return oom(p);
+		n = xreallocarray(e->code, cap, sizeof(*n));
 		e->code = n;
 		e->capcode = cap;
 	}
@@ -337,14 +330,13 @@ hash_str(const char *s)
 }
 
 /* Double the atom hash table (or create it) and reinsert every atom. */
-static int
+static void
 rehash(struct parser *p)
 {
 	size_t cap = p->hashcap ? p->hashcap * 2 : 64, i, h;
 	uint32_t *t;
 
-	if (!(t = calloc(cap, sizeof(*t))))
-		return oom(p);
+	t = xcalloc(cap, sizeof(*t));
 	for (i = 0; i < p->e->natoms; i++) {
 		h = hash_str(p->e->atoms[i]) & (cap - 1);
 		while (t[h])
@@ -354,7 +346,6 @@ rehash(struct parser *p)
 	free(p->hash);
 	p->hash = t;
 	p->hashcap = cap;
-	return 0;
 }
 
 /*
@@ -370,8 +361,8 @@ emit_atom(struct parser *p, char *name)
 	uint32_t idx;
 	char **n;
 
-	if ((e->natoms + 1) * 2 > p->hashcap && rehash(p) == -1)
-		goto nomem;
+	if ((e->natoms + 1) * 2 > p->hashcap)
+		rehash(p);
 	h = hash_str(name) & (p->hashcap - 1);
 	while ((idx = p->hash[h]) != 0) {
 		if (strcmp(e->atoms[idx - 1], name) == 0) {
@@ -382,17 +373,13 @@ emit_atom(struct parser *p, char *name)
 	}
 	if (e->natoms == e->capatoms) {
 		cap = e->capatoms ? e->capatoms * 2 : 8;
-		if (!(n = realloc(e->atoms, cap * sizeof(*n))))
-			goto nomem;
+		n = xreallocarray(e->atoms, cap, sizeof(*n));
 		e->atoms = n;
 		e->capatoms = cap;
 	}
 	e->atoms[e->natoms++] = name;
 	p->hash[h] = (uint32_t)e->natoms;
 	return emit(p, OP_ATOM, (uint32_t)e->natoms - 1);
-nomem:
-	free(name);
-	return oom(p);
 }
 
 /* The atom a T_ATOM or T_STRING token stands for, in a new string. */
@@ -403,13 +390,12 @@ token_atom(const struct parser *p)
 	char *out, *o;
 
 	if (p->tok.type == T_ATOM)
-		return strndup(s, p->tok.len);
+		return xstrndup(s, p->tok.len);
 
 	/* Drop the quotes; the lexer already vetted every escape. */
 	s++;
 	end--;
-	if (!(out = malloc(end - s + 1)))
-		return NULL;
+	out = xmalloc((size_t)(end - s) + 1);
 	for (o = out; s < end; s++) {
 		if (*s != '\\') {
 			*o++ = *s;
@@ -463,8 +449,7 @@ parse_primary(struct parser *p, int after_not)
 		return advance(p);
 	case T_ATOM:
 	case T_STRING:
-		if (!(name = token_atom(p)))
-			return oom(p);
+		name = token_atom(p);
 		if (emit_atom(p, name) == -1)
 			return -1;
 		return advance(p);
@@ -597,10 +582,7 @@ label_parse(const char *s, char *err, size_t errlen)
 			    LABEL_MAX_LEN);
 		return NULL;
 	}
-	if (!(e = calloc(1, sizeof(*e)))) {
-		oom(&p);
-		return NULL;
-	}
+	e = xcalloc(1, sizeof(*e));
 	p.e = e;
 	if (parse_expr(&p) == -1) {
 		label_free(e);
@@ -649,8 +631,8 @@ label_eval(const struct label_expr *e, const char *const *labels, size_t n)
 
 	if (!e || e->ncode == 0)
 		return false;
-	if (e->natoms > sizeof(small) / sizeof(small[0]) && !(t = calloc(e->natoms, sizeof(bool))))
-		return false;
+	if (e->natoms > sizeof(small) / sizeof(small[0]))
+		t = xcalloc(e->natoms, sizeof(bool));
 	for (i = 0; i < e->natoms; i++)
 		t[i] = has_label(e->atoms[i], labels, n);
 	r = label_eval_atoms(e, t);
