@@ -194,7 +194,7 @@ enum run_outcome {
 	RUN_HANDED_BACK,  /* the agent stops before its build started: no answer at all */
 };
 
-/* Functions are named "build:JOB[:LABEL]" (nodemap.c). */
+/* Functions are named "build:JOB[:LABEL]" (the coordinator's projmap.c). */
 #define FUNCTION_PREFIX_LEN  (sizeof("build:") - 1)
 
 /*
@@ -223,12 +223,16 @@ enum run_outcome {
 #define LEFT_POLL_FIRST_MS    20
 #define QUEUE_POLL_MAX_MS     1000
 
-/* A build that has just started is read again this often while the master does not answer. */
+/*
+ * A build that has just started (its queue item said so) is read again
+ * this often while the master does not answer: a brief outage is waited
+ * out without delaying the build's WORK_DATA much.
+ */
 #define GET_BUILD_RETRY_MS    200
 
 /* The first look for a build's end when Jenkins has no estimate; then 2 s, 4 s ... */
 #define FOLLOW_POLL_FIRST_MS  1000
-/* The next look after one the master did not answer. */
+/* The next look after one the master did not answer: gentler on a master in trouble. */
 #define FOLLOW_RETRY_MS       2000
 /* The longest single wait while following: the clocks (status due, poll due) are read at least this often. */
 #define FOLLOW_NAP_MAX_MS     1000
@@ -240,13 +244,13 @@ struct run {
 	struct gw_job    *job;
 	struct params     params;
 	char             *full;     /* job full name */
-	char             *pin;
+	char             *pin;      /* the parameter that pins the build here ("" re-attached) */
 	char             *name;     /* name reported to clients */
 	bool              single_use;    /* OFFLINE_NODE_WHEN_COMPLETE: the node goes offline after */
 	bool              gearman_ok;    /* the Gearman connection still works */
 	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
 	struct build_rec  rec;      /* this build's record in state_dir */
-	bool              recorded;
+	bool              recorded; /* rec is in state_dir */
 	bool              requeued; /* gearmand handed the job out before */
 	bool              reattached; /* following a build that already existed */
 	long long         t_grab;   /* when the job was taken, clk_now_ms */
@@ -421,7 +425,7 @@ requeued(struct executor *e, const struct gw_job *job)
  * The job's record, if its unique has one. A re-queued job of the same
  * function is a build we started: re-attach needs only its record, not
  * the map. Otherwise it is a new job that reuses the unique of one we
- * delivered: the record is dropped (r->rec keeps what it held).
+ * delivered: the record is dropped.
  */
 static void
 take_record(struct run *r)
@@ -605,7 +609,7 @@ lookup_advert(struct run *r)
  *    have started its build. When it was first taken is unknown: the
  *    queue and the job's newest builds are searched, then what the agent
  *    that has the record advertises (lookup_advert).
- * A master that cannot tell refuses the job: a guess could build twice.
+ * When the master cannot tell, the job is refused: a guess could build twice.
  */
 static enum run_outcome
 find_build(struct run *r)
@@ -617,7 +621,7 @@ find_build(struct run *r)
 		found = lookup_advert(r);
 	if (found == LOOKUP_STOPPING)
 		return RUN_HANDED_BACK;
-	if (found < 0) {
+	if (found == LOOKUP_NO_ANSWER) {
 		send_warning_fail(r, "cannot tell whether %s was already built for unique %s: %s",
 		    r->full, r->job->unique, jk_client_error(r->e->jk));
 		return RUN_FAILED;
@@ -755,7 +759,7 @@ trigger(struct run *r)
 		 * Look at once, without the backoff: a build that the lost
 		 * answer made is among the job's newest now, while a busy job
 		 * can start a hundred more in a few seconds, past what the
-		 * bounded lookup reads (the soak saw it). The backoff is for a
+		 * bounded lookup reads. The backoff is for a
 		 * lookup the master does not answer.
 		 */
 	}
@@ -1174,7 +1178,7 @@ follow_schedule(struct follow *f, struct node *n)
 	 * A job waits for this node: the executor is worth more the sooner
 	 * its end is seen. Look again after a tenth of the time the build has
 	 * run (at least WAITING_POLL_MIN_MS), so a short build is not left
-	 * idle for seconds; a long one costs no more requests than before.
+	 * idle for seconds; a long one is looked at no more often for it.
 	 */
 	if (!node_jobs_wait(n))
 		return;
