@@ -11,6 +11,7 @@
 #include "advert.h"
 #include "daemon/daemon.h"
 #include "backoff.h"
+#include "clock.h"
 #include "gwconn.h"
 #include "jenkins.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "params.h"
 #include "daemon/shutdown.h"
 #include "state.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
@@ -54,24 +56,6 @@ struct executor {
 #define WAITING_POLL_MIN_MS 250
 
 /* ---- small helpers ---- */
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool
 executor_finished(struct executor *e)
@@ -193,20 +177,94 @@ executor_held_unique(const struct executor *e, const char *unique)
 
 /* ---- running one job ---- */
 
+/*
+ * A job runs in stages (run_job): take it; find its build or trigger
+ * one; follow the queue item until the build starts; follow the build to
+ * its end; report. A stage returns RUN_GOING to go on, or how the job
+ * ended; run_finish does what each ending leaves to do, in one place.
+ */
+
+/* How a job ended. */
+enum run_outcome {
+	RUN_GOING,        /* not yet: on to the next stage */
+	RUN_DONE,         /* the build ended; its result sent, unless the connection was lost */
+	RUN_REFUSED,      /* refused as taken (function, arguments), before Jenkins was asked:
+	                     a record it came back with stays */
+	RUN_FAILED,       /* refused once its build was asked for: its record goes */
+	RUN_HANDED_BACK,  /* the agent stops before its build started: no answer at all */
+};
+
+/* Functions are named "build:JOB[:LABEL]" (the coordinator's projmap.c). */
+#define FUNCTION_PREFIX_LEN  (sizeof("build:") - 1)
+
+/*
+ * The kept admin connection to gearmand ("show jobs", "status") answers
+ * from gearmand's memory at once; one that has not answered in 2 s is
+ * taken for stuck, and the job goes on without the answer (requeued and
+ * lookup_advert say how).
+ */
+#define GEARMAND_ASK_MS       2000
+
+/*
+ * A master that does not answer a trigger or a lookup is asked again
+ * after 0.5 s, then ever more slowly up to 10 s apart: soon enough after
+ * a blip, few enough requests over a whole [node] trigger_timeout.
+ */
+#define JENKINS_RETRY_MIN_MS  500
+#define JENKINS_RETRY_MAX_MS  10000
+
+/*
+ * A queue item is looked at often at first, the delay doubling up to 1 s:
+ * a build that starts at once is seen at once, an item that waits costs
+ * a request a second. Our own item is looked at after 5 ms; someone
+ * else's, that we wait to see leave (wait_left), after 20 ms.
+ */
+#define QUEUE_POLL_FIRST_MS   5
+#define LEFT_POLL_FIRST_MS    20
+#define QUEUE_POLL_MAX_MS     1000
+
+/*
+ * A build that has just started (its queue item said so) is read again
+ * this often while the master does not answer: a brief outage is waited
+ * out without delaying the build's WORK_DATA much.
+ */
+#define GET_BUILD_RETRY_MS    200
+
+/* The first look for a build's end when Jenkins has no estimate; then 2 s, 4 s ... */
+#define FOLLOW_POLL_FIRST_MS  1000
+/* The next look after one the master did not answer: gentler on a master in trouble. */
+#define FOLLOW_RETRY_MS       2000
+/* The longest single wait while following: the clocks (status due, poll due) are read at least this often. */
+#define FOLLOW_NAP_MAX_MS     1000
+/* While a job waits for the node, a build is looked at after this fraction of its run time. */
+#define WAITING_POLL_DIVISOR  10
+
 struct run {
 	struct executor  *e;
 	struct gw_job    *job;
 	struct params     params;
 	char             *full;     /* job full name */
-	char             *pin;
+	char             *pin;      /* the parameter that pins the build here ("" re-attached) */
 	char             *name;     /* name reported to clients */
+	bool              single_use;    /* OFFLINE_NODE_WHEN_COMPLETE: the node goes offline after */
 	bool              gearman_ok;    /* the Gearman connection still works */
 	const char       *refusal;  /* why the trigger was given up, if not Jenkins' error */
 	struct build_rec  rec;      /* this build's record in state_dir */
-	bool              recorded;
+	bool              recorded; /* rec is in state_dir */
 	bool              requeued; /* gearmand handed the job out before */
 	bool              reattached; /* following a build that already existed */
+	long long         t_grab;   /* when the job was taken, clk_now_ms */
+	long              qid;      /* its queue item, 0 until known */
+	int               number;   /* its build, 0 until it started */
+	struct jk_build   b;        /* the build, as last read */
 };
+
+/* The next delay of a doubling poll: twice delay, at most max_ms. */
+static long
+poll_next(long delay, long max_ms)
+{
+	return delay * 2 > max_ms ? max_ms : delay * 2;
+}
 
 /* One log line per build lifecycle event, with its fields (log.h). */
 static void
@@ -263,38 +321,36 @@ reply(struct run *r, enum gw_type type, const char *data, size_t len, long long 
 		r->gearman_ok = false;
 }
 
+/* Refuse the job: a "refused" event, then WORK_WARNING with why and WORK_FAIL. */
 static void
 send_warning_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 send_warning_fail(struct run *r, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], line[2400], *text;
 	va_list ap;
+	json_t *w;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	{
-		char line[2400];
-		snprintf(line, sizeof(line), "%s: refused %s: %s", r->e->id, r->job->function, msg);
-		build_event(r, LOG_LEVEL_WARN, "refused", 0, NULL, -1, line);
-	}
+	snprintf(line, sizeof(line), "%s: refused %s: %s", r->e->id, r->job->function, msg);
+	build_event(r, LOG_LEVEL_WARN, "refused", 0, NULL, -1, line);
 	metrics_add("jga_jobs_refused_total", NULL, 1);
 	/*
 	 * The warning is a JSON document: Zuul's gear client appends warnings
 	 * to the job's data and reads the last chunk as JSON on WORK_FAIL; an
-	 * object without "result" makes Zuul retry the build elsewhere.
+	 * object without "result" makes Zuul retry the build elsewhere. It is
+	 * NULL when msg is not UTF-8 (jansson refuses it): WORK_FAIL alone.
 	 */
-	{
-		json_t *w = json_pack("{s:s}", "error", msg);
-		char *text = json_dumps(w, JSON_COMPACT);
-		json_decref(w);
-		if (text)
-			reply(r, GW_WORK_WARNING, text, strlen(text), 0, 0);
-		reply(r, GW_WORK_FAIL, NULL, 0, 0, 0);
-		free(text);
-	}
+	w = json_pack("{s:s}", "error", msg);
+	text = json_dumps(w, JSON_COMPACT);
+	json_decref(w);
+	if (text)
+		reply(r, GW_WORK_WARNING, text, strlen(text), 0, 0);
+	reply(r, GW_WORK_FAIL, NULL, 0, 0, 0);
+	free(text);
 }
 
 static bool
@@ -347,30 +403,7 @@ transient(enum jk_err e)
 	return e == JK_ECONNECT || e == JK_ETIMEOUT || e == JK_ESERVER;
 }
 
-/*
- * Poll a queue item until it has left the queue (or the deadline passes).
- * false if the agent is stopping.
- */
-static bool
-wait_left(struct run *r, long qid, long long deadline)
-{
-	struct jk_queue_item q;
-	long delay = 20;
-
-	while (now_ms() < deadline) {
-		memset(&q, 0, sizeof(q));
-		if (jk_queue_item_get(r->e->jk, qid, &q) != JK_ENOTFOUND && q.state == JK_QUEUE_WAITING) {
-			jk_queue_item_free(&q);
-			if (shutdown_sleep_ms(delay))
-				return false;
-			delay = delay * 2 > 1000 ? 1000 : delay * 2;
-			continue;
-		}
-		jk_queue_item_free(&q);
-		break;
-	}
-	return !shutdown_requested();
-}
+/* ---- taking the job ---- */
 
 /*
  * Has gearmand handed this job out before (its admin "show jobs" retries)?
@@ -380,7 +413,7 @@ wait_left(struct run *r, long qid, long long deadline)
 static bool
 requeued(struct executor *e, const struct gw_job *job)
 {
-	int retries = dispatch_job_retries(e->node->dispatch, e->server, job->handle, 2000);
+	int retries = dispatch_job_retries(e->node->dispatch, e->server, job->handle, GEARMAND_ASK_MS);
 
 	if (retries < 0)
 		log_warnx("%s: gearmand does not say whether job %s (unique %s) was handed out before; "
@@ -388,8 +421,88 @@ requeued(struct executor *e, const struct gw_job *job)
 	return retries != 0;
 }
 
+/*
+ * The job's record, if its unique has one. A re-queued job of the same
+ * function is a build we started: re-attach needs only its record, not
+ * the map. Otherwise it is a new job that reuses the unique of one we
+ * delivered: the record is dropped.
+ */
+static void
+take_record(struct run *r)
+{
+	struct state *st = r->e->node->state;
+
+	if (!r->job->unique[0] || state_load(st, r->job->unique, &r->rec) != 0)
+		return;
+	if (r->requeued && strcmp(r->rec.function, r->job->function) == 0) {
+		r->recorded = true;
+		r->reattached = true;
+		r->full = xstrdup(r->rec.job);
+		r->pin = xstrdup("");
+	} else
+		state_remove(st, r->job->unique);
+}
+
+/* Clients know the job by the name in its function: its full name, or the last part of it. */
+static char *
+client_name(const struct run *r)
+{
+	const char *fn = r->job->function + FUNCTION_PREFIX_LEN, *base = strrchr(r->full, '/');
+	size_t fl = strlen(r->full);
+
+	if (strncmp(fn, r->full, fl) == 0 && (fn[fl] == '\0' || fn[fl] == ':'))
+		return xstrdup(r->full);
+	return xstrdup(base ? base + 1 : r->full);
+}
+
+/*
+ * Take the job: its record or its function's job in the map, its
+ * arguments. Refused if this worker no longer offers it or a client set
+ * what it may not.
+ */
+static enum run_outcome
+run_take(struct run *r)
+{
+	struct executor *e = r->e;
+	struct gw_job *job = r->job;
+	char err[1024];
+	const char *bad;
+
+	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
+	    job->unique, job->workload_len);
+	r->t_grab = clk_now_ms();
+	/*
+	 * Has gearmand handed this job out before (a worker died or lost its
+	 * connection)? Only then can a build of it exist already.
+	 */
+	r->requeued = job->unique[0] && requeued(e, job);
+	take_record(r);
+	if (!r->recorded && !node_lookup_function(e->node, job->function, &r->full, &r->pin)) {
+		send_warning_fail(r, "this worker no longer offers %s", job->function);
+		return RUN_REFUSED;
+	}
+	if (params_parse(job->workload, job->workload_len, &r->params, err, sizeof(err)) < 0) {
+		send_warning_fail(r, "bad argument for %s: %s", job->function, err);
+		return RUN_REFUSED;
+	}
+	if ((bad = refused_param(r))) {
+		send_warning_fail(r, "parameter \"%s\" may not be set by a client (%s)", bad,
+		    strcmp(bad, r->pin) == 0 ? "it pins the build to this node" :
+		    strcmp(bad, "GEARMAN_UNIQUE") == 0 ? "the agent sets it to the Gearman unique id" :
+		    "Jenkins' trigger endpoint reads it");
+		return RUN_REFUSED;
+	}
+	r->name = client_name(r);
+	r->single_use = is_truthy(params_get(&r->params, "OFFLINE_NODE_WHEN_COMPLETE"));
+	if (r->single_use)
+		node_set_single_use(e->node, true);
+	return RUN_GOING;
+}
+
+/* ---- finding the build ---- */
+
 /* What a lookup found. */
-#define LOOKUP_FOUND      1     /* *queue_id or *number set */
+#define LOOKUP_FOUND      1     /* r->qid or r->number set */
 #define LOOKUP_NONE       0     /* no build of this unique */
 #define LOOKUP_NO_ANSWER  (-1)  /* the master did not answer */
 #define LOOKUP_STOPPING   (-2)  /* given up: the agent is stopping */
@@ -424,17 +537,17 @@ lookup_since(const struct run *r)
  * never the job's whole history). LOOKUP_*.
  */
 static int
-lookup(struct run *r, long *queue_id, int *number)
+lookup(struct run *r)
 {
 	enum jk_err e;
 
 	if (!r->job->unique[0])
 		return LOOKUP_NONE;
 	e = jk_find_build(r->e->jk, r->full, "GEARMAN_UNIQUE", r->job->unique, 0, lookup_since(r),
-	    queue_id, number);
+	    &r->qid, &r->number);
 	if (e == JK_OK) {
 		log_info("%s: found the build of unique %s: %s %s%ld", r->e->id, r->job->unique, r->full,
-		    *number ? "#" : "queue item ", *number ? (long)*number : *queue_id);
+		    r->number ? "#" : "queue item ", r->number ? (long)r->number : r->qid);
 		return LOOKUP_FOUND;
 	}
 	return e == JK_ENOTFOUND ? LOOKUP_NONE : e == JK_ECANCELED ? LOOKUP_STOPPING : LOOKUP_NO_ANSWER;
@@ -447,15 +560,15 @@ lookup(struct run *r, long *queue_id, int *number)
  * too): the job has no running build to follow yet. LOOKUP_*.
  */
 static int
-lookup_retrying(struct run *r, long *queue_id, int *number)
+lookup_retrying(struct run *r)
 {
-	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
+	long long deadline = clk_now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
 	struct backoff bo;
 	int rc;
 
-	backoff_init(&bo, 500, 10000);
+	backoff_init(&bo, JENKINS_RETRY_MIN_MS, JENKINS_RETRY_MAX_MS);
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
-	while ((rc = lookup(r, queue_id, number)) == LOOKUP_NO_ANSWER && now_ms() < deadline) {
+	while ((rc = lookup(r)) == LOOKUP_NO_ANSWER && !clk_passed(deadline)) {
 		log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
 		    r->job->unique, jk_client_error(r->e->jk));
 		if (shutdown_sleep_ms(backoff_next(&bo))) {
@@ -473,37 +586,87 @@ lookup_retrying(struct run *r, long *queue_id, int *number)
  * when it is older than the newest builds lookup reads. LOOKUP_*.
  */
 static int
-lookup_advert(struct run *r, long *queue_id, int *number)
+lookup_advert(struct run *r)
 {
-	char *status = dispatch_admin_ask(r->e->node->dispatch, r->e->server, "status", 2000);
-	int found = status && advert_find(status, r->full, r->job->unique, queue_id, number);
+	char *status = dispatch_admin_ask(r->e->node->dispatch, r->e->server, "status", GEARMAND_ASK_MS);
+	int found = status && advert_find(status, r->full, r->job->unique, &r->qid, &r->number);
 
 	free(status);
 	if (!found)
 		return LOOKUP_NONE;
 	log_info("%s: the build of unique %s is advertised by the agent that started it: %s %s%ld",
-	    r->e->id, r->job->unique, r->full, *number ? "#" : "queue item ",
-	    *number ? (long)*number : *queue_id);
+	    r->e->id, r->job->unique, r->full, r->number ? "#" : "queue item ",
+	    r->number ? (long)r->number : r->qid);
 	return LOOKUP_FOUND;
 }
 
 /*
- * Trigger the build. Transient failures are retried for [node]
- * trigger_timeout; after one that may have reached Jenkins (a timeout, a
- * dropped connection, a 5xx), the build is looked up before any retry, so
- * a lost answer never makes a second build. 0 with *queue_id (or *number
- * when the lookup found it started), or a jk_err: JK_ECANCELED when the
- * agent is stopping (every wait and request here gives up at once then:
- * no build of the job runs yet, so the job goes back to gearmand).
+ * Look for a build the job may have already, in one of two cases:
+ *  - recorded, with neither queue item nor build: the agent was killed
+ *    between trigger and answer last time; a build it made started after
+ *    the record was written (lookup_since);
+ *  - re-queued with no record here: another agent of this master may
+ *    have started its build. When it was first taken is unknown: the
+ *    queue and the job's newest builds are searched, then what the agent
+ *    that has the record advertises (lookup_advert).
+ * When the master cannot tell, the job is refused: a guess could build twice.
  */
-static enum jk_err
-trigger(struct run *r, long *queue_id, int *number)
+static enum run_outcome
+find_build(struct run *r)
 {
-	struct jk_kv *kv = calloc(r->params.n + 2, sizeof(*kv));
-	struct backoff bo;
-	long long deadline = now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
-	bool existing = false, uncertain = false;
-	enum jk_err e = JK_ETIMEOUT;
+	bool advert = !r->recorded;
+	int found = lookup_retrying(r);
+
+	if (found == LOOKUP_NONE && advert)
+		found = lookup_advert(r);
+	if (found == LOOKUP_STOPPING)
+		return RUN_HANDED_BACK;
+	if (found == LOOKUP_NO_ANSWER) {
+		send_warning_fail(r, "cannot tell whether %s was already built for unique %s: %s",
+		    r->full, r->job->unique, jk_client_error(r->e->jk));
+		return RUN_FAILED;
+	}
+	if (found == LOOKUP_NONE && !advert)
+		log_info("%s: no build of unique %s found; triggering it", r->e->id, r->job->unique);
+	if (found == LOOKUP_FOUND && advert) {
+		r->reattached = true;
+		log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", r->e->id,
+		    r->job->function, r->job->unique);
+	}
+	return RUN_GOING;
+}
+
+/* ---- triggering it ---- */
+
+/*
+ * Poll a queue item until it has left the queue (or the deadline passes).
+ * false if the agent is stopping.
+ */
+static bool
+wait_left(struct run *r, long qid, long long deadline)
+{
+	struct jk_queue_item q;
+	long delay = LEFT_POLL_FIRST_MS;
+	bool waiting;
+
+	while (!clk_passed(deadline)) {
+		memset(&q, 0, sizeof(q));
+		waiting = jk_queue_item_get(r->e->jk, qid, &q) != JK_ENOTFOUND && q.state == JK_QUEUE_WAITING;
+		jk_queue_item_free(&q);
+		if (!waiting)
+			break;
+		if (shutdown_sleep_ms(delay))
+			return false;
+		delay = poll_next(delay, QUEUE_POLL_MAX_MS);
+	}
+	return !shutdown_requested();
+}
+
+/* The trigger's parameters (*n): the client's, the pin, GEARMAN_UNIQUE. */
+static struct jk_kv *
+trigger_params(const struct run *r, size_t *n)
+{
+	struct jk_kv *kv = xcalloc(r->params.n + 2, sizeof(*kv));
 	size_t i, nkv = 0;
 
 	for (i = 0; i < r->params.n; i++) {
@@ -516,31 +679,60 @@ trigger(struct run *r, long *queue_id, int *number)
 		kv[nkv].name = "GEARMAN_UNIQUE";
 		kv[nkv++].value = r->job->unique;
 	}
-	backoff_init(&bo, 500, 10000);
+	*n = nkv;
+	return kv;
+}
+
+/*
+ * After a trigger whose answer was lost: lookup for the build it may have
+ * made. Unless it is found (or the agent stops), the backoff's next delay
+ * is waited first, as after any failure; then LOOKUP_NONE: trigger again,
+ * LOOKUP_NO_ANSWER: look again. LOOKUP_*.
+ */
+static int
+lookup_lost(struct run *r, struct backoff *bo)
+{
+	int found = lookup(r);
+
+	if (found == LOOKUP_FOUND || found == LOOKUP_STOPPING)
+		return found;
+	if (shutdown_sleep_ms(backoff_next(bo)))
+		return LOOKUP_STOPPING;
+	return found;
+}
+
+/*
+ * Trigger the build. Transient failures are retried for [node]
+ * trigger_timeout; after one that may have reached Jenkins (a timeout, a
+ * dropped connection, a 5xx), the build is looked up before any retry, so
+ * a lost answer never makes a second build. 0 with r->qid (or r->number
+ * when the lookup found it started), or a jk_err: JK_ECANCELED when the
+ * agent is stopping (every wait and request here gives up at once then:
+ * no build of the job runs yet, so the job goes back to gearmand).
+ */
+static enum jk_err
+trigger(struct run *r)
+{
+	size_t nkv;
+	struct jk_kv *kv = trigger_params(r, &nkv);
+	long long deadline = clk_now_ms() + r->e->node->cfg->trigger_timeout * 1000LL;
+	bool existing = false, uncertain = false;
+	enum jk_err e = JK_ETIMEOUT;
+	struct backoff bo;
+	int found;
+
+	backoff_init(&bo, JENKINS_RETRY_MIN_MS, JENKINS_RETRY_MAX_MS);
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
-	while (now_ms() < deadline) {
-		if (uncertain) {
-			int found = lookup(r, queue_id, number);
-			if (found == LOOKUP_FOUND) {
-				e = JK_OK;
-				existing = false;
-				break;
-			}
-			if (found == LOOKUP_STOPPING || (found == LOOKUP_NO_ANSWER &&
-			    shutdown_sleep_ms(backoff_next(&bo)))) {
-				e = JK_ECANCELED;
-				break;
-			}
+	while (!clk_passed(deadline)) {
+		if (uncertain && (found = lookup_lost(r, &bo)) != LOOKUP_NONE) {
 			if (found == LOOKUP_NO_ANSWER)
 				continue;
-			uncertain = false;
-			/* Not built: wait before the next attempt, as after any failure. */
-			if (shutdown_sleep_ms(backoff_next(&bo))) {
-				e = JK_ECANCELED;
-				break;
-			}
+			e = found == LOOKUP_FOUND ? JK_OK : JK_ECANCELED;
+			existing = false;
+			break;
 		}
-		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, queue_id, &existing);
+		uncertain = false;
+		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, &r->qid, &existing);
 		if (e == JK_OK && existing) {
 			/*
 			 * 303: an identical item (someone else's) is queued, and
@@ -549,8 +741,8 @@ trigger(struct run *r, long *queue_id, int *number)
 			 * again.
 			 */
 			log_info("%s: %s: an identical build is already queued (item %ld); "
-			    "triggering again once it has left the queue", r->e->id, r->full, *queue_id);
-			if (!wait_left(r, *queue_id, deadline)) {
+			    "triggering again once it has left the queue", r->e->id, r->full, r->qid);
+			if (!wait_left(r, r->qid, deadline)) {
 				e = JK_ECANCELED;
 				existing = false;
 				break;
@@ -567,7 +759,7 @@ trigger(struct run *r, long *queue_id, int *number)
 		 * Look at once, without the backoff: a build that the lost
 		 * answer made is among the job's newest now, while a busy job
 		 * can start a hundred more in a few seconds, past what the
-		 * bounded lookup reads (the soak saw it). The backoff is for a
+		 * bounded lookup reads. The backoff is for a
 		 * lookup the master does not answer.
 		 */
 	}
@@ -579,6 +771,80 @@ trigger(struct run *r, long *queue_id, int *number)
 	}
 	return e;
 }
+
+/* Why trigger failed with je, for the refusal. */
+static const char *
+trigger_refusal(const struct run *r, enum jk_err je)
+{
+	const char *err = jk_client_error(r->e->jk);
+
+	if (r->refusal)
+		return r->refusal;
+	if (je == JK_ENOTFOUND)
+		return "job no longer exists on the master";
+	if (je == JK_ECONFLICT)
+		return "job is disabled";
+	return err[0] ? err : "no answer from the master within [node] trigger_timeout";
+}
+
+/*
+ * Trigger the job's build. It is recorded before the trigger, so that a
+ * restart knows to look for it, and again with its queue item.
+ */
+static enum run_outcome
+run_trigger(struct run *r)
+{
+	struct state *st = r->e->node->state;
+	enum jk_err je;
+
+	if (r->job->unique[0] && !r->recorded) {
+		snprintf(r->rec.unique, sizeof(r->rec.unique), "%s", r->job->unique);
+		snprintf(r->rec.function, sizeof(r->rec.function), "%s", r->job->function);
+		snprintf(r->rec.job, sizeof(r->rec.job), "%s", r->full);
+		r->rec.time = (time_t)(clk_wall_ms() / 1000);
+		r->recorded = state_save(st, &r->rec) == 0;
+	}
+	je = trigger(r);
+	if (je == JK_ECANCELED)
+		return RUN_HANDED_BACK;
+	if (je != JK_OK) {
+		send_warning_fail(r, "Jenkins refused to build %s: %s", r->full, trigger_refusal(r, je));
+		return RUN_FAILED;
+	}
+	if (r->recorded) {
+		r->rec.queue_id = r->qid;
+		r->rec.number = r->number;
+		state_save(st, &r->rec);
+	}
+	return RUN_GOING;
+}
+
+/*
+ * The job's build: the one it came back to (its record), one found
+ * (find_build), else a new one.
+ */
+static enum run_outcome
+run_find_or_trigger(struct run *r)
+{
+	enum run_outcome o;
+
+	/* A job that comes back with the unique of a build we started: re-attach to it. */
+	if (r->recorded) {
+		r->qid = r->rec.queue_id;
+		r->number = r->rec.number;
+		log_info("%s: %s (unique %s) came back: re-attaching to %s %s%ld", r->e->id,
+		    r->job->function, r->job->unique, r->full, r->number ? "build #" : "queue item ",
+		    r->number ? (long)r->number : r->qid);
+	}
+	if ((r->recorded && !r->qid && !r->number) || (!r->recorded && r->requeued))
+		if ((o = find_build(r)) != RUN_GOING)
+			return o;
+	if (!r->qid && !r->number)
+		return run_trigger(r);
+	return RUN_GOING;
+}
+
+/* ---- following the queue ---- */
 
 /*
  * Did Jenkins take the pin? It ignores parameters a job does not declare,
@@ -625,415 +891,441 @@ refuse_late(struct run *r, long qid, const char *why)
 	    "cancelled", r->full, r->e->node->cfg->start_timeout, why[0] ? ": " : "", why, qid);
 }
 
+/* A queue item followed until its build starts (follow_queue). */
+struct queue_watch {
+	long       qid;
+	long long  start_by;     /* cancelled if it has not started by then */
+	long long  last_ok;      /* the master's last answer */
+	bool       checked;      /* its pin has been checked */
+	bool       cancelled;    /* we cancelled it for not starting in time */
+	char       why[300];     /* why Jenkins last said it waits */
+};
+
+/* What a look at the queue item found. */
+enum queue_seen {
+	QUEUE_WAITING,     /* still queued: look again after a while */
+	QUEUE_LOOK_AGAIN,  /* look again at once */
+	QUEUE_STARTED,     /* r->number set */
+	QUEUE_REFUSED,     /* the job was refused */
+};
+
 /*
- * Follow a queue item until its build starts: 0 and *number, or -1 after
- * refusing the job. Bounded: an item that has not started within [node]
- * start_timeout is cancelled and the job refused (the client may retry
- * elsewhere); a master unreachable for [node] follow_timeout ends the job.
- * While Jenkins shows the item blocked it would not take a free executor,
- * so its claim is let go and the node's other executors take jobs.
+ * What the item Jenkins returned says. Only an item our own trigger made
+ * has its pin checked: one we re-attach to (found by its unique, or
+ * advertised) was checked by the agent that triggered it, and is pinned
+ * to that agent's node.
  */
-static int
-follow_queue(struct run *r, long qid, int *number)
+static enum queue_seen
+queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item *q)
 {
 	struct executor *e = r->e;
-	const struct config *cfg = e->node->cfg;
-	const char *node = cfg->node_name;
+	const char *node = e->node->cfg->node_name;
+
+	if (!w->checked && r->pin[0] && !r->reattached) {
+		w->checked = true;
+		if (!pinned(q->params, r->pin, node)) {
+			if (q->state == JK_QUEUE_STARTED)
+				jk_build_stop(e->jk, r->full, q->build_number);
+			else if (q->state == JK_QUEUE_WAITING)
+				jk_queue_cancel(e->jk, w->qid);
+			send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the "
+			    "build could not be pinned to %s; queue item %ld cancelled", r->full, r->pin, node,
+			    w->qid);
+			return QUEUE_REFUSED;
+		}
+	}
+	if (q->state == JK_QUEUE_STARTED) {
+		r->number = q->build_number;
+		return QUEUE_STARTED;
+	}
+	if (q->state == JK_QUEUE_CANCELLED) {
+		if (w->cancelled)
+			refuse_late(r, w->qid, w->why);
+		else
+			send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started",
+			    w->qid, r->full);
+		return QUEUE_REFUSED;
+	}
+	node_claim(e->node, &e->claim, q->blocked ? CLAIM_BLOCKED : CLAIM_STARTING);
+	if (q->why)
+		snprintf(w->why, sizeof(w->why), "%s", q->why);
+	return QUEUE_WAITING;
+}
+
+/* Jenkins no longer knows the item: expired (5 minutes after it left) or the master restarted. */
+static enum queue_seen
+queue_item_gone(struct run *r, struct queue_watch *w)
+{
+	long dummy;
+	int num = 0;
+
+	/* Ask the job. */
+	if (jk_find_build(r->e->jk, r->full, NULL, NULL, w->qid, 0, &dummy, &num) == JK_OK && num) {
+		r->number = num;
+		return QUEUE_STARTED;
+	}
+	if (w->cancelled) {
+		refuse_late(r, w->qid, w->why);
+		return QUEUE_REFUSED;
+	}
+	return QUEUE_WAITING;
+}
+
+/* One look at the queue item, and what follows from it: refusal, cancellation. */
+static enum queue_seen
+queue_look(struct run *r, struct queue_watch *w)
+{
+	const struct config *cfg = r->e->node->cfg;
+	enum queue_seen seen = QUEUE_WAITING;
 	struct jk_queue_item q;
-	long delay = 5;
-	long long start_by = now_ms() + cfg->start_timeout * 1000LL, last_ok = now_ms();
-	bool checked = false, cancelled = false;
-	char why[300] = "";
 	enum jk_err je;
 
+	memset(&q, 0, sizeof(q));
+	if ((je = jk_queue_item_get(r->e->jk, w->qid, &q)) == JK_OK) {
+		w->last_ok = clk_now_ms();
+		seen = queue_item_seen(r, w, &q);
+	}
+	jk_queue_item_free(&q);
+	if (seen == QUEUE_WAITING && je == JK_ENOTFOUND)
+		seen = queue_item_gone(r, w);
+	if (seen != QUEUE_WAITING)
+		return seen;
+	if (je != JK_OK && !transient(je)) {
+		send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", w->qid, r->full,
+		    jk_client_error(r->e->jk));
+		return QUEUE_REFUSED;
+	}
+	if (clk_now_ms() - w->last_ok > cfg->follow_timeout * 1000LL) {
+		send_warning_fail(r, "the master has not answered for [node] follow_timeout (%d s) while "
+		    "queue item %ld of %s waited: %s", cfg->follow_timeout, w->qid, r->full,
+		    jk_client_error(r->e->jk));
+		return QUEUE_REFUSED;
+	}
+	if (je == JK_OK && !w->cancelled && clk_passed(w->start_by)) {
+		w->cancelled = cancel_late(r, w->qid);
+		return QUEUE_LOOK_AGAIN;	/* it may have started meanwhile */
+	}
+	return QUEUE_WAITING;
+}
+
+/*
+ * Follow the queue item r->qid until its build starts: 0 and r->number,
+ * or -1 after refusing the job. Bounded: an item that has not started
+ * within [node] start_timeout is cancelled and the job refused (the
+ * client may retry elsewhere); a master unreachable for [node]
+ * follow_timeout ends the job. While Jenkins shows the item blocked it
+ * would not take a free executor, so its claim is let go and the node's
+ * other executors take jobs.
+ */
+static int
+follow_queue(struct run *r)
+{
+	struct queue_watch w = { .qid = r->qid };
+	long delay = QUEUE_POLL_FIRST_MS;
+	enum queue_seen seen;
+
+	w.start_by = clk_now_ms() + r->e->node->cfg->start_timeout * 1000LL;
+	w.last_ok = clk_now_ms();
 	for (;;) {
-		memset(&q, 0, sizeof(q));
-		je = jk_queue_item_get(e->jk, qid, &q);
-		if (je == JK_OK)
-			last_ok = now_ms();
-		/*
-		 * Only an item our own trigger made is checked: one we re-attach
-		 * to (found by its unique, or advertised) was checked by the agent
-		 * that triggered it, and is pinned to that agent's node.
-		 */
-		if (je == JK_OK && !checked && r->pin[0] && !r->reattached) {
-			checked = true;
-			if (!pinned(q.params, r->pin, node)) {
-				if (q.state == JK_QUEUE_STARTED)
-					jk_build_stop(e->jk, r->full, q.build_number);
-				else if (q.state == JK_QUEUE_WAITING)
-					jk_queue_cancel(e->jk, qid);
-				send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the "
-				    "build could not be pinned to %s; queue item %ld cancelled", r->full, r->pin, node, qid);
-				jk_queue_item_free(&q);
-				return -1;
-			}
-		}
-		if (je == JK_OK && q.state == JK_QUEUE_STARTED) {
-			*number = q.build_number;
-			jk_queue_item_free(&q);
+		if ((seen = queue_look(r, &w)) == QUEUE_STARTED)
 			return 0;
-		}
-		if (je == JK_OK && q.state == JK_QUEUE_CANCELLED) {
-			jk_queue_item_free(&q);
-			if (cancelled)
-				refuse_late(r, qid, why);
-			else
-				send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started",
-				    qid, r->full);
+		if (seen == QUEUE_REFUSED)
 			return -1;
-		}
-		if (je == JK_OK) {
-			node_claim(e->node, &e->claim, q.blocked ? CLAIM_BLOCKED : CLAIM_STARTING);
-			if (q.why)
-				snprintf(why, sizeof(why), "%s", q.why);
-		}
-		jk_queue_item_free(&q);
-		if (je == JK_ENOTFOUND) {
-			/* Expired (5 minutes after it left) or the master restarted: ask the job. */
-			long dummy;
-			int num = 0;
-			if (jk_find_build(e->jk, r->full, NULL, NULL, qid, 0, &dummy, &num) == JK_OK && num) {
-				*number = num;
-				return 0;
-			}
-			if (cancelled) {
-				refuse_late(r, qid, why);
-				return -1;
-			}
-		}
-		if (je != JK_OK && !transient(je)) {
-			send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", qid, r->full,
-			    jk_client_error(e->jk));
-			return -1;
-		}
-		if (now_ms() - last_ok > cfg->follow_timeout * 1000LL) {
-			send_warning_fail(r, "the master has not answered for [node] follow_timeout (%d s) while "
-			    "queue item %ld of %s waited: %s", cfg->follow_timeout, qid, r->full,
-			    jk_client_error(e->jk));
-			return -1;
-		}
-		if (je == JK_OK && !cancelled && now_ms() >= start_by) {
-			cancelled = cancel_late(r, qid);
-			continue;	/* look again at once: it may have started meanwhile */
-		}
-		/* Fast at first, so a build that starts at once is seen at once. */
+		if (seen == QUEUE_LOOK_AGAIN)
+			continue;
 		usleep((useconds_t)delay * 1000);
-		delay = delay * 2 > 1000 ? 1000 : delay * 2;
+		delay = poll_next(delay, QUEUE_POLL_MAX_MS);
 	}
 }
+
+/* Wait for the build to leave the queue; it has a number then, recorded. */
+static enum run_outcome
+run_wait_start(struct run *r)
+{
+	if (!r->number) {
+		if (follow_queue(r) < 0)
+			return RUN_FAILED;
+		if (r->recorded) {
+			r->rec.number = r->number;
+			state_save(r->e->node->state, &r->rec);
+		}
+	}
+	node_claim(r->e->node, &r->e->claim, CLAIM_NONE);
+	return RUN_GOING;
+}
+
+/* ---- following the build ---- */
 
 /*
  * Read a build that has just started. A master that does not answer is
  * asked again for [node] follow_timeout; anything else is final.
  */
 static enum jk_err
-get_build(struct run *r, int number, struct jk_build *b)
+get_build(struct run *r)
 {
-	long long give_up = now_ms() + r->e->node->cfg->follow_timeout * 1000LL;
+	long long give_up = clk_now_ms() + r->e->node->cfg->follow_timeout * 1000LL;
 	enum jk_err je;
 
-	while ((je = jk_build_get(r->e->jk, r->full, number, b)) != JK_OK && transient(je) &&
-	    now_ms() < give_up)
-		usleep(200000);
+	while ((je = jk_build_get(r->e->jk, r->full, r->number, &r->b)) != JK_OK && transient(je) &&
+	    !clk_passed(give_up))
+		usleep(GET_BUILD_RETRY_MS * 1000);
 	return je;
 }
 
+/* The build has started: read it, say so, and send WORK_DATA and a first WORK_STATUS. */
+static enum run_outcome
+run_started(struct run *r)
+{
+	char line[2400], *doc;
+	long long since;
+	enum jk_err je;
+
+	if ((je = get_build(r)) == JK_ENOTFOUND) {
+		send_warning_fail(r, "build %s #%d is gone from Jenkins (deleted as it started)", r->full,
+		    r->number);
+		return RUN_FAILED;
+	} else if (je != JK_OK) {
+		send_warning_fail(r, "cannot read build %s #%d%s: %s", r->full, r->number, transient(je) ?
+		    " within [node] follow_timeout" : "", jk_client_error(r->e->jk));
+		return RUN_FAILED;
+	}
+	snprintf(line, sizeof(line), "%s: build %s #%d %s for %s", r->e->id, r->full, r->number,
+	    r->reattached ? "re-attached" : "started", r->job->function);
+	build_event(r, LOG_LEVEL_INFO, r->reattached ? "reattached" : "started", r->number, NULL,
+	    clk_now_ms() - r->t_grab, line);
+	if (!r->reattached) {
+		metrics_add("jga_builds_started_total", NULL, 1);
+		metrics_observe("jga_dispatch_latency_seconds", (clk_now_ms() - r->t_grab) / 1000.0);
+	}
+	doc = build_json(r, &r->b, NULL);
+	reply(r, GW_WORK_DATA, doc, strlen(doc), 0, 0);
+	since = clk_wall_ms() - r->b.timestamp_ms;
+	reply(r, GW_WORK_STATUS, NULL, 0, since > 0 ? since : 0, r->b.estimated_ms);
+	free(doc);
+	return RUN_GOING;
+}
+
+/* A running build followed to its end (run_follow). */
+struct follow {
+	long       interval;      /* [node] status_interval in ms: WORK_STATUS, and a look, this often */
+	long       step;          /* the next look's distance, doubling up to interval */
+	long long  next_poll;     /* when to look at the build next */
+	long long  last_ok;       /* the master's last answer */
+	long long  last_status;   /* the last WORK_STATUS */
+	long long  started_wall;  /* the build's start, on the wall clock */
+};
+
+/* Send WORK_STATUS when it is due, then wait for the next status or look. */
+static void
+follow_wait(struct run *r, struct follow *f)
+{
+	long long t = clk_now_ms(), elapsed = clk_wall_ms() - f->started_wall, wake;
+
+	if (r->gearman_ok && t - f->last_status >= f->interval) {
+		reply(r, GW_WORK_STATUS, NULL, 0, elapsed > 0 ? elapsed : 0, r->b.estimated_ms);
+		f->last_status = t;
+	}
+	wake = f->next_poll < f->last_status + f->interval ? f->next_poll : f->last_status + f->interval;
+	/* Woken early when the node sees the build ended (node_grab_reserve). */
+	if (wake > t && follow_sleep(r->e, wake - t > FOLLOW_NAP_MAX_MS ? FOLLOW_NAP_MAX_MS : wake - t))
+		f->next_poll = clk_now_ms();
+}
+
+/*
+ * Look at the build: 1 read, 0 the master did not answer (look again in
+ * FOLLOW_RETRY_MS), -1 the job refused: the build is gone, or the master
+ * has not answered for [node] follow_timeout.
+ */
+static int
+follow_poll(struct run *r, struct follow *f)
+{
+	const struct config *cfg = r->e->node->cfg;
+	long est = r->b.estimated_ms;
+	enum jk_err je;
+
+	jk_build_free(&r->b);
+	memset(&r->b, 0, sizeof(r->b));
+	if ((je = jk_build_get(r->e->jk, r->full, r->number, &r->b)) == JK_OK) {
+		f->last_ok = clk_now_ms();
+		return 1;
+	}
+	if (je == JK_ENOTFOUND) {
+		send_warning_fail(r, "build %s #%d is gone from Jenkins (deleted while it ran)", r->full,
+		    r->number);
+		return -1;
+	}
+	if (clk_now_ms() - f->last_ok > cfg->follow_timeout * 1000LL) {
+		send_warning_fail(r, "the master has not answered for [node] follow_timeout (%d s) while "
+		    "build %s #%d ran: %s; the build goes on in Jenkins", cfg->follow_timeout, r->full,
+		    r->number, jk_client_error(r->e->jk));
+		return -1;
+	}
+	r->b.building = true;
+	r->b.estimated_ms = est;
+	f->next_poll = clk_now_ms() + FOLLOW_RETRY_MS;
+	return 0;
+}
+
+/* After a look at the running build: when to look next. */
+static void
+follow_schedule(struct follow *f, struct node *n)
+{
+	long long soon;
+
+	f->next_poll = clk_now_ms() + f->step;
+	f->step = poll_next(f->step, f->interval);
+	/*
+	 * A job waits for this node: the executor is worth more the sooner
+	 * its end is seen. Look again after a tenth of the time the build has
+	 * run (at least WAITING_POLL_MIN_MS), so a short build is not left
+	 * idle for seconds; a long one is looked at no more often for it.
+	 */
+	if (!node_jobs_wait(n))
+		return;
+	soon = (clk_wall_ms() - f->started_wall) / WAITING_POLL_DIVISOR;
+	soon = soon < WAITING_POLL_MIN_MS ? WAITING_POLL_MIN_MS : soon;
+	if (clk_now_ms() + soon < f->next_poll)
+		f->next_poll = clk_now_ms() + soon;
+}
+
+/*
+ * Follow the build to its end, through master outages. WORK_STATUS
+ * needs no request (elapsed is counted from the build's start); looks
+ * are only for the end: at Jenkins' estimate when there is one, else
+ * 1 s, 2 s, 4 s ... apart, never more than status_interval apart.
+ */
+static enum run_outcome
+run_follow(struct run *r)
+{
+	struct follow f = {
+		.interval = r->e->node->cfg->status_interval * 1000L,
+		.step = FOLLOW_POLL_FIRST_MS,
+	};
+	int polled;
+
+	f.last_status = f.last_ok = clk_now_ms();
+	f.next_poll = f.last_ok + (r->b.estimated_ms > 0 ? r->b.estimated_ms : f.step);
+	f.started_wall = r->b.timestamp_ms > 0 ? r->b.timestamp_ms : clk_wall_ms();
+	set_follow(r->e, r->b.url);
+	while (r->b.building || !r->b.result) {
+		follow_wait(r, &f);
+		if (clk_now_ms() < f.next_poll)
+			continue;
+		if ((polled = follow_poll(r, &f)) < 0)
+			return RUN_FAILED;
+		if (polled > 0)
+			follow_schedule(&f, r->e->node);
+	}
+	return RUN_GOING;
+}
+
+/* ---- reporting ---- */
+
+/* OFFLINE_NODE_WHEN_COMPLETE: the node goes offline, in Jenkins and here. */
+static void
+take_node_offline(struct run *r)
+{
+	struct node *n = r->e->node;
+	char msg[600];
+
+	snprintf(msg, sizeof(msg), "Offline due to Gearman request (OFFLINE_NODE_WHEN_COMPLETE) after %s #%d",
+	    r->full, r->number);
+	if (jk_node_set_offline(r->e->jk, n->cfg->node_name, true, msg) != JK_OK)
+		log_warnx("%s: cannot take node %s offline: %s", r->e->id, n->cfg->node_name,
+		    jk_client_error(r->e->jk));
+	else
+		log_info("node %s taken offline after single-use build %s #%d", n->cfg->node_name,
+		    r->full, r->number);
+	node_set_local_offline(n);
+}
+
+/* The build has ended: WORK_COMPLETE with its result. */
+static enum run_outcome
+run_report(struct run *r)
+{
+	const struct jk_build *b = &r->b;
+	char line[2400], lab[64], *doc;
+
+	if (r->single_use)
+		take_node_offline(r);
+	doc = build_json(r, b, b->result);
+	reply(r, GW_WORK_COMPLETE, doc, strlen(doc), 0, 0);
+	snprintf(line, sizeof(line), "%s: build %s #%d finished %s%s", r->e->id, r->full, r->number,
+	    b->result, r->gearman_ok ? "" : " (result not delivered: gearmand connection lost)");
+	build_event(r, LOG_LEVEL_INFO, "finished", r->number, b->result,
+	    b->duration_ms > 0 ? b->duration_ms : clk_wall_ms() - b->timestamp_ms, line);
+	snprintf(lab, sizeof(lab), "result=\"%s\"", b->result);
+	metrics_add("jga_builds_finished_total", lab, 1);
+	free(doc);
+	return RUN_DONE;
+}
+
+/* What the job's ending leaves to do, then what every job does at its end. */
+static void
+run_finish(struct run *r, enum run_outcome o)
+{
+	struct node *n = r->e->node;
+
+	switch (o) {
+	case RUN_DONE:
+		/*
+		 * Delivered: forget it. Not delivered: gearmand has re-queued the job;
+		 * the record lets this agent re-attach when it gets the job back.
+		 */
+		if (r->gearman_ok && r->recorded)
+			state_remove(n->state, r->rec.unique);
+		break;
+	case RUN_HANDED_BACK:
+		/*
+		 * No answer, so gearmand gives the job to another worker once
+		 * this agent's connections close. The record stays: a trigger
+		 * may have reached Jenkins, and the next taker (this agent
+		 * restarted, or any other) looks for its build first.
+		 */
+		log_info("%s: stopping: %s (unique %s) handed back to gearmand before its build started",
+		    r->e->id, r->job->function, r->job->unique);
+		if (r->single_use)
+			node_set_single_use(n, false);
+		break;
+	case RUN_FAILED:
+		if (r->single_use)
+			node_set_single_use(n, false);
+		if (r->recorded)
+			state_remove(n->state, r->rec.unique);
+		break;
+	case RUN_REFUSED:
+	case RUN_GOING:
+		break;
+	}
+	set_follow(r->e, NULL);
+	if (!r->gearman_ok)
+		log_warnx("%s: gearmand connection lost while handling %s", r->e->id, r->job->handle);
+	node_job_done(n, &r->e->claim);
+	jk_build_free(&r->b);
+	params_free(&r->params);
+	free(r->full);
+	free(r->pin);
+	free(r->name);
+}
+
+/* Run one job: its stages, until one says how it ended. */
 static void
 run_job(struct executor *e, struct gw_job *job)
 {
-	struct node *n = e->node;
 	struct run r = { .e = e, .job = job, .gearman_ok = true };
-	struct jk_build b;
-	char err[1024], *doc;
-	const char *bad;
-	bool single_use;
-	long qid = 0;
-	int number = 0;
-	long long last_status, t_grab;
-	enum jk_err je;
+	enum run_outcome o = run_take(&r);
 
-	memset(&b, 0, sizeof(b));
-	log_debug("%s: job %s %s unique=%s (%zu bytes)", e->id, job->handle, job->function,
-	    job->unique, job->workload_len);
-	t_grab = now_ms();
-	/*
-	 * Has gearmand handed this job out before (a worker died or lost its
-	 * connection)? Only then can a build of it exist already.
-	 */
-	r.requeued = job->unique[0] && requeued(e, job);
-	if (job->unique[0] && state_load(n->state, job->unique, &r.rec) == 0) {
-		if (r.requeued && strcmp(r.rec.function, job->function) == 0) {
-			/* A build we started: re-attach needs only its record, not the map. */
-			r.recorded = true;
-			r.reattached = true;
-			r.full = strdup(r.rec.job);
-			r.pin = strdup("");
-		} else    /* a new job that reuses the unique of one we delivered */
-			state_remove(n->state, job->unique);
-	}
-	if (!r.recorded && !node_lookup_function(n, job->function, &r.full, &r.pin)) {
-		send_warning_fail(&r, "this worker no longer offers %s", job->function);
-		goto out;
-	}
-	if (params_parse(job->workload, job->workload_len, &r.params, err, sizeof(err)) < 0) {
-		send_warning_fail(&r, "bad argument for %s: %s", job->function, err);
-		goto out;
-	}
-	if ((bad = refused_param(&r))) {
-		send_warning_fail(&r, "parameter \"%s\" may not be set by a client (%s)", bad,
-		    strcmp(bad, r.pin) == 0 ? "it pins the build to this node" :
-		    strcmp(bad, "GEARMAN_UNIQUE") == 0 ? "the agent sets it to the Gearman unique id" :
-		    "Jenkins' trigger endpoint reads it");
-		goto out;
-	}
-	{
-		/* Clients know the job by the name in its function. */
-		size_t fl = strlen(r.full);
-		r.name = strncmp(job->function + 6, r.full, fl) == 0 &&
-		    (job->function[6 + fl] == '\0' || job->function[6 + fl] == ':')
-		    ? strdup(r.full) : strdup(strrchr(r.full, '/') ? strrchr(r.full, '/') + 1 : r.full);
-	}
-	single_use = is_truthy(params_get(&r.params, "OFFLINE_NODE_WHEN_COMPLETE"));
-	if (single_use)
-		node_set_single_use(n, true);
-
-	/* A job that comes back with the unique of a build we started: re-attach to it. */
-	if (r.recorded) {
-		qid = r.rec.queue_id;
-		number = r.rec.number;
-		log_info("%s: %s (unique %s) came back: re-attaching to %s %s%ld", e->id, job->function,
-		    job->unique, r.full, number ? "build #" : "queue item ", number ? (long)number : qid);
-	}
-	/*
-	 * Killed between trigger and answer last time: the build may exist;
-	 * it started after the record was written (lookup_since).
-	 */
-	if (r.recorded && !qid && !number) {
-		int found = lookup_retrying(&r, &qid, &number);
-		if (found == LOOKUP_STOPPING)
-			goto out_handback;
-		if (found < 0) {
-			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
-			    r.full, job->unique, jk_client_error(e->jk));
-			goto out_single;
-		}
-		if (!found)
-			log_info("%s: no build of unique %s found; triggering it", e->id, job->unique);
-	}
-	/*
-	 * A re-queued job may have a build already, started by another agent
-	 * of this master: find it by GEARMAN_UNIQUE instead of starting a
-	 * second one. With no record of it here, when it was first taken is
-	 * unknown: the queue and the job's newest builds are searched, then
-	 * what the agent that has the record advertises.
-	 */
-	if (!r.recorded && r.requeued) {
-		int found = lookup_retrying(&r, &qid, &number);
-		if (found == LOOKUP_NONE)
-			found = lookup_advert(&r, &qid, &number);
-		if (found == LOOKUP_STOPPING)
-			goto out_handback;
-		if (found < 0) {
-			send_warning_fail(&r, "cannot tell whether %s was already built for unique %s: %s",
-			    r.full, job->unique, jk_client_error(e->jk));
-			goto out_single;
-		}
-		if (found) {
-			r.reattached = true;
-			log_info("%s: %s (unique %s) was re-queued: re-attaching to its build", e->id,
-			    job->function, job->unique);
-		}
-	}
-	if (!qid && !number) {
-		/* Recorded before the trigger, so a restart knows to look for it. */
-		if (job->unique[0] && !r.recorded) {
-			snprintf(r.rec.unique, sizeof(r.rec.unique), "%s", job->unique);
-			snprintf(r.rec.function, sizeof(r.rec.function), "%s", job->function);
-			snprintf(r.rec.job, sizeof(r.rec.job), "%s", r.full);
-			r.rec.time = time(NULL);
-			r.recorded = state_save(n->state, &r.rec) == 0;
-		}
-		je = trigger(&r, &qid, &number);
-		if (je == JK_ECANCELED)
-			goto out_handback;
-		if (je != JK_OK) {
-			const char *why = r.refusal ? r.refusal : je == JK_ENOTFOUND ? "job no longer exists on the master" :
-			    je == JK_ECONFLICT ? "job is disabled" : jk_client_error(e->jk)[0] ? jk_client_error(e->jk) :
-			    "no answer from the master within [node] trigger_timeout";
-			send_warning_fail(&r, "Jenkins refused to build %s: %s", r.full, why);
-			goto out_single;
-		}
-		if (r.recorded) {
-			r.rec.queue_id = qid;
-			r.rec.number = number;
-			state_save(n->state, &r.rec);
-		}
-	}
-	if (!number) {
-		if (follow_queue(&r, qid, &number) < 0)
-			goto out_single;
-		if (r.recorded) {
-			r.rec.number = number;
-			state_save(n->state, &r.rec);
-		}
-	}
-	node_claim(n, &e->claim, CLAIM_NONE);
-
-	if ((je = get_build(&r, number, &b)) == JK_ENOTFOUND) {
-		send_warning_fail(&r, "build %s #%d is gone from Jenkins (deleted as it started)", r.full, number);
-		goto out_single;
-	} else if (je != JK_OK) {
-		send_warning_fail(&r, "cannot read build %s #%d%s: %s", r.full, number, transient(je) ?
-		    " within [node] follow_timeout" : "", jk_client_error(e->jk));
-		goto out_single;
-	}
-	{
-		char line[2400];
-		snprintf(line, sizeof(line), "%s: build %s #%d %s for %s", e->id, r.full, number,
-		    r.reattached ? "re-attached" : "started", job->function);
-		build_event(&r, LOG_LEVEL_INFO, r.reattached ? "reattached" : "started", number,
-		    NULL, now_ms() - t_grab, line);
-	}
-	if (!r.reattached) {
-		metrics_add("jga_builds_started_total", NULL, 1);
-		metrics_observe("jga_dispatch_latency_seconds", (now_ms() - t_grab) / 1000.0);
-	}
-	doc = build_json(&r, &b, NULL);
-	reply(&r, GW_WORK_DATA, doc, strlen(doc), 0, 0);
-	reply(&r, GW_WORK_STATUS, NULL, 0, wall_ms() - b.timestamp_ms > 0 ? wall_ms() - b.timestamp_ms : 0,
-	    b.estimated_ms);
-	free(doc);
-	last_status = now_ms();
-
-	/*
-	 * Follow the build to its end, through master outages. WORK_STATUS
-	 * needs no request (elapsed is counted from the build's start); polls
-	 * only look for the end: at Jenkins' estimate when there is one, else
-	 * 1 s, 2 s, 4 s ... apart, never more than status_interval apart.
-	 */
-	{
-		long interval = e->node->cfg->status_interval * 1000L, step = 1000;
-		long long next_poll = b.estimated_ms > 0 ? now_ms() + b.estimated_ms : now_ms() + step;
-		long long last_ok = now_ms();
-		long long started_wall = b.timestamp_ms > 0 ? b.timestamp_ms : wall_ms();
-
-		set_follow(e, b.url);
-
-		while (b.building || !b.result) {
-			long long t = now_ms(), elapsed = wall_ms() - started_wall, wake;
-
-			if (r.gearman_ok && t - last_status >= interval) {
-				reply(&r, GW_WORK_STATUS, NULL, 0, elapsed > 0 ? elapsed : 0, b.estimated_ms);
-				last_status = t;
-			}
-			wake = next_poll < last_status + interval ? next_poll : last_status + interval;
-			/* Woken early when the node sees the build ended (node_grab_reserve). */
-			if (wake > t && follow_sleep(e, wake - t > 1000 ? 1000 : wake - t))
-				next_poll = now_ms();
-			if (now_ms() < next_poll)
-				continue;
-			{
-				long est = b.estimated_ms;
-				jk_build_free(&b);
-				memset(&b, 0, sizeof(b));
-				je = jk_build_get(e->jk, r.full, number, &b);
-				if (je == JK_OK)
-					last_ok = now_ms();
-				else if (je == JK_ENOTFOUND) {
-					send_warning_fail(&r, "build %s #%d is gone from Jenkins (deleted while it ran)",
-					    r.full, number);
-					goto out_single;
-				} else if (now_ms() - last_ok > n->cfg->follow_timeout * 1000LL) {
-					send_warning_fail(&r, "the master has not answered for [node] follow_timeout "
-					    "(%d s) while build %s #%d ran: %s; the build goes on in Jenkins",
-					    n->cfg->follow_timeout, r.full, number, jk_client_error(e->jk));
-					goto out_single;
-				}
-				if (je != JK_OK) {
-					b.building = true;
-					b.estimated_ms = est;
-					next_poll = now_ms() + 2000;
-					continue;
-				}
-			}
-			next_poll = now_ms() + step;
-			step = step * 2 > interval ? interval : step * 2;
-			/*
-			 * A job waits for this node: the executor is worth more
-			 * the sooner its end is seen. Look again after a tenth
-			 * of the time the build has run (at least 250 ms), so a
-			 * short build is not left idle for seconds; a long one
-			 * costs no more requests than before.
-			 */
-			if (node_jobs_wait(n)) {
-				long long soon = (wall_ms() - started_wall) / 10;
-
-				soon = soon < WAITING_POLL_MIN_MS ? WAITING_POLL_MIN_MS : soon;
-				if (now_ms() + soon < next_poll)
-					next_poll = now_ms() + soon;
-			}
-		}
-	}
-
-	if (single_use) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "Offline due to Gearman request (OFFLINE_NODE_WHEN_COMPLETE) after %s #%d",
-		    r.full, number);
-		if (jk_node_set_offline(e->jk, n->cfg->node_name, true, msg) != JK_OK)
-			log_warnx("%s: cannot take node %s offline: %s", e->id, n->cfg->node_name,
-			    jk_client_error(e->jk));
-		else
-			log_info("node %s taken offline after single-use build %s #%d", n->cfg->node_name,
-			    r.full, number);
-		node_set_local_offline(n);
-	}
-	doc = build_json(&r, &b, b.result);
-	reply(&r, GW_WORK_COMPLETE, doc, strlen(doc), 0, 0);
-	{
-		char line[2400], lab[64];
-		snprintf(line, sizeof(line), "%s: build %s #%d finished %s%s", e->id, r.full, number, b.result,
-		    r.gearman_ok ? "" : " (result not delivered: gearmand connection lost)");
-		build_event(&r, LOG_LEVEL_INFO, "finished", number, b.result,
-		    b.duration_ms > 0 ? b.duration_ms : wall_ms() - b.timestamp_ms, line);
-		snprintf(lab, sizeof(lab), "result=\"%s\"", b.result);
-		metrics_add("jga_builds_finished_total", lab, 1);
-	}
-	free(doc);
-	/*
-	 * Delivered: forget it. Not delivered: gearmand has re-queued the job;
-	 * the record lets this agent re-attach when it gets the job back.
-	 */
-	if (r.gearman_ok && r.recorded)
-		state_remove(n->state, r.rec.unique);
-	goto out;
-out_handback:
-	/*
-	 * Stopping before the build started: no answer, so gearmand gives the
-	 * job to another worker once this agent's connections close. The
-	 * record stays: a trigger may have reached Jenkins, and the next taker
-	 * (this agent restarted, or any other) looks for its build first.
-	 */
-	log_info("%s: stopping: %s (unique %s) handed back to gearmand before its build started",
-	    e->id, job->function, job->unique);
-	if (single_use)
-		node_set_single_use(n, false);
-	goto out;
-out_single:
-	if (single_use)
-		node_set_single_use(n, false);
-	if (r.recorded)
-		state_remove(n->state, r.rec.unique);
-out:
-	set_follow(e, NULL);
-	if (!r.gearman_ok)
-		log_warnx("%s: gearmand connection lost while handling %s", e->id, job->handle);
-	node_job_done(n, &e->claim);
-	jk_build_free(&b);
-	params_free(&r.params);
-	free(r.full);
-	free(r.pin);
-	free(r.name);
+	if (o == RUN_GOING)
+		o = run_find_or_trigger(&r);
+	if (o == RUN_GOING)
+		o = run_wait_start(&r);
+	if (o == RUN_GOING)
+		o = run_started(&r);
+	if (o == RUN_GOING)
+		o = run_follow(&r);
+	if (o == RUN_GOING)
+		o = run_report(&r);
+	run_finish(&r, o);
 }
 
 /* ---- the loop ---- */

@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include "log.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
@@ -46,27 +47,22 @@ find(struct state *st, const char *unique)
 	return NULL;
 }
 
-/* Replace (1) or add (0) r in memory. -1 if out of memory. */
-static int
+/* Put r in memory: true if it replaced a record, false if it was added. */
+static bool
 put(struct state *st, const struct build_rec *r)
 {
 	struct build_rec *old = find(st, r->unique);
 
 	if (old) {
 		*old = *r;
-		return 1;
+		return true;
 	}
 	if (st->n == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 16;
-		struct build_rec *v = realloc(st->rec, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		st->rec = v;
-		st->cap = cap;
+		st->cap = st->cap ? st->cap * 2 : 16;
+		st->rec = xreallocarray(st->rec, st->cap, sizeof(*st->rec));
 	}
 	st->rec[st->n++] = *r;
-	return 0;
+	return false;
 }
 
 static void
@@ -108,7 +104,11 @@ rec_parse(json_t *o, struct build_rec *r)
 	return 1;
 }
 
-/* Write o to fd as one line, after a newline if lead. Bytes written, or -1 (a short write is ENOSPC). */
+/*
+ * Write o to fd as one line, after a newline if lead, and drop o. Bytes
+ * written, or -1 (a short write is ENOSPC). o is NULL when json_pack
+ * refused a record's text (not UTF-8): nothing is written, errno ENOMEM.
+ */
 static ssize_t
 write_line(int fd, json_t *o, bool lead)
 {
@@ -215,21 +215,21 @@ read_journal(struct state *st, size_t *bad)
 	if (!(f = fopen(path, "re")))
 		return;
 	while ((len = getline(&line, &cap, f)) > 0) {
+		struct build_rec r, *old;
 		json_t *o;
+		int kind;
 
 		if (len == 1 && line[0] == '\n')
 			continue;	/* after a cut line (append) */
 		o = json_loadb(line, (size_t)len, 0, NULL);
-		struct build_rec r, *old;
-		int kind = o ? rec_parse(o, &r) : -1;
-
+		kind = o ? rec_parse(o, &r) : -1;
 		json_decref(o);
 		if (kind < 0)
 			(*bad)++;
 		else if (kind == 0 && (old = find(st, r.unique)))
 			drop(st, old);
-		else if (kind > 0 && put(st, &r) < 0)
-			(*bad)++;
+		else if (kind > 0)
+			put(st, &r);
 	}
 	free(line);
 	fclose(f);
@@ -244,7 +244,7 @@ read_old_records(struct state *st, char ***old, size_t *nold)
 
 	while (d && (de = readdir(d))) {
 		size_t l = strlen(de->d_name);
-		char path[4200], **v;
+		char path[4200];
 		struct build_rec r;
 		json_t *o;
 
@@ -253,12 +253,10 @@ read_old_records(struct state *st, char ***old, size_t *nold)
 		snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name);
 		o = json_load_file(path, 0, NULL);
 		if (o && rec_parse(o, &r) > 0 && !find(st, r.unique))
-			(void)put(st, &r);
+			put(st, &r);
 		json_decref(o);
-		if ((v = realloc(*old, (*nold + 1) * sizeof(*v))) && (v[*nold] = strdup(path)))
-			*old = v, (*nold)++;
-		else if (v)
-			*old = v;
+		*old = xreallocarray(*old, *nold + 1, sizeof(**old));
+		(*old)[(*nold)++] = xstrdup(path);
 	}
 	if (d)
 		closedir(d);
@@ -305,11 +303,7 @@ state_make_dir(const char *root, const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "[node] state_dir %s: cannot create %s: %s", dir, root, strerror(errno));
 		return -1;
 	}
-	if (!(rest = strdup(dir + rl + 1))) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	rest = xstrdup(dir + rl + 1);
 	for (comp = strtok_r(rest, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
 		/* mkdirat and O_NOFOLLOW: a symbolic link planted below root is not followed. */
 		if ((mkdirat(fd, comp, 0750) < 0 && errno != EEXIST) ||
@@ -336,16 +330,12 @@ state_make_dir(const char *root, const char *dir, char *err, size_t errlen)
 struct state *
 state_open(const char *dir, char *err, size_t errlen)
 {
-	struct state *st = calloc(1, sizeof(*st));
+	struct state *st = xcalloc(1, sizeof(*st));
 	char **old = NULL;
 	size_t nold = 0, bad = 0, i;
 	bool rewritten;
 
-	if (!st || !(st->dir = strdup(dir))) {
-		free(st);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	st->dir = xstrdup(dir);
 	st->fd = -1;
 	st->dirfd = -1;
 	pthread_mutex_init(&st->lock, NULL);
@@ -412,11 +402,8 @@ state_save(struct state *st, const struct build_rec *r)
 	maybe_rewrite(st);
 	rc = append(st, rec_json(r));
 	if (rc == 0) {
-		int replaced = put(st, r);
-
-		if (replaced < 0)
-			rc = -1;
-		st->stale += replaced > 0;	/* its previous line */
+		if (put(st, r))
+			st->stale++;	/* the replaced record's line */
 	} else
 		log_warnx("state: the build of %s is not recorded", r->unique);
 	pthread_mutex_unlock(&st->lock);
@@ -458,10 +445,9 @@ state_list(struct state *st, size_t *n)
 
 	pthread_mutex_lock(&st->lock);
 	*n = st->n;
-	if ((v = malloc((st->n ? st->n : 1) * sizeof(*v))) && st->n)
+	v = xreallocarray(NULL, st->n, sizeof(*v));
+	if (st->n)
 		memcpy(v, st->rec, st->n * sizeof(*v));
-	else if (!v)
-		*n = 0;
 	pthread_mutex_unlock(&st->lock);
 	return v;
 }

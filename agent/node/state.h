@@ -7,22 +7,24 @@
  * after the agent died or lost its connection) the agent re-attaches to
  * that build instead of starting a second one.
  *
- * The journal is append-only: one JSON line per change, one write(2) each.
- * It is rewritten (temporary file, rename) with only the live records when
- * the agent starts and whenever most of its lines are stale. A line that
+ * The journal is append-only: one JSON line per change, one write(2) each
+ * (a file per record, replaced by rename, would cost a create, a rename
+ * and an unlink per change, a large share of the agent's work). It is
+ * rewritten (temporary file, rename) with only the live records when the
+ * agent starts and whenever most of its lines are stale. A line that
  * cannot be written whole (disk full) is cut back off and the journal is
- * rewritten at the next change; until one succeeds, changes are appended. A file per
- * record, replaced by rename at each change, cost a third of the agent's
- * CPU per build (create, rename and unlink on ext4: 0.8 of 2.4 ms).
+ * rewritten at the next change; until one succeeds, changes are appended.
  *
  * No fsync: a record must outlive the agent process (the page cache does
  * that), not the machine. When the node's host goes down, the job comes
  * back re-queued, and a re-queued job is looked up on the master by its
- * GEARMAN_UNIQUE whether or not it has a record. An fsync before every
- * trigger cost 1 ms on tmpfs-backed /tmp and more on real disks.
+ * GEARMAN_UNIQUE whether or not it has a record; an fsync would put a
+ * disk flush before every trigger for nothing.
  *
  * state_dir belongs to one agent: state_open takes an flock on it.
  * Records of the file-per-build format (build-*.json) are taken over.
+ * The functions may be called from any thread (a struct state has its
+ * own lock).
  */
 #ifndef JGA_STATE_H
 #define JGA_STATE_H
@@ -33,10 +35,10 @@
 struct build_rec {
 	char   unique[128];
 	char   function[600];
-	char   job[1024];
-	long   queue_id;
+	char   job[1024];   /* the job's full name */
+	long   queue_id;    /* its queue item, 0 until known */
 	int    number;      /* 0 until the build has started */
-	time_t time;
+	time_t time;        /* when it was first recorded, wall clock, seconds */
 };
 
 struct state;
@@ -53,12 +55,16 @@ void state_close(struct state *st);
  * Below root no symbolic link is followed: one there is an error.
  */
 int  state_make_dir(const char *root, const char *dir, char *err, size_t errlen);
-/* Record r (replacing the record of its unique). -1 if it could not be written. */
+/*
+ * Record r (replacing the record of its unique). -1 if it could not be
+ * written: then it is not recorded at all, in memory either.
+ */
 int  state_save(struct state *st, const struct build_rec *r);
-/* 0 and *r if unique has a record, -1 if not. */
+/* 0 and *r if unique has a record, -1 (and *r untouched) if not. */
 int  state_load(struct state *st, const char *unique, struct build_rec *r);
+/* Forget unique's record, if it has one. */
 void state_remove(struct state *st, const char *unique);
-/* All records (malloc'd array, *n of them). */
+/* A copy of all records, *n of them; the caller frees it. */
 struct build_rec *state_list(struct state *st, size_t *n);
 
 #endif
