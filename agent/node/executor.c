@@ -439,8 +439,11 @@ take_record(struct run *r)
 		r->reattached = true;
 		r->full = xstrdup(r->rec.job);
 		r->pin = xstrdup("");
-	} else
+	} else {
+		/* Forgotten whole: its build numbers must not reach the record written before the trigger. */
 		state_remove(st, r->job->unique);
+		memset(&r->rec, 0, sizeof(r->rec));
+	}
 }
 
 /* Clients know the job by the name in its function: its full name, or the last part of it. */
