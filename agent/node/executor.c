@@ -57,7 +57,7 @@ struct executor {
 
 /* ---- small helpers ---- */
 
-/* The job's code below counts time with these (clock.h). */
+/* clock.h's clocks, under the names the job's code below uses. */
 static inline long long
 now_ms(void)
 {
