@@ -22,9 +22,10 @@
  *      lock (state.c; state_* is never called with n->lock held), each
  *      gearmand's admin connection lock (dispatch.c), and common/'s
  *      (metrics, log).
- * node_* functions take n->lock themselves, so they may be called with
- * an io lock held but not with n->lock; a function whose name ends in
- * _locked must be called with n->lock held, and takes no lock.
+ * node_* functions take n->lock themselves (node_wake_dispatcher takes
+ * none), so they may be called with an io lock held but not with n->lock;
+ * a function whose name ends in _locked must be called with n->lock held,
+ * and takes no lock.
  */
 #ifndef JGA_NODE_H
 #define JGA_NODE_H
