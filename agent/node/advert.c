@@ -6,6 +6,8 @@
 #include "node.h"
 #include "daemon/shutdown.h"
 #include "state.h"
+#include "strvec.h"
+#include "xalloc.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -14,6 +16,14 @@
 #include <string.h>
 
 #define ADVERT_NAME_MAX 400     /* "jga-build:" + 16 + ":" + 2 x 127 + ":" + "n" + 19 */
+#define ADVERT_SUFFIX_MAX 32    /* the last part: 'n' or 'q' and a number of up to 19 digits */
+/* How often registrations are brought in line with the records: each pass copies them (state_list). */
+#define ADVERT_SYNC_MS 1000
+/* A gearmand that does not accept within this is tried again at the next pass. */
+#define ADVERT_CONNECT_MS 2000
+/* FNV-1a, 64 bits: the published offset basis and prime. */
+#define FNV64_OFFSET 1469598103934665603ULL
+#define FNV64_PRIME  1099511628211ULL
 
 struct advert_conn {
 	struct gw_conn *c;
@@ -32,10 +42,10 @@ struct advert {
 static unsigned long long
 job_hash(const char *job)
 {
-	unsigned long long h = 1469598103934665603ULL;
+	unsigned long long h = FNV64_OFFSET;
 
 	for (; *job; job++)
-		h = (h ^ (unsigned char)*job) * 1099511628211ULL;
+		h = (h ^ (unsigned char)*job) * FNV64_PRIME;
 	return h;
 }
 
@@ -86,14 +96,10 @@ advert_find(const char *status, const char *job, const char *unique, long *queue
 static void
 conn_reset(struct advert_conn *ac)
 {
-	size_t i;
-
 	if (ac->c)
 		gw_close(ac->c);
 	ac->c = NULL;
-	for (i = 0; i < ac->n; i++)
-		free(ac->names[i]);
-	free(ac->names);
+	strv_free(ac->names, ac->n);
 	ac->names = NULL;
 	ac->n = 0;
 }
@@ -132,29 +138,21 @@ wanted(struct advert *a, size_t *nw)
 
 	*nw = 0;
 	recs = state_list(n->state, &nrec);
-	if (!(v = calloc(nrec + 1, sizeof(*v))))
-		fatalx("out of memory");
-	pthread_mutex_lock(&n->lock);
+	v = xcalloc(nrec + 1, sizeof(*v));
 	for (k = 0; k < nrec; k++) {
-		char name[ADVERT_NAME_MAX + 32];
+		char name[ADVERT_NAME_MAX + ADVERT_SUFFIX_MAX];
 		size_t pl;
-		bool held = false;
-		int i;
 
 		if (recs[k].number <= 0 && recs[k].queue_id <= 0)
 			continue;
-		for (i = 0; i < n->nex && !held; i++)
-			held = n->ex[i] && executor_held_unique(n->ex[i], recs[k].unique);
-		if (held)
+		if (node_holds_unique(n, recs[k].unique))
 			continue;
 		advert_prefix(recs[k].job, recs[k].unique, name, sizeof(name));
 		pl = strlen(name);
 		snprintf(name + pl, sizeof(name) - pl, "%c%ld", recs[k].number > 0 ? 'n' : 'q',
 		    recs[k].number > 0 ? (long)recs[k].number : recs[k].queue_id);
-		if (!(v[(*nw)++] = strdup(name)))
-			fatalx("out of memory");
+		v[(*nw)++] = xstrdup(name);
 	}
-	pthread_mutex_unlock(&n->lock);
 	free(recs);
 	return v;
 }
@@ -173,7 +171,9 @@ sync_conn(struct advert *a, size_t s, char **want, size_t nw)
 		if (!nw)
 			return;
 		snprintf(id, sizeof(id), "%s-records", cfg->node_name);
-		if (!(ac->c = gw_connect(cfg->servers[s].host, cfg->servers[s].port, id, 2000, err, sizeof(err)))) {
+		ac->c = gw_connect(cfg->servers[s].host, cfg->servers[s].port, id, ADVERT_CONNECT_MS, err,
+		    sizeof(err));
+		if (!ac->c) {
 			if (!ac->warned)
 				log_warnx("cannot advertise re-queued builds on gearmand %s:%d: %s",
 				    cfg->servers[s].host, cfg->servers[s].port, err);
@@ -193,16 +193,11 @@ sync_conn(struct advert *a, size_t s, char **want, size_t nw)
 		ac->names[i] = ac->names[--ac->n];
 	}
 	for (i = 0; i < nw; i++) {
-		char **nv;
-
 		if (has(ac->names, ac->n, want[i]))
 			continue;
 		if (gw_can_do(ac->c, want[i]) < 0)
 			goto broken;
-		if (!(nv = realloc(ac->names, (ac->n + 1) * sizeof(*nv))) || !(nv[ac->n] = strdup(want[i])))
-			fatalx("out of memory");
-		ac->names = nv;
-		ac->n++;
+		strv_push(&ac->names, &ac->n, want[i], (size_t)-1);
 		log_info("advertising the build of a job this agent no longer holds: %s", want[i]);
 	}
 	return;
@@ -216,17 +211,15 @@ static void *
 advert_thread(void *arg)
 {
 	struct advert *a = arg;
-	size_t s, i, nw;
+	size_t s, nw;
 	char **want;
 
 	do {
 		want = wanted(a, &nw);
 		for (s = 0; s < a->node->cfg->nservers; s++)
 			sync_conn(a, s, want, nw);
-		for (i = 0; i < nw; i++)
-			free(want[i]);
-		free(want);
-	} while (!shutdown_sleep_ms(1000));
+		strv_free(want, nw);
+	} while (!shutdown_sleep_ms(ADVERT_SYNC_MS));
 	for (s = 0; s < a->node->cfg->nservers; s++)
 		conn_reset(&a->conn[s]);
 	return NULL;
@@ -235,10 +228,8 @@ advert_thread(void *arg)
 struct advert *
 advert_start(struct node *n)
 {
-	struct advert *a = calloc(1, sizeof(*a));
+	struct advert *a = xcalloc(1, sizeof(*a));
 
-	if (!a)
-		fatalx("out of memory");
 	a->node = n;
 	if (pthread_create(&a->thread, NULL, advert_thread, a) != 0)
 		fatalx("cannot start the advert thread");

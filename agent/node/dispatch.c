@@ -134,10 +134,10 @@ dispatch_wake(struct dispatch *d)
 static void
 forget_registration(struct server_conn *s)
 {
-	node_strv_free(s->registered, s->nregistered);
+	strv_free(s->registered, s->nregistered);
 	s->registered = NULL;
 	s->nregistered = 0;
-	node_strv_free(s->todo, s->ntodo);
+	strv_free(s->todo, s->ntodo);
 	s->todo = NULL;
 	s->ntodo = s->nadd = s->todo_at = 0;
 }
@@ -417,44 +417,25 @@ static void
 take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 {
 	struct server_conn *s = &d->sc[server];
-	struct node *n = d->node;
 	struct gw_job job;
 	int ex = s->reserved;
-	bool reserved;
 
 	s->state = C_IDLE;
 	s->reserved = -1;
 	if (gw_job_from_packet(p, &job) < 0)
 		fatalx("out of memory");
-	pthread_mutex_lock(&n->lock);
-	reserved = ex >= 0 && ex < n->nex && n->ex[ex] && executor_reserved(n->ex[ex]);
-	if (reserved) {
-		executor_reserve(n->ex[ex], false);
-		n->grabs_out--;
-	} else {
-		/* A JOB_ASSIGN no GRAB of ours asked for: any free executor. */
-		for (ex = 0; ex < n->nex && ex < (n->map ? n->map->executors : 0); ex++)
-			if (n->ex[ex] && executor_free(n->ex[ex]))
-				break;
-		if (ex >= n->nex || ex >= (n->map ? n->map->executors : 0))
-			ex = -1;
-	}
-	/* Stopping, and the connection holds no other job: hand it back. */
-	if (ex >= 0 && shutdown_requested() && !node_holds_locked(n, server, s->conn_gen, NULL)) {
-		pthread_mutex_unlock(&n->lock);
+	switch (node_assign_job(d->node, ex, &job, server, s->conn_gen)) {
+	case NODE_JOB_GIVEN:
+		break;
+	case NODE_JOB_HAND_BACK:
 		gw_job_free(&job);
 		conn_down(d, s, "stopping; job handed back to gearmand");
-		return;
-	}
-	if (ex < 0) {
-		pthread_mutex_unlock(&n->lock);
+		break;
+	case NODE_JOB_REFUSE_NO_EXECUTOR:
 		refuse_job(d, s, job.handle, job.function, "no free executor on this node (a job it did not ask for)");
 		gw_job_free(&job);
-		return;
+		break;
 	}
-	n->starting++;
-	executor_give(n->ex[ex], &job, server, s->conn_gen);
-	pthread_mutex_unlock(&n->lock);
 }
 
 static void
@@ -543,11 +524,11 @@ tend_conn(struct dispatch *d, size_t i)
 		char **want = node_offered_functions(d->node, &nwant, &gen);
 
 		qsort(want, nwant, sizeof(*want), cmp_str);
-		node_strv_free(s->todo, s->ntodo);
+		strv_free(s->todo, s->ntodo);
 		plan_registration(d, i, want, nwant);
 		s->gen = gen;
 		s->synced = s->ntodo == 0 && !s->held_back;
-		node_strv_free(want, nwant);
+		strv_free(want, nwant);
 	}
 	if (s->c && !s->echo_out && s->todo_at < s->ntodo) {
 		if (send_batch(s) < 0) {

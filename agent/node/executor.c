@@ -64,13 +64,13 @@ executor_finished(struct executor *e)
 }
 
 bool
-executor_free(const struct executor *e)
+executor_free_locked(const struct executor *e)
 {
 	return !e->has_job && !e->leaving && !e->reserved;
 }
 
 void
-executor_reserve(struct executor *e, bool on)
+executor_reserve_locked(struct executor *e, bool on)
 {
 	e->reserved = on;
 	if (!on)	/* it may have to leave now (fewer executors in the map) */
@@ -78,7 +78,7 @@ executor_reserve(struct executor *e, bool on)
 }
 
 bool
-executor_reserved(const struct executor *e)
+executor_reserved_locked(const struct executor *e)
 {
 	return e->reserved;
 }
@@ -93,7 +93,7 @@ build_path(const char *url)
 }
 
 void
-executor_poll_if_gone(struct executor *e, char *const *running, size_t n)
+executor_poll_if_gone_locked(struct executor *e, char *const *running, size_t n)
 {
 	size_t i;
 
@@ -106,14 +106,12 @@ executor_poll_if_gone(struct executor *e, char *const *running, size_t n)
 	pthread_cond_signal(&e->wake);
 }
 
-/* Note which build the thread follows (NULL: none), for executor_poll_if_gone. */
+/* Note which build the thread follows (NULL: none), for executor_poll_if_gone_locked. */
 static void
 set_follow(struct executor *e, const char *url)
 {
-	char *p = url ? strdup(build_path(url)) : NULL;
+	char *p = url ? xstrdup(build_path(url)) : NULL;
 
-	if (url && !p)
-		fatalx("out of memory");
 	pthread_mutex_lock(&e->node->lock);
 	free(e->follow_path);
 	e->follow_path = p;
@@ -128,12 +126,12 @@ set_follow(struct executor *e, const char *url)
 static bool
 follow_sleep(struct executor *e, long ms)
 {
-	struct timespec until;
+	long long deadline = clk_now_ms() + ms;
+	struct timespec until = clk_timespec_in(CLOCK_MONOTONIC, ms);
 	bool nudged;
 
-	timespec_in(&until, ms);
 	pthread_mutex_lock(&e->node->lock);
-	while (!e->poll_now && !timespec_passed(&until))
+	while (!e->poll_now && !clk_passed(deadline))
 		if (pthread_cond_timedwait(&e->wake, &e->node->lock, &until) == ETIMEDOUT)
 			break;
 	nudged = e->poll_now;
@@ -143,7 +141,7 @@ follow_sleep(struct executor *e, long ms)
 }
 
 void
-executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen)
+executor_give_locked(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen)
 {
 	e->job = *job;
 	memset(job, 0, sizeof(*job));
@@ -156,13 +154,13 @@ executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned co
 }
 
 void
-executor_wake(struct executor *e)
+executor_wake_locked(struct executor *e)
 {
 	pthread_cond_signal(&e->wake);
 }
 
 const char *
-executor_held_function(const struct executor *e, size_t server, unsigned conn_gen)
+executor_held_function_locked(const struct executor *e, size_t server, unsigned conn_gen)
 {
 	if (!e->has_job || (server != (size_t)-1 && (e->server != server || e->conn_gen != conn_gen)))
 		return NULL;
@@ -170,7 +168,7 @@ executor_held_function(const struct executor *e, size_t server, unsigned conn_ge
 }
 
 bool
-executor_held_unique(const struct executor *e, const char *unique)
+executor_held_unique_locked(const struct executor *e, const char *unique)
 {
 	return e->has_job && e->job.unique && !strcmp(e->job.unique, unique);
 }
@@ -1343,7 +1341,7 @@ executor_thread(void *arg)
 	for (;;) {
 		/* Reserved for a GRAB out: stay, its JOB_ASSIGN comes here. */
 		while (!e->has_job && (e->reserved || (!shutdown_requested() &&
-		    e->index < (n->map ? n->map->executors : 0))))
+		    node_wants_executor_locked(n, e->index))))
 			pthread_cond_wait(&e->wake, &n->lock);
 		if (!e->has_job) {
 			e->leaving = true;
@@ -1367,17 +1365,15 @@ executor_thread(void *arg)
 struct executor *
 executor_start(struct node *n, int index)
 {
-	struct executor *e = calloc(1, sizeof(*e));
+	struct executor *e = xcalloc(1, sizeof(*e));
 	const struct config *cfg = n->cfg;
 
-	if (!e)
-		fatalx("out of memory");
 	e->node = n;
 	e->index = index;
 	snprintf(e->id, sizeof(e->id), "%s_exec-%d", cfg->node_name, index);
 	e->jk = daemon_jenkins_client(cfg);
 	{
-		/* follow_sleep waits on the monotonic clock, as timespec_in counts. */
+		/* follow_sleep waits on the monotonic clock, as clk_timespec_in counts. */
 		pthread_condattr_t ca;
 
 		pthread_condattr_init(&ca);

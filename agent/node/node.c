@@ -1,5 +1,6 @@
 /*
- * node: the node agent role. One per Jenkins node.
+ * node: the node agent role, one per Jenkins node, and the owner of its
+ * shared state (node.h): the map, claims, GRABs out, the executor table.
  *
  * Threads: the main thread waits for signals; the mapper asks the
  * coordinator (project_map:$host) for this node's slice of the map and
@@ -15,6 +16,8 @@
 #include "advert.h"
 #include "daemon/daemon.h"
 #include "backoff.h"
+#include "capacity.h"
+#include "clock.h"
 #include "gclient.h"
 #include "jenkins.h"
 #include "log.h"
@@ -23,6 +26,7 @@
 #include "daemon/roles.h"
 #include "daemon/shutdown.h"
 #include "state.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
@@ -34,34 +38,18 @@
 #include <string.h>
 
 /*
- * A job waits and the node is full: look at Jenkins again after this. It
- * bounds both the delay before a freed executor is reused (about half of
- * it on average) and the requests a waiting node makes: under one a
- * second, with the looks our own events add (a build of ours ended).
+ * The coordinator answers project_map from the map it holds in memory; no
+ * answer within this is taken as none: the mapper backs off and keeps the
+ * map it holds.
  */
-#define CAPACITY_RECHECK_MS     1200
-#define UNREACHABLE_RECHECK_MS  2000    /* the master did not answer */
-#define QUIET_RECHECK_MS        5000    /* quieting down: it lasts, look less often */
-/*
- * How long a quiet-down answer holds. Asking costs a request per grab; a
- * quiet-down begun meanwhile leaves at most this long of items blocked in
- * Jenkins ([node] start_timeout refuses them). A blocked item of ours makes
- * the next grab ask again (node_quiet_recheck).
- */
-#define QUIET_CACHE_MS          10000
-#define NODE_ALL_BUSY           (-4)    /* internal: every executor thread has a job */
 #define MAP_CALL_TIMEOUT_MS  5000
+/* jga_map_version shows the version's first 8 hex digits: 32 bits, exact in a double. */
+#define MAP_VERSION_GAUGE_DIGITS 8
 
 void
 timespec_in(struct timespec *t, long ms)
 {
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
+	*t = clk_timespec_in(CLOCK_MONOTONIC, ms);
 }
 
 bool
@@ -74,7 +62,7 @@ timespec_passed(const struct timespec *t)
 }
 
 static bool
-offering(const struct node *n)
+offering_locked(const struct node *n)
 {
 	return n->map && n->map->online && !n->local_offline && !shutdown_requested();
 }
@@ -88,25 +76,11 @@ node_offered_functions(struct node *n, size_t *count, unsigned *gen)
 	pthread_mutex_lock(&n->lock);
 	*gen = n->gen;
 	*count = 0;
-	if (!offering(n)) {
-		pthread_mutex_unlock(&n->lock);
-		return calloc(1, sizeof(char *));
-	}
-	v = calloc(n->map->nfns + 1, sizeof(char *));
-	for (i = 0; v && i < n->map->nfns; i++)
-		v[(*count)++] = strdup(n->map->fns[i].name);
+	v = xcalloc(offering_locked(n) ? n->map->nfns + 1 : 1, sizeof(char *));
+	for (i = 0; offering_locked(n) && i < n->map->nfns; i++)
+		v[(*count)++] = xstrdup(n->map->fns[i].name);
 	pthread_mutex_unlock(&n->lock);
 	return v;
-}
-
-void
-node_strv_free(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 unsigned
@@ -127,10 +101,10 @@ node_lookup_function(struct node *n, const char *fn, char **job, char **pin)
 	size_t i;
 
 	pthread_mutex_lock(&n->lock);
-	for (i = 0; offering(n) && i < n->map->nfns; i++)
+	for (i = 0; offering_locked(n) && i < n->map->nfns; i++)
 		if (strcmp(n->map->fns[i].name, fn) == 0) {
-			*job = strdup(n->map->fns[i].job);
-			*pin = strdup(n->map->fns[i].pin);
+			*job = xstrdup(n->map->fns[i].job);
+			*pin = xstrdup(n->map->fns[i].pin);
 			found = true;
 			break;
 		}
@@ -165,6 +139,12 @@ node_desired_executors(struct node *n)
 	return d;
 }
 
+bool
+node_wants_executor_locked(const struct node *n, int index)
+{
+	return n->map && index < n->map->executors;
+}
+
 void
 node_wake_dispatcher(struct node *n)
 {
@@ -180,18 +160,18 @@ node_wake_all(struct node *n)
 	pthread_mutex_lock(&n->lock);
 	for (i = 0; i < n->nex; i++)
 		if (n->ex[i])
-			executor_wake(n->ex[i]);
+			executor_wake_locked(n->ex[i]);
 	pthread_mutex_unlock(&n->lock);
 	node_wake_dispatcher(n);
 }
 
-bool
-node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn)
+static bool
+holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn)
 {
 	int i;
 
 	for (i = 0; i < n->nex; i++) {
-		const char *f = n->ex[i] ? executor_held_function(n->ex[i], server, conn_gen) : NULL;
+		const char *f = n->ex[i] ? executor_held_function_locked(n->ex[i], server, conn_gen) : NULL;
 		if (f && (!fn || strcmp(f, fn) == 0))
 			return true;
 	}
@@ -204,60 +184,80 @@ node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn)
 	bool held;
 
 	pthread_mutex_lock(&n->lock);
-	held = node_holds_locked(n, server, conn_gen, fn);
+	held = holds_locked(n, server, conn_gen, fn);
 	pthread_mutex_unlock(&n->lock);
 	return held;
 }
 
-/* ---- capacity ---- */
+bool
+node_holds_unique(struct node *n, const char *unique)
+{
+	bool held = false;
+	int i;
 
-/* Under n->lock: a free executor thread not reserved for a GRAB, or -1. */
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; i < n->nex && !held; i++)
+		held = n->ex[i] && executor_held_unique_locked(n->ex[i], unique);
+	pthread_mutex_unlock(&n->lock);
+	return held;
+}
+
+/* ---- capacity: gather the inputs, decide (capacity.c), apply ---- */
+
+/* A free executor thread within the map's count, not reserved for a GRAB, or -1. */
 static int
 free_executor_locked(struct node *n)
 {
 	int i;
 
-	for (i = 0; n->map && i < n->nex && i < n->map->executors; i++)
-		if (n->ex[i] && executor_free(n->ex[i]))
+	for (i = 0; i < n->nex && node_wants_executor_locked(n, i); i++)
+		if (n->ex[i] && executor_free_locked(n->ex[i]))
 			return i;
 	return -1;
 }
 
-/*
- * Is the master quieting down? Asked at most once a second, and only when
- * the node itself has room: it costs a request per look.
- */
+/* The node's side of the capacity view, with Jenkins' answer (NULL: not asked). */
+static void
+capacity_gather_locked(struct node *n, struct capacity_view *v, const struct capacity_answer *a,
+    bool quieting)
+{
+	v->offering = offering_locked(n);
+	v->single_use = n->single_use;
+	v->recheck_due = clk_passed(n->recheck_at);
+	v->free_executor = free_executor_locked(n);
+	v->starting = n->starting;
+	v->grabs_out = n->grabs_out;
+	v->jenkins = a;
+	v->quieting = quieting;
+}
+
+/* Is the master quieting down? Asked again once the last answer is stale (capacity_quiet_fresh). */
 static bool
 master_quieting(struct node *n, struct jk_client *jk)
 {
-	struct timespec due;
-	bool q, asked;
+	bool q, fresh;
 
 	pthread_mutex_lock(&n->lock);
-	asked = n->quiet_seen.tv_sec || n->quiet_seen.tv_nsec;
-	due = n->quiet_seen;
-	due.tv_sec += QUIET_CACHE_MS / 1000;
-	if (n->quiet_stale)
-		asked = false;
+	fresh = capacity_quiet_fresh(n->quiet_seen, n->quiet_stale, clk_now_ms());
 	q = n->quieting;
 	pthread_mutex_unlock(&n->lock);
-	if (asked && !timespec_passed(&due))
+	if (fresh)
 		return q;
 	if (jk_master_quieting(jk, &q) != JK_OK)
 		return false;	/* the node look answered: a failure here is not worth a stop */
 	pthread_mutex_lock(&n->lock);
 	n->quieting = q;
 	n->quiet_stale = false;
-	clock_gettime(CLOCK_MONOTONIC, &n->quiet_seen);
+	n->quiet_seen = clk_now_ms();
 	pthread_mutex_unlock(&n->lock);
 	return q;
 }
 
-/* Under n->lock: say why the node takes no jobs, once per change of reason. */
+/* Say why the node takes no jobs ("": it takes them again), once per change of reason. */
 static void
-note_capacity(struct node *n, const char *why, const char *detail, bool warn)
+note_capacity_locked(struct node *n, const char *why, const char *detail, bool warn)
 {
-	if (why == n->capacity_note)
+	if (strcmp(why, n->capacity_note) == 0)
 		return;
 	if (why[0] && warn)
 		log_warnx("not taking jobs: %s%s", why, detail);
@@ -271,7 +271,7 @@ note_capacity(struct node *n, const char *why, const char *detail, bool warn)
 /*
  * A job waits, but every executor thread runs a job of ours. Each notices
  * its build's end only at its next look, seconds apart; one look at the
- * node (its executors' current builds) tells them all, once a second.
+ * node (its executors' current builds) tells them all, once a recheck.
  */
 static int
 nudge_executors(struct node *n, struct jk_client *jk)
@@ -285,95 +285,138 @@ nudge_executors(struct node *n, struct jk_client *jk)
 	pthread_mutex_lock(&n->lock);
 	for (i = 0; e == JK_OK && i < n->nex; i++)
 		if (n->ex[i])
-			executor_poll_if_gone(n->ex[i], info.running, info.nrunning);
-	timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS : CAPACITY_RECHECK_MS);
+			executor_poll_if_gone_locked(n->ex[i], info.running, info.nrunning);
+	n->recheck_at = clk_now_ms() + capacity_nudge_recheck_ms(e == JK_OK);
 	pthread_mutex_unlock(&n->lock);
 	jk_node_free(&info);
 	return NODE_NO_ROOM;
 }
 
-int
-node_grab_reserve(struct node *n, struct jk_client *jk)
+/* Carry out a decision made with Jenkins' answer: node_grab_reserve's result. */
+static int
+capacity_apply_locked(struct node *n, const struct capacity_decision *d,
+    const struct capacity_answer *a, struct jk_client *jk)
 {
-	struct jk_node info;
-	enum jk_err e;
-	const char *why = "";
-	char detail[160] = "";
-	int free_execs = 0, ex = -1;
-	bool quiet = false;
+	bool unreachable = d->reason == CAP_REASON_UNREACHABLE;
+	char detail[160];
 
-	pthread_mutex_lock(&n->lock);
-	if (!offering(n) || n->single_use)
-		ex = NODE_BUSY;
-	else if (!timespec_passed(&n->recheck_at))
-		ex = NODE_LATER;
-	else if (free_executor_locked(n) < 0)
-		ex = NODE_ALL_BUSY;
-	pthread_mutex_unlock(&n->lock);
-	if (ex == NODE_ALL_BUSY)
-		return nudge_executors(n, jk);
-	if (ex != -1)
-		return ex;
-
-	memset(&info, 0, sizeof(info));
-	e = jk_node_get(jk, n->cfg->node_name, &info);
-	if (e == JK_OK && !info.offline && !info.temp_offline && info.idle_executors > 0)
-		quiet = master_quieting(n, jk);
-
-	pthread_mutex_lock(&n->lock);
-	if (e == JK_OK)
-		free_execs = info.idle_executors - n->starting - n->grabs_out;
-	if (e != JK_OK)
-		why = "master unreachable";
-	else if (info.offline || info.temp_offline)
-		why = "node offline in Jenkins";
-	else if (quiet)
-		why = "the master is quieting down";
-	else if (free_execs <= 0)
-		why = "no idle executor";
-	else if (!offering(n) || n->single_use || (ex = free_executor_locked(n)) < 0) {
-		why = NULL;	/* changed while we looked: wait for the wake-up that says so */
-		ex = NODE_BUSY;
-	}
-	if (ex >= 0) {
-		executor_reserve(n->ex[ex], true);
+	switch (d->verdict) {
+	case CAP_GRAB:
+		executor_reserve_locked(n->ex[d->executor], true);
 		n->grabs_out++;
-		snprintf(detail, sizeof(detail), ": %d idle executor(s)", free_execs);
-		note_capacity(n, "", detail, false);
-	} else if (why) {
-		metrics_add(e != JK_OK ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
-		timespec_in(&n->recheck_at, e != JK_OK ? UNREACHABLE_RECHECK_MS :
-		    quiet ? QUIET_RECHECK_MS : CAPACITY_RECHECK_MS);
-		if (e != JK_OK)
+		snprintf(detail, sizeof(detail), ": %d idle executor(s)", d->free_execs);
+		note_capacity_locked(n, "", detail, false);
+		return d->executor;
+	case CAP_NO_ROOM:
+		metrics_add(unreachable ? "jga_jenkins_errors_total" : "jga_grabs_skipped_total", NULL, 1);
+		n->recheck_at = clk_now_ms() + d->recheck_ms;
+		if (unreachable)
 			snprintf(detail, sizeof(detail), " (%.120s)", jk_client_error(jk));
 		else
 			snprintf(detail, sizeof(detail), " (%d idle, %d being started by this agent)",
-			    info.idle_executors, n->starting);
-		note_capacity(n, why, detail, e != JK_OK);
-		ex = NODE_NO_ROOM;
+			    a->idle_executors, n->starting);
+		note_capacity_locked(n, capacity_reason_text(d->reason), detail, unreachable);
+		return NODE_NO_ROOM;
+	default:
+		return NODE_BUSY;	/* changed while we looked: wait for the wake-up that says so */
 	}
+}
+
+int
+node_grab_reserve(struct node *n, struct jk_client *jk)
+{
+	struct capacity_view v;
+	struct capacity_decision d;
+	struct capacity_answer a;
+	struct jk_node info;
+	bool quiet;
+	int r;
+
+	pthread_mutex_lock(&n->lock);
+	capacity_gather_locked(n, &v, NULL, false);
+	d = capacity_decide(&v);
+	pthread_mutex_unlock(&n->lock);
+	if (d.verdict == CAP_BUSY)
+		return NODE_BUSY;
+	if (d.verdict == CAP_LATER)
+		return NODE_LATER;
+	if (d.verdict == CAP_NUDGE)
+		return nudge_executors(n, jk);
+
+	memset(&info, 0, sizeof(info));
+	a.ok = jk_node_get(jk, n->cfg->node_name, &info) == JK_OK;
+	a.offline = info.offline;
+	a.temp_offline = info.temp_offline;
+	a.idle_executors = info.idle_executors;
+	quiet = capacity_ask_quieting(&a) && master_quieting(n, jk);
+
+	pthread_mutex_lock(&n->lock);
+	capacity_gather_locked(n, &v, &a, quiet);
+	d = capacity_decide(&v);
+	r = capacity_apply_locked(n, &d, &a, jk);
 	pthread_mutex_unlock(&n->lock);
 	jk_node_free(&info);
-	return ex;
+	return r;
+}
+
+/* Is ex reserved for a GRAB out? Then it no longer is. */
+static bool
+release_locked(struct node *n, int ex)
+{
+	if (ex < 0 || ex >= n->nex || !n->ex[ex] || !executor_reserved_locked(n->ex[ex]))
+		return false;
+	executor_reserve_locked(n->ex[ex], false);
+	n->grabs_out--;
+	return true;
 }
 
 void
 node_grab_release(struct node *n, int ex)
 {
 	pthread_mutex_lock(&n->lock);
-	if (ex >= 0 && ex < n->nex && n->ex[ex] && executor_reserved(n->ex[ex])) {
-		executor_reserve(n->ex[ex], false);
-		n->grabs_out--;
+	release_locked(n, ex);
+	pthread_mutex_unlock(&n->lock);
+}
+
+enum node_assign
+node_assign_job(struct node *n, int reserved_ex, struct gw_job *job, size_t server, unsigned conn_gen)
+{
+	struct assign_view v;
+	struct assign_decision d;
+
+	pthread_mutex_lock(&n->lock);
+	v.reserved = release_locked(n, reserved_ex) ? reserved_ex : -1;
+	v.free_executor = free_executor_locked(n);
+	v.stopping = shutdown_requested();
+	v.conn_holds_other = holds_locked(n, server, conn_gen, NULL);
+	d = assign_decide(&v);
+	if (d.verdict == ASSIGN_GIVEN) {
+		n->starting++;	/* a claim, until its build starts (node_claim) */
+		executor_give_locked(n->ex[d.executor], job, server, conn_gen);
 	}
 	pthread_mutex_unlock(&n->lock);
+	return d.verdict == ASSIGN_GIVEN ? NODE_JOB_GIVEN :
+	    d.verdict == ASSIGN_HAND_BACK ? NODE_JOB_HAND_BACK : NODE_JOB_REFUSE_NO_EXECUTOR;
+}
+
+long long
+node_recheck_at_ms(struct node *n)
+{
+	long long at;
+
+	pthread_mutex_lock(&n->lock);
+	at = n->recheck_at;
+	pthread_mutex_unlock(&n->lock);
+	return at;
 }
 
 void
 node_recheck_time(struct node *n, struct timespec *at)
 {
-	pthread_mutex_lock(&n->lock);
-	*at = n->recheck_at;
-	pthread_mutex_unlock(&n->lock);
+	long long ms = node_recheck_at_ms(n);
+
+	at->tv_sec = (time_t)(ms / 1000);
+	at->tv_nsec = (long)(ms % 1000) * 1000000L;
 }
 
 void
@@ -414,7 +457,7 @@ node_claim(struct node *n, enum node_claim *c, enum node_claim to)
 		n->starting++;
 	*c = to;
 	if (freed)
-		clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
+		n->recheck_at = clk_now_ms();
 	pthread_mutex_unlock(&n->lock);
 	if (freed)
 		node_wake_dispatcher(n);
@@ -439,7 +482,7 @@ node_job_done(struct node *n, enum node_claim *c)
 	pthread_mutex_lock(&n->lock);
 	n->room_hint = true;
 	/* An executor may be free now: look at Jenkins again at once. */
-	clock_gettime(CLOCK_MONOTONIC, &n->recheck_at);
+	n->recheck_at = clk_now_ms();
 	pthread_mutex_unlock(&n->lock);
 	node_wake_dispatcher(n);
 }
@@ -481,7 +524,7 @@ adjust_executors(struct node *n)
 		if (e && !executor_finished(e))
 			continue;
 		if (e) {
-			/* Out of the table first: the dispatcher and node_wake_all look at it. */
+			/* Out of the table first: the capacity and wake-up functions look at it. */
 			pthread_mutex_lock(&n->lock);
 			n->ex[i] = NULL;
 			pthread_mutex_unlock(&n->lock);
@@ -513,7 +556,8 @@ mapper_install(struct node *n, struct nodemap *m)
 	log_info("map %s: %zu functions, %d executors, node %s", m->version, m->nfns,
 	    m->executors, m->online ? "online" : "offline");
 	metrics_set("jga_registered_functions", NULL, (double)m->nfns);
-	metrics_set("jga_map_version", NULL, (double)strtoul(strndupa(m->version, 8), NULL, 16));
+	metrics_set("jga_map_version", NULL,
+	    (double)strtoul(strndupa(m->version, MAP_VERSION_GAUGE_DIGITS), NULL, 16));
 	nodemap_free(old);
 	adjust_executors(n);
 }
@@ -528,7 +572,7 @@ mapper_thread(void *arg)
 	bool failing = false;
 
 	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
-	backoff_init(&bo, 500, 30000);
+	backoff_init(&bo, BACKOFF_GEARMAN_MIN_MS, BACKOFF_GEARMAN_MAX_MS);
 	while (!shutdown_requested()) {
 		json_t *r = json_pack("{s:s}", "node", cfg->node_name);
 		struct nodemap *m;

@@ -1,27 +1,31 @@
 /*
- * node: the node agent's shared state, used by node.c (map polling,
- * capacity), dispatch.c (the node's Gearman connections) and executor.c
- * (one thread per Jenkins executor, running the builds it is handed).
+ * node: the node agent's shared state and its one owner. node.c keeps the
+ * state (the map, claims, GRABs out, the executor table) and decides
+ * capacity through capacity.c's pure functions; dispatch.c (the node's
+ * Gearman connections) and executor.c (one thread per Jenkins executor)
+ * change it only through the functions below.
  *
  * One worker connection per gearmand for the whole node, not one per
  * executor: registration costs gearmand one CAN_DO per function per
  * connection, so 8 executors would cost it 8 times as much (gearmand
  * issues 6 and 393). A connection holds up to one job per executor.
+ * When the node may take a job and where it goes: capacity.h.
  *
- * Capacity rule: the dispatcher sends GRAB_JOB only when an executor
- * thread is free (it is reserved for that GRAB, so a JOB_ASSIGN always
- * has one) and a fresh look at Jenkins shows the node online, the master
- * not quieting down, and more idle executors than jobs of ours that may
- * take one: claims (a job taken whose build has not started yet and whose
- * queue item is not blocked: Jenkins does not count it busy until then)
- * plus GRABs out. So a busy node never takes a job out of the Gearman
- * queue, and builds Jenkins started itself count as busy.
- *
- * Jenkins is asked only while a job waits for this node (gearmand said so
- * with a NOOP) and only once per CAPACITY_RECHECK_MS while it is full: a
- * native build's executor is reused within about a second of its end.
- *
- * Lock order: a connection's io lock (dispatch.c), then n->lock.
+ * Locks, outermost first; a thread holding one never takes one above it:
+ *   1. each connection's io lock (dispatch.c): the dispatcher holds it
+ *      while it tends, reads or grabs on that connection, an executor for
+ *      one reply (dispatch_hold .. dispatch_release). Never two at once.
+ *   2. n->lock: the fields of struct node below it and every executor's
+ *      job, reservation and claim (executor.c); executor threads wait on
+ *      their condition variable with it.
+ *   3. leaves, under which nothing else is taken: the state journal's own
+ *      lock (state.c; state_* is never called with n->lock held), each
+ *      gearmand's admin connection lock (dispatch.c), and common/'s
+ *      (metrics, log).
+ * node_* functions take n->lock themselves (node_wake_dispatcher takes
+ * none), so they may be called with an io lock held but not with n->lock;
+ * a function whose name ends in _locked must be called with n->lock held,
+ * and takes no lock.
  */
 #ifndef JGA_NODE_H
 #define JGA_NODE_H
@@ -32,6 +36,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "strvec.h"
 
 #define NODE_MAX_EXECUTORS 256
 
@@ -56,6 +61,7 @@ struct executor;
 struct dispatch;
 struct state;
 
+/* Everything below lock is node.c's: other files go through its functions. */
 struct node {
 	struct config   *cfg;
 	struct dispatch *dispatch;    /* the Gearman connections (dispatch.c) */
@@ -71,13 +77,13 @@ struct node {
 	bool             room_hint;   /* a job of ours ended: there may be room now */
 	bool             quieting;    /* the master is quieting down, as last seen */
 	bool             quiet_stale; /* ask again before the next grab */
-	struct timespec  quiet_seen;  /* when quieting was last asked */
+	long long        quiet_seen;  /* clk_now_ms() when quieting was last asked; 0: never */
 	bool             single_use;  /* an OFFLINE_NODE_WHEN_COMPLETE build runs */
 	bool             local_offline; /* we took the node offline */
-	struct timespec  recheck_at;  /* no capacity: when to look at Jenkins again */
+	long long        recheck_at;  /* no capacity: when to look at Jenkins again (clk_now_ms) */
 	const char      *capacity_note; /* why not grabbing, as last logged ("" if grabbing) */
 
-	struct executor *ex[NODE_MAX_EXECUTORS];
+	struct executor *ex[NODE_MAX_EXECUTORS];  /* changed by the mapper (node.c) only */
 	int              nex;         /* slots used */
 };
 
@@ -94,42 +100,61 @@ void            nodemap_free(struct nodemap *m);
 
 /* ---- node.c ---- */
 
-/* *t = now + ms, and whether t has passed, on the monotonic clock. */
+/*
+ * *t = now + ms, and whether t has passed, on the monotonic clock: kept
+ * for dispatch.c and coordinator.c until they use clk_* (clock.h).
+ */
 void   timespec_in(struct timespec *t, long ms);
 bool   timespec_passed(const struct timespec *t);
 
-/* Copy the function names the node offers now (empty when it must not). */
+/* Copy the function names the node offers now (empty when it must not); strv_free it. */
 char **node_offered_functions(struct node *n, size_t *count, unsigned *gen);
 /* The generation of the offered functions, without copying them. */
 unsigned node_functions_gen(struct node *n);
-void   node_strv_free(char **v, size_t n);
 /* Look a function up in the current map; copies job and pin. */
 bool   node_lookup_function(struct node *n, const char *fn, char **job, char **pin);
 /* Copy of the node's labels as a JSON array text. */
 char  *node_labels_json(struct node *n);
 int    node_desired_executors(struct node *n);
+/* Is executor slot index within the map's count (else its thread leaves once idle)? */
+bool   node_wants_executor_locked(const struct node *n, int index);
 
 /*
- * Capacity. node_grab_reserve: may the dispatcher send one GRAB_JOB now?
- * It may look at Jenkins (with the dispatcher's client); on yes it
- * reserves a free executor and returns its index, else -1.
+ * Capacity (the rule: capacity.h). node_grab_reserve: may the dispatcher
+ * send one GRAB_JOB now? It may look at Jenkins (with the dispatcher's
+ * client); on yes it reserves a free executor and returns its index.
  * node_grab_release: the GRAB came back empty (NO_JOB) or its connection
- * was lost. A JOB_ASSIGN goes to the reserved executor (dispatch.c) and
- * becomes a claim.
+ * was lost.
  */
 struct jk_client;
 #define NODE_NO_ROOM  (-1)  /* the master said no room (or did not answer) */
-#define NODE_LATER    (-2)  /* it said so lately: ask again at node_recheck_time */
+#define NODE_LATER    (-2)  /* it said so lately: ask again at node_recheck_at_ms */
 #define NODE_BUSY     (-3)  /* no executor thread free, or not offering: wait for a wake-up */
 int  node_grab_reserve(struct node *n, struct jk_client *jk);
 void node_grab_release(struct node *n, int ex);
-/* When to look at Jenkins again (a job waits, the node was full). */
+/* When to look at Jenkins again (a job waits, the node was full), clk_now_ms based. */
+long long node_recheck_at_ms(struct node *n);
+/* The same as a CLOCK_MONOTONIC timespec: kept for dispatch.c until it uses clk_*. */
 void node_recheck_time(struct node *n, struct timespec *at);
 /* Does a job wait that the node has no room for (the dispatcher says)? */
 void node_set_jobs_wait(struct node *n, bool on);
 bool node_jobs_wait(struct node *n);
 /* Has a job of ours ended since the last call (the dispatcher's cue to ask again)? */
 bool node_take_room_hint(struct node *n);
+
+/*
+ * A JOB_ASSIGN taken on connection (server, conn_gen), whose GRAB had
+ * executor reserved_ex reserved (-1: none). GIVEN: an executor has the
+ * job (moved out of *job; it is a claim now). REFUSE_NO_EXECUTOR: no GRAB
+ * of ours asked for it and no thread is free: the caller WORK_FAILs it.
+ * HAND_BACK: stopping, and the connection holds no other job: the caller
+ * closes it so that gearmand re-queues the job. *job is the caller's to
+ * free but for GIVEN.
+ */
+struct gw_job;
+enum node_assign { NODE_JOB_GIVEN, NODE_JOB_REFUSE_NO_EXECUTOR, NODE_JOB_HAND_BACK };
+enum node_assign node_assign_job(struct node *n, int reserved_ex, struct gw_job *job, size_t server,
+                     unsigned conn_gen);
 
 /*
  * A job's claim on an executor, kept by its executor: STARTING from
@@ -144,11 +169,13 @@ void node_set_single_use(struct node *n, bool on);
 void node_set_local_offline(struct node *n);
 
 /*
- * Does an executor hold a job taken on connection (server, conn_gen) —
- * of function fn, or of any function when fn is NULL?
+ * Does an executor hold a job taken on connection (server, conn_gen) — of
+ * function fn, or of any function when fn is NULL? server (size_t)-1: on
+ * any connection.
  */
 bool node_holds(struct node *n, size_t server, unsigned conn_gen, const char *fn);
-bool node_holds_locked(struct node *n, size_t server, unsigned conn_gen, const char *fn);  /* n->lock held */
+/* Does an executor hold the job with this Gearman unique id? */
+bool node_holds_unique(struct node *n, const char *unique);
 
 /* Wake the dispatcher and every executor (map change, shutdown). */
 void node_wake_all(struct node *n);
@@ -162,26 +189,27 @@ void node_wake_dispatcher(struct node *n);
 
 /* ---- executor.c ---- */
 
-struct gw_job;
 struct executor *executor_start(struct node *n, int index);
 /* True once the thread has returned. */
 bool             executor_finished(struct executor *e);
-/* Under n->lock: is it free to take a job? Hand it one (the job is moved). */
-bool             executor_free(const struct executor *e);
-/* Under n->lock: reserve it for a GRAB out, or release it (wakes it). */
-void             executor_reserve(struct executor *e, bool on);
-bool             executor_reserved(const struct executor *e);
-/* Under n->lock: Jenkins runs these builds (URLs); if the one it follows is
- * not among them, it ended: make the thread look at it now. */
-void             executor_poll_if_gone(struct executor *e, char *const *running, size_t n);
-void             executor_give(struct executor *e, struct gw_job *job, size_t server, unsigned conn_gen);
-/* Under n->lock: make it look at the map and the shutdown flag again. */
-void             executor_wake(struct executor *e);
-/* Under n->lock: the job it holds on connection (server, conn_gen), if any. */
-const char      *executor_held_function(const struct executor *e, size_t server, unsigned conn_gen);
-/* Under n->lock: does it hold a job with this unique id? */
-bool             executor_held_unique(const struct executor *e, const char *unique);
 void             executor_join(struct executor *e);
+/* The rest is node.c's, under n->lock. Is it free to take a job? */
+bool             executor_free_locked(const struct executor *e);
+/* Reserve it for a GRAB out, or release it (wakes it). */
+void             executor_reserve_locked(struct executor *e, bool on);
+bool             executor_reserved_locked(const struct executor *e);
+/* Jenkins runs these builds (URLs); if the one it follows is not among
+ * them, it ended: make the thread look at it now. */
+void             executor_poll_if_gone_locked(struct executor *e, char *const *running, size_t n);
+/* Hand it a job (moved out of *job), taken on connection (server, conn_gen). */
+void             executor_give_locked(struct executor *e, struct gw_job *job, size_t server,
+                     unsigned conn_gen);
+/* Make it look at the map and the shutdown flag again. */
+void             executor_wake_locked(struct executor *e);
+/* The function of the job it holds on connection (server, conn_gen; server (size_t)-1: any), if any. */
+const char      *executor_held_function_locked(const struct executor *e, size_t server, unsigned conn_gen);
+/* Does it hold a job with this unique id? */
+bool             executor_held_unique_locked(const struct executor *e, const char *unique);
 
 
 /* ---- dispatch.c ---- */

@@ -12,10 +12,16 @@
 
 #include "jarena.h"
 #include "jscan.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The first room for functions: a node's slice has hundreds to thousands. */
+#define NODEMAP_FNS_FIRST 256
+/* Room for a top-level key: the longest one read is "functions"; a longer key is cut and matches none. */
+#define NODEMAP_KEY_MAX 32
 
 static const char not_slice[] = "not this node's slice of the map";
 
@@ -44,11 +50,11 @@ dup_string(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
-	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 }
 
 /* One entry of "functions"; entries without a name, job and pin are skipped. */
-static int
+static void
 add_function(struct nodemap *m, size_t *cap, json_t *f)
 {
 	struct nm_function fn = { dup_string(f, "name"), dup_string(f, "job"), dup_string(f, "pin") };
@@ -57,23 +63,13 @@ add_function(struct nodemap *m, size_t *cap, json_t *f)
 		free(fn.name);
 		free(fn.job);
 		free(fn.pin);
-		return 0;
+		return;
 	}
 	if (m->nfns == *cap) {
-		size_t nc = *cap ? *cap * 2 : 256;
-		struct nm_function *v = realloc(m->fns, nc * sizeof(*v));
-
-		if (!v) {
-			free(fn.name);
-			free(fn.job);
-			free(fn.pin);
-			return -1;
-		}
-		m->fns = v;
-		*cap = nc;
+		*cap = *cap ? *cap * 2 : NODEMAP_FNS_FIRST;
+		m->fns = xreallocarray(m->fns, *cap, sizeof(*m->fns));
 	}
 	m->fns[m->nfns++] = fn;
-	return 0;
 }
 
 static int
@@ -90,19 +86,16 @@ read_functions(struct jscan *sc, struct nodemap *m, char *err, size_t errlen)
 	while ((more = jscan_element(sc, err, errlen)) > 0) {
 		bool arena = jarena_begin();
 		json_t *f = jscan_value(sc, err, errlen);
-		int r;
 
 		jarena_stop();
-		r = f ? add_function(m, &cap, f) : -1;
+		if (f)
+			add_function(m, &cap, f);
 		if (arena)
 			jarena_drop();
 		else
 			json_decref(f);
-		if (r < 0) {
-			if (f)
-				snprintf(err, errlen, "out of memory");
+		if (!f)
 			return -1;
-		}
 	}
 	return more;
 }
@@ -122,29 +115,24 @@ read_node(struct nodemap *m, json_t *nd, const char *node)
 	x = json_integer_value(json_object_get(nd, "executors"));
 	m->executors = x < 0 ? 0 : x > NODE_MAX_EXECUTORS ? NODE_MAX_EXECUTORS : (int)x;
 	m->online = json_is_true(json_object_get(nd, "online"));
-	if (!(m->labels = calloc(json_array_size(labels) + 1, sizeof(char *))))
-		return -1;
+	m->labels = xcalloc(json_array_size(labels) + 1, sizeof(char *));
 	json_array_foreach(labels, i, l)
-		if (json_is_string(l) && (m->labels[m->nlabels] = strdup(json_string_value(l))))
-			m->nlabels++;
+		if (json_is_string(l))
+			m->labels[m->nlabels++] = xstrdup(json_string_value(l));
 	return 0;
 }
 
 struct nodemap *
 nodemap_parse(const char *text, size_t len, const char *node, bool *unchanged, char *err, size_t errlen)
 {
-	struct nodemap *m = calloc(1, sizeof(*m));
+	struct nodemap *m = xcalloc(1, sizeof(*m));
 	bool have_fns = false;
 	json_t *nd = NULL, *v;
 	struct jscan sc;
-	char name[32];
+	char name[NODEMAP_KEY_MAX];
 	int more;
 
 	*unchanged = false;
-	if (!m) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	jscan_init(&sc, text, len);
 	if (!jscan_object(&sc, err, errlen))
 		goto fail;
@@ -161,11 +149,8 @@ nodemap_parse(const char *text, size_t len, const char *node, bool *unchanged, c
 			nd = v;
 			continue;
 		}
-		if (!strcmp(name, "version") && json_is_string(v) && !m->version &&
-		    !(m->version = strdup(json_string_value(v)))) {
-			json_decref(v);
-			goto fail;
-		}
+		if (!strcmp(name, "version") && json_is_string(v) && !m->version)
+			m->version = xstrdup(json_string_value(v));
 		if (!strcmp(name, "unchanged"))
 			*unchanged = json_is_true(v);
 		json_decref(v);
