@@ -47,9 +47,14 @@
 
 struct parse_state;
 struct key;
-/* Check value and store it in st->cfg; 0 after parse_error(). */
-typedef int (*key_setter)(struct parse_state *st, const struct key *k, const char *section,
-    const char *name, const char *value);
+
+/* One "key = value" line, section and key spelt as in the file. */
+struct line {
+	const char *section, *name, *value;
+};
+
+/* Check l's value and store it in st->cfg where k says; 0 after parse_error(). */
+typedef int (*key_setter)(struct parse_state *st, const struct key *k, const struct line *l);
 
 struct key {
 	const char *section;
@@ -59,16 +64,16 @@ struct key {
 	long        min, max;
 };
 
-static int set_string(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_token(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_token_file(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_bool(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_seconds(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_ms_from_s(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_servers(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_level(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_format(struct parse_state *, const struct key *, const char *, const char *, const char *);
-static int set_fnames(struct parse_state *, const struct key *, const char *, const char *, const char *);
+static int set_string(struct parse_state *, const struct key *, const struct line *);
+static int set_token(struct parse_state *, const struct key *, const struct line *);
+static int set_token_file(struct parse_state *, const struct key *, const struct line *);
+static int set_bool(struct parse_state *, const struct key *, const struct line *);
+static int set_seconds(struct parse_state *, const struct key *, const struct line *);
+static int set_ms_from_s(struct parse_state *, const struct key *, const struct line *);
+static int set_servers(struct parse_state *, const struct key *, const struct line *);
+static int set_level(struct parse_state *, const struct key *, const struct line *);
+static int set_format(struct parse_state *, const struct key *, const struct line *);
+static int set_fnames(struct parse_state *, const struct key *, const struct line *);
 
 #define OFF(f) offsetof(struct config, f)
 static const struct key keys[] = {
@@ -103,7 +108,7 @@ struct parse_state {
 	char  err[PARSE_ERR_MAX];   /* first error, without the line */
 	int   err_seen;
 	unsigned seen[NKEYS];
-	int   token_from;           /* 0 none, 1 token=, 2 token_file= */
+	bool  token_given;          /* token= or token_file= seen: they exclude each other */
 };
 
 /* Keep the first error of the file; returns 0, inih's "this line is bad". */
@@ -237,156 +242,132 @@ field(struct parse_state *st, const struct key *k)
 }
 
 static int
-set_string(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_string(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	char **dst = field(st, k);
 
-	(void)section;
-	(void)name;
 	free(*dst);
-	*dst = xstrdup(value);
+	*dst = xstrdup(l->value);
 	return 1;
 }
 
 static int
-set_token(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_token(struct parse_state *st, const struct key *k, const struct line *l)
 {
-	if (st->token_from)
+	if (st->token_given)
 		return parse_error(st, "[jenkins] token: token and token_file are exclusive");
-	st->token_from = 1;
-	return set_string(st, k, section, name, value);
+	st->token_given = true;
+	return set_string(st, k, l);
 }
 
 static int
-set_token_file(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_token_file(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	char e[300];
 
-	(void)section;
-	(void)name;
-	if (st->token_from)
+	if (st->token_given)
 		return parse_error(st, "[jenkins] token_file: token and token_file are exclusive");
-	st->token_from = 2;
-	if (read_token_file(value, field(st, k), e, sizeof(e)) < 0)
+	st->token_given = true;
+	if (read_token_file(l->value, field(st, k), e, sizeof(e)) < 0)
 		return parse_error(st, "[jenkins] token_file: %s", e);
 	return 1;
 }
 
 static int
-set_bool(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_bool(struct parse_state *st, const struct key *k, const struct line *l)
 {
+	const char *v = l->value;
 	bool *dst = field(st, k);
 
-	if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
-	    !strcasecmp(value, "on") || !strcmp(value, "1"))
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"))
 		*dst = true;
-	else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-	    !strcasecmp(value, "off") || !strcmp(value, "0"))
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcmp(v, "0"))
 		*dst = false;
 	else
-		return parse_error(st, "[%s] %s: '%s' is not a boolean (true/false)", section, name, value);
+		return parse_error(st, "[%s] %s: '%s' is not a boolean (true/false)", l->section, l->name, v);
 	return 1;
 }
 
 /* A whole number of seconds in k's bounds. */
 static int
-parse_seconds(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value, long *n)
+parse_seconds(struct parse_state *st, const struct key *k, const struct line *l, long *n)
 {
-	if (parse_long(value, k->min, k->max, n) < 0)
+	if (parse_long(l->value, k->min, k->max, n) < 0)
 		return parse_error(st, "[%s] %s: '%s' is not a whole number of seconds in %ld..%ld",
-		    section, name, value, k->min, k->max);
+		    l->section, l->name, l->value, k->min, k->max);
 	return 1;
 }
 
 static int
-set_seconds(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_seconds(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	long n;
 
-	if (!parse_seconds(st, k, section, name, value, &n))
+	if (!parse_seconds(st, k, l, &n))
 		return 0;
 	*(int *)field(st, k) = (int)n;
 	return 1;
 }
 
 static int
-set_ms_from_s(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_ms_from_s(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	long n;
 
-	if (!parse_seconds(st, k, section, name, value, &n))
+	if (!parse_seconds(st, k, l, &n))
 		return 0;
 	*(long *)field(st, k) = n * 1000;
 	return 1;
 }
 
 static int
-set_servers(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_servers(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	struct config *cfg = st->cfg;
 	char e[300];
 
 	(void)k;
-	(void)section;
-	(void)name;
-	if (config_parse_servers(value, cfg->servers, CONFIG_MAX_SERVERS, &cfg->nservers, e, sizeof(e)) < 0)
+	if (config_parse_servers(l->value, cfg->servers, CONFIG_MAX_SERVERS, &cfg->nservers, e, sizeof(e)) < 0)
 		return parse_error(st, "[gearman] servers: %s", e);
 	return 1;
 }
 
 static int
-set_level(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_level(struct parse_state *st, const struct key *k, const struct line *l)
 {
-	int l = log_parse_level(value);
+	int level = log_parse_level(l->value);
 
-	(void)section;
-	(void)name;
-	if (l < 0)
-		return parse_error(st, "[log] level: '%s' is not one of debug, info, warn, error", value);
-	*(int *)field(st, k) = l;
+	if (level < 0)
+		return parse_error(st, "[log] level: '%s' is not one of debug, info, warn, error", l->value);
+	*(int *)field(st, k) = level;
 	return 1;
 }
 
 static int
-set_format(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_format(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	int *dst = field(st, k);
 
-	(void)section;
-	(void)name;
-	if (!strcasecmp(value, "text"))
+	if (!strcasecmp(l->value, "text"))
 		*dst = LOG_FORMAT_TEXT;
-	else if (!strcasecmp(value, "json"))
+	else if (!strcasecmp(l->value, "json"))
 		*dst = LOG_FORMAT_JSON;
 	else
-		return parse_error(st, "[log] format: '%s' is not 'text' or 'json'", value);
+		return parse_error(st, "[log] format: '%s' is not 'text' or 'json'", l->value);
 	return 1;
 }
 
 static int
-set_fnames(struct parse_state *st, const struct key *k, const char *section, const char *name,
-    const char *value)
+set_fnames(struct parse_state *st, const struct key *k, const struct line *l)
 {
 	enum function_names *dst = field(st, k);
 
-	(void)section;
-	(void)name;
-	if (!strcasecmp(value, "short"))
+	if (!strcasecmp(l->value, "short"))
 		*dst = FUNCTION_NAMES_SHORT;
-	else if (!strcasecmp(value, "full"))
+	else if (!strcasecmp(l->value, "full"))
 		*dst = FUNCTION_NAMES_FULL;
 	else
-		return parse_error(st, "[coordinator] function_names: '%s' is not 'short' or 'full'", value);
+		return parse_error(st, "[coordinator] function_names: '%s' is not 'short' or 'full'", l->value);
 	return 1;
 }
 
@@ -429,7 +410,7 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return parse_error(st, "[%s] %s: given twice", section, name);
 	if (*value == '\0')     /* "key =" means: use the default */
 		return 1;
-	return k->set(st, k, section, name, value);
+	return k->set(st, k, &(struct line){ section, name, value });
 }
 
 static void
