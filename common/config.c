@@ -1,17 +1,18 @@
 /*
  * config: see config.h. Parsing is table driven: each known key names its
- * section, its kind and where it goes, so an unknown key is simply one that
- * is not in the table.
+ * section, its setter (which checks the value and stores it) and where it
+ * goes, so an unknown key is simply one that is not in the table.
  */
 #include "config.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <ini.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,50 +20,111 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum kind { K_STRING, K_BOOL, K_SECONDS, K_MS_FROM_S, K_SERVERS, K_LEVEL, K_FNAMES, K_TOKEN_FILE, K_FORMAT };
+/*
+ * Defaults of the keys a file leaves out, as conf/node.ini, conf/coordinator.ini
+ * and jenkins-gearman-agent.ini(5) document them.
+ */
+#define DEFAULT_GEARMAN_HOST     "127.0.0.1"  /* a gearmand on this host */
+#define DEFAULT_HEARTBEAT        30      /* s: a forgotten connection is found within a minute */
+#define DEFAULT_CONNECT_TIMEOUT  5000    /* ms: a reachable master connects in far less */
+#define DEFAULT_TIMEOUT          30000   /* ms: room for the master's largest answers (job lists) */
+#define DEFAULT_STATUS_INTERVAL  10      /* s: progress a person watching sees move */
+#define DEFAULT_TRIGGER_TIMEOUT  120     /* s: room for a master that is restarting */
+#define DEFAULT_START_TIMEOUT    60      /* s: then the client may try another node */
+#define DEFAULT_FOLLOW_TIMEOUT   3600    /* s: a master away longer is an outage, not a blip */
+#define DEFAULT_REFRESH          30      /* s: a new or changed job is offered within that */
+
+/* Bounds of the keys given in seconds. */
+#define MAX_CONNECT_TIMEOUT      300     /* s: a connection slower than that is a dead master */
+#define HOUR                     3600
+#define DAY                      86400
+#define WEEK                     604800
+
+/* The longest token_file content, NUL included: an API token is 34 characters. */
+#define TOKEN_MAX                1024
+/* The longest message of one bad line, before "FILE:LINE: " is put in front. */
+#define PARSE_ERR_MAX            400
+
+struct parse_state;
+struct key;
+
+/* One "key = value" line, section and key spelt as in the file. */
+struct line {
+	const char *section, *name, *value;
+};
+
+/* Check l's value and store it in st->cfg where k says; 0 after parse_error(). */
+typedef int (*key_setter)(struct parse_state *st, const struct key *k, const struct line *l);
 
 struct key {
 	const char *section;
 	const char *name;
-	enum kind   kind;
+	key_setter  set;
 	size_t      off;
 	long        min, max;
 };
 
+static int set_string(struct parse_state *, const struct key *, const struct line *);
+static int set_token(struct parse_state *, const struct key *, const struct line *);
+static int set_token_file(struct parse_state *, const struct key *, const struct line *);
+static int set_bool(struct parse_state *, const struct key *, const struct line *);
+static int set_seconds(struct parse_state *, const struct key *, const struct line *);
+static int set_ms_from_s(struct parse_state *, const struct key *, const struct line *);
+static int set_servers(struct parse_state *, const struct key *, const struct line *);
+static int set_level(struct parse_state *, const struct key *, const struct line *);
+static int set_format(struct parse_state *, const struct key *, const struct line *);
+static int set_fnames(struct parse_state *, const struct key *, const struct line *);
+
 #define OFF(f) offsetof(struct config, f)
 static const struct key keys[] = {
-	{ "gearman",     "servers",         K_SERVERS,    0, 0, 0 },
-	{ "gearman",     "heartbeat",       K_SECONDS,    OFF(heartbeat), 1, 3600 },
-	{ "jenkins",     "url",             K_STRING,     OFF(url), 0, 0 },
-	{ "jenkins",     "user",            K_STRING,     OFF(user), 0, 0 },
-	{ "jenkins",     "token",           K_STRING,     OFF(token), 0, 0 },
-	{ "jenkins",     "token_file",      K_TOKEN_FILE, OFF(token), 0, 0 },
-	{ "jenkins",     "password",        K_STRING,     OFF(password), 0, 0 },
-	{ "jenkins",     "ca_file",         K_STRING,     OFF(ca_file), 0, 0 },
-	{ "jenkins",     "tls_verify",      K_BOOL,       OFF(tls_verify), 0, 0 },
-	{ "jenkins",     "connect_timeout", K_MS_FROM_S,  OFF(connect_timeout_ms), 1, 300 },
-	{ "jenkins",     "timeout",         K_MS_FROM_S,  OFF(timeout_ms), 1, 3600 },
-	{ "node",        "name",            K_STRING,     OFF(node_name), 0, 0 },
-	{ "node",        "status_interval", K_SECONDS,    OFF(status_interval), 1, 86400 },
-	{ "node",        "trigger_timeout", K_SECONDS,    OFF(trigger_timeout), 1, 86400 },
-	{ "node",        "start_timeout",   K_SECONDS,    OFF(start_timeout), 1, 86400 },
-	{ "node",        "follow_timeout",  K_SECONDS,    OFF(follow_timeout), 1, 604800 },
-	{ "node",        "state_dir",       K_STRING,     OFF(state_dir), 0, 0 },
-	{ "coordinator", "name",            K_STRING,     OFF(coordinator_name), 0, 0 },
-	{ "coordinator", "refresh",         K_SECONDS,    OFF(refresh), 1, 86400 },
-	{ "coordinator", "function_names",  K_FNAMES,     OFF(function_names), 0, 0 },
-	{ "log",         "level",           K_LEVEL,      OFF(log_level), 0, 0 },
-	{ "log",         "format",          K_FORMAT,     OFF(log_format), 0, 0 },
-	{ "metrics",     "textfile",        K_STRING,     OFF(metrics_textfile), 0, 0 },
+	{ "gearman",     "servers",         set_servers,    0, 0, 0 },
+	{ "gearman",     "heartbeat",       set_seconds,    OFF(heartbeat), 1, HOUR },
+	{ "jenkins",     "url",             set_string,     OFF(url), 0, 0 },
+	{ "jenkins",     "user",            set_string,     OFF(user), 0, 0 },
+	{ "jenkins",     "token",           set_token,      OFF(token), 0, 0 },
+	{ "jenkins",     "token_file",      set_token_file, OFF(token), 0, 0 },
+	{ "jenkins",     "password",        set_string,     OFF(password), 0, 0 },
+	{ "jenkins",     "ca_file",         set_string,     OFF(ca_file), 0, 0 },
+	{ "jenkins",     "tls_verify",      set_bool,       OFF(tls_verify), 0, 0 },
+	{ "jenkins",     "connect_timeout", set_ms_from_s,  OFF(connect_timeout_ms), 1, MAX_CONNECT_TIMEOUT },
+	{ "jenkins",     "timeout",         set_ms_from_s,  OFF(timeout_ms), 1, HOUR },
+	{ "node",        "name",            set_string,     OFF(node_name), 0, 0 },
+	{ "node",        "status_interval", set_seconds,    OFF(status_interval), 1, DAY },
+	{ "node",        "trigger_timeout", set_seconds,    OFF(trigger_timeout), 1, DAY },
+	{ "node",        "start_timeout",   set_seconds,    OFF(start_timeout), 1, DAY },
+	{ "node",        "follow_timeout",  set_seconds,    OFF(follow_timeout), 1, WEEK },
+	{ "node",        "state_dir",       set_string,     OFF(state_dir), 0, 0 },
+	{ "coordinator", "name",            set_string,     OFF(coordinator_name), 0, 0 },
+	{ "coordinator", "refresh",         set_seconds,    OFF(refresh), 1, DAY },
+	{ "coordinator", "function_names",  set_fnames,     OFF(function_names), 0, 0 },
+	{ "log",         "level",           set_level,      OFF(log_level), 0, 0 },
+	{ "log",         "format",          set_format,     OFF(log_format), 0, 0 },
+	{ "metrics",     "textfile",        set_string,     OFF(metrics_textfile), 0, 0 },
 };
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 struct parse_state {
 	struct config *cfg;
-	char  err[512];     /* first error, without the line */
+	char  err[PARSE_ERR_MAX];   /* first error, without the line */
 	int   err_seen;
-	unsigned seen[sizeof(keys) / sizeof(keys[0])];
-	int   token_from;   /* 0 none, 1 token=, 2 token_file= */
+	unsigned seen[NKEYS];
+	bool  token_given;          /* token= or token_file= seen: they exclude each other */
 };
+
+/* Keep the first error of the file; returns 0, inih's "this line is bad". */
+static int __attribute__((format(printf, 2, 3)))
+parse_error(struct parse_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!st->err_seen) {
+		va_start(ap, fmt);
+		vsnprintf(st->err, sizeof(st->err), fmt, ap);
+		va_end(ap);
+		st->err_seen = 1;
+	}
+	return 0;
+}
 
 static int
 parse_long(const char *v, long min, long max, long *out)
@@ -89,7 +151,7 @@ config_parse_servers(const char *s, struct config_server *out, size_t max,
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		char item[300], *colon;
-		long port = 4730;
+		long port = CONFIG_GEARMAN_PORT;
 
 		while (len && isspace((unsigned char)*p)) { p++; len--; }
 		while (len && isspace((unsigned char)p[len - 1])) len--;
@@ -133,7 +195,7 @@ static int
 read_token_file(const char *path, char **out, char *err, size_t errlen)
 {
 	struct stat st;
-	char buf[1024];
+	char buf[TOKEN_MAX];
 	ssize_t r;
 	int fd;
 
@@ -166,326 +228,272 @@ read_token_file(const char *path, char **out, char *err, size_t errlen)
 		snprintf(err, errlen, "'%s' is empty or too long for a token", path);
 		return -1;
 	}
-	*out = strdup(buf);
+	*out = xstrdup(buf);
 	explicit_bzero(buf, sizeof(buf));
-	return *out ? 0 : -1;
+	return 0;
 }
 
+/* ---- setters, one per kind of value ---- */
+
+static void *
+field(struct parse_state *st, const struct key *k)
+{
+	return (char *)st->cfg + k->off;
+}
+
+static int
+set_string(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	char **dst = field(st, k);
+
+	free(*dst);
+	*dst = xstrdup(l->value);
+	return 1;
+}
+
+static int
+set_token(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	if (st->token_given)
+		return parse_error(st, "[jenkins] token: token and token_file are exclusive");
+	st->token_given = true;
+	return set_string(st, k, l);
+}
+
+static int
+set_token_file(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	char e[300];
+
+	if (st->token_given)
+		return parse_error(st, "[jenkins] token_file: token and token_file are exclusive");
+	st->token_given = true;
+	if (read_token_file(l->value, field(st, k), e, sizeof(e)) < 0)
+		return parse_error(st, "[jenkins] token_file: %s", e);
+	return 1;
+}
+
+static int
+set_bool(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	const char *v = l->value;
+	bool *dst = field(st, k);
+
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+		*dst = true;
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+		*dst = false;
+	else
+		return parse_error(st, "[%s] %s: '%s' is not a boolean (true/false)", l->section, l->name, v);
+	return 1;
+}
+
+/* A whole number of seconds in k's bounds. */
+static int
+parse_seconds(struct parse_state *st, const struct key *k, const struct line *l, long *n)
+{
+	if (parse_long(l->value, k->min, k->max, n) < 0)
+		return parse_error(st, "[%s] %s: '%s' is not a whole number of seconds in %ld..%ld",
+		    l->section, l->name, l->value, k->min, k->max);
+	return 1;
+}
+
+static int
+set_seconds(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	long n;
+
+	if (!parse_seconds(st, k, l, &n))
+		return 0;
+	*(int *)field(st, k) = (int)n;
+	return 1;
+}
+
+static int
+set_ms_from_s(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	long n;
+
+	if (!parse_seconds(st, k, l, &n))
+		return 0;
+	*(long *)field(st, k) = n * 1000;
+	return 1;
+}
+
+static int
+set_servers(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	struct config *cfg = st->cfg;
+	char e[300];
+
+	(void)k;
+	if (config_parse_servers(l->value, cfg->servers, CONFIG_MAX_SERVERS, &cfg->nservers, e, sizeof(e)) < 0)
+		return parse_error(st, "[gearman] servers: %s", e);
+	return 1;
+}
+
+static int
+set_level(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	int level = log_parse_level(l->value);
+
+	if (level < 0)
+		return parse_error(st, "[log] level: '%s' is not one of debug, info, warn, error", l->value);
+	*(int *)field(st, k) = level;
+	return 1;
+}
+
+static int
+set_format(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	int *dst = field(st, k);
+
+	if (!strcasecmp(l->value, "text"))
+		*dst = LOG_FORMAT_TEXT;
+	else if (!strcasecmp(l->value, "json"))
+		*dst = LOG_FORMAT_JSON;
+	else
+		return parse_error(st, "[log] format: '%s' is not 'text' or 'json'", l->value);
+	return 1;
+}
+
+static int
+set_fnames(struct parse_state *st, const struct key *k, const struct line *l)
+{
+	enum function_names *dst = field(st, k);
+
+	if (!strcasecmp(l->value, "short"))
+		*dst = FUNCTION_NAMES_SHORT;
+	else if (!strcasecmp(l->value, "full"))
+		*dst = FUNCTION_NAMES_FULL;
+	else
+		return parse_error(st, "[coordinator] function_names: '%s' is not 'short' or 'full'", l->value);
+	return 1;
+}
+
+/* ---- the file ---- */
+
+static const struct key *
+key_find(const char *section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcasecmp(keys[i].section, section) == 0 && strcasecmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool
+section_known(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcasecmp(keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+/* inih's callback, once per "key = value": 1 if the line is good. */
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *st = user;
-	struct config *cfg = st->cfg;
-	const struct key *k = NULL;
-	char why[400];
-	size_t i;
-	long n;
+	const struct key *k = key_find(section, name);
 
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strcasecmp(keys[i].section, section) == 0 &&
-		    strcasecmp(keys[i].name, name) == 0) {
-			k = &keys[i];
-			break;
-		}
-	}
-	if (!k) {
-		int known_section = 0;
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (strcasecmp(keys[i].section, section) == 0)
-				known_section = 1;
-		if (!known_section)
-			snprintf(why, sizeof(why), "[%s]: unknown section", section);
-		else
-			snprintf(why, sizeof(why), "[%s] %s: unknown key", section, name);
-		goto bad;
-	}
-	if (st->seen[i]++) {
-		snprintf(why, sizeof(why), "[%s] %s: given twice", section, name);
-		goto bad;
-	}
+	if (!k && !section_known(section))
+		return parse_error(st, "[%s]: unknown section", section);
+	if (!k)
+		return parse_error(st, "[%s] %s: unknown key", section, name);
+	if (st->seen[k - keys]++)
+		return parse_error(st, "[%s] %s: given twice", section, name);
 	if (*value == '\0')     /* "key =" means: use the default */
 		return 1;
-
-	switch (k->kind) {
-	case K_STRING: {
-		char **dst = (char **)((char *)cfg + k->off);
-		if (strcmp(name, "token") == 0) {
-			if (st->token_from) {
-				snprintf(why, sizeof(why), "[jenkins] token: token and token_file are exclusive");
-				goto bad;
-			}
-			st->token_from = 1;
-		}
-		free(*dst);
-		*dst = strdup(value);
-		break;
-	}
-	case K_TOKEN_FILE: {
-		char **dst = (char **)((char *)cfg + k->off);
-		char e[300];
-		if (st->token_from) {
-			snprintf(why, sizeof(why), "[jenkins] token_file: token and token_file are exclusive");
-			goto bad;
-		}
-		st->token_from = 2;
-		if (read_token_file(value, dst, e, sizeof(e)) < 0) {
-			snprintf(why, sizeof(why), "[jenkins] token_file: %s", e);
-			goto bad;
-		}
-		break;
-	}
-	case K_BOOL: {
-		bool *dst = (bool *)((char *)cfg + k->off);
-		if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
-		    !strcasecmp(value, "on") || !strcmp(value, "1"))
-			*dst = true;
-		else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-		    !strcasecmp(value, "off") || !strcmp(value, "0"))
-			*dst = false;
-		else {
-			snprintf(why, sizeof(why), "[%s] %s: '%s' is not a boolean (true/false)",
-			    section, name, value);
-			goto bad;
-		}
-		break;
-	}
-	case K_SECONDS:
-	case K_MS_FROM_S:
-		if (parse_long(value, k->min, k->max, &n) < 0) {
-			snprintf(why, sizeof(why), "[%s] %s: '%s' is not a whole number of seconds in %ld..%ld",
-			    section, name, value, k->min, k->max);
-			goto bad;
-		}
-		if (k->kind == K_SECONDS)
-			*(int *)((char *)cfg + k->off) = (int)n;
-		else
-			*(long *)((char *)cfg + k->off) = n * 1000;
-		break;
-	case K_SERVERS: {
-		char e[300];
-		if (config_parse_servers(value, cfg->servers, CONFIG_MAX_SERVERS,
-		    &cfg->nservers, e, sizeof(e)) < 0) {
-			snprintf(why, sizeof(why), "[gearman] servers: %s", e);
-			goto bad;
-		}
-		break;
-	}
-	case K_LEVEL: {
-		int l = log_parse_level(value);
-		if (l < 0) {
-			snprintf(why, sizeof(why), "[log] level: '%s' is not one of debug, info, warn, error", value);
-			goto bad;
-		}
-		cfg->log_level = l;
-		break;
-	}
-	case K_FORMAT:
-		if (!strcasecmp(value, "text"))
-			cfg->log_format = LOG_FORMAT_TEXT;
-		else if (!strcasecmp(value, "json"))
-			cfg->log_format = LOG_FORMAT_JSON;
-		else {
-			snprintf(why, sizeof(why), "[log] format: '%s' is not 'text' or 'json'", value);
-			goto bad;
-		}
-		break;
-	case K_FNAMES:
-		if (!strcasecmp(value, "short"))
-			cfg->function_names = FUNCTION_NAMES_SHORT;
-		else if (!strcasecmp(value, "full"))
-			cfg->function_names = FUNCTION_NAMES_FULL;
-		else {
-			snprintf(why, sizeof(why), "[coordinator] function_names: '%s' is not 'short' or 'full'", value);
-			goto bad;
-		}
-		break;
-	}
-	return 1;
-bad:
-	if (!st->err_seen) {
-		snprintf(st->err, sizeof(st->err), "%s", why);
-		st->err_seen = 1;
-	}
-	return 0;
+	return k->set(st, k, &(struct line){ section, name, value });
 }
 
-/* The host part of an http(s) URL, for the default coordinator name. */
-static char *
-url_host(const char *url)
+static void
+config_defaults(struct config *cfg)
 {
-	const char *p = strstr(url, "://"), *end;
-
-	p = p ? p + 3 : url;
-	if (strchr(p, '@') && (!strchr(p, '/') || strchr(p, '@') < strchr(p, '/')))
-		p = strchr(p, '@') + 1;
-	if (*p == '[') {
-		end = strchr(p, ']');
-		if (!end)
-			return NULL;
-		return strndup(p + 1, (size_t)(end - p - 1));
-	}
-	end = p + strcspn(p, ":/?#");
-	if (end == p)
-		return NULL;
-	return strndup(p, (size_t)(end - p));
+	cfg->tls_verify = true;
+	cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT;
+	cfg->timeout_ms = DEFAULT_TIMEOUT;
+	cfg->status_interval = DEFAULT_STATUS_INTERVAL;
+	cfg->trigger_timeout = DEFAULT_TRIGGER_TIMEOUT;
+	cfg->start_timeout = DEFAULT_START_TIMEOUT;
+	cfg->follow_timeout = DEFAULT_FOLLOW_TIMEOUT;
+	cfg->refresh = DEFAULT_REFRESH;
+	cfg->function_names = FUNCTION_NAMES_SHORT;
+	cfg->log_level = LOG_LEVEL_INFO;
+	snprintf(cfg->servers[0].host, sizeof(cfg->servers[0].host), "%s", DEFAULT_GEARMAN_HOST);
+	cfg->servers[0].port = CONFIG_GEARMAN_PORT;
+	cfg->nservers = 1;
+	cfg->heartbeat = DEFAULT_HEARTBEAT;
 }
 
-/*
- * name as one path component: '/', '%' and a leading '.' percent-encoded,
- * so that no name can leave its directory ("..", "a/../b") or take another
- * name's ("a/b" is "a%2Fb", "a%2Fb" is "a%252Fb").
- */
-static char *
-path_component(const char *name)
-{
-	size_t i, n = strlen(name);
-	char *out = malloc(3 * n + 1), *p = out;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '/' || c == '%' || (i == 0 && c == '.'))
-			p += sprintf(p, "%%%02X", c);
-		else
-			*p++ = (char)c;
-	}
-	*p = '\0';
-	return out;
-}
-
-/*
- * The default [node] state_dir, ROOT/MASTER/NODE: one per agent, so that
- * agents serving nodes of two masters on one host, even under one node name
- * (the host's), never share one. ROOT is CONFIG_STATE_ROOT, or
- * $JGA_STATE_ROOT (tests, packagers).
- */
+/* Read path's keys into cfg; -1 with "FILE[:LINE]: ..." in err. */
 static int
-default_state_dir(struct config *cfg, const char *path, char *err, size_t errlen)
-{
-	const char *env = getenv("JGA_STATE_ROOT");
-	char *root, *master, *node;
-	size_t len;
-	int rc;
-
-	if (env && *env) {
-		len = strlen(env);
-		while (len > 1 && env[len - 1] == '/')
-			len--;
-		if (env[0] != '/' || len == 1) {
-			snprintf(err, errlen, "%s: [node] state_dir: $JGA_STATE_ROOT '%s' is not an "
-			    "absolute path below /", path, env);
-			return -1;
-		}
-		root = strndup(env, len);
-	} else
-		root = strdup(CONFIG_STATE_ROOT);
-	master = path_component(cfg->coordinator_name);
-	node = path_component(cfg->node_name);
-	if (!root || !master || !node || asprintf(&cfg->state_dir, "%s/%s/%s", root, master, node) < 0) {
-		cfg->state_dir = NULL;
-		free(root);
-		snprintf(err, errlen, "%s: out of memory", path);
-		rc = -1;
-	} else {
-		cfg->state_root = root;
-		rc = 0;
-	}
-	free(master);
-	free(node);
-	return rc;
-}
-
-int
-config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+config_read(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	struct parse_state st;
 	int line;
 
-	memset(cfg, 0, sizeof(*cfg));
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
-	cfg->path = strdup(path);
-	cfg->tls_verify = true;
-	cfg->connect_timeout_ms = 5000;
-	cfg->timeout_ms = 30000;
-	cfg->status_interval = 10;
-	cfg->trigger_timeout = 120;
-	cfg->start_timeout = 60;
-	cfg->follow_timeout = 3600;
-	cfg->refresh = 30;
-	cfg->function_names = FUNCTION_NAMES_SHORT;
-	cfg->log_level = LOG_LEVEL_INFO;
-	snprintf(cfg->servers[0].host, sizeof(cfg->servers[0].host), "127.0.0.1");
-	cfg->servers[0].port = 4730;
-	cfg->nservers = 1;
-	cfg->heartbeat = 30;
-
 	line = ini_parse(path, handler, &st);
-	if (line == -1) {
+	if (line == -1)
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (line == -2) {
+	else if (line == -2)
 		snprintf(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	if (line > 0) {
-		if (st.err_seen)
-			snprintf(err, errlen, "%s:%d: %s", path, line, st.err);
-		else
-			snprintf(err, errlen, "%s:%d: syntax error (want [section] or key = value)",
-			    path, line);
-		goto fail;
-	}
+	else if (line > 0 && st.err_seen)
+		snprintf(err, errlen, "%s:%d: %s", path, line, st.err);
+	else if (line > 0)
+		snprintf(err, errlen, "%s:%d: syntax error (want [section] or key = value)", path, line);
+	return line == 0 ? 0 : -1;
+}
 
+/* What no single line can tell: required keys, and keys that go together. */
+static int
+config_check(const char *path, struct config *cfg, char *err, size_t errlen)
+{
 	if (!cfg->url) {
 		snprintf(err, errlen, "%s: [jenkins] url: required key is missing", path);
-		goto fail;
+		return -1;
 	}
 	if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: [jenkins] url: '%s' must start with http:// or https://",
 		    path, cfg->url);
-		goto fail;
+		return -1;
 	}
 	if (cfg->url[strlen(cfg->url) - 1] != '/') {
-		char *u;
-		if (asprintf(&u, "%s/", cfg->url) < 0)
-			goto fail;
+		char *u = xasprintf("%s/", cfg->url);
 		free(cfg->url);
 		cfg->url = u;
 	}
 	if (cfg->password && cfg->token) {
 		snprintf(err, errlen, "%s: [jenkins] password: give either a token (token/token_file) "
 		    "or a password, not both", path);
-		goto fail;
+		return -1;
 	}
 	if ((cfg->password || cfg->token) && !cfg->user) {
 		snprintf(err, errlen, "%s: [jenkins] user: required when a token or password is set", path);
-		goto fail;
+		return -1;
 	}
-	if (!cfg->node_name) {
-		char host[256];
-		if (gethostname(host, sizeof(host)) < 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		host[strcspn(host, ".")] = '\0';
-		cfg->node_name = strdup(host[0] ? host : "localhost");
-	}
-	if (!cfg->coordinator_name) {
-		cfg->coordinator_name = url_host(cfg->url);
-		if (!cfg->coordinator_name) {
-			snprintf(err, errlen, "%s: [jenkins] url: no host in '%s'", path, cfg->url);
-			goto fail;
-		}
-	}
-	if (!cfg->state_dir && default_state_dir(cfg, path, err, errlen) < 0)
-		goto fail;
 	return 0;
-fail:
-	config_free(cfg);
-	return -1;
+}
+
+int
+config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	config_defaults(cfg);
+	if (config_read(path, cfg, err, errlen) < 0 || config_check(path, cfg, err, errlen) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
 }
 
 void

@@ -5,6 +5,11 @@
  * man page. Unknown sections or keys, bad values and missing required keys
  * are errors that name the file, the line and the key. Secrets (token,
  * password) are read here and never logged.
+ *
+ * Only the file is read here: a key the file leaves out gets its fixed
+ * default, except the names and the directory whose defaults depend on
+ * the host and the role (node_name, coordinator_name, state_dir), which
+ * stay NULL for the program to fill in.
  */
 #ifndef JGA_CONFIG_H
 #define JGA_CONFIG_H
@@ -12,9 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_MAX_SERVERS 16
-/* Where default state_dirs are; $JGA_STATE_ROOT moves it. */
-#define CONFIG_STATE_ROOT  "/var/lib/jenkins-gearman-agent"
+#define CONFIG_MAX_SERVERS  16
+/* gearmand's registered port: a server given without one is on it. */
+#define CONFIG_GEARMAN_PORT 4730
 
 struct config_server {
 	char host[256];
@@ -42,17 +47,17 @@ struct config {
 	long  timeout_ms;
 
 	/* [node] */
-	char *node_name;        /* default: short host name */
+	char *node_name;        /* NULL when the file leaves it out */
 	int   status_interval;  /* seconds between WORK_STATUS updates */
 	int   trigger_timeout;  /* seconds to keep retrying a build trigger */
 	int   start_timeout;    /* seconds a triggered build may wait in the Jenkins queue */
 	int   follow_timeout;   /* seconds the master may stay unreachable while following */
-	char *state_dir;        /* where running builds are recorded; default
-	                           CONFIG_STATE_ROOT/MASTER/NODE (config.c) */
-	char *state_root;       /* the ROOT of a default state_dir; NULL if set */
+	char *state_dir;        /* where running builds are recorded; NULL when left out */
+	char *state_root;       /* the ROOT below which a state_dir not in the file
+	                           was put (by the daemon); NULL otherwise */
 
 	/* [coordinator] */
-	char *coordinator_name; /* default: host part of url */
+	char *coordinator_name; /* NULL when the file leaves it out */
 	int   refresh;          /* seconds between project-map refreshes */
 	enum function_names function_names;
 
@@ -65,8 +70,8 @@ struct config {
 };
 
 /*
- * Load path into cfg (which is zeroed first). On error returns -1 and
- * writes "FILE:LINE: [section] key: problem" into err.
+ * Load path into cfg (which is zeroed first). On error returns -1, cfg
+ * freed, and writes "FILE:LINE: [section] key: problem" into err.
  */
 int  config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);

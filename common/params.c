@@ -1,11 +1,16 @@
 /* params: see params.h. jansson does the JSON and UTF-8 checking. */
 #include "params.h"
 
+#include "xalloc.h"
+
 #include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Significant digits of a number made text: a double's 17 survive the round trip. */
+#define REAL_DIGITS 17
 
 static int
 name_ok(const char *s)
@@ -23,13 +28,31 @@ name_ok(const char *s)
 	return 1;
 }
 
+/* val as the text of a parameter, or NULL with err for a value that cannot be one. */
+static char *
+param_text(const char *key, json_t *val, char *err, size_t errlen)
+{
+	if (!name_ok(key)) {
+		snprintf(err, errlen, "parameter name \"%.64s\" is not allowed (use 1-%d of A-Z a-z 0-9 _ - .)",
+		    key, PARAMS_MAX_NAME);
+		return NULL;
+	}
+	if (json_is_string(val))
+		return xstrdup(json_string_value(val));
+	if (json_is_integer(val) || json_is_real(val) || json_is_boolean(val))
+		return json_dumps(val, JSON_ENCODE_ANY | JSON_REAL_PRECISION(REAL_DIGITS));
+	snprintf(err, errlen, "parameter \"%s\" must be a string, number or boolean, not %s", key,
+	    json_is_null(val) ? "null" : json_is_array(val) ? "an array" : "an object");
+	return NULL;
+}
+
 int
 params_parse(const char *buf, size_t len, struct params *out, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root, *val;
 	const char *key;
-	size_t i = 0;
+	char *text;
 
 	memset(out, 0, sizeof(*out));
 	if (len > PARAMS_MAX_BYTES) {
@@ -51,35 +74,13 @@ params_parse(const char *buf, size_t len, struct params *out, char *err, size_t 
 		snprintf(err, errlen, "%zu parameters; the limit is %d", json_object_size(root), PARAMS_MAX_COUNT);
 		goto fail;
 	}
-	out->v = calloc(json_object_size(root) + 1, sizeof(*out->v));
-	if (!out->v) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
+	out->v = xcalloc(json_object_size(root) + 1, sizeof(*out->v));
 	json_object_foreach(root, key, val) {
-		char *text = NULL;
-
-		if (!name_ok(key)) {
-			snprintf(err, errlen, "parameter name \"%.64s\" is not allowed (use 1-%d of A-Z a-z 0-9 _ - .)",
-			    key, PARAMS_MAX_NAME);
+		if (!(text = param_text(key, val, err, errlen)))
 			goto fail;
-		}
-		if (json_is_string(val))
-			text = strdup(json_string_value(val));
-		else if (json_is_integer(val) || json_is_real(val) || json_is_boolean(val))
-			text = json_dumps(val, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-		else {
-			snprintf(err, errlen, "parameter \"%s\" must be a string, number or boolean, not %s", key,
-			    json_is_null(val) ? "null" : json_is_array(val) ? "an array" : "an object");
-			goto fail;
-		}
-		if (!text || !(out->v[i].name = strdup(key))) {
-			free(text);
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		out->v[i].value = text;
-		out->n = ++i;
+		out->v[out->n].name = xstrdup(key);
+		out->v[out->n].value = text;
+		out->n++;
 	}
 	json_decref(root);
 	return 0;

@@ -13,9 +13,14 @@
 
 #include <stddef.h>
 
-#define PARAMS_MAX_BYTES  (1024 * 1024)
-#define PARAMS_MAX_COUNT  256
-#define PARAMS_MAX_NAME   255
+/*
+ * Limits on what a client may send: far above any real build's parameters,
+ * low enough that a hostile argument costs the agent little memory and no
+ * Jenkins request.
+ */
+#define PARAMS_MAX_BYTES  (1024 * 1024)   /* the whole argument */
+#define PARAMS_MAX_COUNT  256             /* parameters in it */
+#define PARAMS_MAX_NAME   255             /* bytes of one parameter name */
 
 struct param {
 	char *name;
@@ -27,6 +32,10 @@ struct params {
 	size_t        n;
 };
 
+/*
+ * Parse buf[0..len) into out (in the argument's order). -1 with the problem
+ * in err, out then empty.
+ */
 int         params_parse(const char *buf, size_t len, struct params *out, char *err, size_t errlen);
 void        params_free(struct params *p);
 /* The value of name, or NULL. */

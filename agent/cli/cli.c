@@ -18,6 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * How long map, stop and describe wait for the coordinator by default (-t):
+ * it answers from memory, so silence this long means nobody is serving.
+ */
+#define CLI_TIMEOUT_MS 10000
+
+int
+cli_call_exit(enum gclient_err e)
+{
+	return e == GCLIENT_EFAILED ? EXIT_REFUSED : EXIT_USAGE;
+}
+
 int
 cli_servers(struct cli *c, const char *arg)
 {
@@ -132,6 +144,7 @@ cmd_map(struct cli *c, int argc, char **argv)
 	const char *master = NULL, *node = NULL, *servers = NULL;
 	char fn[600], err[1024], *out = NULL, *req;
 	json_t *r, *m;
+	enum gclient_err e;
 	int ch, as_json = 0;
 
 	while ((ch = getopt_long(argc, argv, "s:t:h", opts, NULL)) != -1) {
@@ -155,13 +168,13 @@ cmd_map(struct cli *c, int argc, char **argv)
 	req = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	snprintf(fn, sizeof(fn), "project_map:%s", master);
-	if (gclient_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
-	    &out, NULL, err, sizeof(err)) < 0) {
-		free(req);
-		fprintf(stderr, "jenkins-gearman: %s\n", err);
-		return strstr(err, "failed") ? EXIT_REFUSED : EXIT_USAGE;
-	}
+	e = gclient_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
+	    &out, NULL, err, sizeof(err));
 	free(req);
+	if (e != GCLIENT_OK) {
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		return cli_call_exit(e);
+	}
 	if (as_json) {
 		printf("%s\n", out);
 		free(out);
@@ -210,7 +223,7 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-	struct cli c = { .timeout_ms = 10000 };
+	struct cli c = { .timeout_ms = CLI_TIMEOUT_MS };
 	size_t i;
 
 	log_init("jenkins-gearman", LOG_LEVEL_WARN);

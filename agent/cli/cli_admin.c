@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "gadmin.h"
 #include "gclient.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
@@ -12,6 +13,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * How long gearmand may take to answer an admin command, and a coordinator
+ * to answer project_map for status: both answer from memory at once.
+ */
+#define ADMIN_TIMEOUT_MS 5000
+/* Room for the first vector of functions: a small site's whole list. */
+#define ADMIN_FIRST_CAP  64
+
+/* Add one "status" line (FUNCTION TAB TOTAL TAB RUNNING TAB WORKERS) to v, summed by name. */
+static void
+admin_status_line(const char *line, struct fn_status **v, size_t *n, size_t *cap)
+{
+	char name[1024];
+	long t, r, w;
+	size_t k;
+
+	if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &r, &w) != 4)
+		return;
+	for (k = 0; k < *n && strcmp((*v)[k].name, name); k++)
+		;
+	if (k == *n) {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : ADMIN_FIRST_CAP;
+			*v = xreallocarray(*v, *cap, sizeof(**v));
+		}
+		(*v)[k].name = xstrdup(name);
+		(*v)[k].total = (*v)[k].running = (*v)[k].workers = 0;
+		(*n)++;
+	}
+	(*v)[k].total += t;
+	(*v)[k].running += r;
+	(*v)[k].workers += w;
+}
 
 struct fn_status *
 cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
@@ -21,39 +56,20 @@ cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
 
 	*n = 0;
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "status", 5000, err, errlen);
+		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "status", ADMIN_TIMEOUT_MS,
+		    err, errlen);
 		char *line, *save = NULL;
 
 		if (!text) {
 			cli_fn_status_free(v, *n);
 			return NULL;
 		}
-		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-			char name[1024];
-			long t, r, w;
-			size_t k;
-
-			if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &r, &w) != 4)
-				continue;
-			for (k = 0; k < *n && strcmp(v[k].name, name); k++)
-				;
-			if (k == *n) {
-				if (*n == cap) {
-					cap = cap ? cap * 2 : 64;
-					v = realloc(v, cap * sizeof(*v));
-				}
-				v[k].name = strdup(name);
-				v[k].total = v[k].running = v[k].workers = 0;
-				(*n)++;
-			}
-			v[k].total += t;
-			v[k].running += r;
-			v[k].workers += w;
-		}
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			admin_status_line(line, &v, n, &cap);
 		free(text);
 	}
 	if (!v)
-		v = calloc(1, sizeof(*v));
+		v = xcalloc(1, sizeof(*v));
 	return v;
 }
 
@@ -83,6 +99,7 @@ manage(struct cli *c, int argc, char **argv, bool describe)
 	      "Stop the running build JOB #NUMBER through stop:HOST.\n";
 	char fn[600], err[1024], *a, *out = NULL, *end;
 	json_t *arg;
+	enum gclient_err e;
 	long number;
 	int ch, want = describe ? 3 : 2;
 
@@ -111,13 +128,13 @@ manage(struct cli *c, int argc, char **argv, bool describe)
 	a = json_dumps(arg, JSON_COMPACT);
 	json_decref(arg);
 	snprintf(fn, sizeof(fn), "%s:%s", describe ? "set_description" : "stop", master);
-	if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
-	    err, sizeof(err)) < 0) {
-		free(a);
-		fprintf(stderr, "jenkins-gearman: %s\n", err);
-		return strstr(err, " failed") ? EXIT_REFUSED : EXIT_USAGE;
-	}
+	e = gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
+	    err, sizeof(err));
 	free(a);
+	if (e != GCLIENT_OK) {
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		return cli_call_exit(e);
+	}
 	if (describe)
 		printf("%s\n", out);
 	else
@@ -140,8 +157,8 @@ cmd_describe(struct cli *c, int argc, char **argv)
 
 /*
  * Node name from a worker id: an agent's connection is named after its
- * node ("$node_exec-$i" before 0.1.0's one connection per node, and in
- * gearman-plugin). NULL for connections without an id ("-").
+ * node ("$node_exec-$i" in gearman-plugin and older agents). NULL for
+ * connections without an id ("-").
  */
 static char *
 node_of(const char *id)
@@ -149,87 +166,95 @@ node_of(const char *id)
 	const char *p = strstr(id, "_exec-");
 
 	if (p)
-		return strndup(id, (size_t)(p - id));
-	return strcmp(id, "-") != 0 ? strdup(id) : NULL;
+		return xstrndup(id, (size_t)(p - id));
+	return strcmp(id, "-") != 0 ? xstrdup(id) : NULL;
 }
 
-int
-cmd_status(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-	const char *servers = NULL;
-	struct fn_status *st;
-	json_t *fn_nodes = json_object(), *node_master = json_object();
-	char err[1024];
-	size_t n, i, k;
-	int ch, starving = 0;
+/* Who serves what, gathered from gearmand's "workers" and the coordinators' maps. */
+struct servers_of {
+	json_t *fn_nodes;      /* function -> {node: true} */
+	json_t *node_master;   /* node -> its coordinator's master */
+};
 
-	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's': servers = optarg; break;
-		case 'h':
-			printf("usage: jenkins-gearman status [-s HOST:PORT[,...]]\n"
-			    "Queued, running and workers for every build: function, with the masters and\n"
-			    "nodes that serve it. Jobs queued with no worker are marked '!!'.\n");
-			json_decref(fn_nodes);
-			json_decref(node_master);
-			return 0;
-		default:
-			json_decref(fn_nodes);
-			json_decref(node_master);
-			return EXIT_USAGE;
+/* The coordinator master's map: note the master of each of its nodes. */
+static void
+status_master_nodes(struct cli *c, const char *master, size_t len, struct servers_of *so)
+{
+	char fn[300], *out = NULL, err[512];
+	json_t *m, *nodes, *nd;
+	size_t j;
+
+	snprintf(fn, sizeof(fn), "project_map:%.*s", (int)len, master);
+	if (gclient_call(c->servers, c->nservers, fn, NULL, "{}", 2, ADMIN_TIMEOUT_MS, &out, NULL,
+	    err, sizeof(err)) == GCLIENT_OK && (m = json_loads(out, 0, NULL))) {
+		nodes = json_object_get(m, "nodes");
+		json_array_foreach(nodes, j, nd)
+			json_object_set_new(so->node_master,
+			    json_string_value(json_object_get(json_object_get(nd, "node"), "name")),
+			    json_string(json_string_value(json_object_get(m, "master"))));
+		json_decref(m);
+	}
+	free(out);
+}
+
+/*
+ * One "workers" line: FD IP ID : FUNCTION... A coordinator ("$master_manager")
+ * is asked for its map; an agent's node is noted for each of its functions.
+ */
+static void
+status_worker_line(struct cli *c, char *line, struct servers_of *so)
+{
+	static const char manager[] = "_manager";
+	const size_t mlen = sizeof(manager) - 1;
+	char *colon = strstr(line, " : "), *id, *node, *f, *save = NULL;
+	char fields[3][256];
+	size_t idlen;
+
+	if (!colon || sscanf(line, "%255s %255s %255s", fields[0], fields[1], fields[2]) != 3)
+		return;
+	id = fields[2];
+	idlen = strlen(id);
+	if (idlen > mlen && !strcmp(id + idlen - mlen, manager)) {
+		status_master_nodes(c, id, idlen - mlen, so);
+		return;
+	}
+	if (!(node = node_of(id)))
+		return;
+	for (f = strtok_r(colon + 3, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+		json_t *set = json_object_get(so->fn_nodes, f);
+		if (!set) {
+			set = json_object();
+			json_object_set_new(so->fn_nodes, f, set);
 		}
+		json_object_set_new(set, node, json_true());
 	}
-	if (optind != argc || cli_servers(c, servers) < 0 || !(st = cli_admin_status(c, &n, err, sizeof(err)))) {
-		if (optind == argc)
-			fprintf(stderr, "jenkins-gearman: %s\n", err);
-		json_decref(fn_nodes);
-		json_decref(node_master);
-		return EXIT_USAGE;
-	}
-	/* Who serves what: the admin "workers" list, and each coordinator's map for masters. */
+	free(node);
+}
+
+static void
+status_servers_of(struct cli *c, struct servers_of *so)
+{
+	char err[1024];
+	size_t i;
+
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "workers", 5000, err, sizeof(err));
+		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "workers", ADMIN_TIMEOUT_MS,
+		    err, sizeof(err));
 		char *line, *save = NULL;
 
-		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
-			char *colon = strstr(line, " : "), *id, *node, *f, *s2 = NULL;
-			char fields[3][256];
-
-			if (!colon || sscanf(line, "%255s %255s %255s", fields[0], fields[1], fields[2]) != 3)
-				continue;
-			id = fields[2];
-			if (strlen(id) > 8 && !strcmp(id + strlen(id) - 8, "_manager")) {
-				char fn[300], *out = NULL, e2[512];
-				json_t *m, *nodes, *nd;
-				size_t j;
-				snprintf(fn, sizeof(fn), "project_map:%.*s", (int)(strlen(id) - 8), id);
-				if (gclient_call(c->servers, c->nservers, fn, NULL, "{}", 2, 5000, &out, NULL, e2, sizeof(e2)) == 0 &&
-				    (m = json_loads(out, 0, NULL))) {
-					nodes = json_object_get(m, "nodes");
-					json_array_foreach(nodes, j, nd)
-						json_object_set_new(node_master,
-						    json_string_value(json_object_get(json_object_get(nd, "node"), "name")),
-						    json_string(json_string_value(json_object_get(m, "master"))));
-					json_decref(m);
-				}
-				free(out);
-				continue;
-			}
-			if (!(node = node_of(id)))
-				continue;
-			for (f = strtok_r(colon + 3, " ", &s2); f; f = strtok_r(NULL, " ", &s2)) {
-				json_t *set = json_object_get(fn_nodes, f);
-				if (!set) {
-					set = json_object();
-					json_object_set_new(fn_nodes, f, set);
-				}
-				json_object_set_new(set, node, json_true());
-			}
-			free(node);
-		}
+		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+			status_worker_line(c, line, so);
 		free(text);
 	}
+}
+
+/* The table of build: functions; a function with queued jobs and no worker is marked "!!". */
+static void
+status_print(const struct fn_status *st, size_t n, const struct servers_of *so)
+{
+	size_t i, k;
+	int starving = 0;
+
 	printf("%-40s %7s %8s %8s  %s\n", "FUNCTION", "QUEUED", "RUNNING", "WORKERS", "NODES (MASTER)");
 	for (i = 0; i < n; i++) {
 		const char *node;
@@ -242,10 +267,10 @@ cmd_status(struct cli *c, int argc, char **argv)
 			continue;   /* gearmand never forgets a function name */
 		printf("%s%-38s %7ld %8ld %8ld  ", queued > 0 && st[i].workers == 0 ? "!!" : "  ",
 		    st[i].name, queued, st[i].running, st[i].workers);
-		set = json_object_get(fn_nodes, st[i].name);
+		set = json_object_get(so->fn_nodes, st[i].name);
 		k = 0;
 		json_object_foreach(set, node, v) {
-			const char *m = json_string_value(json_object_get(node_master, node));
+			const char *m = json_string_value(json_object_get(so->node_master, node));
 			printf("%s%s(%s)", k++ ? " " : "", node, m ? m : "?");
 		}
 		if (queued > 0 && st[i].workers == 0) {
@@ -256,8 +281,43 @@ cmd_status(struct cli *c, int argc, char **argv)
 	}
 	if (starving)
 		printf("\n!! %d function(s) have queued jobs and no worker\n", starving);
+}
+
+int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	const char *servers = NULL;
+	struct servers_of so;
+	struct fn_status *st;
+	char err[1024];
+	size_t n;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': servers = optarg; break;
+		case 'h':
+			printf("usage: jenkins-gearman status [-s HOST:PORT[,...]]\n"
+			    "Queued, running and workers for every build: function, with the masters and\n"
+			    "nodes that serve it. Jobs queued with no worker are marked '!!'.\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || cli_servers(c, servers) < 0)
+		return EXIT_USAGE;
+	if (!(st = cli_admin_status(c, &n, err, sizeof(err)))) {
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		return EXIT_USAGE;
+	}
+	so.fn_nodes = json_object();
+	so.node_master = json_object();
+	status_servers_of(c, &so);
+	status_print(st, n, &so);
 	cli_fn_status_free(st, n);
-	json_decref(fn_nodes);
-	json_decref(node_master);
+	json_decref(so.fn_nodes);
+	json_decref(so.node_master);
 	return 0;
 }

@@ -10,8 +10,11 @@
  * still queued in gearmand, cancels it there; a second Ctrl-C quits at once.
  */
 #include "cli.h"
+#include "clock.h"
 #include "gadmin.h"
 #include "gclient.h"
+#include "log.h"
+#include "xalloc.h"
 
 #include <libgearman/gearman.h>
 #include <jansson.h>
@@ -23,6 +26,24 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * How long one turn of the wait loop may block in libgearman: the progress
+ * line is redrawn and Ctrl-C noticed at least this often.
+ */
+#define BUILD_TURN_MS        200
+/* How long a Ctrl-C's stop:$manager may take before the CLI gives up on it. */
+#define BUILD_STOP_MS        10000
+/* How long gearmand may take to answer an admin command ("cancel job"). */
+#define BUILD_ADMIN_MS       5000
+/* Width of the progress bar, in characters (fits an 80-column line with the times). */
+#define BUILD_BAR_WIDTH      30
+/*
+ * The largest WORK_STATUS denominator that is an estimate: libgearman reads
+ * the agent's -1 ("no estimate") as an unsigned 32-bit number, so anything
+ * above INT32_MAX is that -1.
+ */
+#define BUILD_ESTIMATE_MAX   0x7fffffffu
 
 static volatile sig_atomic_t interrupts;
 
@@ -41,7 +62,7 @@ struct follow {
 	char   handle[128];
 	json_t *info;            /* last WORK_DATA document */
 	long long elapsed_ms, estimated_ms;
-	struct timespec status_at;
+	long long status_at;     /* clk_now_ms() of the last WORK_STATUS, 0 before one */
 	char   warning[1024];
 	char  *result;           /* from WORK_COMPLETE */
 	bool   done, failed, started, stop_sent, cancelled, announced;
@@ -149,8 +170,9 @@ on_status(gearman_task_st *t)
 
 	/* libgearman parses the decimal text as unsigned 32 bits: -1 comes back huge. */
 	f->elapsed_ms = gearman_task_numerator(t);
-	f->estimated_ms = gearman_task_denominator(t) > 0x7fffffffu ? -1 : (long long)gearman_task_denominator(t);
-	clock_gettime(CLOCK_MONOTONIC, &f->status_at);
+	f->estimated_ms = gearman_task_denominator(t) > BUILD_ESTIMATE_MAX ? -1 :
+	    (long long)gearman_task_denominator(t);
+	f->status_at = clk_now_ms();
 	if (f->mode == MODE_JSON) {
 		json_t *o = json_pack("{s:I,s:I}", "elapsed_ms", f->elapsed_ms, "estimated_ms", f->estimated_ms);
 		emit_json("status", o);
@@ -165,7 +187,6 @@ on_warning(gearman_task_st *t)
 {
 	struct follow *f = gearman_task_context(t);
 	size_t n = gearman_task_data_size(t);
-
 	json_t *w;
 
 	if (n >= sizeof(f->warning))
@@ -192,7 +213,7 @@ on_complete(gearman_task_st *t)
 		json_decref(f->info);
 		f->info = doc;
 		if (json_is_string(json_object_get(doc, "result")))
-			f->result = strdup(json_string_value(json_object_get(doc, "result")));
+			f->result = xstrdup(json_string_value(json_object_get(doc, "result")));
 	} else
 		json_decref(doc);
 	return GEARMAN_SUCCESS;
@@ -213,22 +234,19 @@ static void
 draw_progress(struct follow *f)
 {
 	static const char spin[] = "|/-\\";
-	struct timespec now;
 	long long el;
 
 	if (f->mode != MODE_TTY || !f->started || f->done)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	el = f->elapsed_ms + (f->status_at.tv_sec ? (now.tv_sec - f->status_at.tv_sec) * 1000 +
-	    (now.tv_nsec - f->status_at.tv_nsec) / 1000000 : 0);
+	el = f->elapsed_ms + (f->status_at ? clk_now_ms() - f->status_at : 0);
 	if (f->estimated_ms > 0) {
 		int pct = (int)(el * 100 / f->estimated_ms), i;
-		char bar[31];
+		char bar[BUILD_BAR_WIDTH + 1];
 		if (pct > 99)
 			pct = 99;
-		for (i = 0; i < 30; i++)
-			bar[i] = i < pct * 30 / 100 ? '#' : '-';
-		bar[30] = '\0';
+		for (i = 0; i < BUILD_BAR_WIDTH; i++)
+			bar[i] = i < pct * BUILD_BAR_WIDTH / 100 ? '#' : '-';
+		bar[BUILD_BAR_WIDTH] = '\0';
 		printf("\r\033[K[%s] %2d%%  %lld:%02lld / %lld:%02lld", bar, pct, el / 60000, el / 1000 % 60,
 		    f->estimated_ms / 60000, f->estimated_ms / 1000 % 60);
 	} else
@@ -250,7 +268,8 @@ interrupt(struct cli *c, struct follow *f)
 		char *a = json_dumps(arg, JSON_COMPACT), fn[300];
 		snprintf(fn, sizeof(fn), "stop:%s", info_str(f, "manager"));
 		say(f, "interrupted: stopping the build (%s)", fn);
-		if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), 10000, &out, NULL, err, sizeof(err)) < 0)
+		if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), BUILD_STOP_MS, &out, NULL,
+		    err, sizeof(err)) != GCLIENT_OK)
 			say(f, "could not stop it: %s", err);
 		free(out);
 		free(a);
@@ -261,7 +280,7 @@ interrupt(struct cli *c, struct follow *f)
 	if (!f->started && f->handle[0] && !f->cancelled) {
 		snprintf(cmd, sizeof(cmd), "cancel job %s", f->handle);
 		for (i = 0; i < c->nservers; i++) {
-			out = gadmin_ask(c->servers[i].host, c->servers[i].port, cmd, 5000, err, sizeof(err));
+			out = gadmin_ask(c->servers[i].host, c->servers[i].port, cmd, BUILD_ADMIN_MS, err, sizeof(err));
 			if (out && strncmp(out, "OK", 2) == 0) {
 				f->cancelled = true;
 				say(f, "interrupted: job %s cancelled while queued", f->handle);
@@ -274,22 +293,29 @@ interrupt(struct cli *c, struct follow *f)
 	}
 }
 
-static bool
+/* Whether a worker has registered the function, as gearmand's "status" tells. */
+enum reg {
+	REG_SERVED,       /* some worker can run it */
+	REG_UNSERVED,     /* nobody registered it: the job would wait for ever */
+	REG_EADMIN,       /* gearmand did not answer "status" */
+};
+
+static enum reg
 registered(struct cli *c, const char *fn, char *err, size_t errlen)
 {
 	struct fn_status *st;
 	size_t n, i;
-	bool ok = false;
+	enum reg r = REG_UNSERVED;
 
 	if (!(st = cli_admin_status(c, &n, err, errlen)))
-		return false;
+		return REG_EADMIN;
 	for (i = 0; i < n; i++)
 		if (strcmp(st[i].name, fn) == 0 && st[i].workers > 0)
-			ok = true;
+			r = REG_SERVED;
 	cli_fn_status_free(st, n);
-	if (!ok)
+	if (r == REG_UNSERVED)
 		snprintf(err, errlen, "no worker can run %s: no node registered it", fn);
-	return ok;
+	return r;
 }
 
 static void
@@ -313,8 +339,18 @@ build_usage(FILE *f)
 	    "5 usage or connection error\n");
 }
 
-int
-cmd_build(struct cli *c, int argc, char **argv)
+/* What the command line asks for. */
+struct build_req {
+	const char *job, *label, *unique, *servers;
+	long        timeout_s;   /* 0: wait for the end */
+	bool        as_json;
+	char        fn[600];     /* build:JOB[:LABEL] */
+	char       *arg;         /* the parameters as a JSON object */
+};
+
+/* Parse the options and NAME=VALUE parameters into r: -1 to go on, else the exit status. */
+static int
+build_parse(struct cli *c, int argc, char **argv, struct build_req *r)
 {
 	static const struct option opts[] = {
 		{ "label", required_argument, NULL, 'l' },
@@ -324,34 +360,26 @@ cmd_build(struct cli *c, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *label = NULL, *unique = NULL, *servers = NULL;
-	struct follow f;
-	struct sigaction sa;
-	gearman_client_st *gc;
-	gearman_return_t rc;
-	json_t *params = json_object();
-	char fn[600], err[1024], *arg;
-	long timeout_s = 0;
-	struct timespec start;
-	int ch, ret = EXIT_USAGE, i;
-	bool as_json = false;
+	json_t *params;
+	int ch, i;
 
 	while ((ch = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'l': label = optarg; break;
-		case 'u': unique = optarg; break;
-		case 't': timeout_s = atol(optarg); break;
-		case 'j': as_json = true; break;
-		case 's': servers = optarg; break;
-		case 'h': build_usage(stdout); json_decref(params); return 0;
-		default: build_usage(stderr); json_decref(params); return EXIT_USAGE;
+		case 'l': r->label = optarg; break;
+		case 'u': r->unique = optarg; break;
+		case 't': r->timeout_s = atol(optarg); break;
+		case 'j': r->as_json = true; break;
+		case 's': r->servers = optarg; break;
+		case 'h': build_usage(stdout); return 0;
+		default: build_usage(stderr); return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
 		build_usage(stderr);
-		json_decref(params);
 		return EXIT_USAGE;
 	}
+	r->job = argv[optind];
+	params = json_object();
 	for (i = optind + 1; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
 		if (!eq || eq == argv[i]) {
@@ -362,103 +390,151 @@ cmd_build(struct cli *c, int argc, char **argv)
 		*eq = '\0';
 		json_object_set_new(params, argv[i], json_string(eq + 1));
 	}
-	if (cli_servers(c, servers) < 0) {
+	if (cli_servers(c, r->servers) < 0) {
 		json_decref(params);
 		return EXIT_USAGE;
 	}
-	snprintf(fn, sizeof(fn), "build:%s%s%s", argv[optind], label ? ":" : "", label ? label : "");
-	arg = json_dumps(params, JSON_COMPACT);
+	snprintf(r->fn, sizeof(r->fn), "build:%s%s%s", r->job, r->label ? ":" : "", r->label ? r->label : "");
+	r->arg = json_dumps(params, JSON_COMPACT);
 	json_decref(params);
+	return -1;
+}
 
-	memset(&f, 0, sizeof(f));
-	f.mode = as_json ? MODE_JSON : isatty(STDOUT_FILENO) ? MODE_TTY : MODE_LINES;
-	f.function = fn;
-	f.estimated_ms = -1;
+/* A non-blocking client on every server; its callbacks report to the task's struct follow. */
+static gearman_client_st *
+build_client(struct cli *c)
+{
+	gearman_client_st *gc = gearman_client_create(NULL);
+	size_t k;
 
-	/* Said at once, not after a timeout: nobody registered the function. */
-	if (!registered(c, fn, err, sizeof(err))) {
-		fprintf(stderr, "jenkins-gearman: %s\n", err);
-		free(arg);
-		return strstr(err, "no worker") ? EXIT_REFUSED : EXIT_USAGE;
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigaction(SIGINT, &sa, NULL);
-
-	gc = gearman_client_create(NULL);
-	for (size_t k = 0; k < c->nservers; k++)
+	if (!gc)
+		fatalx("out of memory (gearman_client_create)");
+	for (k = 0; k < c->nservers; k++)
 		gearman_client_add_server(gc, c->servers[k].host, (in_port_t)c->servers[k].port);
 	gearman_client_add_options(gc, GEARMAN_CLIENT_NON_BLOCKING);
-	gearman_client_set_timeout(gc, 200);
+	gearman_client_set_timeout(gc, BUILD_TURN_MS);
 	gearman_client_set_created_fn(gc, on_created);
 	gearman_client_set_data_fn(gc, on_data);
 	gearman_client_set_status_fn(gc, on_status);
 	gearman_client_set_warning_fn(gc, on_warning);
 	gearman_client_set_complete_fn(gc, on_complete);
 	gearman_client_set_fail_fn(gc, on_fail);
-	if (!gearman_client_add_task(gc, NULL, &f, fn, unique, arg, strlen(arg), &rc) || rc != GEARMAN_SUCCESS) {
-		fprintf(stderr, "jenkins-gearman: cannot submit %s: %s\n", fn, gearman_client_error(gc));
-		goto out;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		struct timespec now;
+	return gc;
+}
 
+/*
+ * Run the submitted job until it ends (-1: f says how), or until an error,
+ * a second Ctrl-C, a cancel or the timeout (the exit status).
+ */
+static int
+build_wait(struct cli *c, gearman_client_st *gc, struct follow *f, long timeout_s)
+{
+	long long deadline = clk_now_ms() + (long long)timeout_s * 1000;
+	gearman_return_t rc;
+
+	for (;;) {
 		rc = gearman_client_run_tasks(gc);
-		if (f.done)
-			break;
-		if (rc == GEARMAN_IO_WAIT || rc == GEARMAN_TIMEOUT || rc == GEARMAN_SUCCESS) {
+		if (f->done)
+			return -1;
+		if (rc == GEARMAN_IO_WAIT || rc == GEARMAN_TIMEOUT || rc == GEARMAN_SUCCESS)
 			rc = gearman_client_wait(gc);
-			if (rc != GEARMAN_SUCCESS && rc != GEARMAN_TIMEOUT && rc != GEARMAN_IO_WAIT) {
-				fprintf(stderr, "\njenkins-gearman: %s\n", gearman_client_error(gc));
-				goto out;
-			}
-		} else {
+		if (rc != GEARMAN_SUCCESS && rc != GEARMAN_TIMEOUT && rc != GEARMAN_IO_WAIT) {
 			fprintf(stderr, "\njenkins-gearman: %s\n", gearman_client_error(gc));
-			goto out;
+			return EXIT_USAGE;
 		}
 		if (interrupts) {
 			if (interrupts > 1) {
 				fprintf(stderr, "\njenkins-gearman: interrupted twice; leaving\n");
-				goto out;
+				return EXIT_USAGE;
 			}
-			interrupt(c, &f);
-			if (f.cancelled) {
-				ret = EXIT_ABORTED;
-				goto out;
-			}
+			interrupt(c, f);
+			if (f->cancelled)
+				return EXIT_ABORTED;
 		}
-		draw_progress(&f);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (timeout_s > 0 && now.tv_sec - start.tv_sec >= timeout_s) {
+		draw_progress(f);
+		if (timeout_s > 0 && clk_passed(deadline)) {
 			fprintf(stderr, "\njenkins-gearman: no result within %lds\n", timeout_s);
-			goto out;
+			return EXIT_USAGE;
 		}
 	}
+}
 
-	if (f.failed) {
-		if (f.mode == MODE_JSON) {
-			json_t *o = json_pack("{s:s}", "message", f.warning);
+/* Say how the job ended; the exit status for its result. */
+static int
+build_outcome(struct follow *f)
+{
+	if (f->failed) {
+		if (f->mode == MODE_JSON) {
+			json_t *o = json_pack("{s:s}", "message", f->warning);
 			emit_json("refused", o);
 			json_decref(o);
 		} else
-			say(&f, "refused: %s", f.warning[0] ? f.warning : "the worker failed the job");
-		ret = EXIT_REFUSED;
-		goto out;
+			say(f, "refused: %s", f->warning[0] ? f->warning : "the worker failed the job");
+		return EXIT_REFUSED;
 	}
-	if (f.mode == MODE_JSON)
-		emit_json("complete", f.info);
+	if (f->mode == MODE_JSON)
+		emit_json("complete", f->info);
 	else
-		say(&f, "%s #%lld finished: %s", info_str(&f, "name"),
-		    (long long)json_integer_value(json_object_get(f.info, "number")), f.result ? f.result : "?");
-	ret = !f.result ? EXIT_REFUSED : !strcmp(f.result, "SUCCESS") ? 0 :
-	    !strcmp(f.result, "UNSTABLE") ? EXIT_UNSTABLE : !strcmp(f.result, "FAILURE") ? EXIT_FAILURE_BUILD :
-	    EXIT_ABORTED;
-out:
+		say(f, "%s #%lld finished: %s", info_str(f, "name"),
+		    (long long)json_integer_value(json_object_get(f->info, "number")), f->result ? f->result : "?");
+	if (!f->result)
+		return EXIT_REFUSED;
+	if (!strcmp(f->result, "SUCCESS"))
+		return 0;
+	if (!strcmp(f->result, "UNSTABLE"))
+		return EXIT_UNSTABLE;
+	if (!strcmp(f->result, "FAILURE"))
+		return EXIT_FAILURE_BUILD;
+	return EXIT_ABORTED;
+}
+
+int
+cmd_build(struct cli *c, int argc, char **argv)
+{
+	struct build_req r;
+	struct follow f;
+	struct sigaction sa;
+	gearman_client_st *gc;
+	gearman_return_t rc;
+	char err[1024];
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	if ((ret = build_parse(c, argc, argv, &r)) >= 0)
+		return ret;
+	memset(&f, 0, sizeof(f));
+	f.mode = r.as_json ? MODE_JSON : isatty(STDOUT_FILENO) ? MODE_TTY : MODE_LINES;
+	f.function = r.fn;
+	f.estimated_ms = -1;
+
+	/* Said at once, not after a timeout: nobody registered the function. */
+	switch (registered(c, r.fn, err, sizeof(err))) {
+	case REG_SERVED:
+		break;
+	case REG_UNSERVED:
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		free(r.arg);
+		return EXIT_REFUSED;
+	case REG_EADMIN:
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		free(r.arg);
+		return EXIT_USAGE;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+
+	gc = build_client(c);
+	if (!gearman_client_add_task(gc, NULL, &f, r.fn, r.unique, r.arg, strlen(r.arg), &rc) ||
+	    rc != GEARMAN_SUCCESS) {
+		fprintf(stderr, "jenkins-gearman: cannot submit %s: %s\n", r.fn, gearman_client_error(gc));
+		ret = EXIT_USAGE;
+	} else if ((ret = build_wait(c, gc, &f, r.timeout_s)) < 0)
+		ret = build_outcome(&f);
 	gearman_client_free(gc);
 	json_decref(f.info);
 	free(f.result);
-	free(arg);
+	free(r.arg);
 	return ret;
 }

@@ -3,16 +3,36 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* num as a build number: a JSON integer or a string of digits; -1 if it is neither or too large. */
+static long
+build_number(const json_t *num)
+{
+	const char *s;
+	char *end;
+	long v;
+
+	if (json_is_integer(num))
+		return json_integer_value(num) > INT_MAX || json_integer_value(num) < 0 ? -1 :
+		    (long)json_integer_value(num);
+	if (!json_is_string(num))
+		return -1;
+	s = json_string_value(num);
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || !isdigit((unsigned char)*s))
+		return -1;
+	return v;
+}
 
 json_t *
 buildref_parse(const char *buf, size_t len, const char **name, int *number, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *r, *n, *num;
-	const char *s;
-	char *end;
 	long v;
 
 	r = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -26,18 +46,8 @@ buildref_parse(const char *buf, size_t len, const char **name, int *number, char
 		snprintf(err, errlen, "argument must be {\"name\": JOB, \"number\": N}");
 		goto bad;
 	}
-	if (json_is_integer(num))
-		v = json_integer_value(num) > 2147483647LL || json_integer_value(num) < 0 ? -1 :
-		    (long)json_integer_value(num);
-	else if (json_is_string(num)) {
-		s = json_string_value(num);
-		errno = 0;
-		v = strtol(s, &end, 10);
-		if (errno || end == s || *end != '\0' || !isdigit((unsigned char)*s))
-			v = -1;
-	} else
-		v = -1;
-	if (v <= 0 || v > 2147483647L) {
+	v = build_number(num);
+	if (v <= 0 || v > INT_MAX) {
 		snprintf(err, errlen, "\"number\" must be a positive build number");
 		goto bad;
 	}

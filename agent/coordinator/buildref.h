@@ -11,7 +11,8 @@
 
 /*
  * Parse buf. Returns the JSON object (the caller json_decref's it; *name
- * points into it) or NULL with a message naming the problem in err.
+ * points into it, *number is the build number, positive) or NULL with a
+ * message naming the problem in err.
  */
 json_t *buildref_parse(const char *buf, size_t len, const char **name, int *number,
             char *err, size_t errlen);

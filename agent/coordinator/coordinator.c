@@ -398,22 +398,17 @@ refuse(struct answer *a, const char *fmt, ...)
 	a->refused = true;
 }
 
-/* The job's full name, from the map (copied) or, failing that, as given. */
+/* The job's full name, from the map (copied) or, failing that, as given; NULL with err if ambiguous. */
 static char *
 resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 {
 	const char *full = NULL;
-	char *out;
+	char *out = NULL;
 
 	pthread_mutex_lock(&co->lock);
-	if (co->pm)
-		full = projmap_find_job(co->pm, name, err, errlen);
-	out = strdup(full ? full : name);
+	if (!co->pm || projmap_find_job(co->pm, name, &full, err, errlen) != PROJMAP_AMBIGUOUS)
+		out = strdup(full ? full : name);
 	pthread_mutex_unlock(&co->lock);
-	if (full == NULL && strstr(err, "ambiguous")) {
-		free(out);
-		return NULL;
-	}
 	return out;
 }
 

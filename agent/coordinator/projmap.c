@@ -3,9 +3,9 @@
  *
  * The map is kept compact: per node, an array of (job, function) index
  * pairs into per-job function names; JSON text is written only when a
- * client asks, one slice at a time. A master with 10,000 jobs and 50 nodes
- * has about 400,000 (node, function) pairs: as jansson objects they took
- * 650 MB and seconds of malloc; as pairs they take 3 MB.
+ * client asks, one slice at a time. A large master has hundreds of
+ * thousands of (node, function) pairs: a few bytes each, where a JSON
+ * object each would cost hundreds of megabytes and seconds of malloc.
  *
  * Everything is sorted before it is versioned, so a version depends only
  * on the content: a slice's version is a hash of its node and of each
@@ -13,17 +13,31 @@
  * the slices' versions and the job lists.
  */
 #include "projmap.h"
+
+#include "buf.h"
 #include "label.h"
+#include "xalloc.h"
 
 #include <jansson.h>
 
 #include <ctype.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* FNV-1a, 64 bits: a version must be the same on every coordinator, so no seeded hash. */
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME  1099511628211ULL
+/* A version is a 64-bit hash in hex. */
+#define VERSION_HEX 16
+/*
+ * Expressions with at most this many atoms are evaluated from a table of
+ * which atoms the node has (label_eval_atoms); longer ones, rare, from the
+ * node's label list.
+ */
+#define EVAL_ATOMS_MAX 64
 
 struct pm_job {
 	char              *full;       /* full name */
@@ -52,11 +66,11 @@ struct pm_node {
 	bool          online;
 	struct pm_fn *fns;             /* sorted by function name */
 	size_t        nfns;
-	char          version[17];
+	char          version[VERSION_HEX + 1];
 };
 
 struct projmap {
-	char            version[17];
+	char            version[VERSION_HEX + 1];
 	char           *master;
 	struct pm_job  *jobs;          /* in Jenkins' order */
 	size_t          njobs;
@@ -68,102 +82,63 @@ struct projmap {
 	size_t          nundispatchable;
 };
 
-/* ---- a growing text buffer for the answers ---- */
-
-struct sb {
-	char  *p;
-	size_t len, cap;
-	bool   oom;
-};
-
-static void
-sb_add(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(np = realloc(b->p, cap))) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_lit(struct sb *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
+/* ---- JSON text for the answers ---- */
 
 /* A JSON string, escaped as jansson escapes it (UTF-8 kept, "/" not escaped). */
 static void
-sb_str(struct sb *b, const char *s)
+put_str(struct buf *b, const char *s)
 {
 	const char *run = s;
 
-	sb_add(b, "\"", 1);
+	buf_add(b, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		char esc[8];
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		sb_add(b, run, (size_t)(s - run));
+		buf_add(b, run, (size_t)(s - run));
 		switch (c) {
-		case '"':  sb_lit(b, "\\\""); break;
-		case '\\': sb_lit(b, "\\\\"); break;
-		case '\b': sb_lit(b, "\\b"); break;
-		case '\f': sb_lit(b, "\\f"); break;
-		case '\n': sb_lit(b, "\\n"); break;
-		case '\r': sb_lit(b, "\\r"); break;
-		case '\t': sb_lit(b, "\\t"); break;
+		case '"':  buf_adds(b, "\\\""); break;
+		case '\\': buf_adds(b, "\\\\"); break;
+		case '\b': buf_adds(b, "\\b"); break;
+		case '\f': buf_adds(b, "\\f"); break;
+		case '\n': buf_adds(b, "\\n"); break;
+		case '\r': buf_adds(b, "\\r"); break;
+		case '\t': buf_adds(b, "\\t"); break;
 		default:
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			sb_lit(b, esc);
+			buf_addf(b, "\\u%04x", c);
 		}
 		run = s + 1;
 	}
-	sb_add(b, run, (size_t)(s - run));
-	sb_add(b, "\"", 1);
+	buf_add(b, run, (size_t)(s - run));
+	buf_add(b, "\"", 1);
 }
 
 static void
-sb_json(struct sb *b, const json_t *v)
+put_json(struct buf *b, const json_t *v)
 {
 	char *t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 
-	if (!t)
-		b->oom = true;
-	else
-		sb_lit(b, t);
+	buf_adds(b, t);
 	free(t);
 }
 
 static uint64_t
 fnv1a(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = FNV_OFFSET;
 
 	while (n--) {
 		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
+		h *= FNV_PRIME;
 	}
 	return h;
 }
 
 static void
-hex_version(const struct sb *b, char out[17])
+hex_version(const struct buf *b, char out[VERSION_HEX + 1])
 {
-	snprintf(out, 17, "%016llx", (unsigned long long)fnv1a(b->p ? b->p : "", b->len));
+	snprintf(out, VERSION_HEX + 1, "%016llx", (unsigned long long)fnv1a(b->s ? b->s : "", b->len));
 }
 
 /* ---- rules ---- */
@@ -214,32 +189,48 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Why job j is not dispatchable (NULL if it is); sets its pin and expression. */
-/* Why pj is not dispatchable, formatted; "out of memory" if it cannot be. */
-static void __attribute__((format(printf, 2, 3)))
-set_reason(struct pm_job *pj, const char *fmt, ...)
+/* pj is not dispatchable, for this reason of its own (malloc'd, taken over). */
+static void
+set_reason(struct pm_job *pj, char *reason)
 {
-	va_list ap;
-	int n;
-
 	free(pj->reason_own);
-	va_start(ap, fmt);
-	n = vasprintf(&pj->reason_own, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		pj->reason_own = NULL;
-	pj->reason = pj->reason_own ? pj->reason_own : "out of memory";
+	pj->reason_own = reason;
+	pj->reason = reason;
 }
 
+/*
+ * The parameter that pins j's build to a node: its first Node parameter,
+ * else its first Label parameter; NULL if it has neither.
+ */
+static const char *
+job_pin(const struct jk_job *j, enum jk_param_kind *kind)
+{
+	size_t i;
+
+	for (i = 0; i < j->nparams; i++)
+		if (j->params[i].kind == JK_PARAM_NODE) {
+			*kind = JK_PARAM_NODE;
+			return j->params[i].name;
+		}
+	for (i = 0; i < j->nparams; i++)
+		if (j->params[i].kind == JK_PARAM_LABEL) {
+			*kind = JK_PARAM_LABEL;
+			return j->params[i].name;
+		}
+	*kind = JK_PARAM_OTHER;
+	return NULL;
+}
+
+/* Set pj's pin, label expression and function names, or why it is not dispatchable. */
 static void
 job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *allowed,
-    enum jk_param_kind *pin_kind, const struct pm_input *in)
+    enum function_names naming)
 {
-	const char *pin = NULL, *const *atoms;
+	const char *pin, *const *atoms, *problem;
 	char err[400];
 	size_t i, na;
 
-	*pin_kind = JK_PARAM_OTHER;
+	pj->pin_kind = JK_PARAM_OTHER;
 	if (j->disabled) {
 		pj->reason = "disabled";
 		return;
@@ -248,46 +239,27 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 		pj->reason = "not buildable";
 		return;
 	}
-	for (i = 0; i < j->nparams && !pin; i++)
-		if (j->params[i].kind == JK_PARAM_NODE) {
-			pin = j->params[i].name;
-			*pin_kind = JK_PARAM_NODE;
-		}
-	for (i = 0; i < j->nparams && !pin; i++)
-		if (j->params[i].kind == JK_PARAM_LABEL) {
-			pin = j->params[i].name;
-			*pin_kind = JK_PARAM_LABEL;
-		}
-	if (!pin) {
+	if (!(pin = job_pin(j, &pj->pin_kind))) {
 		pj->reason = "no Node or Label parameter (NodeLabel Parameter plugin) to pin the build to a node";
 		return;
 	}
-	pj->pin = strdup(pin);
-	if (*pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
-		set_reason(pj, "allowed nodes of parameter %s not read yet", pin);
+	pj->pin = xstrdup(pin);
+	if (pj->pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
+		set_reason(pj, xasprintf("allowed nodes of parameter %s not read yet", pin));
 		return;
 	}
-	if (j->label_expr) {
-		pj->expr = label_parse(j->label_expr, err, sizeof(err));
-		if (!pj->expr) {
-			set_reason(pj, "label expression '%s': %s", j->label_expr, err);
-			return;
-		}
+	if (j->label_expr && !(pj->expr = label_parse(j->label_expr, err, sizeof(err)))) {
+		set_reason(pj, xasprintf("label expression '%s': %s", j->label_expr, err));
+		return;
 	}
 	na = pj->expr ? label_atoms(pj->expr, &atoms) : 0;
-	pj->fnames = calloc(na + 1, sizeof(char *));
-	if (!pj->fnames || asprintf(&pj->fnames[0], "build:%s",
-	    in->naming == FUNCTION_NAMES_FULL ? j->full_name : j->name) < 0) {
-		pj->reason = "out of memory";
-		return;
-	}
+	pj->fnames = xcalloc(na + 1, sizeof(char *));
+	pj->fnames[0] = xasprintf("build:%s", naming == FUNCTION_NAMES_FULL ? j->full_name : j->name);
 	pj->nfnames = 1;
 	for (i = 0; i < na; i++)
-		if (asprintf(&pj->fnames[pj->nfnames], "%s:%s", pj->fnames[0], atoms[i]) >= 0)
-			pj->nfnames++;
-	if (function_name_problem(pj->fnames[0])) {
-		set_reason(pj, "%s", function_name_problem(pj->fnames[0]));
-	}
+		pj->fnames[pj->nfnames++] = xasprintf("%s:%s", pj->fnames[0], atoms[i]);
+	if ((problem = function_name_problem(pj->fnames[0])))
+		set_reason(pj, xstrdup(problem));
 }
 
 /* Sort order of job indices by base function name, then index (qsort_r, arg: the map). */
@@ -318,11 +290,9 @@ cmp_fn(const void *a, const void *b, void *arg)
 static void
 mark_collisions(struct projmap *pm)
 {
-	uint32_t *ord = calloc(pm->njobs + 1, sizeof(*ord));
+	uint32_t *ord = xcalloc(pm->njobs + 1, sizeof(*ord));
 	size_t i, k, n = 0;
 
-	if (!ord)
-		return;
 	for (i = 0; i < pm->njobs; i++)
 		if (!pm->jobs[i].reason)
 			ord[n++] = (uint32_t)i;
@@ -354,9 +324,8 @@ mark_collisions(struct projmap *pm)
 		    "jobs", jobs));
 		for (k = lo; k < n && strcmp(pm->jobs[ord[k]].fnames[0], first->fnames[0]) == 0; k++) {
 			struct pm_job *pj = &pm->jobs[ord[k]];
-			set_reason(pj,
-			    "%s collides with another job of the same short name; set [coordinator] function_names = full",
-			    pj->fnames[0]);
+			set_reason(pj, xasprintf("%s collides with another job of the same short name; "
+			    "set [coordinator] function_names = full", pj->fnames[0]));
 		}
 	}
 	free(ord);
@@ -365,127 +334,118 @@ mark_collisions(struct projmap *pm)
 /* ---- rendering ---- */
 
 static void
-put_node(struct sb *b, const struct pm_node *n)
+put_node(struct buf *b, const struct pm_node *n)
 {
-	char num[32];
 	size_t i;
 
-	snprintf(num, sizeof(num), "%d", n->executors);
-	sb_lit(b, "{\"executors\":");
-	sb_lit(b, num);
-	sb_lit(b, ",\"labels\":[");
+	buf_addf(b, "{\"executors\":%d,\"labels\":[", n->executors);
 	for (i = 0; i < n->nlabels; i++) {
 		if (i)
-			sb_lit(b, ",");
-		sb_str(b, n->labels[i]);
+			buf_adds(b, ",");
+		put_str(b, n->labels[i]);
 	}
-	sb_lit(b, "],\"mode\":");
-	sb_str(b, n->mode);
-	sb_lit(b, ",\"name\":");
-	sb_str(b, n->name);
-	sb_lit(b, n->online ? ",\"online\":true}" : ",\"online\":false}");
+	buf_adds(b, "],\"mode\":");
+	put_str(b, n->mode);
+	buf_adds(b, ",\"name\":");
+	put_str(b, n->name);
+	buf_adds(b, n->online ? ",\"online\":true}" : ",\"online\":false}");
 }
 
 static void
-put_functions(struct sb *b, const struct projmap *pm, const struct pm_node *n)
+put_functions(struct buf *b, const struct projmap *pm, const struct pm_node *n)
 {
 	size_t i;
 
-	sb_lit(b, "[");
+	buf_adds(b, "[");
 	for (i = 0; i < n->nfns; i++) {
 		const struct pm_job *j = &pm->jobs[n->fns[i].job];
-		sb_lit(b, i ? ",{\"job\":" : "{\"job\":");
-		sb_str(b, j->full);
-		sb_lit(b, ",\"name\":");
-		sb_str(b, j->fnames[n->fns[i].k]);
-		sb_lit(b, ",\"pin\":");
-		sb_str(b, j->pin);
-		sb_lit(b, "}");
+		buf_adds(b, i ? ",{\"job\":" : "{\"job\":");
+		put_str(b, j->full);
+		buf_adds(b, ",\"name\":");
+		put_str(b, j->fnames[n->fns[i].k]);
+		buf_adds(b, ",\"pin\":");
+		put_str(b, j->pin);
+		buf_adds(b, "}");
 	}
-	sb_lit(b, "]");
+	buf_adds(b, "]");
 }
 
 /* {"functions","master","node","version"}: keys in order, as JSON_SORT_KEYS would. */
 static void
-put_slice(struct sb *b, const struct projmap *pm, const struct pm_node *n)
+put_slice(struct buf *b, const struct projmap *pm, const struct pm_node *n)
 {
-	sb_lit(b, "{\"functions\":");
+	buf_adds(b, "{\"functions\":");
 	put_functions(b, pm, n);
-	sb_lit(b, ",\"master\":");
-	sb_str(b, pm->master);
-	sb_lit(b, ",\"node\":");
+	buf_adds(b, ",\"master\":");
+	put_str(b, pm->master);
+	buf_adds(b, ",\"node\":");
 	put_node(b, n);
-	sb_lit(b, ",\"version\":");
-	sb_str(b, n->version);
-	sb_lit(b, "}");
+	buf_adds(b, ",\"version\":");
+	put_str(b, n->version);
+	buf_adds(b, "}");
 }
 
 /* "jobs": the dispatchable ones; with the nodes that may run each unless NULL. */
 static void
-put_jobs(struct sb *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
+put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
 {
 	size_t i, k, nj = 0;
 
-	sb_lit(b, "\"jobs\":[");
+	buf_adds(b, "\"jobs\":[");
 	for (i = 0; i < pm->njobs; i++) {
 		const struct pm_job *j = &pm->jobs[i];
 		if (j->reason)
 			continue;
-		sb_lit(b, nj++ ? ",{\"function\":" : "{\"function\":");
-		sb_str(b, j->fnames[0]);
-		sb_lit(b, ",\"job\":");
-		sb_str(b, j->full);
+		buf_adds(b, nj++ ? ",{\"function\":" : "{\"function\":");
+		put_str(b, j->fnames[0]);
+		buf_adds(b, ",\"job\":");
+		put_str(b, j->full);
 		if (j->label) {
-			sb_lit(b, ",\"label\":");
-			sb_str(b, j->label);
+			buf_adds(b, ",\"label\":");
+			put_str(b, j->label);
 		}
 		if (nodes) {
-			sb_lit(b, ",\"nodes\":[");
+			buf_adds(b, ",\"nodes\":[");
 			for (k = 0; k < nnodes[i]; k++) {
 				if (k)
-					sb_lit(b, ",");
-				sb_str(b, nodes[i][k]);
+					buf_adds(b, ",");
+				put_str(b, nodes[i][k]);
 			}
-			sb_lit(b, "]");
+			buf_adds(b, "]");
 		}
-		sb_lit(b, ",\"pin\":");
-		sb_str(b, j->pin);
-		sb_lit(b, "}");
+		buf_adds(b, ",\"pin\":");
+		put_str(b, j->pin);
+		buf_adds(b, "}");
 	}
-	sb_lit(b, "]");
+	buf_adds(b, "]");
 }
 
 static void
-put_undispatchable(struct sb *b, const struct projmap *pm)
+put_undispatchable(struct buf *b, const struct projmap *pm)
 {
 	size_t i, nu = 0;
 
-	sb_lit(b, "\"undispatchable\":[");
+	buf_adds(b, "\"undispatchable\":[");
 	for (i = 0; i < pm->njobs; i++) {
 		const struct pm_job *j = &pm->jobs[i];
 		if (!j->reason)
 			continue;
-		sb_lit(b, nu++ ? ",{\"job\":" : "{\"job\":");
-		sb_str(b, j->full);
-		sb_lit(b, ",\"reason\":");
-		sb_str(b, j->reason);
-		sb_lit(b, "}");
+		buf_adds(b, nu++ ? ",{\"job\":" : "{\"job\":");
+		put_str(b, j->full);
+		buf_adds(b, ",\"reason\":");
+		put_str(b, j->reason);
+		buf_adds(b, "}");
 	}
-	sb_lit(b, "]");
+	buf_adds(b, "]");
 }
 
 static char *
 render_whole(const struct projmap *pm)
 {
-	struct sb b = { 0 };
-	char ***nodes = calloc(pm->njobs + 1, sizeof(*nodes));
-	size_t *nn = calloc(pm->njobs + 1, sizeof(*nn)), i, k;
+	struct buf b = { 0 };
+	char ***nodes = xcalloc(pm->njobs + 1, sizeof(*nodes));
+	size_t *nn = xcalloc(pm->njobs + 1, sizeof(*nn)), i, k;
 
-	if (!nodes || !nn) {
-		free(nodes);
-		free(nn);
-		return NULL;
-	}
 	/* Which nodes may run each job: those that offer its build:$job. */
 	for (k = 0; k < pm->nnodes; k++)
 		for (i = 0; i < pm->nodes[k].nfns; i++) {
@@ -493,40 +453,35 @@ render_whole(const struct projmap *pm)
 			if (f->k != 0)
 				continue;
 			if (!nodes[f->job])
-				nodes[f->job] = calloc(pm->nnodes + 1, sizeof(char *));
-			if (nodes[f->job])
-				nodes[f->job][nn[f->job]++] = pm->nodes[k].name;
+				nodes[f->job] = xcalloc(pm->nnodes + 1, sizeof(char *));
+			nodes[f->job][nn[f->job]++] = pm->nodes[k].name;
 		}
-	sb_lit(&b, "{\"collisions\":");
-	sb_json(&b, pm->collisions);
-	sb_lit(&b, ",");
+	buf_adds(&b, "{\"collisions\":");
+	put_json(&b, pm->collisions);
+	buf_adds(&b, ",");
 	put_jobs(&b, pm, nodes, nn);
-	sb_lit(&b, ",\"master\":");
-	sb_str(&b, pm->master);
-	sb_lit(&b, ",\"nodes\":[");
+	buf_adds(&b, ",\"master\":");
+	put_str(&b, pm->master);
+	buf_adds(&b, ",\"nodes\":[");
 	for (k = 0; k < pm->nnodes; k++) {
-		sb_lit(&b, k ? ",{\"functions\":" : "{\"functions\":");
+		buf_adds(&b, k ? ",{\"functions\":" : "{\"functions\":");
 		put_functions(&b, pm, &pm->nodes[k]);
-		sb_lit(&b, ",\"node\":");
+		buf_adds(&b, ",\"node\":");
 		put_node(&b, &pm->nodes[k]);
-		sb_lit(&b, "}");
+		buf_adds(&b, "}");
 	}
-	sb_lit(&b, "],\"skipped\":");
-	sb_json(&b, pm->skipped);
-	sb_lit(&b, ",");
+	buf_adds(&b, "],\"skipped\":");
+	put_json(&b, pm->skipped);
+	buf_adds(&b, ",");
 	put_undispatchable(&b, pm);
-	sb_lit(&b, ",\"version\":");
-	sb_str(&b, pm->version);
-	sb_lit(&b, "}");
+	buf_adds(&b, ",\"version\":");
+	put_str(&b, pm->version);
+	buf_adds(&b, "}");
 	for (i = 0; i < pm->njobs; i++)
 		free(nodes[i]);
 	free(nodes);
 	free(nn);
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return buf_take(&b);
 }
 
 /* ---- building ---- */
@@ -573,30 +528,18 @@ fnv1a_more(uint64_t h, const char *s)
 {
 	do {
 		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
+		h *= FNV_PRIME;
 	} while (*s++);
 	return h;
 }
 
-static int
-index_build(const struct projmap *pm, struct pm_index *x)
+/* x->atoms: every atom of every dispatchable job, once, sorted; x->job_atoms: each job's, as ids. */
+static void
+index_atoms(const struct projmap *pm, struct pm_index *x, size_t total)
 {
-	size_t i, a, g, n = 0, total = 0;
+	size_t i, a, n = 0;
 
-	memset(x, 0, sizeof(*x));
-	x->job_atoms = calloc(pm->njobs + 1, sizeof(*x->job_atoms));
-	if (!x->job_atoms)
-		return -1;
-	for (i = 0; i < pm->njobs; i++)
-		if (!pm->jobs[i].reason)
-			total += pm->jobs[i].nfnames;
-	x->atoms = calloc(total + 1, sizeof(*x->atoms));
-	x->all = calloc(total + 1, sizeof(*x->all));
-	x->hash = calloc(total + 1, sizeof(*x->hash));
-	x->problem = calloc(total + 1, sizeof(*x->problem));
-	x->same_as_prev = calloc(total + 1, sizeof(*x->same_as_prev));
-	if (!x->atoms || !x->all || !x->hash || !x->problem || !x->same_as_prev)
-		return -1;
+	x->atoms = xcalloc(total + 1, sizeof(*x->atoms));
 	for (i = 0; i < pm->njobs; i++) {
 		const char *const *atoms;
 		size_t na;
@@ -605,84 +548,124 @@ index_build(const struct projmap *pm, struct pm_index *x)
 		na = label_atoms(pm->jobs[i].expr, &atoms);
 		for (a = 0; a < na; a++)
 			x->atoms[n++] = atoms[a];
-		for (a = 0; a < pm->jobs[i].nfnames; a++)
-			x->all[x->nall++] = (struct pm_fn){ (uint32_t)i, (uint32_t)a };
 	}
 	qsort(x->atoms, n, sizeof(*x->atoms), cmp_str);
 	for (i = 0; i < n; i++)
 		if (x->natoms == 0 || strcmp(x->atoms[x->natoms - 1], x->atoms[i]) != 0)
 			x->atoms[x->natoms++] = x->atoms[i];
+	x->job_atoms = xcalloc(pm->njobs + 1, sizeof(*x->job_atoms));
 	for (i = 0; i < pm->njobs; i++) {
 		const char *const *atoms;
 		size_t na;
 		if (pm->jobs[i].reason)
 			continue;
 		na = label_atoms(pm->jobs[i].expr, &atoms);
-		if (!(x->job_atoms[i] = calloc(na + 1, sizeof(uint32_t))))
-			return -1;
+		x->job_atoms[i] = xcalloc(na + 1, sizeof(uint32_t));
 		for (a = 0; a < na; a++) {
 			const char **hit = bsearch(&atoms[a], x->atoms, x->natoms, sizeof(*x->atoms), cmp_str);
 			x->job_atoms[i][a] = (uint32_t)(hit - x->atoms);
 		}
 	}
+}
+
+static void
+index_build(const struct projmap *pm, struct pm_index *x)
+{
+	size_t i, a, g, total = 0;
+
+	memset(x, 0, sizeof(*x));
+	for (i = 0; i < pm->njobs; i++)
+		if (!pm->jobs[i].reason)
+			total += pm->jobs[i].nfnames;
+	/* A job has at least as many function names as atoms: total bounds both. */
+	index_atoms(pm, x, total);
+	x->all = xcalloc(total + 1, sizeof(*x->all));
+	x->hash = xcalloc(total + 1, sizeof(*x->hash));
+	x->problem = xcalloc(total + 1, sizeof(*x->problem));
+	x->same_as_prev = xcalloc(total + 1, sizeof(*x->same_as_prev));
+	for (i = 0; i < pm->njobs; i++)
+		for (a = 0; !pm->jobs[i].reason && a < pm->jobs[i].nfnames; a++)
+			x->all[x->nall++] = (struct pm_fn){ (uint32_t)i, (uint32_t)a };
 	qsort_r(x->all, x->nall, sizeof(*x->all), cmp_fn, (void *)pm);
 	for (g = 0; g < x->nall; g++) {
 		const struct pm_job *j = &pm->jobs[x->all[g].job];
 		const char *name = j->fnames[x->all[g].k];
-		x->hash[g] = fnv1a_more(fnv1a_more(fnv1a_more(1469598103934665603ULL, j->full), name), j->pin);
+		x->hash[g] = fnv1a_more(fnv1a_more(fnv1a_more(FNV_OFFSET, j->full), name), j->pin);
 		x->problem[g] = x->all[g].k ? function_name_problem(name) : NULL;
 		x->same_as_prev[g] = g > 0 && strcmp(pm->jobs[x->all[g - 1].job].fnames[x->all[g - 1].k], name) == 0;
 	}
-	return 0;
 }
 
-/* The functions node n offers, in name order, and its slice version; records skipped names. */
-static int
-node_functions(struct projmap *pm, const struct pm_index *x, struct pm_node *pn, const struct jk_node *n,
-    enum jk_mode mode, bool known, const struct pm_allowed *allowed)
+/* Does job j's label expression hold on node n? has: which of x's atoms n has. */
+static bool
+node_matches(const struct pm_index *x, const struct pm_job *j, size_t i, const struct jk_node *n,
+    const bool *has)
 {
-	bool *has = calloc(x->natoms + 1, sizeof(bool)), *ok = calloc(pm->njobs + 1, sizeof(bool));
-	bool truth[64];
-	struct sb b = { 0 };
-	uint64_t h;
-	size_t i, a, g, nf = 0;
+	const char *const *atoms;
+	const char **labels;
+	bool truth[EVAL_ATOMS_MAX], ok;
+	size_t a, na = label_atoms(j->expr, &atoms);
 
-	if (!has || !ok)
-		goto fail;
-	for (a = 0; a < x->natoms; a++)
-		has[a] = has_label(n, x->atoms[a]);
+	if (na <= EVAL_ATOMS_MAX) {
+		for (a = 0; a < na; a++)
+			truth[a] = has[x->job_atoms[i][a]];
+		return label_eval_atoms(j->expr, truth);
+	}
+	labels = xcalloc(n->nlabels + 2, sizeof(*labels));
+	for (a = 0; a < n->nlabels; a++)
+		labels[a] = n->labels[a];
+	labels[a] = n->name;
+	ok = label_eval(j->expr, labels, n->nlabels + 1);
+	free(labels);
+	return ok;
+}
+
+/* ok[i]: may node n run job i? (online with executors, label, mode, allowedSlaves) */
+static void
+node_eligible(const struct projmap *pm, const struct pm_index *x, const struct pm_node *pn,
+    const struct jk_node *n, enum jk_mode mode, bool known, const struct pm_allowed *allowed,
+    const bool *has, bool *ok)
+{
+	size_t i;
+
 	for (i = 0; pn->online && n->executors > 0 && i < pm->njobs; i++) {
 		const struct pm_job *j = &pm->jobs[i];
-		const char *const *atoms;
-		size_t na;
 
 		if (j->reason)
 			continue;
 		if (!j->expr)
 			ok[i] = known && mode == JK_MODE_NORMAL;
-		else if ((na = label_atoms(j->expr, &atoms)) <= sizeof(truth) / sizeof(truth[0])) {
-			for (a = 0; a < na; a++)
-				truth[a] = has[x->job_atoms[i][a]];
-			ok[i] = label_eval_atoms(j->expr, truth);
-		} else {
-			const char **labels = calloc(n->nlabels + 2, sizeof(*labels));
-			if (!labels)
-				goto fail;
-			for (a = 0; a < n->nlabels; a++)
-				labels[a] = n->labels[a];
-			labels[a] = n->name;
-			ok[i] = label_eval(j->expr, labels, n->nlabels + 1);
-			free(labels);
-		}
+		else
+			ok[i] = node_matches(x, j, i, n, has);
 		if (ok[i] && j->pin_kind == JK_PARAM_NODE && allowed && !allowed_on(&allowed[i], n->name))
 			ok[i] = false;
 	}
-	if (!(pn->fns = calloc(x->nall + 1, sizeof(*pn->fns))))
-		goto fail;
+}
+
+static void
+skip_function(struct projmap *pm, const struct pm_job *j, const char *fname, const char *node,
+    const char *reason)
+{
+	json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function", fname,
+	    "job", j->full, "node", node, "reason", reason));
+}
+
+/* The functions node n offers, in name order, and its slice version; records skipped names. */
+static void
+node_functions(struct projmap *pm, const struct pm_index *x, struct pm_node *pn, const struct jk_node *n,
+    enum jk_mode mode, bool known, const struct pm_allowed *allowed)
+{
+	bool *has = xcalloc(x->natoms + 1, sizeof(bool)), *ok = xcalloc(pm->njobs + 1, sizeof(bool));
+	struct buf b = { 0 };
+	uint64_t h;
+	size_t a, g, nf = 0;
+
+	for (a = 0; a < x->natoms; a++)
+		has[a] = has_label(n, x->atoms[a]);
+	node_eligible(pm, x, pn, n, mode, known, allowed, has, ok);
+	pn->fns = xcalloc(x->nall + 1, sizeof(*pn->fns));
 	put_node(&b, pn);
-	if (b.oom)
-		goto fail;
-	h = fnv1a(b.p, b.len);
+	h = fnv1a(b.s, b.len);
 	for (g = 0; g < x->nall; g++) {
 		const struct pm_fn f = x->all[g];
 		const struct pm_job *j = &pm->jobs[f.job];
@@ -690,134 +673,115 @@ node_functions(struct projmap *pm, const struct pm_index *x, struct pm_node *pn,
 		if (!ok[f.job] || (f.k && !has[x->job_atoms[f.job][f.k - 1]]))
 			continue;
 		if (x->problem[g]) {
-			json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function",
-			    j->fnames[f.k], "job", j->full, "node", n->name, "reason", x->problem[g]));
+			skip_function(pm, j, j->fnames[f.k], n->name, x->problem[g]);
 			continue;
 		}
 		/* One job per function name: a later job with a taken name is skipped. */
 		if (x->same_as_prev[g] && nf > 0 && strcmp(pm->jobs[pn->fns[nf - 1].job].fnames[pn->fns[nf - 1].k],
 		    j->fnames[f.k]) == 0) {
-			json_array_append_new(pm->skipped, json_pack("{s:s,s:s,s:s,s:s}", "function",
-			    j->fnames[f.k], "job", j->full, "node", n->name,
-			    "reason", "function name already used by another job"));
+			skip_function(pm, j, j->fnames[f.k], n->name, "function name already used by another job");
 			continue;
 		}
 		pn->fns[nf++] = f;
-		h = (h ^ x->hash[g]) * 1099511628211ULL;
-		h ^= h >> 29;
+		h = (h ^ x->hash[g]) * FNV_PRIME;
+		h ^= h >> 29;    /* the multiply carries low bits up only; this carries high bits down */
 	}
 	pn->nfns = nf;
 	pm->nfunctions += nf;
-	{
-		/* Room was made for every function of the master; keep what the node has. */
-		struct pm_fn *fit = realloc(pn->fns, (nf + 1) * sizeof(*pn->fns));
-		if (fit)
-			pn->fns = fit;
-	}
+	/* Room was made for every function of the master; keep what the node has. */
+	pn->fns = xreallocarray(pn->fns, nf + 1, sizeof(*pn->fns));
 	snprintf(pn->version, sizeof(pn->version), "%016llx", (unsigned long long)h);
-	free(b.p);
+	buf_free(&b);
 	free(has);
 	free(ok);
-	return 0;
-fail:
-	free(b.p);
-	free(has);
-	free(ok);
-	return -1;
+}
+
+/* pn's facts from Jenkins' n: its labels sorted and distinct, with the self label. */
+static void
+node_prepare(struct pm_node *pn, const struct jk_node *n, enum jk_mode mode, bool known)
+{
+	size_t i;
+
+	pn->name = xstrdup(n->name);
+	pn->executors = n->executors;
+	pn->mode = !known ? "unknown" : mode == JK_MODE_EXCLUSIVE ? "EXCLUSIVE" : "NORMAL";
+	pn->online = !n->offline && !n->temp_offline;
+	pn->labels = xcalloc(n->nlabels + 2, sizeof(char *));
+	for (i = 0; i < n->nlabels; i++)
+		pn->labels[pn->nlabels++] = xstrdup(n->labels[i]);
+	qsort(pn->labels, pn->nlabels, sizeof(char *), cmp_str);
+	for (i = 1; i < pn->nlabels; i++)   /* distinct */
+		if (strcmp(pn->labels[i], pn->labels[i - 1]) == 0) {
+			free(pn->labels[i]);
+			memmove(&pn->labels[i], &pn->labels[i + 1], (pn->nlabels - i - 1) * sizeof(char *));
+			pn->nlabels--;
+			i--;
+		}
+	/* The self label, should Jenkins have left it out. */
+	if (!bsearch(&n->name, pn->labels, pn->nlabels, sizeof(char *), cmp_str))
+		pn->labels[pn->nlabels++] = xstrdup(n->name);
+}
+
+/* The whole map's version: the slices' versions and the job lists. */
+static void
+map_version(struct projmap *pm)
+{
+	struct buf b = { 0 };
+	size_t k;
+
+	put_str(&b, pm->master);
+	for (k = 0; k < pm->nnodes; k++)
+		buf_add(&b, pm->nodes[k].version, VERSION_HEX);
+	put_jobs(&b, pm, NULL, NULL);
+	put_undispatchable(&b, pm);
+	put_json(&b, pm->collisions);
+	put_json(&b, pm->skipped);
+	hex_version(&b, pm->version);
+	buf_free(&b);
 }
 
 struct projmap *
 projmap_build(const struct pm_input *in)
 {
-	struct projmap *pm = calloc(1, sizeof(*pm));
+	struct projmap *pm = xcalloc(1, sizeof(*pm));
 	size_t nj = in->jobs->n, nn = in->nodes->n, i, k;
-	struct pm_index x = { 0 };
-	struct sb b = { 0 };
+	struct pm_index x;
 
-	if (!pm)
-		return NULL;
-	pm->master = strdup(in->master);
-	pm->jobs = calloc(nj + 1, sizeof(*pm->jobs));
-	pm->nodes = calloc(nn + 1, sizeof(*pm->nodes));
+	pm->master = xstrdup(in->master);
+	pm->jobs = xcalloc(nj + 1, sizeof(*pm->jobs));
+	pm->nodes = xcalloc(nn + 1, sizeof(*pm->nodes));
 	pm->collisions = json_array();
 	pm->skipped = json_array();
-	if (!pm->master || !pm->jobs || !pm->nodes || !pm->collisions || !pm->skipped)
-		goto oom;
 	pm->njobs = nj;
 	for (i = 0; i < nj; i++) {
 		const struct jk_job *j = &in->jobs->jobs[i];
 		struct pm_job *pj = &pm->jobs[i];
-		enum jk_param_kind kind;
 
-		pj->full = strdup(j->full_name);
-		pj->name = strdup(j->name);
-		pj->label = j->label_expr ? strdup(j->label_expr) : NULL;
-		job_prepare(pj, j, in->allowed ? &in->allowed[i] : NULL, &kind, in);
-		pj->pin_kind = kind;
-		if (!pj->full || !pj->name)
-			goto oom;
+		pj->full = xstrdup(j->full_name);
+		pj->name = xstrdup(j->name);
+		pj->label = j->label_expr ? xstrdup(j->label_expr) : NULL;
+		job_prepare(pj, j, in->allowed ? &in->allowed[i] : NULL, in->naming);
 	}
 	if (in->naming == FUNCTION_NAMES_SHORT)
 		mark_collisions(pm);
 
-	if (index_build(pm, &x) < 0)
-		goto oom;
-	/* Nodes in name order, so the output does not depend on Jenkins' order. */
+	index_build(pm, &x);
 	pm->nnodes = nn;
 	for (k = 0; k < nn; k++) {
-		const struct jk_node *n = &in->nodes->nodes[k];
-		struct pm_node *pn = &pm->nodes[k];
 		enum jk_mode mode = in->modes ? in->modes[k] : JK_MODE_NORMAL;
 		bool known = in->mode_known ? in->mode_known[k] : true;
 
-		pn->name = strdup(n->name);
-		pn->executors = n->executors;
-		pn->mode = !known ? "unknown" : mode == JK_MODE_EXCLUSIVE ? "EXCLUSIVE" : "NORMAL";
-		pn->online = !n->offline && !n->temp_offline;
-		pn->labels = calloc(n->nlabels + 2, sizeof(char *));
-		if (!pn->name || !pn->labels)
-			goto oom;
-		for (i = 0; i < n->nlabels; i++)
-			pn->labels[pn->nlabels++] = strdup(n->labels[i]);
-		qsort(pn->labels, pn->nlabels, sizeof(char *), cmp_str);
-		for (i = 1; i < pn->nlabels; i++)   /* distinct */
-			if (strcmp(pn->labels[i], pn->labels[i - 1]) == 0) {
-				free(pn->labels[i]);
-				memmove(&pn->labels[i], &pn->labels[i + 1], (pn->nlabels - i - 1) * sizeof(char *));
-				pn->nlabels--;
-				i--;
-			}
-		/* The self label, should Jenkins have left it out. */
-		if (!bsearch(&n->name, pn->labels, pn->nlabels, sizeof(char *), cmp_str))
-			pn->labels[pn->nlabels++] = strdup(n->name);
-		if (node_functions(pm, &x, pn, n, mode, known, in->allowed) < 0)
-			goto oom;
+		node_prepare(&pm->nodes[k], &in->nodes->nodes[k], mode, known);
+		node_functions(pm, &x, &pm->nodes[k], &in->nodes->nodes[k], mode, known, in->allowed);
 	}
-	/* Keep the node facts in name order (each node_functions used its input index above). */
+	/* Nodes in name order, so the output does not depend on Jenkins' order. */
 	qsort(pm->nodes, nn, sizeof(*pm->nodes), cmp_node);
-
-	/* The whole map's version: the slices' versions and the job lists. */
-	sb_str(&b, pm->master);
-	for (k = 0; k < nn; k++)
-		sb_add(&b, pm->nodes[k].version, 16);
-	put_jobs(&b, pm, NULL, NULL);
-	put_undispatchable(&b, pm);
-	sb_json(&b, pm->collisions);
-	sb_json(&b, pm->skipped);
-	if (b.oom)
-		goto oom;
-	hex_version(&b, pm->version);
+	map_version(pm);
 	for (i = 0; i < nj; i++)
 		if (pm->jobs[i].reason)
 			pm->nundispatchable++;
-	free(b.p);
 	index_free(&x, nj);
 	return pm;
-oom:
-	free(b.p);
-	index_free(&x, nj);
-	projmap_free(pm);
-	return NULL;
 }
 
 void
@@ -876,12 +840,42 @@ projmap_nundispatchable(const struct projmap *pm)
 static char *
 unchanged(const char *version)
 {
-	struct sb b = { 0 };
+	struct buf b = { 0 };
 
-	sb_lit(&b, "{\"unchanged\":true,\"version\":");
-	sb_str(&b, version);
-	sb_lit(&b, "}");
-	return b.oom ? (free(b.p), NULL) : b.p;
+	buf_adds(&b, "{\"unchanged\":true,\"version\":");
+	put_str(&b, version);
+	buf_adds(&b, "}");
+	return buf_take(&b);
+}
+
+static const struct pm_node *
+node_find(const struct projmap *pm, const char *name)
+{
+	size_t lo = 0, hi = pm->nnodes;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(pm->nodes[mid].name, name);
+		if (c == 0)
+			return &pm->nodes[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The node's slice, or {"unchanged":true} if version is its current one. */
+static char *
+answer_slice(const struct projmap *pm, const struct pm_node *n, const json_t *version)
+{
+	struct buf b = { 0 };
+
+	if (version && strcmp(json_string_value(version), n->version) == 0)
+		return unchanged(n->version);
+	put_slice(&b, pm, n);
+	return buf_take(&b);
 }
 
 char *
@@ -889,10 +883,9 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err,
 {
 	json_error_t jerr;
 	json_t *r, *node, *version, *val;
-	const struct pm_node *n = NULL;
+	const struct pm_node *n;
 	const char *key;
 	char *out = NULL;
-	size_t lo, hi;
 
 	if (len == 0) {
 		req = "{}";
@@ -915,75 +908,49 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err,
 	}
 	node = json_object_get(r, "node");
 	version = json_object_get(r, "version");
-	if (version && !json_is_string(version)) {
+	if (version && !json_is_string(version))
 		snprintf(err, errlen, "\"version\" must be a string");
-		goto out;
-	}
-	if (!node) {
-		if (version && strcmp(json_string_value(version), pm->version) == 0)
-			out = unchanged(pm->version);
-		else if (!(out = render_whole(pm)))
-			snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (!json_is_string(node)) {
+	else if (!node && version && strcmp(json_string_value(version), pm->version) == 0)
+		out = unchanged(pm->version);
+	else if (!node)
+		out = render_whole(pm);
+	else if (!json_is_string(node))
 		snprintf(err, errlen, "\"node\" must be a string");
-		goto out;
-	}
-	for (lo = 0, hi = pm->nnodes; lo < hi;) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(pm->nodes[mid].name, json_string_value(node));
-		if (c == 0) {
-			n = &pm->nodes[mid];
-			break;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (!n) {
+	else if (!(n = node_find(pm, json_string_value(node))))
 		snprintf(err, errlen, "node \"%s\" is not a node of this master", json_string_value(node));
-		goto out;
-	}
-	if (version && strcmp(json_string_value(version), n->version) == 0)
-		out = unchanged(n->version);
-	else {
-		struct sb b = { 0 };
-		put_slice(&b, pm, n);
-		if (b.oom) {
-			free(b.p);
-			snprintf(err, errlen, "out of memory");
-		} else
-			out = b.p;
-	}
+	else
+		out = answer_slice(pm, n, version);
 out:
 	json_decref(r);
 	return out;
 }
 
-const char *
-projmap_find_job(const struct projmap *pm, const char *name, char *err, size_t errlen)
+enum projmap_find
+projmap_find_job(const struct projmap *pm, const char *name, const char **full, char *err, size_t errlen)
 {
-	const char *found = NULL;
 	size_t i, hits = 0;
 
+	*full = NULL;
 	for (i = 0; i < pm->njobs; i++)
-		if (strcasecmp(pm->jobs[i].full, name) == 0)
-			return pm->jobs[i].full;
+		if (strcasecmp(pm->jobs[i].full, name) == 0) {
+			*full = pm->jobs[i].full;
+			return PROJMAP_FOUND;
+		}
 	for (i = 0; i < pm->njobs; i++) {
 		if (strcasecmp(pm->jobs[i].name, name) == 0) {
-			if (!found)
-				found = pm->jobs[i].full;
+			if (!*full)
+				*full = pm->jobs[i].full;
 			hits++;
 		}
 	}
 	if (hits == 1)
-		return found;
-	if (hits > 1)
+		return PROJMAP_FOUND;
+	if (hits > 1) {
 		snprintf(err, errlen, "job name \"%s\" is ambiguous: %zu jobs in different folders have it; "
-		    "send the full name (e.g. \"%s\")", name, hits, found);
-	else
-		snprintf(err, errlen, "no job named \"%s\" on this master", name);
-	return NULL;
+		    "send the full name (e.g. \"%s\")", name, hits, *full);
+		*full = NULL;
+		return PROJMAP_AMBIGUOUS;
+	}
+	snprintf(err, errlen, "no job named \"%s\" on this master", name);
+	return PROJMAP_NOT_FOUND;
 }

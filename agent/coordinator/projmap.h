@@ -47,6 +47,7 @@ struct pm_input {
 
 struct projmap;
 
+/* The map of in (in is not kept; its strings are copied). Never NULL. */
 struct projmap *projmap_build(const struct pm_input *in);
 void            projmap_free(struct projmap *pm);
 
@@ -61,17 +62,24 @@ size_t          projmap_nundispatchable(const struct projmap *pm);
  *   {"node":"N"}                N's slice
  *   {"node":"N","version":"V"}  {"version":V,"unchanged":true} if V is current
  * Returns a malloc'd JSON text, or NULL with a message in err (bad JSON,
- * unknown node).
+ * a bad or unknown key, unknown node).
  */
 char *projmap_answer(const struct projmap *pm, const char *req, size_t len,
           char *err, size_t errlen);
 
+enum projmap_find {
+	PROJMAP_FOUND,
+	PROJMAP_NOT_FOUND,     /* no job has that name */
+	PROJMAP_AMBIGUOUS,     /* only a short name, and jobs in several folders have it */
+};
+
 /*
  * Find a job by the name a client sends to stop:/set_description: — the
  * full name, else the short name, both case-insensitively (as the plugin
- * matches). Returns the full name (owned by pm) or NULL with a reason.
+ * matches). PROJMAP_FOUND with the full name (owned by pm) in *full;
+ * otherwise *full is NULL and err says why.
  */
-const char *projmap_find_job(const struct projmap *pm, const char *name,
-                char *err, size_t errlen);
+enum projmap_find projmap_find_job(const struct projmap *pm, const char *name, const char **full,
+                      char *err, size_t errlen);
 
 #endif

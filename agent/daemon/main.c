@@ -7,6 +7,7 @@
  * Both run in the foreground and log to stderr; SIGTERM stops them.
  */
 #include "config.h"
+#include "daemon/defaults.h"
 #include "jarena.h"
 #include "log.h"
 #include "roles.h"
@@ -68,8 +69,9 @@ main(int argc, char **argv)
 	}
 
 	log_init(!strcmp(role, "node") ? "jga-node" : "jga-coordinator", LOG_LEVEL_INFO);
-	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
+	if (config_load(file, &cfg, err, sizeof(err)) < 0 || defaults_apply(&cfg, err, sizeof(err)) < 0) {
 		log_errorx("%s", err);
+		config_free(&cfg);
 		return 1;
 	}
 	log_set_level(cfg.log_level);

@@ -1,4 +1,7 @@
-/* Unit tests for common/config.c: good files, every kind of bad file. */
+/*
+ * Unit tests for common/config.c: good files, every kind of bad file; and
+ * for the daemon's defaults on top of it (agent/daemon/defaults.c).
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,9 +15,23 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon/defaults.h"
 #include "log.h"
 
 static char dir[] = "/tmp/jga-test-config-XXXXXX";
+
+/* Load path as the daemon does: the file, then the defaults that depend on the host. */
+static int
+load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	if (config_load(path, cfg, err, errlen) < 0)
+		return -1;
+	if (defaults_apply(cfg, err, errlen) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
 
 static const char *
 write_file(const char *name, const char *text, mode_t mode)
@@ -39,7 +56,7 @@ expect_error(const char *text, const char *frag1, const char *frag2)
 	char err[1024];
 	const char *path = write_file("bad.ini", text, 0600);
 
-	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+	assert_int_equal(load(path, &cfg, err, sizeof(err)), -1);
 	if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2)))
 		fail_msg("error '%s' lacks '%s' / '%s'", err, frag1, frag2 ? frag2 : "");
 }
@@ -71,7 +88,7 @@ test_full_example(void **state)
 	    "function_names = full\n"
 	    "[log]\n"
 	    "level = debug\n", 0600);
-	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load(path, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.nservers, 3);
 	assert_string_equal(cfg.servers[0].host, "127.0.0.1");
 	assert_int_equal(cfg.servers[0].port, 4730);
@@ -107,7 +124,7 @@ test_defaults(void **state)
 
 	(void)state;
 	path = write_file("min.ini", "[jenkins]\nurl = https://user@ci.example.org/jenkins/\n", 0600);
-	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load(path, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.nservers, 1);
 	assert_string_equal(cfg.servers[0].host, "127.0.0.1");
 	assert_int_equal(cfg.servers[0].port, 4730);
@@ -125,6 +142,30 @@ test_defaults(void **state)
 	config_free(&cfg);
 }
 
+/* The file alone leaves the names and the directory that depend on the host to the daemon. */
+static void
+test_file_only(void **state)
+{
+	struct config cfg;
+	char err[1024];
+	const char *path;
+
+	(void)state;
+	path = write_file("min.ini", "[jenkins]\nurl = https://ci.example.org/\n", 0600);
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_null(cfg.node_name);
+	assert_null(cfg.coordinator_name);
+	assert_null(cfg.state_dir);
+	assert_null(cfg.state_root);
+	config_free(&cfg);
+	/* A URL without a host loads, but no coordinator name can be made of it. */
+	path = write_file("nohost.ini", "[jenkins]\nurl = http://:8080/\n", 0600);
+	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(defaults_apply(&cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nohost.ini: [jenkins] url: no host in 'http://:8080/'"));
+	config_free(&cfg);
+}
+
 /* Load text with $JGA_STATE_ROOT set to root (unset if NULL); expect state_dir and state_root. */
 static void
 expect_state_dir(const char *root, const char *text, const char *want, const char *want_root)
@@ -137,7 +178,7 @@ expect_state_dir(const char *root, const char *text, const char *want, const cha
 		setenv("JGA_STATE_ROOT", root, 1);
 	else
 		unsetenv("JGA_STATE_ROOT");
-	if (config_load(path, &cfg, err, sizeof(err)) < 0)
+	if (load(path, &cfg, err, sizeof(err)) < 0)
 		fail_msg("config_load: %s", err);
 	unsetenv("JGA_STATE_ROOT");
 	assert_string_equal(cfg.state_dir, want);
@@ -197,9 +238,9 @@ test_shipped_examples(void **state)
 
 	(void)state;
 	/* The documented examples must load as they are. */
-	assert_int_equal(config_load("conf/node.ini", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load("conf/node.ini", &cfg, err, sizeof(err)), 0);
 	config_free(&cfg);
-	assert_int_equal(config_load("conf/coordinator.ini", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load("conf/coordinator.ini", &cfg, err, sizeof(err)), 0);
 	config_free(&cfg);
 }
 
@@ -215,7 +256,7 @@ test_token_file(void **state)
 	snprintf(text, sizeof(text), "[jenkins]\nurl = http://h/\nuser = u\ntoken_file = %s\n", tok);
 	write_file("tf.ini", text, 0600);
 	snprintf(text, sizeof(text), "%s/tf.ini", dir);
-	assert_int_equal(config_load(text, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(load(text, &cfg, err, sizeof(err)), 0);
 	assert_string_equal(cfg.token, "s3cret-token");
 	config_free(&cfg);
 
@@ -256,7 +297,7 @@ test_missing_file(void **state)
 	char err[1024];
 
 	(void)state;
-	assert_int_equal(config_load("/nonexistent/jga.ini", &cfg, err, sizeof(err)), -1);
+	assert_int_equal(load("/nonexistent/jga.ini", &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/jga.ini: cannot open"));
 }
 
@@ -270,7 +311,7 @@ test_secret_not_in_errors(void **state)
 	(void)state;
 	/* An error after the token was read must not echo the token. */
 	path = write_file("sec.ini", "[jenkins]\nurl = http://h/\nuser = u\ntoken = TOPSECRET\nbogus = 1\n", 0600);
-	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+	assert_int_equal(load(path, &cfg, err, sizeof(err)), -1);
 	assert_null(strstr(err, "TOPSECRET"));
 }
 
@@ -280,6 +321,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_example),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_file_only),
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_shipped_examples),
 		cmocka_unit_test(test_token_file),

@@ -1,8 +1,8 @@
 /*
  * Unit tests for agent/coordinator/projmap.c: the eligibility and naming rules of
- * gearman-plugin (reference gearman-plugin.md §2.2, every row of its
- * table) plus EXCLUSIVE, disabled, offline, allowedSlaves, no pin
- * parameter, collisions and unusable names.
+ * gearman-plugin (every row of its label table: no label, one label, a bogus
+ * one, ||, &&, !, the node's own name) plus EXCLUSIVE, disabled, offline,
+ * allowedSlaves, no pin parameter, collisions and unusable names.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -576,12 +576,18 @@ test_find_job(void **s)
 	job("f2/app", NULL, "node");
 	job("f2/solo", NULL, NULL);
 	struct projmap *pm = build();
-	assert_string_equal(projmap_find_job(pm, "SOLO", err, sizeof(err)), "f2/solo");
-	assert_string_equal(projmap_find_job(pm, "F1/app", err, sizeof(err)), "f1/App");
-	assert_null(projmap_find_job(pm, "app", err, sizeof(err)));
-	assert_non_null(strstr(err, "ambiguous"));
-	assert_null(projmap_find_job(pm, "nothere", err, sizeof(err)));
-	assert_non_null(strstr(err, "no job named"));
+	const char *full;
+
+	assert_int_equal(projmap_find_job(pm, "SOLO", &full, err, sizeof(err)), PROJMAP_FOUND);
+	assert_string_equal(full, "f2/solo");
+	assert_int_equal(projmap_find_job(pm, "F1/app", &full, err, sizeof(err)), PROJMAP_FOUND);
+	assert_string_equal(full, "f1/App");
+	assert_int_equal(projmap_find_job(pm, "app", &full, err, sizeof(err)), PROJMAP_AMBIGUOUS);
+	assert_null(full);
+	assert_non_null(strstr(err, "is ambiguous: 2 jobs in different folders have it"));
+	assert_int_equal(projmap_find_job(pm, "nothere", &full, err, sizeof(err)), PROJMAP_NOT_FOUND);
+	assert_null(full);
+	assert_non_null(strstr(err, "no job named \"nothere\""));
 	cleanup(pm);
 }
 
