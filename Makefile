@@ -73,7 +73,7 @@ BINS := $(BUILD)/jenkins-gearman-agent $(BUILD)/jenkins-gearman
 # libFuzzer targets (clang): every parser of hostile input.
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIBSRC := $(COMMON_SRC) agent/coordinator/projmap.c agent/coordinator/buildref.c agent/node/nodemap.c
+FUZZ_LIBSRC := $(COMMON_SRC) agent/daemon/defaults.c agent/coordinator/projmap.c agent/coordinator/buildref.c agent/node/nodemap.c
 FUZZ_SECONDS ?= 600
 
 .PHONY: all deps check unit integration demo clean fuzz fuzz-build valgrind soak

@@ -1,6 +1,8 @@
 /* reload: see reload.h. */
 #include "reload.h"
 
+#include "defaults.h"
+
 #include "config.h"
 #include "log.h"
 
@@ -23,6 +25,11 @@ reload_config(struct config *run)
 
 	if (config_load(run->path, &n, err, sizeof(err)) < 0) {
 		log_errorx("reload: %s; keeping the running configuration", err);
+		return;
+	}
+	if (defaults_apply(&n, err, sizeof(err)) < 0) {
+		log_errorx("reload: %s; keeping the running configuration", err);
+		config_free(&n);
 		return;
 	}
 	/* Read by other threads: plain int stores, done atomically. */
