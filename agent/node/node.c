@@ -652,13 +652,7 @@ node_main(struct config *cfg)
 	adv = advert_start(&n);
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
-	for (i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
-		if (sig == SIGHUP)
-			reload_config(cfg);
-		if (i % 5 == 0)
-			daemon_write_metrics(cfg);
-	}
-	if (sig == SIGQUIT)
+	if ((sig = daemon_wait_stop(cfg)) == SIGQUIT)
 		quit_now();
 	log_info("%s: no new jobs; running builds are followed to their end (signal again to leave at once)",
 	    strsignal(sig));
@@ -674,10 +668,7 @@ node_main(struct config *cfg)
 				running = true;
 		if (!running)
 			break;
-		sig = shutdown_wait_signal(200);
-		if (sig == SIGHUP)
-			reload_config(cfg);
-		else if (sig)
+		if (daemon_wait_signal(cfg, DAEMON_DRAIN_POLL_MS))
 			quit_now();
 	}
 	dispatch_join(n.dispatch);
