@@ -15,7 +15,7 @@
  * ECHO_REQ. Never RESET_ABILITIES (gearmand re-queues every job the
  * connection holds), never WORK_EXCEPTION, never CAN_DO_TIMEOUT.
  *
- * Writes block, up to GW_WRITE_MS for the whole packet; reads are buffered
+ * Writes block, up to GW_WRITE_MS each; reads are buffered
  * and never wait longer than asked. Every call on one connection must come
  * from one thread at a time (the caller locks). Memory runs out fatally
  * (xalloc.h); bodies are capped at GW_MAX_BODY before any allocation.
@@ -30,9 +30,9 @@
 /* The largest packet body read whole. A larger JOB_ASSIGN* is returned as oversize. */
 #define GW_MAX_BODY    (64u * 1024 * 1024)
 /*
- * A packet not written within this many milliseconds fails its send: a
+ * A write not done within this many milliseconds fails its send: a
  * gearmand that stopped reading is as good as gone, and the caller's
- * thread must get on (10 s covers a busy gearmand taking a big answer).
+ * thread (which may hold a lock others wait for) must get on.
  */
 #define GW_WRITE_MS    10000
 
