@@ -6,6 +6,9 @@
  */
 #include "gwconn.h"
 
+#include "clock.h"
+#include "xalloc.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,21 +20,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define GW_MAGIC_REQ   0x00524551u   /* "\0REQ" */
 #define GW_MAGIC_RES   0x00524553u   /* "\0RES" */
 #define GW_HEADER      12
-#define GW_WRITE_MS    10000
+/* gw_send_each's writes: many small packets in one send (10,000 CAN_DOs in 10). */
+#define GW_SEND_BATCH  65536
+/* Room made in the read buffer before each recv: one socket buffer's worth. */
+#define GW_READ_CHUNK  65536
+/* The read buffer's cap: the largest packet read whole and one chunk beyond it. */
+#define GW_BUF_MAX     (GW_MAX_BODY + GW_HEADER + GW_READ_CHUNK)
 /* An oversize JOB_ASSIGN's handle, function and unique lie within this much of its body. */
 #define GW_OVERSIZE_HEAD 4096
 
 /*
  * Keepalive: probes after 30 s of silence, every 10 s, 3 unanswered ones
  * close the connection (about a minute); a write not acknowledged within
- * 60 s fails. gearmand does not tune keepalive on the sockets it accepts
- * (gearman-and-anchors.md §1.5), so our side does it.
+ * 60 s fails. gearmand does not tune keepalive on the sockets it accepts,
+ * so our side does it.
  */
 #define GW_KEEPIDLE         30
 #define GW_KEEPINTVL        10
@@ -49,7 +56,7 @@ struct gw_conn {
 	size_t ohead_len, oworkload;
 	uint32_t otype;
 	bool   ohead_given; /* returned: freed by the next gw_read */
-	struct timespec rx_at;   /* last byte received, or the connect (CLOCK_MONOTONIC) */
+	long long rx_at;    /* last byte received, or the connect (clk_now_ms) */
 };
 
 static const char *
@@ -188,15 +195,6 @@ gw_decode(const char *buf, size_t len, struct gw_packet *p, size_t max_body)
 	return (long)(GW_HEADER + body);
 }
 
-static long
-ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 /* Half-open connections (a vanished peer, a firewall's dropped state) are found by keepalive. */
 static void
 set_keepalive(int fd)
@@ -269,14 +267,9 @@ gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err
 
 	if (fd < 0)
 		return NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	c = xcalloc(1, sizeof(*c));
 	c->fd = fd;
-	clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
+	c->rx_at = clk_now_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 	if (id) {
 		size_t l = strlen(id);
@@ -316,10 +309,7 @@ gw_peer(const struct gw_conn *c)
 long
 gw_quiet_ms(const struct gw_conn *c)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - c->rx_at.tv_sec) * 1000 + (now.tv_nsec - c->rx_at.tv_nsec) / 1000000;
+	return (long)(clk_now_ms() - c->rx_at);
 }
 
 const char *
@@ -331,10 +321,8 @@ gw_error(const struct gw_conn *c)
 static int
 write_all(struct gw_conn *c, const char *p, size_t n)
 {
-	struct timespec deadline;
+	long long deadline = clk_now_ms() + GW_WRITE_MS;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += GW_WRITE_MS / 1000;
 	while (n > 0) {
 		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 
@@ -347,7 +335,7 @@ write_all(struct gw_conn *c, const char *p, size_t n)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd pfd = { c->fd, POLLOUT, 0 };
-			long left = ms_left(&deadline);
+			long long left = clk_left_ms(deadline);
 			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
 				snprintf(c->err, sizeof(c->err), "%s: write timed out", c->peer);
 				return -1;
@@ -369,10 +357,8 @@ gw_send(struct gw_conn *c, enum gw_type type, const char *const *args, const siz
 
 	for (i = 0; i < nargs; i++)
 		need += lens[i] + 1;
-	if (need > sizeof(small) && !(buf = malloc(need))) {
-		snprintf(c->err, sizeof(c->err), "out of memory");
-		return -1;
-	}
+	if (need > sizeof(small))
+		buf = xmalloc(need);
 	n = gw_encode(buf, need, GW_MAGIC_REQ, type, args, lens, nargs);
 	rc = write_all(c, buf, n);
 	if (buf != small)
@@ -391,7 +377,7 @@ send1(struct gw_conn *c, enum gw_type t, const char *a)
 int
 gw_send_each(struct gw_conn *c, enum gw_type type, char *const *names, size_t n)
 {
-	char buf[65536];
+	char buf[GW_SEND_BATCH];
 	size_t used = 0, i;
 
 	for (i = 0; i < n; i++) {
@@ -415,7 +401,6 @@ gw_send_each(struct gw_conn *c, enum gw_type type, char *const *names, size_t n)
 
 int gw_can_do(struct gw_conn *c, const char *f) { return send1(c, GW_CAN_DO, f); }
 int gw_cant_do(struct gw_conn *c, const char *f) { return send1(c, GW_CANT_DO, f); }
-int gw_reset_abilities(struct gw_conn *c) { return gw_send(c, GW_RESET_ABILITIES, NULL, NULL, 0); }
 int gw_grab(struct gw_conn *c) { return gw_send(c, GW_GRAB_JOB_UNIQ, NULL, NULL, 0); }
 int gw_pre_sleep(struct gw_conn *c) { return gw_send(c, GW_PRE_SLEEP, NULL, NULL, 0); }
 int gw_work_fail(struct gw_conn *c, const char *h) { return send1(c, GW_WORK_FAIL, h); }
@@ -496,10 +481,7 @@ take_oversize(struct gw_conn *c)
 		}
 		off = (size_t)(nul - (c->buf + GW_HEADER)) + 1;
 	}
-	if (!(c->ohead = malloc(off))) {
-		snprintf(c->err, sizeof(c->err), "out of memory");
-		return -1;
-	}
+	c->ohead = xmalloc(off);
 	memcpy(c->ohead, c->buf + GW_HEADER, off);
 	c->ohead_len = off;
 	c->otype = type;
@@ -526,12 +508,10 @@ give_oversize(struct gw_conn *c, struct gw_packet *p)
 	c->ohead_given = true;
 }
 
-int
-gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
+/* Drop the packet gw_read returned last time: its arguments pointed into the buffer. */
+static void
+drop_returned(struct gw_conn *c)
 {
-	struct timespec deadline;
-
-	/* Drop the packet returned last time. */
 	if (c->used) {
 		memmove(c->buf, c->buf + c->used, c->len - c->used);
 		c->len -= c->used;
@@ -542,86 +522,121 @@ gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 		c->ohead = NULL;
 		c->ohead_given = false;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	for (;;) {
-		struct pollfd pfd = { c->fd, POLLIN, 0 };
-		long left, r = 0;
-		ssize_t n;
+}
 
-		skip_buffered(c);
-		if (c->ohead && !c->skip) {
-			give_oversize(c, p);
-			return 1;
-		}
-		if (!c->skip && c->len >= GW_HEADER && get32(c->buf + 8) > GW_MAX_BODY) {
-			if (take_oversize(c) < 0)
-				return -1;
-			if (c->skip)
-				continue;
-		} else if (!c->skip && c->len)
-			r = gw_decode(c->buf, c->len, p, GW_MAX_BODY);
-		if (r < 0) {
-			snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
+/*
+ * The next packet from what is buffered: 1 with *p filled, 0 if more must
+ * come first, -1 (c->err) on a malformed or unwanted oversize packet.
+ */
+static int
+take_buffered(struct gw_conn *c, struct gw_packet *p)
+{
+	long r;
+
+	skip_buffered(c);
+	if (c->ohead && !c->skip) {
+		give_oversize(c, p);
+		return 1;
+	}
+	if (c->skip || c->len == 0)
+		return 0;
+	if (c->len >= GW_HEADER && get32(c->buf + 8) > GW_MAX_BODY) {
+		if (take_oversize(c) < 0)
 			return -1;
-		}
-		if (r > 0) {
-			c->used = (size_t)r;
-			if (p->type == GW_ERROR)
-				snprintf(c->err, sizeof(c->err), "%s: server error %.*s: %.*s", c->peer,
-				    (int)p->len[0], p->arg[0], (int)p->len[1], p->arg[1]);
-			return 1;
-		}
-		if (c->cap - c->len < 65536) {
-			size_t ncap = c->cap ? c->cap * 2 : 65536;
-			char *nb;
-			if (ncap > GW_MAX_BODY + GW_HEADER + 65536)
-				ncap = GW_MAX_BODY + GW_HEADER + 65536;
-			if (ncap <= c->cap || !(nb = realloc(c->buf, ncap))) {
-				snprintf(c->err, sizeof(c->err), "%s: packet too large", c->peer);
-				return -1;
-			}
-			c->buf = nb;
-			c->cap = ncap;
-		}
-		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-		if (n > 0) {
-			c->len += (size_t)n;
-			clock_gettime(CLOCK_MONOTONIC, &c->rx_at);
-			continue;
-		}
-		if (n == 0) {
-			snprintf(c->err, sizeof(c->err), "%s: connection closed by gearmand", c->peer);
-			return -1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(errno));
-			return -1;
-		}
-		left = ms_left(&deadline);
-		if (left <= 0)
-			return 0;
-		if (poll(&pfd, 1, (int)left) == 0)
-			return 0;
+		/* Skipping starts with what is buffered of it; it may all be there. */
+		return c->skip ? take_buffered(c, p) : 0;
+	}
+	if ((r = gw_decode(c->buf, c->len, p, GW_MAX_BODY)) < 0) {
+		snprintf(c->err, sizeof(c->err), "%s: malformed packet from server", c->peer);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	c->used = (size_t)r;
+	if (p->type == GW_ERROR)
+		snprintf(c->err, sizeof(c->err), "%s: server error %.*s: %.*s", c->peer,
+		    (int)p->len[0], p->arg[0], (int)p->len[1], p->arg[1]);
+	return 1;
+}
+
+/* Room for GW_READ_CHUNK more bytes, up to GW_BUF_MAX. -1 (c->err) when full. */
+static int
+make_room(struct gw_conn *c)
+{
+	size_t ncap;
+
+	if (c->cap - c->len >= GW_READ_CHUNK)
+		return 0;
+	ncap = c->cap ? c->cap * 2 : GW_READ_CHUNK;
+	if (ncap > GW_BUF_MAX)
+		ncap = GW_BUF_MAX;
+	if (ncap <= c->cap) {
+		snprintf(c->err, sizeof(c->err), "%s: packet too large", c->peer);
+		return -1;
+	}
+	c->buf = xrealloc(c->buf, ncap);
+	c->cap = ncap;
+	return 0;
+}
+
+/*
+ * Receive what the socket has, waiting for it until deadline (clk_now_ms).
+ * 1: look at the buffer again; 0: the deadline passed; -1 (c->err): the
+ * connection is closed or broken.
+ */
+static int
+receive(struct gw_conn *c, long long deadline)
+{
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	long long left;
+	ssize_t n;
+
+	if (make_room(c) < 0)
+		return -1;
+	n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+	if (n > 0) {
+		c->len += (size_t)n;
+		c->rx_at = clk_now_ms();
+		return 1;
+	}
+	if (n == 0) {
+		snprintf(c->err, sizeof(c->err), "%s: connection closed by gearmand", c->peer);
+		return -1;
+	}
+	if (errno == EINTR)
+		return 1;
+	if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(errno));
+		return -1;
+	}
+	if ((left = clk_left_ms(deadline)) <= 0 || poll(&pfd, 1, (int)left) == 0)
+		return 0;
+	return 1;
+}
+
+int
+gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
+{
+	long long deadline = clk_now_ms() + timeout_ms;
+	int r;
+
+	drop_returned(c);
+	for (;;) {
+		if ((r = take_buffered(c, p)) != 0)
+			return r;
+		if ((r = receive(c, deadline)) <= 0)
+			return r;
 	}
 }
 
+/* A NUL-terminated copy of s[0..n), which may hold NULs itself (a workload). */
 static char *
 dup_arg(const char *s, size_t n)
 {
-	char *d = malloc(n + 1);
+	char *d = xmalloc(n + 1);
 
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
+	memcpy(d, s, n);
+	d[n] = '\0';
 	return d;
 }
 
@@ -638,10 +653,6 @@ gw_job_from_packet(const struct gw_packet *p, struct gw_job *job)
 	job->unique = uniq ? dup_arg(p->arg[2], p->len[2]) : dup_arg("", 0);
 	job->workload = dup_arg(p->arg[uniq ? 3 : 2], p->len[uniq ? 3 : 2]);
 	job->workload_len = p->len[uniq ? 3 : 2];
-	if (!job->handle || !job->function || !job->unique || !job->workload) {
-		gw_job_free(job);
-		return -1;
-	}
 	return 0;
 }
 

@@ -3,17 +3,22 @@
  * protocol directly.
  *
  * Why not libgearman's worker loop: gearman_worker_work() and
- * gearman_worker_grab_job() send GRAB_JOB as soon as a NOOP arrives and
- * send CAN_DO only as part of grabbing. A node agent must stay registered
- * while it has no free executor and must decide, after each NOOP, whether
- * to grab at all (shared/reference/gearman-and-anchors.md §1.4, §2.2, §7).
- * Here the caller sends each packet itself and owns the socket's fd, so it
- * can poll it together with its own wake-ups.
+ * gearman_worker_grab_job() send GRAB_JOB as soon as a NOOP arrives, and
+ * send CAN_DO only as part of grabbing. A worker that must stay registered
+ * while it has no room for a job, and decide after each NOOP whether to
+ * grab at all, cannot be written on them. Here the caller sends each
+ * packet itself and owns the socket's fd, so it can poll it together with
+ * its own wake-ups.
  *
- * Packets sent: SET_CLIENT_ID, CAN_DO, CANT_DO, RESET_ABILITIES,
- * GRAB_JOB_UNIQ, PRE_SLEEP, WORK_DATA, WORK_WARNING, WORK_STATUS,
- * WORK_COMPLETE, WORK_FAIL, ECHO_REQ. Never WORK_EXCEPTION, never
- * CAN_DO_TIMEOUT. Writes are blocking with a timeout; reads are buffered.
+ * Packets sent: SET_CLIENT_ID, CAN_DO, CANT_DO, GRAB_JOB_UNIQ, PRE_SLEEP,
+ * WORK_DATA, WORK_WARNING, WORK_STATUS, WORK_COMPLETE, WORK_FAIL,
+ * ECHO_REQ. Never RESET_ABILITIES (gearmand re-queues every job the
+ * connection holds), never WORK_EXCEPTION, never CAN_DO_TIMEOUT.
+ *
+ * Writes block, up to GW_WRITE_MS each; reads are buffered
+ * and never wait longer than asked. Every call on one connection must come
+ * from one thread at a time (the caller locks). Memory runs out fatally
+ * (xalloc.h); bodies are capped at GW_MAX_BODY before any allocation.
  */
 #ifndef JGA_GWCONN_H
 #define JGA_GWCONN_H
@@ -24,6 +29,12 @@
 
 /* The largest packet body read whole. A larger JOB_ASSIGN* is returned as oversize. */
 #define GW_MAX_BODY    (64u * 1024 * 1024)
+/*
+ * A write not done within this many milliseconds fails its send: a
+ * gearmand that stopped reading is as good as gone, and the caller's
+ * thread (which may hold a lock others wait for) must get on.
+ */
+#define GW_WRITE_MS    10000
 
 enum gw_type {
 	GW_CAN_DO = 1, GW_CANT_DO = 2, GW_RESET_ABILITIES = 3, GW_PRE_SLEEP = 4,
@@ -64,10 +75,9 @@ struct gw_conn;
 
 /*
  * A TCP connection to host:port ("[::1]" accepted) within timeout_ms; the fd is
- * non-blocking and close-on-exec, with keepalive probes after GW_KEEPIDLE s of
- * silence and unacknowledged writes given up after GW_USER_TIMEOUT_MS, so a
- * vanished peer is found in about a minute, not the kernel's two hours.
- * -1 and err on failure.
+ * non-blocking and close-on-exec, with keepalive probes after 30 s of silence
+ * and unacknowledged writes given up after 60 s, so a vanished peer is found
+ * in about a minute, not the kernel's two hours. -1 and err on failure.
  */
 int gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen);
 
@@ -92,7 +102,6 @@ int gw_send(struct gw_conn *c, enum gw_type type, const char *const *args,
 int gw_send_each(struct gw_conn *c, enum gw_type type, char *const *names, size_t n);
 int gw_can_do(struct gw_conn *c, const char *function);
 int gw_cant_do(struct gw_conn *c, const char *function);
-int gw_reset_abilities(struct gw_conn *c);
 int gw_grab(struct gw_conn *c);
 int gw_pre_sleep(struct gw_conn *c);
 int gw_work_data(struct gw_conn *c, const char *handle, const char *data, size_t len);
@@ -109,7 +118,7 @@ int gw_work_fail(struct gw_conn *c, const char *handle);
  */
 int gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms);
 
-/* Copy a JOB_ASSIGN / JOB_ASSIGN_UNIQ packet into job. -1 if malformed. */
+/* Copy a whole JOB_ASSIGN / JOB_ASSIGN_UNIQ packet into job; -1 for any other packet. */
 int  gw_job_from_packet(const struct gw_packet *p, struct gw_job *job);
 void gw_job_free(struct gw_job *job);
 

@@ -8,8 +8,9 @@
  *    (cached, see below), and swaps in a new project map. A failed read
  *    keeps the last good map: agents keep serving with it.
  *  - manager: the Gearman worker "$host_manager" that answers
- *    project_map:$host, stop:$host and set_description:$host.
- * The main thread waits for signals.
+ *    project_map:$host, stop:$host and set_description:$host, on the
+ *    worker loop (daemon/wloop.h).
+ * The main thread waits for signals (daemon_wait_stop).
  *
  * Request budget: a refresh costs two requests plus config.xml reads only
  * for what changed — a node's mode is re-read when its labels change, a
@@ -18,33 +19,31 @@
  * Jenkins gives no cheap way to see an allowedSlaves edit.
  */
 #include "buildref.h"
+#include "clock.h"
 #include "config.h"
-#include "daemon/daemon.h"
-#include "backoff.h"
+#include "gwconn.h"
 #include "jarena.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
 #include "projmap.h"
-#include "daemon/reload.h"
+#include "strvec.h"
+#include "xalloc.h"
+#include "daemon/daemon.h"
 #include "daemon/roles.h"
 #include "daemon/shutdown.h"
-#include "gwconn.h"
-#include "node/node.h"
+#include "daemon/wloop.h"
 
 #include <jansson.h>
 
-#include <errno.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* allowedSlaves re-read per refresh, oldest first: an edit in the UI is seen within jobs/10 refreshes. */
 #define ALLOWED_REVALIDATE 10
 
 /* A cached fact about one node or job, keyed by name and a signature. */
@@ -66,9 +65,9 @@ struct coordinator {
 	struct config   *cfg;
 	pthread_mutex_t  lock;
 	struct projmap  *pm;         /* under lock */
-	time_t           pm_time;    /* when pm was read, under lock */
+	long long        pm_at;      /* when pm was read (clk_now_ms), under lock */
 	char             last_error[512]; /* last refresh failure; written under lock */
-	int              wakefd;     /* eventfd: the first map is there (manager polls it) */
+	struct wloop     loop;       /* the manager's connections; woken when the first map is there */
 
 	/* refresh thread only */
 	struct jk_job_list    jobs;       /* kept: parsed again only when Jenkins' answer changes */
@@ -90,8 +89,8 @@ join_labels(const struct jk_node *n)
 
 	for (i = 0; i < n->nlabels; i++)
 		len += strlen(n->labels[i]) + 1;
-	s = calloc(1, len);
-	for (i = 0; s && i < n->nlabels; i++) {
+	s = xcalloc(1, len);
+	for (i = 0; i < n->nlabels; i++) {
 		strcat(s, n->labels[i]);
 		strcat(s, " ");
 	}
@@ -106,8 +105,8 @@ param_sig(const struct jk_job *j)
 
 	for (i = 0; i < j->nparams; i++)
 		len += strlen(j->params[i].name) + strlen(j->params[i].type ? j->params[i].type : "") + 2;
-	s = calloc(1, len);
-	for (i = 0; s && i < j->nparams; i++) {
+	s = xcalloc(1, len);
+	for (i = 0; i < j->nparams; i++) {
 		strcat(s, j->params[i].name);
 		strcat(s, ":");
 		strcat(s, j->params[i].type ? j->params[i].type : "");
@@ -127,12 +126,24 @@ node_param(const struct jk_job *j)
 	return NULL;
 }
 
+static void
+modes_free(struct mode_entry *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].sig);
+	}
+	free(v);
+}
+
 /* Modes for nodes, from the cache or config.xml; the cache is rebuilt to hold only current nodes. */
 static void
 refresh_modes(struct coordinator *co, struct jk_client *jk, const struct jk_node_list *nl,
     enum jk_mode *modes, bool *known)
 {
-	struct mode_entry *next = calloc(nl->n ? nl->n : 1, sizeof(*next));
+	struct mode_entry *next = xcalloc(nl->n ? nl->n : 1, sizeof(*next));
 	size_t i, k;
 
 	for (i = 0; i < nl->n; i++) {
@@ -144,7 +155,7 @@ refresh_modes(struct coordinator *co, struct jk_client *jk, const struct jk_node
 			if (co->modes[k].name && !strcmp(co->modes[k].name, n->name) &&
 			    !strcmp(co->modes[k].sig, sig))
 				hit = &co->modes[k];
-		next[i].name = strdup(n->name);
+		next[i].name = xstrdup(n->name);
 		next[i].sig = sig;
 		if (hit && hit->known) {
 			next[i].mode = hit->mode;
@@ -165,11 +176,7 @@ refresh_modes(struct coordinator *co, struct jk_client *jk, const struct jk_node
 		modes[i] = next[i].mode;
 		known[i] = next[i].known;
 	}
-	for (k = 0; k < co->nmodes; k++) {
-		free(co->modes[k].name);
-		free(co->modes[k].sig);
-	}
-	free(co->modes);
+	modes_free(co->modes, co->nmodes);
 	co->modes = next;
 	co->nmodes = nl->n;
 }
@@ -177,7 +184,7 @@ refresh_modes(struct coordinator *co, struct jk_client *jk, const struct jk_node
 static void
 allowed_clear(struct pm_allowed *a)
 {
-	jk_strv_free(a->names, a->n);
+	strv_free(a->names, a->n);
 	a->names = NULL;
 	a->n = 0;
 	a->known = false;
@@ -199,12 +206,25 @@ allowed_read(struct coordinator *co, struct jk_client *jk, struct allowed_entry 
 	e->read_at = co->refreshes;
 }
 
+static void
+allowed_free(struct allowed_entry *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].job);
+		free(v[i].sig);
+		allowed_clear(&v[i].a);
+	}
+	free(v);
+}
+
 /* allowedSlaves for every job with a Node parameter; out is parallel to jl. */
 static void
 refresh_allowed(struct coordinator *co, struct jk_client *jk, const struct jk_job_list *jl,
     struct pm_allowed *out)
 {
-	struct allowed_entry *next = calloc(jl->n ? jl->n : 1, sizeof(*next));
+	struct allowed_entry *next = xcalloc(jl->n ? jl->n : 1, sizeof(*next));
 	size_t i, k, nnext = 0, revalidated = 0;
 
 	for (i = 0; i < jl->n; i++) {
@@ -219,7 +239,7 @@ refresh_allowed(struct coordinator *co, struct jk_client *jk, const struct jk_jo
 			continue;
 		sig = param_sig(j);
 		e = &next[nnext++];
-		e->job = strdup(j->full_name);
+		e->job = xstrdup(j->full_name);
 		for (k = 0; k < co->nallowed; k++) {
 			struct allowed_entry *old = &co->allowed[k];
 			if (old->job && !strcmp(old->job, j->full_name)) {
@@ -251,88 +271,90 @@ refresh_allowed(struct coordinator *co, struct jk_client *jk, const struct jk_jo
 			}
 		revalidated++;
 	}
-	for (k = 0; k < co->nallowed; k++) {
-		free(co->allowed[k].job);
-		free(co->allowed[k].sig);
-		allowed_clear(&co->allowed[k].a);
-	}
-	free(co->allowed);
+	allowed_free(co->allowed, co->nallowed);
 	co->allowed = next;
 	co->nallowed = nnext;
 }
 
-static int
-refresh_once(struct coordinator *co, struct jk_client *jk)
+/* A failed read of the master: said once per kind of failure, repeats at the debug level. */
+static void
+refresh_failed(struct coordinator *co, struct jk_client *jk)
 {
-	struct jk_job_list jl;
-	struct jk_node_list nl = { 0 };
-	struct pm_allowed *allowed = NULL;
-	enum jk_mode *modes = NULL;
-	bool *known = NULL;
-	struct projmap *pm, *old;
-	bool changed, jobs_changed;
+	bool repeat = strcmp(co->last_error, jk_client_error(jk)) == 0;
+	void (*say)(const char *, ...) = repeat ? log_debug : log_warnx;
+	long since;
 
-	co->refreshes++;
-	if (jk_jobs_list_if_changed(jk, &co->jobs, &co->jobs_digest, &jobs_changed) != JK_OK ||
-	    jk_nodes_list(jk, &nl) != JK_OK) {
-		time_t since;
-		bool repeat = strcmp(co->last_error, jk_client_error(jk)) == 0;
-		void (*say)(const char *, ...) = repeat ? log_debug : log_warnx;
+	pthread_mutex_lock(&co->lock);
+	since = co->pm ? (long)((clk_now_ms() - co->pm_at) / 1000) : -1;
+	pthread_mutex_unlock(&co->lock);
+	if (since >= 0)
+		say("cannot refresh the map from %s: %s; keeping the map read %lds ago",
+		    co->cfg->url, jk_client_error(jk), since);
+	else
+		say("cannot read the master %s: %s; no map yet, agents wait",
+		    co->cfg->url, jk_client_error(jk));
+	pthread_mutex_lock(&co->lock);
+	snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
+	pthread_mutex_unlock(&co->lock);
+	metrics_add("jga_jenkins_errors_total", NULL, 1);
+}
 
-		pthread_mutex_lock(&co->lock);
-		since = co->pm ? time(NULL) - co->pm_time : -1;
-		pthread_mutex_unlock(&co->lock);
-		/* Said once per kind of failure; repeats go to the debug level. */
-		if (since >= 0)
-			say("cannot refresh the map from %s: %s; keeping the map read %lds ago",
-			    co->cfg->url, jk_client_error(jk), (long)since);
-		else
-			say("cannot read the master %s: %s; no map yet, agents wait",
-			    co->cfg->url, jk_client_error(jk));
-		pthread_mutex_lock(&co->lock);
-		snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
-		pthread_mutex_unlock(&co->lock);
-		metrics_add("jga_jenkins_errors_total", NULL, 1);
-		return -1;
-	}
-	jl = co->jobs;
-	allowed = calloc(jl.n ? jl.n : 1, sizeof(*allowed));
-	modes = calloc(nl.n ? nl.n : 1, sizeof(*modes));
-	known = calloc(nl.n ? nl.n : 1, sizeof(*known));
-	if (!allowed || !modes || !known)
-		fatalx("out of memory");
-	refresh_modes(co, jk, &nl, modes, known);
-	refresh_allowed(co, jk, &jl, allowed);
+/* The map from the jobs (co->jobs) and nodes read, with node modes and allowedSlaves from the caches. */
+static struct projmap *
+build_map(struct coordinator *co, struct jk_client *jk, const struct jk_node_list *nl)
+{
+	const struct jk_job_list *jl = &co->jobs;
+	struct pm_allowed *allowed = xcalloc(jl->n ? jl->n : 1, sizeof(*allowed));
+	enum jk_mode *modes = xcalloc(nl->n ? nl->n : 1, sizeof(*modes));
+	bool *known = xcalloc(nl->n ? nl->n : 1, sizeof(*known));
+	struct pm_input in = {
+		.master = co->cfg->coordinator_name, .naming = co->cfg->function_names,
+		.jobs = jl, .allowed = allowed, .nodes = nl, .modes = modes, .mode_known = known,
+	};
+	struct projmap *pm;
 
-	{
-		struct pm_input in = {
-			.master = co->cfg->coordinator_name, .naming = co->cfg->function_names,
-			.jobs = &jl, .allowed = allowed, .nodes = &nl, .modes = modes, .mode_known = known,
-		};
-		pm = projmap_build(&in);
-	}
-	if (!pm)
+	refresh_modes(co, jk, nl, modes, known);
+	refresh_allowed(co, jk, jl, allowed);
+	if (!(pm = projmap_build(&in)))
 		fatalx("out of memory building the project map");
+	free(allowed);
+	free(modes);
+	free(known);
+	return pm;
+}
+
+/*
+ * Serve pm from now on; the map it replaces is returned (NULL the first
+ * time), *changed if pm differs from it.
+ */
+static struct projmap *
+install_map(struct coordinator *co, struct projmap *pm, bool *changed)
+{
+	struct projmap *old;
 
 	pthread_mutex_lock(&co->lock);
 	old = co->pm;
-	changed = !old || strcmp(projmap_version(old), projmap_version(pm)) != 0;
+	*changed = !old || strcmp(projmap_version(old), projmap_version(pm)) != 0;
 	co->pm = pm;
-	co->pm_time = time(NULL);
+	co->pm_at = clk_now_ms();
 	pthread_mutex_unlock(&co->lock);
 	/* The manager offers project_map from the first map on: now, not at its next poll timeout. */
-	if (!old) {
-		uint64_t one = 1;
-		(void)!write(co->wakefd, &one, sizeof(one));
-	}
+	if (!old)
+		wloop_wake(&co->loop);
+	return old;
+}
 
+/* Metrics and log lines for a map just installed from njobs jobs and nnodes nodes. */
+static void
+report_map(struct coordinator *co, const struct projmap *pm, bool changed, size_t njobs, size_t nnodes)
+{
 	metrics_add("jga_map_refreshes_total", NULL, 1);
 	metrics_set("jga_map_functions", NULL, (double)projmap_nfunctions(pm));
 	metrics_set("jga_map_version", NULL, (double)strtoul(strndupa(projmap_version(pm), 8), NULL, 16));
 	metrics_set("jga_map_read_timestamp_seconds", NULL, (double)time(NULL));
 	if (changed)
 		log_info("map %s: %zu jobs, %zu not dispatchable, %zu nodes, %zu functions",
-		    projmap_version(pm), jl.n, projmap_nundispatchable(pm), nl.n, projmap_nfunctions(pm));
+		    projmap_version(pm), njobs, projmap_nundispatchable(pm), nnodes, projmap_nfunctions(pm));
 	else
 		log_debug("map %s unchanged", projmap_version(pm));
 	if (co->last_error[0]) {
@@ -341,10 +363,26 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 		co->last_error[0] = '\0';
 		pthread_mutex_unlock(&co->lock);
 	}
+}
+
+/* Read the master and serve a new map; on failure the last good map stays. */
+static int
+refresh_once(struct coordinator *co, struct jk_client *jk)
+{
+	struct jk_node_list nl = { 0 };
+	struct projmap *pm, *old;
+	bool changed, jobs_changed;
+
+	co->refreshes++;
+	if (jk_jobs_list_if_changed(jk, &co->jobs, &co->jobs_digest, &jobs_changed) != JK_OK ||
+	    jk_nodes_list(jk, &nl) != JK_OK) {
+		refresh_failed(co, jk);
+		return -1;
+	}
+	pm = build_map(co, jk, &nl);
+	old = install_map(co, pm, &changed);
+	report_map(co, pm, changed, co->jobs.n, nl.n);
 	projmap_free(old);
-	free(allowed);
-	free(modes);
-	free(known);
 	jk_node_list_free(&nl);
 	return 0;
 }
@@ -366,14 +404,15 @@ refresh_thread(void *arg)
 /* ---- the management worker ---- */
 
 /*
- * The manager is a raw-protocol worker (gwconn), not a libgearman one:
- * libgearman shrinks its sockets' send buffers to 32 kB, and a 700 kB
- * project_map answer then stalls on delayed ACKs (40 ms a buffer, a
- * second an answer). One connection per gearmand, one request at a time.
+ * The manager is a raw-protocol worker (gwconn, on the worker loop), not
+ * a libgearman one: libgearman shrinks its sockets' send buffers to 32 kB,
+ * and a big project_map answer then stalls on delayed ACKs (one per
+ * buffer). One connection per gearmand, one request at a time.
  */
 struct manager {
 	struct coordinator *co;
 	struct jk_client   *jk;
+	bool                offered[CONFIG_MAX_SERVERS];  /* project_map registered on server i */
 };
 
 /* A request's answer: data (malloc'd) on success, or why it was refused. */
@@ -472,7 +511,7 @@ fn_set_description(struct manager *m, const char *warg, size_t len, struct answe
 	char err[512] = "", *full;
 	json_t *arg, *d;
 	struct jk_build b;
-	int number, n;
+	int number;
 	enum jk_err e;
 
 	if (!(arg = buildref_parse(warg, len, &name, &number, err, sizeof(err)))) {
@@ -498,13 +537,20 @@ fn_set_description(struct manager *m, const char *warg, size_t len, struct answe
 		refuse(a, "set_description: cannot find build %s #%d", full, number);
 	else if (e != JK_OK || jk_build_set_description(m->jk, full, number, desc) != JK_OK)
 		refuse(a, "set_description: %s #%d: %s", full, number, jk_client_error(m->jk));
-	else if ((n = asprintf(&a->data, "Description for Jenkins build %d was updated to %s", number, desc)) < 0)
-		a->data = NULL;
-	else
-		a->len = (size_t)n;
+	else {
+		a->data = xasprintf("Description for Jenkins build %d was updated to %s", number, desc);
+		a->len = strlen(a->data);
+	}
 	jk_build_free(&b);
 	free(full);
 	json_decref(arg);
+}
+
+/* Is fn[0..len) the function name prefix name? */
+static bool
+prefix_is(const char *fn, size_t len, const char *name)
+{
+	return len == strlen(name) && strncmp(fn, name, len) == 0;
 }
 
 /* One request: run it, answer WORK_COMPLETE, or WORK_WARNING + WORK_FAIL. */
@@ -518,11 +564,11 @@ manager_run(struct manager *m, struct gw_conn *c, const struct gw_job *job)
 
 	if (!colon || strcmp(colon + 1, host) != 0)
 		refuse(&a, "this worker does not offer %s", job->function);
-	else if (plen == 11 && strncmp(job->function, "project_map", plen) == 0)
+	else if (prefix_is(job->function, plen, "project_map"))
 		fn_project_map(m, job->workload, job->workload_len, &a);
-	else if (plen == 4 && strncmp(job->function, "stop", plen) == 0)
+	else if (prefix_is(job->function, plen, "stop"))
 		fn_stop(m, job->workload, job->workload_len, &a);
-	else if (plen == 15 && strncmp(job->function, "set_description", plen) == 0)
+	else if (prefix_is(job->function, plen, "set_description"))
 		fn_set_description(m, job->workload, job->workload_len, &a);
 	else
 		refuse(&a, "this worker does not offer %s", job->function);
@@ -535,109 +581,78 @@ manager_run(struct manager *m, struct gw_conn *c, const struct gw_job *job)
 	return rc;
 }
 
-struct mconn {
-	struct gw_conn   *c;
-	bool              offered;     /* project_map registered */
-	bool              reported;    /* "serving" said */
-	struct backoff bo;
-	struct timespec   retry_at;
-	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
-	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
-};
-
-static void
-mconn_down(struct mconn *mc, const char *why)
-{
-	if (mc->c)
-		log_warnx("gearman %s: %s; reconnecting", gw_peer(mc->c), why);
-	gw_close(mc->c);
-	mc->c = NULL;
-	mc->offered = false;
-	timespec_in(&mc->retry_at, backoff_next(&mc->bo));
-}
-
 /*
  * project_map is offered only once a map exists, so that gearmand never
  * routes a request to a coordinator that would have to refuse it (a second
  * coordinator starting, or this one restarting).
  */
 static int
-manager_register(struct manager *m, struct mconn *mc)
+manager_register(struct manager *m, size_t i)
 {
+	struct gw_conn *c = m->co->loop.slot[i].c;
 	char fn[600];
 	bool have;
 
 	pthread_mutex_lock(&m->co->lock);
 	have = m->co->pm != NULL;
 	pthread_mutex_unlock(&m->co->lock);
-	if (mc->offered || !have)
+	if (m->offered[i] || !have)
 		return 0;
 	snprintf(fn, sizeof(fn), "project_map:%s", m->co->cfg->coordinator_name);
-	if (gw_can_do(mc->c, fn) < 0 || gw_grab(mc->c) < 0)
+	if (gw_can_do(c, fn) < 0 || gw_grab(c) < 0)
 		return -1;
-	mc->offered = true;
+	m->offered[i] = true;
 	return 0;
 }
 
+/* A connection is up (the loop's connected hook): offer the functions, ask for a request. */
 static int
-manager_connect(struct manager *m, struct mconn *mc, const struct config_server *srv)
+manager_connected(void *arg, size_t i)
 {
+	struct manager *m = arg;
 	const struct config *cfg = m->co->cfg;
-	char id[300], fn[600], err[512];
+	struct gw_conn *c = m->co->loop.slot[i].c;
+	char fn[600];
 
-	snprintf(id, sizeof(id), "%s_manager", cfg->coordinator_name);
-	if (!(mc->c = gw_connect(srv->host, srv->port, id, 5000, err, sizeof(err)))) {
-		if (!mc->reported)
-			log_warnx("gearman %s:%d: %s; retrying", srv->host, srv->port, err);
-		mc->reported = true;
-		timespec_in(&mc->retry_at, backoff_next(&mc->bo));
-		return -1;
-	}
 	snprintf(fn, sizeof(fn), "stop:%s", cfg->coordinator_name);
-	if (gw_can_do(mc->c, fn) < 0)
-		goto fail;
+	if (gw_can_do(c, fn) < 0)
+		return -1;
 	snprintf(fn, sizeof(fn), "set_description:%s", cfg->coordinator_name);
-	if (gw_can_do(mc->c, fn) < 0 || manager_register(m, mc) < 0 || gw_grab(mc->c) < 0)
-		goto fail;
-	log_info("manager %s serving project_map/stop/set_description:%s on %s", id,
-	    cfg->coordinator_name, gw_peer(mc->c));
-	mc->reported = false;
-	backoff_up(&mc->bo);
+	if (gw_can_do(c, fn) < 0 || manager_register(m, i) < 0 || gw_grab(c) < 0)
+		return -1;
+	log_info("manager %s serving project_map/stop/set_description:%s on %s", m->co->loop.id,
+	    cfg->coordinator_name, gw_peer(c));
 	return 0;
-fail:
-	mconn_down(mc, gw_error(mc->c));
-	return -1;
 }
 
 /*
- * As the node agent's worker connections (dispatch.c heartbeat): an
- * ECHO_REQ after [gearman] heartbeat seconds without a byte from gearmand,
- * and a new connection when nothing comes back within as many again.
- * Called after the reads, so an answer that came is never left unread.
+ * A connection is closing (the loop's closed hook): each loss is said; a
+ * server that does not take connections is said once until it does.
  */
 static void
-manager_heartbeat(struct mconn *mc, const struct config *cfg)
+manager_closed(void *arg, size_t i, const char *why)
 {
-	int hb = __atomic_load_n(&cfg->heartbeat, __ATOMIC_RELAXED);
-	const char *tag = "jga-heartbeat";
-	size_t len = strlen(tag);
-	char why[128];
+	struct manager *m = arg;
+	struct wloop_slot *s = &m->co->loop.slot[i];
+	const struct config_server *srv = &m->co->cfg->servers[i];
 
-	if (!mc->c)
-		return;
-	if (gw_quiet_ms(mc->c) < hb * 1000L)
-		mc->ping_out = false;
-	else if (!mc->ping_out) {
-		if (gw_send(mc->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
-			mconn_down(mc, gw_error(mc->c));
-			return;
-		}
-		mc->ping_out = true;
-		timespec_in(&mc->beat_at, hb * 1000L);
-	} else if (timespec_passed(&mc->beat_at)) {
-		snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
-		mconn_down(mc, why);
+	if (s->c)
+		log_warnx("gearman %s: %s; reconnecting", gw_peer(s->c), why);
+	else if (!s->down_said) {
+		log_warnx("gearman %s:%d: %s; retrying", srv->host, srv->port, why);
+		s->down_said = true;
 	}
+	m->offered[i] = false;
+}
+
+/* The loop's tend hook: offer project_map once the first map is there. */
+static void
+manager_tend(void *arg, size_t i)
+{
+	struct manager *m = arg;
+
+	if (manager_register(m, i) < 0)
+		wloop_close(&m->co->loop, i, gw_error(m->co->loop.slot[i].c));
 }
 
 /*
@@ -646,52 +661,54 @@ manager_heartbeat(struct mconn *mc, const struct config *cfg)
  * request out again, forever.
  */
 static int
-manager_refuse_oversize(struct mconn *mc, const struct gw_packet *p)
+manager_refuse_oversize(struct gw_conn *c, const struct gw_packet *p)
 {
-	char why[256], *handle = strndup(p->arg[0], p->len[0]);
+	char why[256], *handle = xstrndup(p->arg[0], p->len[0]);
 	int rc;
 
-	if (!handle)
-		fatalx("out of memory");
 	snprintf(why, sizeof(why), "%.*s: job workload of %zu bytes is over the limit of %u bytes",
 	    (int)p->len[1], p->arg[1], p->workload_len, GW_MAX_BODY);
-	log_warnx("gearman %s: refused job %s: %s", gw_peer(mc->c), handle, why);
-	rc = gw_work_warning(mc->c, handle, why, strlen(why)) < 0 || gw_work_fail(mc->c, handle) < 0 ? -1 : 0;
+	log_warnx("gearman %s: refused job %s: %s", gw_peer(c), handle, why);
+	rc = gw_work_warning(c, handle, why, strlen(why)) < 0 || gw_work_fail(c, handle) < 0 ? -1 : 0;
 	free(handle);
 	return rc;
 }
 
+/* A packet (the loop's packet hook): a request is run, then the next one asked for. */
 static void
-manager_packet(struct manager *m, struct mconn *mc, struct gw_packet *p)
+manager_packet(void *arg, size_t i, struct gw_packet *p)
 {
+	struct manager *m = arg;
+	struct wloop *w = &m->co->loop;
+	struct gw_conn *c = w->slot[i].c;
 	struct gw_job job;
 
 	switch (p->type) {
 	case GW_NO_JOB:
-		if (gw_pre_sleep(mc->c) < 0)
-			mconn_down(mc, gw_error(mc->c));
+		if (gw_pre_sleep(c) < 0)
+			wloop_close(w, i, gw_error(c));
 		break;
 	case GW_NOOP:
-		if (gw_grab(mc->c) < 0)
-			mconn_down(mc, gw_error(mc->c));
+		if (gw_grab(c) < 0)
+			wloop_close(w, i, gw_error(c));
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
 		if (p->oversize) {
-			if (manager_refuse_oversize(mc, p) < 0 || gw_grab(mc->c) < 0)
-				mconn_down(mc, gw_error(mc->c));
+			if (manager_refuse_oversize(c, p) < 0 || gw_grab(c) < 0)
+				wloop_close(w, i, gw_error(c));
 			break;
 		}
 		if (gw_job_from_packet(p, &job) < 0) {
-			mconn_down(mc, "malformed JOB_ASSIGN");
+			wloop_close(w, i, "malformed JOB_ASSIGN");
 			break;
 		}
-		if (manager_run(m, mc->c, &job) < 0 || gw_grab(mc->c) < 0)
-			mconn_down(mc, gw_error(mc->c));
+		if (manager_run(m, c, &job) < 0 || gw_grab(c) < 0)
+			wloop_close(w, i, gw_error(c));
 		gw_job_free(&job);
 		break;
 	case GW_ERROR:
-		log_warnx("gearman %s says: %.*s %.*s", gw_peer(mc->c),
+		log_warnx("gearman %s says: %.*s %.*s", gw_peer(c),
 		    (int)(p->nargs > 0 ? p->len[0] : 0), p->nargs > 0 ? p->arg[0] : "",
 		    (int)(p->nargs > 1 ? p->len[1] : 0), p->nargs > 1 ? p->arg[1] : "");
 		break;
@@ -700,60 +717,43 @@ manager_packet(struct manager *m, struct mconn *mc, struct gw_packet *p)
 	}
 }
 
+static bool
+manager_round(void *arg)
+{
+	(void)arg;
+	return !shutdown_requested();
+}
+
+/* No step: the loop wakes every WLOOP_IDLE_MS, which is soon enough to notice a stop. */
+static const struct wloop_ops manager_ops = {
+	.round = manager_round,
+	.connected = manager_connected,
+	.closed = manager_closed,
+	.tend = manager_tend,
+	.packet = manager_packet,
+};
+
 static void *
 manager_thread(void *arg)
 {
 	struct manager m = { .co = arg };
-	const struct config *cfg = m.co->cfg;
-	struct mconn mc[CONFIG_MAX_SERVERS];
-	size_t i, n = cfg->nservers;
 
-	memset(mc, 0, sizeof(mc));
-	m.jk = daemon_jenkins_client(cfg);
-	for (i = 0; i < n; i++)
-		backoff_init(&mc[i].bo, 500, 30000);
-	while (!shutdown_requested()) {
-		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
-
-		for (i = 0; i < n; i++) {
-			if (!mc[i].c && timespec_passed(&mc[i].retry_at))
-				manager_connect(&m, &mc[i], &cfg->servers[i]);
-			if (mc[i].c && manager_register(&m, &mc[i]) < 0)
-				mconn_down(&mc[i], gw_error(mc[i].c));
-			manager_heartbeat(&mc[i], cfg);
-			pfd[i].fd = mc[i].c ? gw_fd(mc[i].c) : -1;
-			pfd[i].events = POLLIN;
-			pfd[i].revents = 0;
-		}
-		pfd[n].fd = m.co->wakefd;
-		pfd[n].events = POLLIN;
-		pfd[n].revents = 0;
-		/* 1 s: notice shutdown. */
-		if (poll(pfd, (nfds_t)n + 1, 1000) < 0 && errno != EINTR)
-			fatal("poll");
-		if (pfd[n].revents & POLLIN) {
-			uint64_t v;
-			(void)!read(m.co->wakefd, &v, sizeof(v));
-		}
-		for (i = 0; i < n; i++) {
-			struct gw_packet p;
-			int r;
-
-			if (!mc[i].c || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			while (mc[i].c && (r = gw_read(mc[i].c, &p, 0)) != 0) {
-				if (r < 0) {
-					mconn_down(&mc[i], gw_error(mc[i].c));
-					break;
-				}
-				manager_packet(&m, &mc[i], &p);
-			}
-		}
-	}
-	for (i = 0; i < n; i++)
-		gw_close(mc[i].c);
+	m.jk = daemon_jenkins_client(m.co->cfg);
+	wloop_run(&m.co->loop, &manager_ops, &m);
 	jk_client_free(m.jk);
 	return NULL;
+}
+
+/* After both threads have ended. */
+static void
+coordinator_free(struct coordinator *co)
+{
+	projmap_free(co->pm);
+	jk_job_list_free(&co->jobs);
+	modes_free(co->modes, co->nmodes);
+	allowed_free(co->allowed, co->nallowed);
+	wloop_fini(&co->loop);
+	pthread_mutex_destroy(&co->lock);
 }
 
 int
@@ -761,13 +761,14 @@ coordinator_main(struct config *cfg)
 {
 	struct coordinator co;
 	pthread_t refresher, manager;
+	char id[300];
 	int sig;
 
 	memset(&co, 0, sizeof(co));
 	co.cfg = cfg;
 	pthread_mutex_init(&co.lock, NULL);
-	if ((co.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-		fatal("eventfd");
+	snprintf(id, sizeof(id), "%s_manager", cfg->coordinator_name);
+	wloop_init(&co.loop, cfg, id);
 	shutdown_init();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");
@@ -782,35 +783,12 @@ coordinator_main(struct config *cfg)
 	metrics_describe("jga_map_version", "gauge", "First 32 bits of the map version, as a number.");
 	metrics_describe("jga_map_read_timestamp_seconds", "gauge", "When the map was last read.");
 	metrics_add("jga_jenkins_errors_total", NULL, 0);
-	for (int i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
-		if (sig == SIGHUP)
-			reload_config(cfg);
-		if (i % 5 == 0)
-			daemon_write_metrics(cfg);
-	}
+	sig = daemon_wait_stop(cfg);
 	log_info("%s: stopping", strsignal(sig));
 	shutdown_request();
 	pthread_join(manager, NULL);
 	pthread_join(refresher, NULL);
-
-	projmap_free(co.pm);
-	jk_job_list_free(&co.jobs);
-	{
-		size_t i;
-		for (i = 0; i < co.nmodes; i++) {
-			free(co.modes[i].name);
-			free(co.modes[i].sig);
-		}
-		free(co.modes);
-		for (i = 0; i < co.nallowed; i++) {
-			free(co.allowed[i].job);
-			free(co.allowed[i].sig);
-			allowed_clear(&co.allowed[i].a);
-		}
-		free(co.allowed);
-	}
-	pthread_mutex_destroy(&co.lock);
-	close(co.wakefd);
+	coordinator_free(&co);
 	log_info("stopped");
 	return 0;
 }

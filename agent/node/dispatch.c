@@ -34,6 +34,8 @@
  * connection): so a function is withdrawn only once no executor holds a
  * job of it on that connection, and RESET_ABILITIES is never sent.
  *
+ * The connections, their backoff, heartbeat and poll are the worker loop's
+ * (daemon/wloop.h); this file is the node's part of it, in its hooks.
  * Executors reply (WORK_DATA, STATUS, COMPLETE...) on the connection
  * their job came from, through dispatch_hold: each connection has a lock
  * for its reads and writes and a generation, so a reply never goes to a
@@ -42,29 +44,26 @@
  */
 #include "node.h"
 
-#include "backoff.h"
+#include "clock.h"
 #include "gadmin.h"
 #include "gwconn.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
-#include "daemon/shutdown.h"
+#include "strvec.h"
+#include "xalloc.h"
 #include "daemon/daemon.h"
+#include "daemon/shutdown.h"
+#include "daemon/wloop.h"
 
 #include <jansson.h>
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#define LOOP_MS 1000
+/* A deaf connection asks again this often: the longest a new job waits unseen. */
 #define DEAF_PROBE_MS 500
-/* The heartbeat's ECHO payload: its ECHO_RES is not a registration batch's (those are empty). */
-#define HEARTBEAT_TAG "jga-heartbeat"
 
 enum conn_state {
 	C_DOWN,
@@ -74,17 +73,13 @@ enum conn_state {
 	C_GRAB_SENT,   /* GRAB_JOB_UNIQ out, executor `reserved` kept for it */
 };
 
+/* A server's connection as the node sees it; the connection itself is slot's. */
 struct server_conn {
-	pthread_mutex_t   io;          /* c's reads and writes; c and conn_gen */
-	struct gw_conn   *c;
-	unsigned          conn_gen;    /* bumped each time c is closed */
-	bool              broken;      /* a reply's write failed */
+	struct wloop_slot *slot;       /* its io lock guards the reads and writes on slot->c */
 	enum conn_state   state;
 	int               reserved;    /* executor kept for the GRAB out, or -1 */
 	bool              deaf;        /* NOOPed and no GRAB since: asleep, it hears of no new job */
-	struct timespec   probe_at;    /* deaf: when to ask again with PRE_SLEEP */
-	struct backoff bo;
-	struct timespec   retry_at;
+	long long         probe_at;    /* deaf: when to ask again with PRE_SLEEP (clk_now_ms) */
 	char            **registered;  /* sorted function names, as sent */
 	size_t            nregistered;
 	char            **todo;        /* planned: CAN_DO todo[0..nadd), CANT_DO the rest */
@@ -93,9 +88,6 @@ struct server_conn {
 	bool              synced;      /* registration matches generation gen */
 	bool              echo_out;    /* a registration batch not yet processed */
 	unsigned          gen;
-	bool              reported_down;
-	struct timespec   beat_at;     /* a heartbeat out: its answer is due by then */
-	bool              ping_out;    /* a heartbeat ECHO_REQ awaits an answer */
 	pthread_mutex_t   admin_lock;  /* admin */
 	struct gadmin_conn *admin;   /* kept for executors' "show jobs" */
 };
@@ -104,31 +96,16 @@ struct dispatch {
 	struct node       *node;
 	char               id[300];    /* worker id: the node's name */
 	pthread_t          thread;
-	int                wakefd;     /* eventfd */
+	struct wloop       loop;       /* the connections, one slot per server */
 	struct jk_client  *jk;         /* for capacity checks */
-	bool               room_hint;  /* this loop: a job of ours ended, deaf connections ask now */
+	bool               room_hint;  /* this round: a job of ours ended, deaf connections ask now */
 	struct server_conn sc[CONFIG_MAX_SERVERS];
-	size_t             nsc;
 };
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool
-in_sorted(char **v, size_t n, const char *s)
-{
-	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
-}
 
 void
 dispatch_wake(struct dispatch *d)
 {
-	uint64_t one = 1;
-
-	(void)!write(d->wakefd, &one, sizeof(one));
+	wloop_wake(&d->loop);
 }
 
 static void
@@ -142,39 +119,17 @@ forget_registration(struct server_conn *s)
 	s->ntodo = s->nadd = s->todo_at = 0;
 }
 
-/* Close s (with s->io held): the jobs it held go back to gearmand's queue. */
+/* Close s (its io lock held): gearmand re-queues the jobs it held; loop_closed forgets the rest. */
 static void
 conn_down(struct dispatch *d, struct server_conn *s, const char *why)
 {
-	metrics_add("jga_gearman_reconnects_total", NULL, 1);
-	if (!s->reported_down)
-		log_warnx("%s: gearmand %s: %s; reconnecting", d->id,
-		    s->c ? gw_peer(s->c) : "?", why);
-	s->reported_down = true;
-	gw_close(s->c);
-	s->c = NULL;
-	s->conn_gen++;
-	s->broken = false;
-	s->state = C_DOWN;
-	s->deaf = false;
-	node_grab_release(d->node, s->reserved);
-	s->reserved = -1;
-	s->synced = false;
-	s->echo_out = false;
-	forget_registration(s);
-	timespec_in(&s->retry_at, backoff_next(&s->bo));
+	wloop_close(&d->loop, (size_t)(s - d->sc), why);
 }
 
 struct gw_conn *
 dispatch_hold(struct dispatch *d, size_t server, unsigned conn_gen)
 {
-	struct server_conn *s = &d->sc[server];
-
-	pthread_mutex_lock(&s->io);
-	if (s->c && !s->broken && s->conn_gen == conn_gen)
-		return s->c;
-	pthread_mutex_unlock(&s->io);
-	return NULL;
+	return wloop_hold(&d->loop, server, conn_gen);
 }
 
 char *
@@ -206,13 +161,7 @@ dispatch_job_retries(struct dispatch *d, size_t server, const char *handle, int 
 void
 dispatch_release(struct dispatch *d, size_t server, bool failed)
 {
-	struct server_conn *s = &d->sc[server];
-
-	if (failed)
-		s->broken = true;
-	pthread_mutex_unlock(&s->io);
-	if (failed)
-		dispatch_wake(d);
+	wloop_release(&d->loop, server, failed);
 }
 
 /*
@@ -258,21 +207,19 @@ plan_registration(struct dispatch *d, size_t server, char **want, size_t nwant)
 	struct server_conn *s = &d->sc[server];
 	size_t i, n = 0;
 
-	s->todo = calloc(nwant + s->nregistered + 1, sizeof(char *));
-	if (!s->todo)
-		fatalx("out of memory");
+	s->todo = xcalloc(nwant + s->nregistered + 1, sizeof(char *));
 	s->held_back = false;
 	for (i = 0; i < nwant; i++)
-		if (!in_sorted(s->registered, s->nregistered, want[i]) && !(s->todo[n++] = strdup(want[i])))
-			fatalx("out of memory");
+		if (!strv_sorted_has(s->registered, s->nregistered, want[i]))
+			s->todo[n++] = xstrdup(want[i]);
 	s->nadd = n;
 	for (i = 0; i < s->nregistered; i++) {
-		if (in_sorted(want, nwant, s->registered[i]))
+		if (strv_sorted_has(want, nwant, s->registered[i]))
 			continue;
-		if (node_holds(d->node, server, s->conn_gen, s->registered[i]))
+		if (node_holds(d->node, server, s->slot->conn_gen, s->registered[i]))
 			s->held_back = true;
-		else if (!(s->todo[n++] = strdup(s->registered[i])))
-			fatalx("out of memory");
+		else
+			s->todo[n++] = xstrdup(s->registered[i]);
 	}
 	s->ntodo = n;
 	s->todo_at = 0;
@@ -295,14 +242,14 @@ send_batch(struct server_conn *s)
 		ndrop = batch_count(s->todo + from + nadd, s->ntodo - from - nadd, &budget);
 	adds = s->todo + from;
 	drops = s->todo + from + nadd;
-	if (gw_send_each(s->c, GW_CAN_DO, adds, nadd) < 0 || gw_send_each(s->c, GW_CANT_DO, drops, ndrop) < 0 ||
-	    gw_send(s->c, GW_ECHO_REQ, NULL, NULL, 0) < 0)
+	if (gw_send_each(s->slot->c, GW_CAN_DO, adds, nadd) < 0 ||
+	    gw_send_each(s->slot->c, GW_CANT_DO, drops, ndrop) < 0 ||
+	    gw_send(s->slot->c, GW_ECHO_REQ, NULL, NULL, 0) < 0)
 		return -1;
 	s->echo_out = true;
 	s->todo_at += nadd + ndrop;
 
-	if (!(next = calloc(s->nregistered + nadd + 1, sizeof(char *))))
-		fatalx("out of memory");
+	next = xcalloc(s->nregistered + nadd + 1, sizeof(char *));
 	for (r = 0, a = 0, i = 0; r < s->nregistered || a < nadd; ) {
 		int c = r == s->nregistered ? 1 : a == nadd ? -1 : strcmp(s->registered[r], adds[a]);
 
@@ -328,49 +275,11 @@ send_batch(struct server_conn *s)
 }
 
 /*
- * After [gearman] heartbeat seconds without a byte from gearmand an
- * ECHO_REQ; with nothing at all back within as many again, the path is
- * taken for dead (a firewall or NAT forgot it: keepalive alone would take
- * a minute, the kernel default two hours) and the connection is replaced.
- * Closing re-queues the jobs it held, which is right here: for gearmand
- * they are as good as gone with the peer. Called right after the reads,
- * so an answer that came is never left unread. -1 when the connection was
- * closed. s->io held.
- */
-static int
-heartbeat(struct dispatch *d, struct server_conn *s)
-{
-	int hb = __atomic_load_n(&d->node->cfg->heartbeat, __ATOMIC_RELAXED);
-	const char *tag = HEARTBEAT_TAG;
-	size_t len = strlen(tag);
-	char why[128];
-
-	if (gw_quiet_ms(s->c) < hb * 1000L) {
-		s->ping_out = false;
-		return 0;
-	}
-	if (!s->ping_out) {
-		if (gw_send(s->c, GW_ECHO_REQ, &tag, &len, 1) < 0) {
-			conn_down(d, s, gw_error(s->c));
-			return -1;
-		}
-		s->ping_out = true;
-		timespec_in(&s->beat_at, hb * 1000L);
-		return 0;
-	}
-	if (!timespec_passed(&s->beat_at))
-		return 0;
-	snprintf(why, sizeof(why), "no answer to a heartbeat within %d s", hb);
-	conn_down(d, s, why);
-	return -1;
-}
-
-/*
  * Refuse a job by its handle, on its own connection, with the JSON warning
  * of the executors' refusals (executor.c send_warning_fail). Closing the
  * connection instead would make gearmand hand the job out again, to this
  * agent or another, and hand back every job the node's other executors
- * hold on it too. s->io held.
+ * hold on it too. Its io lock held.
  */
 static void
 refuse_job(struct dispatch *d, struct server_conn *s, const char *handle, const char *fn,
@@ -379,21 +288,21 @@ refuse_job(struct dispatch *d, struct server_conn *s, const char *handle, const 
 	char *text;
 	json_t *w;
 
-	log_warnx("%s: refused %s (job %s from gearmand %s): %s", d->id, fn, handle, gw_peer(s->c), why);
+	log_warnx("%s: refused %s (job %s from gearmand %s): %s", d->id, fn, handle, gw_peer(s->slot->c), why);
 	metrics_add("jga_jobs_refused_total", NULL, 1);
 	w = json_pack("{s:s}", "error", why);
 	if (!w || !(text = json_dumps(w, JSON_COMPACT)))
 		fatalx("out of memory");
 	json_decref(w);
-	if (gw_work_warning(s->c, handle, text, strlen(text)) < 0 || gw_work_fail(s->c, handle) < 0)
-		conn_down(d, s, gw_error(s->c));
+	if (gw_work_warning(s->slot->c, handle, text, strlen(text)) < 0 || gw_work_fail(s->slot->c, handle) < 0)
+		conn_down(d, s, gw_error(s->slot->c));
 	free(text);
 }
 
 /*
  * A job whose workload is over the packet limit (gwconn skipped it): it
  * answered our GRAB, so the executor reserved for it is free again; the
- * job is refused, the connection kept. s->io held.
+ * job is refused, the connection kept. Its io lock held.
  */
 static void
 refuse_oversize(struct dispatch *d, struct server_conn *s, const struct gw_packet *p)
@@ -412,7 +321,7 @@ refuse_oversize(struct dispatch *d, struct server_conn *s, const struct gw_packe
 	free(fn);
 }
 
-/* A JOB_ASSIGN: hand it to the executor reserved for it (s->io held). */
+/* A JOB_ASSIGN: hand it to the executor reserved for it (its io lock held). */
 static void
 take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 {
@@ -424,7 +333,7 @@ take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 	s->reserved = -1;
 	if (gw_job_from_packet(p, &job) < 0)
 		fatalx("out of memory");
-	switch (node_assign_job(d->node, ex, &job, server, s->conn_gen)) {
+	switch (node_assign_job(d->node, ex, &job, server, s->slot->conn_gen)) {
 	case NODE_JOB_GIVEN:
 		break;
 	case NODE_JOB_HAND_BACK:
@@ -438,9 +347,11 @@ take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 	}
 }
 
+/* A packet on server's connection (the loop's packet hook; its io lock held). */
 static void
-handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
+loop_packet(void *arg, size_t server, struct gw_packet *p)
 {
+	struct dispatch *d = arg;
 	struct server_conn *s = &d->sc[server];
 
 	switch (p->type) {
@@ -460,8 +371,7 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 		break;
 	case GW_ECHO_RES:
 		/* gearmand has processed the last registration batch: the next may go. */
-		if (p->len[0] != strlen(HEARTBEAT_TAG) || memcmp(p->arg[0], HEARTBEAT_TAG, p->len[0]) != 0)
-			s->echo_out = false;
+		s->echo_out = false;
 		break;
 	case GW_JOB_ASSIGN:
 	case GW_JOB_ASSIGN_UNIQ:
@@ -472,12 +382,12 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 		break;
 	case GW_ERROR:
 		/* e.g. JOB_NOT_FOUND for a reply to a job gearmand re-queued: not fatal. */
-		log_warnx("%s: gearmand %s says: %.*s %.*s", d->id, gw_peer(s->c),
+		log_warnx("%s: gearmand %s says: %.*s %.*s", d->id, gw_peer(s->slot->c),
 		    (int)(p->nargs > 0 ? p->len[0] : 0), p->nargs > 0 ? p->arg[0] : "",
 		    (int)(p->nargs > 1 ? p->len[1] : 0), p->nargs > 1 ? p->arg[1] : "");
 		break;
 	default:
-		log_debug("%s: ignoring %s from %s", d->id, gw_type_name(p->type), gw_peer(s->c));
+		log_debug("%s: ignoring %s from %s", d->id, gw_type_name(p->type), gw_peer(s->slot->c));
 		break;
 	}
 }
@@ -486,60 +396,80 @@ handle_packet(struct dispatch *d, size_t server, struct gw_packet *p)
 static void
 probe(struct dispatch *d, struct server_conn *s)
 {
-	if (gw_pre_sleep(s->c) < 0)
-		conn_down(d, s, gw_error(s->c));
+	if (gw_pre_sleep(s->slot->c) < 0)
+		conn_down(d, s, gw_error(s->slot->c));
 	else {
 		s->state = C_SLEEPING;
-		timespec_in(&s->probe_at, DEAF_PROBE_MS);
+		s->probe_at = clk_now_ms() + DEAF_PROBE_MS;
 	}
 }
 
-/* Connect, register, and ask gearmand whether a job waits; s->io held. */
+/* The connection is up (the loop's connected hook): probe once registered. */
+static int
+loop_connected(void *arg, size_t i)
+{
+	struct dispatch *d = arg;
+	struct server_conn *s = &d->sc[i];
+
+	if (s->slot->down_said)
+		log_info("%s: connected to gearmand %s", d->id, gw_peer(s->slot->c));
+	s->state = C_IDLE;
+	return 0;
+}
+
+/*
+ * The connection is closing, or could not be made (the loop's closed
+ * hook): said once per outage; the GRAB out and the registration are
+ * forgotten, gearmand re-queues the jobs the connection held.
+ */
 static void
-tend_conn(struct dispatch *d, size_t i)
+loop_closed(void *arg, size_t i, const char *why)
+{
+	struct dispatch *d = arg;
+	struct server_conn *s = &d->sc[i];
+
+	metrics_add("jga_gearman_reconnects_total", NULL, 1);
+	if (!s->slot->down_said)
+		log_warnx("%s: gearmand %s: %s; reconnecting", d->id,
+		    s->slot->c ? gw_peer(s->slot->c) : "?", why);
+	s->slot->down_said = true;
+	s->state = C_DOWN;
+	s->deaf = false;
+	node_grab_release(d->node, s->reserved);
+	s->reserved = -1;
+	s->synced = false;
+	s->echo_out = false;
+	forget_registration(s);
+}
+
+/* Bring the registration in line with the node's functions, a batch at a time. */
+static void
+sync_registration(struct dispatch *d, size_t i)
 {
 	struct server_conn *s = &d->sc[i];
-	const struct config *cfg = d->node->cfg;
-	char err[512];
 	unsigned gen = node_functions_gen(d->node);
 
-	if (s->c && s->broken)
-		conn_down(d, s, gw_error(s->c));
-	if (s->c && heartbeat(d, s) < 0)
-		return;
-	if (!s->c && timespec_passed(&s->retry_at)) {
-		s->c = gw_connect(cfg->servers[i].host, cfg->servers[i].port, d->id, 5000, err, sizeof(err));
-		if (!s->c) {
-			conn_down(d, s, err);
-			return;
-		}
-		if (s->reported_down)
-			log_info("%s: connected to gearmand %s", d->id, gw_peer(s->c));
-		s->reported_down = false;
-		backoff_up(&s->bo);
-		s->state = C_IDLE;
-	}
-	if (s->c && !s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {
+	if (!s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {
 		size_t nwant;
 		char **want = node_offered_functions(d->node, &nwant, &gen);
 
-		qsort(want, nwant, sizeof(*want), cmp_str);
+		strv_sort(want, nwant);
 		strv_free(s->todo, s->ntodo);
 		plan_registration(d, i, want, nwant);
 		s->gen = gen;
 		s->synced = s->ntodo == 0 && !s->held_back;
 		strv_free(want, nwant);
 	}
-	if (s->c && !s->echo_out && s->todo_at < s->ntodo) {
+	if (!s->echo_out && s->todo_at < s->ntodo) {
 		if (send_batch(s) < 0) {
-			conn_down(d, s, gw_error(s->c));
+			conn_down(d, s, gw_error(s->slot->c));
 			return;
 		}
 		if (s->todo_at == s->ntodo) {
 			s->synced = !s->held_back;
 			if (s->synced)
 				log_info("%s: %zu functions registered on gearmand %s", d->id, s->nregistered,
-				    gw_peer(s->c));
+				    gw_peer(s->slot->c));
 			/*
 			 * gearmand wakes sleepers only for new jobs: ask again for
 			 * queued ones of the new functions, once the whole change
@@ -549,8 +479,18 @@ tend_conn(struct dispatch *d, size_t i)
 				s->state = C_IDLE;
 		}
 	}
-	if (s->c && s->nregistered > 0 && s->todo_at == s->ntodo && (s->state == C_IDLE ||
-	    (s->state == C_SLEEPING && s->deaf && (d->room_hint || timespec_passed(&s->probe_at)))))
+}
+
+/* Register, and ask gearmand whether a job waits (the loop's tend hook; up, io held). */
+static void
+loop_tend(void *arg, size_t i)
+{
+	struct dispatch *d = arg;
+	struct server_conn *s = &d->sc[i];
+
+	sync_registration(d, i);
+	if (s->slot->c && s->nregistered > 0 && s->todo_at == s->ntodo && (s->state == C_IDLE ||
+	    (s->state == C_SLEEPING && s->deaf && (d->room_hint || clk_passed(s->probe_at)))))
 		probe(d, s);
 }
 
@@ -567,37 +507,37 @@ maybe_grab(struct dispatch *d)
 	bool waiting = false, any_waits = false;
 	size_t i;
 
-	for (i = 0; i < d->nsc; i++) {
+	for (i = 0; i < d->loop.n; i++) {
 		struct server_conn *s = &d->sc[i];
 		int ex;
 
-		pthread_mutex_lock(&s->io);
-		if (s->c && s->state == C_WAITS)
+		pthread_mutex_lock(&s->slot->io);
+		if (s->slot->c && s->state == C_WAITS)
 			any_waits = true;
-		if (!s->c || s->state != C_WAITS || s->todo_at != s->ntodo) {
-			pthread_mutex_unlock(&s->io);
+		if (!s->slot->c || s->state != C_WAITS || s->todo_at != s->ntodo) {
+			pthread_mutex_unlock(&s->slot->io);
 			continue;
 		}
-		pthread_mutex_unlock(&s->io);
+		pthread_mutex_unlock(&s->slot->io);
 		/* Looks at Jenkins: without the lock, so executors can reply meanwhile. */
 		ex = node_grab_reserve(d->node, d->jk);
-		pthread_mutex_lock(&s->io);
-		if (ex >= 0 && s->c && s->state == C_WAITS) {
+		pthread_mutex_lock(&s->slot->io);
+		if (ex >= 0 && s->slot->c && s->state == C_WAITS) {
 			s->deaf = false;
-			if (gw_grab(s->c) < 0) {
+			if (gw_grab(s->slot->c) < 0) {
 				node_grab_release(d->node, ex);
-				conn_down(d, s, gw_error(s->c));
+				conn_down(d, s, gw_error(s->slot->c));
 			} else {
 				s->reserved = ex;
 				s->state = C_GRAB_SENT;
 			}
 		} else if (ex >= 0)
 			node_grab_release(d->node, ex);
-		else if (ex == NODE_NO_ROOM && s->c && s->state == C_WAITS)
+		else if (ex == NODE_NO_ROOM && s->slot->c && s->state == C_WAITS)
 			probe(d, s);
-		else if (ex == NODE_LATER && s->c && s->state == C_WAITS)
+		else if (ex == NODE_LATER && s->slot->c && s->state == C_WAITS)
 			waiting = true;
-		pthread_mutex_unlock(&s->io);
+		pthread_mutex_unlock(&s->slot->io);
 	}
 	node_set_jobs_wait(d->node, any_waits);
 	return waiting;
@@ -611,111 +551,78 @@ maybe_grab(struct dispatch *d)
 static int
 loop_timeout(struct dispatch *d, bool waiting)
 {
-	struct timespec at, now;
-	long ms;
+	long long ms;
 	size_t i;
 
-	for (i = 0; i < d->nsc; i++)
-		if (d->sc[i].c && d->sc[i].state == C_SLEEPING && d->sc[i].deaf)
+	for (i = 0; i < d->loop.n; i++)
+		if (d->sc[i].slot->c && d->sc[i].state == C_SLEEPING && d->sc[i].deaf)
 			return DEAF_PROBE_MS;
 	if (!waiting)
-		return LOOP_MS;
-	node_recheck_time(d->node, &at);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (at.tv_sec - now.tv_sec) * 1000 + (at.tv_nsec - now.tv_nsec) / 1000000 + 1;
-	return ms < 1 ? 1 : ms > LOOP_MS ? LOOP_MS : (int)ms;
+		return WLOOP_IDLE_MS;
+	ms = clk_left_ms(node_recheck_at_ms(d->node)) + 1;
+	return ms > WLOOP_IDLE_MS ? WLOOP_IDLE_MS : (int)ms;
 }
+
+/* Stopping: keep the connections while executors still reply on them (the loop's round hook). */
+static bool
+loop_round(void *arg)
+{
+	struct dispatch *d = arg;
+
+	if (shutdown_requested() && !node_holds(d->node, (size_t)-1, 0, NULL))
+		return false;
+	d->room_hint = node_take_room_hint(d->node);
+	return true;
+}
+
+/* Grab where a job waits and the node has room (the loop's step hook). */
+static int
+loop_step(void *arg)
+{
+	struct dispatch *d = arg;
+	bool waiting = false;
+
+	if (!shutdown_requested())
+		waiting = maybe_grab(d);
+	return loop_timeout(d, waiting);
+}
+
+static const struct wloop_ops dispatch_ops = {
+	.round = loop_round,
+	.connected = loop_connected,
+	.closed = loop_closed,
+	.tend = loop_tend,
+	.step = loop_step,
+	.packet = loop_packet,
+};
 
 static void *
 dispatch_thread(void *arg)
 {
 	struct dispatch *d = arg;
-	struct node *n = d->node;
 	size_t i;
 
-	/* Stopping: keep the connections while executors still reply on them. */
-	while (!shutdown_requested() || node_holds(n, (size_t)-1, 0, NULL)) {
-		struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
-		bool waiting = false;
-		int np = 0;
-
-		d->room_hint = node_take_room_hint(n);
-		for (i = 0; i < d->nsc; i++) {
-			pthread_mutex_lock(&d->sc[i].io);
-			tend_conn(d, i);
-			pthread_mutex_unlock(&d->sc[i].io);
-		}
-		if (!shutdown_requested())
-			waiting = maybe_grab(d);
-
-		for (i = 0; i < d->nsc; i++) {
-			pthread_mutex_lock(&d->sc[i].io);
-			pfd[i].fd = d->sc[i].c ? gw_fd(d->sc[i].c) : -1;
-			pthread_mutex_unlock(&d->sc[i].io);
-			pfd[i].events = POLLIN;
-			pfd[i].revents = 0;
-		}
-		np = (int)d->nsc;
-		pfd[np].fd = d->wakefd;
-		pfd[np].events = POLLIN;
-		pfd[np].revents = 0;
-		if (poll(pfd, (nfds_t)np + 1, loop_timeout(d, waiting)) < 0 && errno != EINTR)
-			fatal("poll");
-		if (pfd[np].revents & POLLIN) {
-			uint64_t v;
-			(void)!read(d->wakefd, &v, sizeof(v));
-		}
-		for (i = 0; i < d->nsc; i++) {
-			struct server_conn *s = &d->sc[i];
-			struct gw_packet p;
-			int r;
-
-			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			pthread_mutex_lock(&s->io);
-			while (s->c && (r = gw_read(s->c, &p, 0)) != 0) {
-				if (r < 0) {
-					conn_down(d, s, gw_error(s->c));
-					break;
-				}
-				handle_packet(d, i, &p);
-			}
-			pthread_mutex_unlock(&s->io);
-		}
-	}
-	for (i = 0; i < d->nsc; i++) {
-		pthread_mutex_lock(&d->sc[i].io);
-		gw_close(d->sc[i].c);
-		d->sc[i].c = NULL;
-		d->sc[i].conn_gen++;
+	wloop_run(&d->loop, &dispatch_ops, d);
+	for (i = 0; i < d->loop.n; i++)
 		forget_registration(&d->sc[i]);
-		pthread_mutex_unlock(&d->sc[i].io);
-	}
 	return NULL;
 }
 
 struct dispatch *
 dispatch_start(struct node *n)
 {
-	struct dispatch *d = calloc(1, sizeof(*d));
+	struct dispatch *d = xcalloc(1, sizeof(*d));
 	const struct config *cfg = n->cfg;
 	size_t i;
 
-	if (!d)
-		fatalx("out of memory");
 	d->node = n;
 	snprintf(d->id, sizeof(d->id), "%s", cfg->node_name);
-	d->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->wakefd < 0)
-		fatal("eventfd");
+	wloop_init(&d->loop, cfg, d->id);
 	d->jk = daemon_jenkins_client(cfg);
-	d->nsc = cfg->nservers;
-	for (i = 0; i < d->nsc; i++) {
-		pthread_mutex_init(&d->sc[i].io, NULL);
+	for (i = 0; i < d->loop.n; i++) {
+		d->sc[i].slot = &d->loop.slot[i];
 		pthread_mutex_init(&d->sc[i].admin_lock, NULL);
-		if (!(d->sc[i].admin = gadmin_conn_new(cfg->servers[i].host, cfg->servers[i].port)))
-			fatalx("out of memory");
-		backoff_init(&d->sc[i].bo, 500, 30000);
+		d->sc[i].admin = gadmin_conn_new(cfg->servers[i].host, cfg->servers[i].port);
 		d->sc[i].reserved = -1;
 	}
 	n->dispatch = d;
@@ -731,12 +638,11 @@ dispatch_join(struct dispatch *d)
 
 	dispatch_wake(d);
 	pthread_join(d->thread, NULL);
-	for (i = 0; i < d->nsc; i++) {
-		pthread_mutex_destroy(&d->sc[i].io);
+	for (i = 0; i < d->loop.n; i++) {
 		pthread_mutex_destroy(&d->sc[i].admin_lock);
 		gadmin_conn_free(d->sc[i].admin);
 	}
+	wloop_fini(&d->loop);
 	jk_client_free(d->jk);
-	close(d->wakefd);
 	free(d);
 }

@@ -22,7 +22,6 @@
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
-#include "daemon/reload.h"
 #include "daemon/roles.h"
 #include "daemon/shutdown.h"
 #include "state.h"
@@ -45,21 +44,6 @@
 #define MAP_CALL_TIMEOUT_MS  5000
 /* jga_map_version shows the version's first 8 hex digits: 32 bits, exact in a double. */
 #define MAP_VERSION_GAUGE_DIGITS 8
-
-void
-timespec_in(struct timespec *t, long ms)
-{
-	*t = clk_timespec_in(CLOCK_MONOTONIC, ms);
-}
-
-bool
-timespec_passed(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
 
 static bool
 offering_locked(const struct node *n)
@@ -411,15 +395,6 @@ node_recheck_at_ms(struct node *n)
 }
 
 void
-node_recheck_time(struct node *n, struct timespec *at)
-{
-	long long ms = node_recheck_at_ms(n);
-
-	at->tv_sec = (time_t)(ms / 1000);
-	at->tv_nsec = (long)(ms % 1000) * 1000000L;
-}
-
-void
 node_set_jobs_wait(struct node *n, bool on)
 {
 	pthread_mutex_lock(&n->lock);
@@ -696,13 +671,7 @@ node_main(struct config *cfg)
 	adv = advert_start(&n);
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
 		fatalx("cannot start the map thread");
-	for (i = 0; (sig = shutdown_wait_signal(1000)) == 0 || sig == SIGHUP; i++) {
-		if (sig == SIGHUP)
-			reload_config(cfg);
-		if (i % 5 == 0)
-			daemon_write_metrics(cfg);
-	}
-	if (sig == SIGQUIT)
+	if ((sig = daemon_wait_stop(cfg)) == SIGQUIT)
 		quit_now();
 	log_info("%s: no new jobs; running builds are followed to their end (signal again to leave at once)",
 	    strsignal(sig));
@@ -718,10 +687,7 @@ node_main(struct config *cfg)
 				running = true;
 		if (!running)
 			break;
-		sig = shutdown_wait_signal(200);
-		if (sig == SIGHUP)
-			reload_config(cfg);
-		else if (sig)
+		if (daemon_wait_signal(cfg, DAEMON_DRAIN_POLL_MS))
 			quit_now();
 	}
 	dispatch_join(n.dispatch);

@@ -12,9 +12,10 @@
  * When the node may take a job and where it goes: capacity.h.
  *
  * Locks, outermost first; a thread holding one never takes one above it:
- *   1. each connection's io lock (dispatch.c): the dispatcher holds it
- *      while it tends, reads or grabs on that connection, an executor for
- *      one reply (dispatch_hold .. dispatch_release). Never two at once.
+ *   1. each connection's io lock (a wloop slot's, daemon/wloop.h): the
+ *      dispatcher holds it while it tends, reads or grabs on that
+ *      connection, an executor for one reply (dispatch_hold ..
+ *      dispatch_release). Never two at once.
  *   2. n->lock: the fields of struct node below it and every executor's
  *      job, reservation and claim (executor.c); executor threads wait on
  *      their condition variable with it.
@@ -100,13 +101,6 @@ void            nodemap_free(struct nodemap *m);
 
 /* ---- node.c ---- */
 
-/*
- * *t = now + ms, and whether t has passed, on the monotonic clock: kept
- * for dispatch.c and coordinator.c until they use clk_* (clock.h).
- */
-void   timespec_in(struct timespec *t, long ms);
-bool   timespec_passed(const struct timespec *t);
-
 /* Copy the function names the node offers now (empty when it must not); strv_free it. */
 char **node_offered_functions(struct node *n, size_t *count, unsigned *gen);
 /* The generation of the offered functions, without copying them. */
@@ -134,8 +128,6 @@ int  node_grab_reserve(struct node *n, struct jk_client *jk);
 void node_grab_release(struct node *n, int ex);
 /* When to look at Jenkins again (a job waits, the node was full), clk_now_ms based. */
 long long node_recheck_at_ms(struct node *n);
-/* The same as a CLOCK_MONOTONIC timespec: kept for dispatch.c until it uses clk_*. */
-void node_recheck_time(struct node *n, struct timespec *at);
 /* Does a job wait that the node has no room for (the dispatcher says)? */
 void node_set_jobs_wait(struct node *n, bool on);
 bool node_jobs_wait(struct node *n);
