@@ -622,6 +622,58 @@ describe_metrics(void)
 	metrics_add("jga_jenkins_errors_total", NULL, 0);
 }
 
+/*
+ * A build record older than this is dropped at start: its job has long
+ * been given up by gearmand's clients, and a lookup that old would read a
+ * job's whole history.
+ */
+#define RECORD_MAX_AGE_S	(2 * 86400)
+
+/*
+ * Open state_dir. Builds started before a restart: their jobs come back
+ * from gearmand and are re-attached (executor.c). Old ones are dropped.
+ */
+static void
+open_records(struct node *n)
+{
+	const struct config *cfg = n->cfg;
+	char err[600];
+	struct build_rec *recs;
+	size_t nrec, k;
+
+	if (cfg->state_root && state_make_dir(cfg->state_root, cfg->state_dir, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	if (!(n->state = state_open(cfg->state_dir, err, sizeof(err))))
+		fatalx("%s", err);
+	recs = state_list(n->state, &nrec);
+	for (k = 0; k < nrec; k++) {
+		if (recs[k].time < time(NULL) - RECORD_MAX_AGE_S) {
+			log_info("forgetting build record of %s (unique %s): older than two days",
+			    recs[k].job, recs[k].unique);
+			state_remove(n->state, recs[k].unique);
+		} else
+			log_info("build %s %s%ld (unique %s) is re-attached when its job comes back",
+			    recs[k].job, recs[k].number ? "#" : "queue item ",
+			    recs[k].number ? (long)recs[k].number : recs[k].queue_id, recs[k].unique);
+	}
+	free(recs);
+}
+
+/* Does an executor thread still run (a job of ours being followed to its end)? */
+static bool
+executors_running(struct node *n)
+{
+	bool running = false;
+	int i;
+
+	pthread_mutex_lock(&n->lock);
+	for (i = 0; i < n->nex; i++)
+		if (n->ex[i] && !executor_finished(n->ex[i]))
+			running = true;
+	pthread_mutex_unlock(&n->lock);
+	return running;
+}
+
 int
 node_main(struct config *cfg)
 {
@@ -641,32 +693,7 @@ node_main(struct config *cfg)
 	log_info("node %s of %s (coordinator %s, state_dir %s)", cfg->node_name, cfg->url,
 	    cfg->coordinator_name, cfg->state_dir);
 
-	{
-		char err[600];
-		struct build_rec *recs;
-		size_t nrec, k;
-
-		if (cfg->state_root && state_make_dir(cfg->state_root, cfg->state_dir, err, sizeof(err)) < 0)
-			fatalx("%s", err);
-		if (!(n.state = state_open(cfg->state_dir, err, sizeof(err))))
-			fatalx("%s", err);
-		/*
-		 * Builds started before a restart: their jobs come back from
-		 * gearmand and are re-attached (executor.c). Old ones are dropped.
-		 */
-		recs = state_list(n.state, &nrec);
-		for (k = 0; k < nrec; k++) {
-			if (recs[k].time < time(NULL) - 2 * 86400) {
-				log_info("forgetting build record of %s (unique %s): older than two days",
-				    recs[k].job, recs[k].unique);
-				state_remove(n.state, recs[k].unique);
-			} else
-				log_info("build %s %s%ld (unique %s) is re-attached when its job comes back",
-				    recs[k].job, recs[k].number ? "#" : "queue item ",
-				    recs[k].number ? (long)recs[k].number : recs[k].queue_id, recs[k].unique);
-		}
-		free(recs);
-	}
+	open_records(&n);
 	dispatch_start(&n);
 	adv = advert_start(&n);
 	if (pthread_create(&mapper, NULL, mapper_thread, &n) != 0)
@@ -680,16 +707,9 @@ node_main(struct config *cfg)
 	pthread_join(mapper, NULL);
 	advert_stop(adv);
 	/* Graceful: wait for the executors, still listening for a second signal. */
-	for (;;) {
-		bool running = false;
-		for (i = 0; i < n.nex; i++)
-			if (n.ex[i] && !executor_finished(n.ex[i]))
-				running = true;
-		if (!running)
-			break;
+	while (executors_running(&n))
 		if (daemon_wait_signal(cfg, DAEMON_DRAIN_POLL_MS))
 			quit_now();
-	}
 	dispatch_join(n.dispatch);
 	for (i = 0; i < n.nex; i++)
 		if (n.ex[i])
