@@ -2,7 +2,7 @@
 is a node of master A and of master B, under its host name on both (the
 default [node] name), and neither file sets [node] state_dir.
 
-The default state_dir is ROOT/MASTER/NODE (common/config.c); the tests move
+The default state_dir is ROOT/MASTER/NODE (agent/daemon/defaults.c); the tests move
 ROOT from /var/lib/jenkins-gearman-agent to a temporary directory with
 $JGA_STATE_ROOT, so that they touch nothing under /var/lib (tests/test_package.py
 runs the packaged agent on the real root).
