@@ -11,6 +11,7 @@
  */
 #include "jenkins.h"
 #include "jarena.h"
+#include "jkpath.h"
 #include "jscan.h"
 
 #include <curl/curl.h>
@@ -109,154 +110,6 @@ set_msg(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-/* ---- percent-encoding and paths ---- */
-
-static bool
-unreserved(unsigned char ch)
-{
-	/* RFC 3986 unreserved; spelled out so the locale cannot change it. */
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-	    ch == '~';
-}
-
-/*
- * Append s[0..n) percent-encoded. In a path segment, "." and ".." are
- * encoded too: left alone, curl (and every proxy) would remove them as
- * dot-segments and the request would reach a different resource.
- */
-static int
-buf_encode(struct buf *b, const char *s, size_t n, bool segment)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	bool dots = segment &&
-	    ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'));
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char e[3];
-
-		if (unreserved(ch) && !dots) {
-			buf_add(b, (const char *)&s[i], 1);
-			continue;
-		}
-		e[0] = '%';
-		e[1] = hex[ch >> 4];
-		e[2] = hex[ch & 15];
-		buf_add(b, e, 3);
-	}
-	return b->oom ? -1 : 0;
-}
-
-char *
-jk_encode_segment(const char *s)
-{
-	struct buf b = { 0 };
-
-	if (!s)
-		return NULL;
-	buf_encode(&b, s, strlen(s), true);
-	return buf_take(&b);
-}
-
-/* Folder path "a/b/c": no empty segment, so no leading, trailing or double '/'. */
-static bool
-valid_full_name(const char *s)
-{
-	return s && *s && *s != '/' && s[strlen(s) - 1] != '/' && !strstr(s, "//");
-}
-
-char *
-jk_path_job(const char *full_name)
-{
-	struct buf b = { 0 };
-	const char *p = full_name;
-
-	if (!valid_full_name(full_name))
-		return NULL;
-	for (;;) {
-		size_t n = strcspn(p, "/");
-
-		buf_adds(&b, "job/");
-		buf_encode(&b, p, n, true);
-		buf_adds(&b, "/");
-		if (!p[n])
-			break;
-		p += n + 1;
-	}
-	return buf_take(&b);
-}
-
-char *
-jk_path_node(const char *name)
-{
-	struct buf b = { 0 };
-
-	/*
-	 * The controller's computer has the name "" and lives at
-	 * /computer/(built-in)/; its self label is "built-in", which is the
-	 * name the node list reports for it.
-	 */
-	if (!name || !*name || strcmp(name, "built-in") == 0)
-		return strdup("computer/(built-in)/");
-	buf_adds(&b, "computer/");
-	buf_encode(&b, name, strlen(name), true);
-	buf_adds(&b, "/");
-	return buf_take(&b);
-}
-
-char *
-jk_form_encode(const struct jk_kv *kv, size_t n)
-{
-	struct buf b = { 0 };
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const char *v = kv[i].value ? kv[i].value : "";
-
-		if (i > 0)
-			buf_adds(&b, "&");
-		buf_encode(&b, kv[i].name, strlen(kv[i].name), false);
-		buf_adds(&b, "=");
-		buf_encode(&b, v, strlen(v), false);
-	}
-	return buf_take(&b);
-}
-
-int
-jk_parse_location(const char *loc, long *id)
-{
-	static const char marker[] = "queue/item/";
-	const size_t ml = sizeof(marker) - 1;
-	size_t start, end, i;
-	long v = 0;
-
-	if (!loc || !id)
-		return -1;
-	end = strcspn(loc, "?#");
-	if (end > 0 && loc[end - 1] == '/')
-		end--;
-	for (start = end; start > 0 && loc[start - 1] >= '0' && loc[start - 1] <= '9'; start--)
-		;
-	if (start == end || start < ml || memcmp(loc + start - ml, marker, ml) != 0)
-		return -1;
-	/* "queue" must be a whole segment: "/queue/item/" or a relative "queue/item/". */
-	if (start > ml && loc[start - ml - 1] != '/')
-		return -1;
-	for (i = start; i < end; i++) {
-		int d = loc[i] - '0';
-
-		if (v > (LONG_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	if (v <= 0)
-		return -1;
-	*id = v;
-	return 0;
 }
 
 enum jk_err
@@ -1335,7 +1188,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	/*
 	 * The controller: displayName is "Built-In Node" (localised, hence
 	 * also the _class test) but the name agents and labels use is
-	 * "built-in", which jk_path_node maps back to /computer/(built-in)/.
+	 * "built-in", which jkpath_node maps back to /computer/(built-in)/.
 	 */
 	if (strcmp(n->name, "Built-In Node") == 0 || jclass_has(o, "$MasterComputer", true)) {
 		free(n->name);
@@ -2210,12 +2063,12 @@ job_path(struct jk_client *c, const char *full_name, char **path, const char *fm
 
 	c->err[0] = '\0';
 	*path = NULL;
-	if (!valid_full_name(full_name)) {
+	if (!jkpath_job_valid(full_name)) {
 		set_msg(c->err, sizeof(c->err), "bad job name '%s': empty path segment",
 		    full_name ? full_name : "(null)");
 		return JK_EBADREQ;
 	}
-	if (!(jp = jk_path_job(full_name)))
+	if (!(jp = jkpath_job(full_name)))
 		return nomem(c);
 	va_start(ap, fmt);
 	r = vasprintf(&suffix, fmt, ap);
@@ -2241,7 +2094,7 @@ node_path(struct jk_client *c, const char *name, char **path, const char *suffix
 	int r;
 
 	c->err[0] = '\0';
-	if (!(np = jk_path_node(name)))
+	if (!(np = jkpath_node(name)))
 		return nomem(c);
 	r = asprintf(path, "%s%s", np, suffix);
 	free(np);
@@ -2447,7 +2300,7 @@ jk_node_set_offline(struct jk_client *c, const char *name, bool offline, const c
 		/* Marks it offline if it is not, and sets the message either way. */
 		if ((e = node_path(c, name, &path, "changeOfflineCause")) != JK_OK)
 			return e;
-		if (!(body = jk_form_encode(&kv, 1))) {
+		if (!(body = jkpath_encode_form(&kv, 1))) {
 			free(path);
 			return nomem(c);
 		}
@@ -2483,14 +2336,14 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 	*existing = false;
 	if ((e = job_path(c, full_name, &path, "buildWithParameters?delay=0sec")) != JK_OK)
 		return e;
-	if (!(body = jk_form_encode(params, nparams))) {
+	if (!(body = jkpath_encode_form(params, nparams))) {
 		free(path);
 		return nomem(c);
 	}
 	set_msg(what, sizeof(what), "no job '%s'", full_name);
 	e = request(c, "POST", path, body, what, ok);
 	free(body);
-	if (e == JK_OK && jk_parse_location(c->location, queue_id) < 0) {
+	if (e == JK_OK && jkpath_queue_id(c->location, queue_id) < 0) {
 		fail(c, "POST", path, "%ld without a queue item in Location '%s'", c->status,
 		    c->location);
 		e = JK_EPROTO;
@@ -2610,7 +2463,7 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/submitDescription", number)) != JK_OK)
 		return e;
-	if (!(body = jk_form_encode(&kv, 1))) {
+	if (!(body = jkpath_encode_form(&kv, 1))) {
 		free(path);
 		return nomem(c);
 	}
@@ -2716,7 +2569,7 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 
 	*found_queue_id = 0;
 	*number = 0;
-	if (!(jp = jk_path_job(full_name))) {
+	if (!(jp = jkpath_job(full_name))) {
 		set_msg(c->err, sizeof(c->err), "bad job name");
 		return JK_EBADREQ;
 	}

@@ -263,16 +263,6 @@ enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char
 
 /* ---- pure helpers, exposed for the unit tests ---- */
 
-/* "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name (empty segment). */
-char *jk_path_job(const char *full_name);
-/* Percent-encode one path segment (RFC 3986 unreserved stay; '.' and '..' segments encoded). */
-char *jk_encode_segment(const char *s);
-/* "node1" -> "computer/node1/"; "built-in", "" and NULL -> "computer/(built-in)/". */
-char *jk_path_node(const char *name);
-/* "a=1&b=x%20y": an application/x-www-form-urlencoded body (space as %20). */
-char *jk_form_encode(const struct jk_kv *kv, size_t n);
-/* Parse ".../queue/item/123/" (absolute or relative) into 123. -1 if malformed. */
-int   jk_parse_location(const char *location, long *id);
 /* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */
 enum jk_err jk_classify_status(long status);
 

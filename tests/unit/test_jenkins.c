@@ -21,6 +21,7 @@
 
 #include "jarena.h"
 #include "jenkins.h"
+#include "jkpath.h"
 
 static char err[1024];
 
@@ -49,65 +50,65 @@ static void
 test_encode_segment(void **state)
 {
 	(void)state;
-	expect_str(jk_encode_segment("abcXYZ019"), "abcXYZ019");
-	expect_str(jk_encode_segment("-._~"), "-._~");
-	expect_str(jk_encode_segment("a b"), "a%20b");
-	expect_str(jk_encode_segment("#"), "%23");
-	expect_str(jk_encode_segment("a?b=c&d"), "a%3Fb%3Dc%26d");
-	expect_str(jk_encode_segment("a/b"), "a%2Fb");
-	expect_str(jk_encode_segment("100%"), "100%25");
-	expect_str(jk_encode_segment("%2F"), "%252F");
-	expect_str(jk_encode_segment("+;:@!$'()*,"), "%2B%3B%3A%40%21%24%27%28%29%2A%2C");
-	expect_str(jk_encode_segment("\xc3\xbc"), "%C3%BC");		/* ü */
-	expect_str(jk_encode_segment("日本"), "%E6%97%A5%E6%9C%AC");
-	expect_str(jk_encode_segment("\t\n\x7f"), "%09%0A%7F");
+	expect_str(jkpath_encode_segment("abcXYZ019"), "abcXYZ019");
+	expect_str(jkpath_encode_segment("-._~"), "-._~");
+	expect_str(jkpath_encode_segment("a b"), "a%20b");
+	expect_str(jkpath_encode_segment("#"), "%23");
+	expect_str(jkpath_encode_segment("a?b=c&d"), "a%3Fb%3Dc%26d");
+	expect_str(jkpath_encode_segment("a/b"), "a%2Fb");
+	expect_str(jkpath_encode_segment("100%"), "100%25");
+	expect_str(jkpath_encode_segment("%2F"), "%252F");
+	expect_str(jkpath_encode_segment("+;:@!$'()*,"), "%2B%3B%3A%40%21%24%27%28%29%2A%2C");
+	expect_str(jkpath_encode_segment("\xc3\xbc"), "%C3%BC");		/* ü */
+	expect_str(jkpath_encode_segment("日本"), "%E6%97%A5%E6%9C%AC");
+	expect_str(jkpath_encode_segment("\t\n\x7f"), "%09%0A%7F");
 	/* Dot segments would be squashed by curl or a proxy. */
-	expect_str(jk_encode_segment("."), "%2E");
-	expect_str(jk_encode_segment(".."), "%2E%2E");
-	expect_str(jk_encode_segment("..."), "...");
-	expect_str(jk_encode_segment(".a"), ".a");
-	expect_str(jk_encode_segment("a.."), "a..");
-	expect_str(jk_encode_segment(""), "");
-	assert_null(jk_encode_segment(NULL));
+	expect_str(jkpath_encode_segment("."), "%2E");
+	expect_str(jkpath_encode_segment(".."), "%2E%2E");
+	expect_str(jkpath_encode_segment("..."), "...");
+	expect_str(jkpath_encode_segment(".a"), ".a");
+	expect_str(jkpath_encode_segment("a.."), "a..");
+	expect_str(jkpath_encode_segment(""), "");
+	assert_null(jkpath_encode_segment(NULL));
 }
 
 static void
 test_path_job(void **state)
 {
 	(void)state;
-	expect_str(jk_path_job("a"), "job/a/");
-	expect_str(jk_path_job("a/b/c"), "job/a/job/b/job/c/");
-	expect_str(jk_path_job("f 1/job #2"), "job/f%201/job/job%20%232/");
-	expect_str(jk_path_job("a?x=1"), "job/a%3Fx%3D1/");
-	expect_str(jk_path_job("100%"), "job/100%25/");
-	expect_str(jk_path_job("dossier/tâche"), "job/dossier/job/t%C3%A2che/");
-	expect_str(jk_path_job("a/../b"), "job/a/job/%2E%2E/job/b/");
-	expect_str(jk_path_job("./x"), "job/%2E/job/x/");
-	expect_str(jk_path_job(".."), "job/%2E%2E/");
-	expect_str(jk_path_job("build.a"), "job/build.a/");
+	expect_str(jkpath_job("a"), "job/a/");
+	expect_str(jkpath_job("a/b/c"), "job/a/job/b/job/c/");
+	expect_str(jkpath_job("f 1/job #2"), "job/f%201/job/job%20%232/");
+	expect_str(jkpath_job("a?x=1"), "job/a%3Fx%3D1/");
+	expect_str(jkpath_job("100%"), "job/100%25/");
+	expect_str(jkpath_job("dossier/tâche"), "job/dossier/job/t%C3%A2che/");
+	expect_str(jkpath_job("a/../b"), "job/a/job/%2E%2E/job/b/");
+	expect_str(jkpath_job("./x"), "job/%2E/job/x/");
+	expect_str(jkpath_job(".."), "job/%2E%2E/");
+	expect_str(jkpath_job("build.a"), "job/build.a/");
 	/* Empty segments are refused. */
-	assert_null(jk_path_job(NULL));
-	assert_null(jk_path_job(""));
-	assert_null(jk_path_job("/"));
-	assert_null(jk_path_job("/a"));
-	assert_null(jk_path_job("a/"));
-	assert_null(jk_path_job("a//b"));
-	assert_null(jk_path_job("a/b//"));
+	assert_null(jkpath_job(NULL));
+	assert_null(jkpath_job(""));
+	assert_null(jkpath_job("/"));
+	assert_null(jkpath_job("/a"));
+	assert_null(jkpath_job("a/"));
+	assert_null(jkpath_job("a//b"));
+	assert_null(jkpath_job("a/b//"));
 }
 
 static void
 test_path_node(void **state)
 {
 	(void)state;
-	expect_str(jk_path_node("built-in"), "computer/(built-in)/");
-	expect_str(jk_path_node(""), "computer/(built-in)/");
-	expect_str(jk_path_node(NULL), "computer/(built-in)/");
-	expect_str(jk_path_node("node1"), "computer/node1/");
-	expect_str(jk_path_node("my node"), "computer/my%20node/");
-	expect_str(jk_path_node("Built-In Node"), "computer/Built-In%20Node/");
-	expect_str(jk_path_node(".."), "computer/%2E%2E/");
-	expect_str(jk_path_node("n#1?"), "computer/n%231%3F/");
-	expect_str(jk_path_node("nœud"), "computer/n%C5%93ud/");
+	expect_str(jkpath_node("built-in"), "computer/(built-in)/");
+	expect_str(jkpath_node(""), "computer/(built-in)/");
+	expect_str(jkpath_node(NULL), "computer/(built-in)/");
+	expect_str(jkpath_node("node1"), "computer/node1/");
+	expect_str(jkpath_node("my node"), "computer/my%20node/");
+	expect_str(jkpath_node("Built-In Node"), "computer/Built-In%20Node/");
+	expect_str(jkpath_node(".."), "computer/%2E%2E/");
+	expect_str(jkpath_node("n#1?"), "computer/n%231%3F/");
+	expect_str(jkpath_node("nœud"), "computer/n%C5%93ud/");
 }
 
 static void
@@ -124,11 +125,11 @@ test_form_encode(void **state)
 	};
 
 	(void)state;
-	expect_str(jk_form_encode(kv, 1), "NODE=node1");
-	expect_str(jk_form_encode(kv, sizeof(kv) / sizeof(kv[0])),
+	expect_str(jkpath_encode_form(kv, 1), "NODE=node1");
+	expect_str(jkpath_encode_form(kv, sizeof(kv) / sizeof(kv[0])),
 	    "NODE=node1&FOO=a%20b%26c%3Dd&LABEL=linux%26%26x86&EMPTY=&DOT=.&UNI=%C3%A9%2F%25"
 	    "&MY%20PARAM=x%2By");
-	expect_str(jk_form_encode(NULL, 0), "");
+	expect_str(jkpath_encode_form(NULL, 0), "");
 }
 
 /* ---- Location ---- */
@@ -138,7 +139,7 @@ expect_location(const char *loc, long want)
 {
 	long id = 12345;
 
-	if (jk_parse_location(loc, &id) != 0)
+	if (jkpath_queue_id(loc, &id) != 0)
 		fail_msg("'%s' refused", loc);
 	assert_int_equal(id, want);
 }
@@ -148,7 +149,7 @@ expect_bad_location(const char *loc)
 {
 	long id = 12345;
 
-	if (jk_parse_location(loc, &id) != -1)
+	if (jkpath_queue_id(loc, &id) != -1)
 		fail_msg("'%s' accepted as %ld", loc ? loc : "(null)", id);
 	assert_int_equal(id, 12345);
 }
