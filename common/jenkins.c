@@ -10,8 +10,11 @@
  * (which copies them) and never formatted into a message.
  */
 #include "jenkins.h"
+#include "buf.h"
+#include "errmsg.h"
 #include "jarena.h"
 #include "jkpath.h"
+#include "xmlscan.h"
 #include "jscan.h"
 
 #include <curl/curl.h>
@@ -35,82 +38,6 @@
 #define TREE_DEPTH	10			/* folder levels in one jobs request */
 #define MAX_NESTING	100			/* folders / XML elements, sanity cap */
 #define ERRLEN		1024
-
-/* ---- growable buffer ---- */
-
-struct buf {
-	char   *s;
-	size_t  len, cap;
-	bool    oom;	/* sticky: one check at the end instead of one per add */
-};
-
-static int
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return -1;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(p = realloc(b->s, cap))) {
-			b->oom = true;
-			return -1;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-	return 0;
-}
-
-static int
-buf_adds(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-/* Hand the string over (never NULL unless out of memory). */
-static char *
-buf_take(struct buf *b)
-{
-	char *s;
-
-	if (b->oom) {
-		free(b->s);
-		s = NULL;
-	} else if (!b->s) {
-		s = strdup("");
-	} else {
-		s = b->s;
-	}
-	memset(b, 0, sizeof(*b));
-	return s;
-}
-
-static void
-set_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/*
- * snprintf into a message buffer (NULL or empty is fine). Being a wrapper,
- * it also keeps -Wformat-truncation quiet where truncation is intended.
- */
-static void
-set_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 enum jk_err
 jk_classify_status(long status)
@@ -210,388 +137,27 @@ strv_push(char ***v, size_t *n, const char *s, size_t len)
 	return 0;
 }
 
-/* ---- a small XML scanner for config.xml ----
- *
- * Jenkins exports node mode and a Node parameter's allowedSlaves only in
- * config.xml, so we need just enough XML: elements, attributes (skipped),
- * character data with the predefined and numeric entities, CDATA,
- * comments and processing instructions. DOCTYPE is refused (Jenkins never
- * writes one, and entity definitions are not worth supporting). The result
- * is a tiny tree of elements with their decoded direct text.
- */
-
-struct xel {
-	char       *name;
-	struct buf  text;
-	struct xel *parent, *child, *last, *next;
-};
-
-static void
-xml_free(struct xel *e)
-{
-	/* Iterative, so a deep document cannot exhaust the stack. */
-	while (e) {
-		struct xel *next;
-
-		if (e->child) {
-			/* Unlink the children and splice them before the siblings. */
-			struct xel *c = e->child;
-
-			e->last->next = e->next;
-			e->child = e->last = NULL;
-			next = c;
-		} else {
-			next = e->next;
-		}
-		free(e->name);
-		free(e->text.s);
-		free(e);
-		e = next;
-	}
-}
-
-static bool
-xml_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-static int
-utf8_put(struct buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	return buf_add(b, u, n);
-}
-
-/* One entity reference "&name;" (name = amp+1 .. semi) into b. -1 if unknown. */
-static int
-xml_entity(struct buf *b, const char *amp, const char *semi)
-{
-	static const struct { const char *name; char ch; } ents[] = {
-		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' },
-	};
-	size_t len = (size_t)(semi - amp - 1), i;
-	unsigned long cp = 0;
-	const char *d;
-	bool hexa;
-
-	if (amp[1] != '#') {
-		for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++)
-			if (strlen(ents[i].name) == len && memcmp(amp + 1, ents[i].name, len) == 0)
-				return buf_add(b, &ents[i].ch, 1), 0;
-		return -1;
-	}
-	hexa = amp[2] == 'x';
-	d = amp + (hexa ? 3 : 2);
-	if (d >= semi)
-		return -1;
-	for (; d < semi; d++) {
-		int v;
-
-		if (*d >= '0' && *d <= '9')
-			v = *d - '0';
-		else if (hexa && *d >= 'a' && *d <= 'f')
-			v = *d - 'a' + 10;
-		else if (hexa && *d >= 'A' && *d <= 'F')
-			v = *d - 'A' + 10;
-		else
-			return -1;
-		cp = cp * (hexa ? 16 : 10) + (unsigned long)v;
-		if (cp > 0x10FFFF)
-			return -1;
-	}
-	if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
-		return -1;
-	utf8_put(b, cp);
-	return 0;
-}
-
-/* Decode character data p[0..n) with its entity references into b. */
-static enum jk_err
-xml_text(struct buf *b, const char *p, size_t n, char *err, size_t errlen)
-{
-	const char *end = p + n;
-
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *semi;
-
-		if (!amp) {
-			buf_add(b, p, (size_t)(end - p));
-			break;
-		}
-		buf_add(b, p, (size_t)(amp - p));
-		semi = memchr(amp, ';', (size_t)(end - amp));
-		if (!semi || semi - amp > 11 || xml_entity(b, amp, semi) < 0) {
-			size_t shown = semi && semi - amp < 16 ? (size_t)(semi - amp + 1) :
-			    (size_t)(end - amp) < 12 ? (size_t)(end - amp) : 12;
-
-			set_msg(err, errlen, "bad entity reference '%.*s'", (int)shown, amp);
-			return JK_EPROTO;
-		}
-		p = semi + 1;
-	}
-	if (b->oom) {
-		set_msg(err, errlen, "out of memory");
-		return JK_ENOMEM;
-	}
-	return JK_OK;
-}
-
-static bool
-only_space(const char *p, size_t n)
-{
-	while (n--)
-		if (!xml_space(*p++))
-			return false;
-	return true;
-}
-
-/* Parse a whole document. *root gets the root element. */
-static enum jk_err
-xml_parse(const char *s, struct xel **root, char *err, size_t errlen)
-{
-	struct xel *top = NULL, *cur = NULL;
-	const char *p = s, *q;
-	enum jk_err e = JK_EPROTO;
-	int depth = 0;
-
-	*root = NULL;
-	if (!s) {
-		set_msg(err, errlen, "no document");
-		return JK_EPROTO;
-	}
-	while (*p) {
-		if (*p != '<') {
-			size_t n = strcspn(p, "<");
-
-			if (cur) {
-				if ((e = xml_text(&cur->text, p, n, err, errlen)) != JK_OK)
-					goto fail;
-				e = JK_EPROTO;
-			} else if (!only_space(p, n)) {
-				set_msg(err, errlen, "text outside the root element");
-				goto fail;
-			}
-			p += n;
-			continue;
-		}
-		if (strncmp(p, "<?", 2) == 0) {
-			if (!(q = strstr(p + 2, "?>"))) {
-				set_msg(err, errlen, "unterminated <?");
-				goto fail;
-			}
-			p = q + 2;
-		} else if (strncmp(p, "<!--", 4) == 0) {
-			if (!(q = strstr(p + 4, "-->"))) {
-				set_msg(err, errlen, "unterminated comment");
-				goto fail;
-			}
-			p = q + 3;
-		} else if (strncmp(p, "<![CDATA[", 9) == 0) {
-			if (!cur || !(q = strstr(p + 9, "]]>"))) {
-				set_msg(err, errlen, cur ? "unterminated CDATA" : "CDATA outside the root element");
-				goto fail;
-			}
-			buf_add(&cur->text, p + 9, (size_t)(q - p - 9));
-			p = q + 3;
-		} else if (p[1] == '!') {
-			set_msg(err, errlen, "DOCTYPE and declarations are not supported");
-			goto fail;
-		} else if (p[1] == '/') {
-			const char *name = p + 2;
-			size_t n = strcspn(name, " \t\r\n>");
-
-			q = name + n;
-			while (xml_space(*q))
-				q++;
-			if (*q != '>') {
-				set_msg(err, errlen, "bad end tag '%.*s'", (int)(n < 64 ? n : 64), name);
-				goto fail;
-			}
-			if (!cur || strlen(cur->name) != n || memcmp(cur->name, name, n) != 0) {
-				set_msg(err, errlen, "end tag </%.*s> does not match <%s>",
-				    (int)(n < 64 ? n : 64), name, cur ? cur->name : "(none)");
-				goto fail;
-			}
-			cur = cur->parent;
-			depth--;
-			p = q + 1;
-		} else {
-			const char *name = p + 1;
-			size_t n = strcspn(name, " \t\r\n/>");
-			struct xel *el;
-			bool empty;
-
-			if (n == 0 || (!cur && top)) {
-				set_msg(err, errlen, n ? "more than one root element" : "bad start tag");
-				goto fail;
-			}
-			/* Skip the attributes; a quoted value may hold '>' or '/'. */
-			for (q = name + n; *q && *q != '>'; q++) {
-				if (*q == '"' || *q == '\'') {
-					const char *r = strchr(q + 1, *q);
-
-					if (!r)
-						break;
-					q = r;
-				}
-			}
-			if (*q != '>') {
-				set_msg(err, errlen, "unterminated start tag <%.*s", (int)(n < 64 ? n : 64), name);
-				goto fail;
-			}
-			empty = q[-1] == '/';
-			if (!(el = calloc(1, sizeof(*el))) || !(el->name = strndup(name, n))) {
-				free(el);
-				set_msg(err, errlen, "out of memory");
-				e = JK_ENOMEM;
-				goto fail;
-			}
-			el->parent = cur;
-			if (!cur) {
-				top = el;
-			} else {
-				if (cur->last)
-					cur->last->next = el;
-				else
-					cur->child = el;
-				cur->last = el;
-			}
-			if (!empty) {
-				if (++depth > MAX_NESTING) {
-					set_msg(err, errlen, "elements nested too deep");
-					goto fail;
-				}
-				cur = el;
-			}
-			p = q + 1;
-		}
-		if (cur && cur->text.oom) {
-			set_msg(err, errlen, "out of memory");
-			e = JK_ENOMEM;
-			goto fail;
-		}
-	}
-	if (cur) {
-		set_msg(err, errlen, "unterminated element <%s>", cur->name);
-		goto fail;
-	}
-	if (!top) {
-		set_msg(err, errlen, "no root element");
-		goto fail;
-	}
-	*root = top;
-	return JK_OK;
-fail:
-	xml_free(top);
-	return e;
-}
-
-/* Element name equal to simple, or a qualified class name ending in ".simple". */
-static bool
-xml_is(const struct xel *e, const char *simple)
-{
-	size_t n = strlen(e->name), m = strlen(simple);
-
-	if (n == m)
-		return memcmp(e->name, simple, n) == 0;
-	return n > m && e->name[n - m - 1] == '.' && memcmp(e->name + n - m, simple, m) == 0;
-}
-
-static struct xel *
-xml_child(const struct xel *e, const char *name)
-{
-	struct xel *c;
-
-	for (c = e->child; c; c = c->next)
-		if (strcmp(c->name, name) == 0)
-			return c;
-	return NULL;
-}
-
-/* The element's text without surrounding white space, as (pointer, length). */
-static const char *
-xml_trimmed(const struct xel *e, size_t *n)
-{
-	const char *s = e->text.s ? e->text.s : "";
-	size_t len = e->text.len;
-
-	while (len && xml_space(*s)) {
-		s++;
-		len--;
-	}
-	while (len && xml_space(s[len - 1]))
-		len--;
-	*n = len;
-	return s;
-}
-
-static bool
-xml_text_is(const struct xel *e, const char *s)
-{
-	size_t n;
-	const char *t = xml_trimmed(e, &n);
-
-	return strlen(s) == n && memcmp(t, s, n) == 0;
-}
-
-/* Depth-first successor of e below root (NULL at the end). */
-static const struct xel *
-xml_next(const struct xel *root, const struct xel *e)
-{
-	if (e->child)
-		return e->child;
-	while (e && e != root) {
-		if (e->next)
-			return e->next;
-		e = e->parent;
-	}
-	return NULL;
-}
-
 enum jk_err
 jk_parse_node_mode(const char *xml, enum jk_mode *mode, char *err, size_t errlen)
 {
-	struct xel *root, *m;
-	enum jk_err e;
+	struct xml_el *root, *m;
+	enum jk_err e = JK_OK;
 	char sub[256];
 
-	if ((e = xml_parse(xml, &root, sub, sizeof(sub))) != JK_OK) {
-		set_msg(err, errlen, "malformed XML: %s", sub);
-		return e;
+	if (xml_parse(xml, &root, sub, sizeof(sub)) < 0) {
+		errmsg_set(err, errlen, "malformed XML: %s", sub);
+		return JK_EPROTO;
 	}
 	/* A direct child of the root: plugins may nest their own <mode>s. */
 	if (!(m = xml_child(root, "mode"))) {
-		set_msg(err, errlen, "node config.xml <%s> has no <mode>", root->name);
+		errmsg_set(err, errlen, "node config.xml <%s> has no <mode>", root->name);
 		e = JK_EPROTO;
 	} else if (xml_text_is(m, "NORMAL")) {
 		*mode = JK_MODE_NORMAL;
 	} else if (xml_text_is(m, "EXCLUSIVE")) {
 		*mode = JK_MODE_EXCLUSIVE;
 	} else {
-		set_msg(err, errlen, "node config.xml: unknown <mode> '%.64s'",
+		errmsg_set(err, errlen, "node config.xml: unknown <mode> '%.64s'",
 		    m->text.s ? m->text.s : "");
 		e = JK_EPROTO;
 	}
@@ -606,9 +172,8 @@ enum jk_err
 jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
     char ***names, size_t *n, char *err, size_t errlen)
 {
-	const struct xel *d, *list, *s;
-	struct xel *root;
-	enum jk_err e;
+	const struct xml_el *d, *list, *s;
+	struct xml_el *root;
 	char sub[256];
 	char **v = NULL;
 	size_t nv = 0;
@@ -616,12 +181,12 @@ jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
 	*all = false;
 	*names = NULL;
 	*n = 0;
-	if ((e = xml_parse(xml, &root, sub, sizeof(sub))) != JK_OK) {
-		set_msg(err, errlen, "malformed XML: %s", sub);
-		return e;
+	if (xml_parse(xml, &root, sub, sizeof(sub)) < 0) {
+		errmsg_set(err, errlen, "malformed XML: %s", sub);
+		return JK_EPROTO;
 	}
 	for (d = root; d; d = xml_next(root, d)) {
-		const struct xel *nm;
+		const struct xml_el *nm;
 
 		if (xml_is(d, "NodeParameterDefinition") && d->parent &&
 		    strcmp(d->parent->name, "parameterDefinitions") == 0 &&
@@ -629,7 +194,7 @@ jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
 			break;
 	}
 	if (!d) {
-		set_msg(err, errlen, "job config.xml has no Node parameter named '%s'",
+		errmsg_set(err, errlen, "job config.xml has no Node parameter named '%s'",
 		    param ? param : "");
 		xml_free(root);
 		return JK_ENOTFOUND;
@@ -651,7 +216,7 @@ jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
 		if (len > 0 && strv_push(&v, &nv, t, len) < 0) {
 			jk_strv_free(v, nv);
 			xml_free(root);
-			set_msg(err, errlen, "out of memory");
+			errmsg_set(err, errlen, "out of memory");
 			return JK_ENOMEM;
 		}
 	}
@@ -696,7 +261,7 @@ jtype(const json_t *v)
 static const char *
 jpath(char *out, size_t len, const char *path, const char *key)
 {
-	set_msg(out, len, "%s%s%s", path, *path && *key ? "." : "", key);
+	errmsg_set(out, len, "%s%s%s", path, *path && *key ? "." : "", key);
 	return out;
 }
 
@@ -706,7 +271,7 @@ jwrong(char *err, size_t errlen, const char *path, const char *key,
 {
 	char p[256];
 
-	set_msg(err, errlen, "%s: expected %s, got %s", jpath(p, sizeof(p), path, key),
+	errmsg_set(err, errlen, "%s: expected %s, got %s", jpath(p, sizeof(p), path, key),
 	    want, jtype(got));
 	return JK_EPROTO;
 }
@@ -718,14 +283,14 @@ jload(const char *text, char *err, size_t errlen)
 	json_t *root;
 
 	if (!text) {
-		set_msg(err, errlen, "malformed JSON: no document");
+		errmsg_set(err, errlen, "malformed JSON: no document");
 		return NULL;
 	}
 	if (!(root = json_loads(text, 0, &je)))
-		set_msg(err, errlen, "malformed JSON: %s at line %d column %d", je.text,
+		errmsg_set(err, errlen, "malformed JSON: %s at line %d column %d", je.text,
 		    je.line, je.column);
 	else if (!json_is_object(root)) {
-		set_msg(err, errlen, "malformed JSON: expected an object, got %s", jtype(root));
+		errmsg_set(err, errlen, "malformed JSON: expected an object, got %s", jtype(root));
 		json_decref(root);
 		root = NULL;
 	}
@@ -756,7 +321,7 @@ jstr(const json_t *o, const char *key, bool required, const char *dflt, char **o
 		return jwrong(err, errlen, path, key, "string", v);
 	}
 	if (!*out) {
-		set_msg(err, errlen, "out of memory");
+		errmsg_set(err, errlen, "out of memory");
 		return JK_ENOMEM;
 	}
 	return JK_OK;
@@ -797,7 +362,7 @@ jint(const json_t *o, const char *key, bool required, long long dflt, long long 
 		return jwrong(err, errlen, path, key, "integer", v);
 	*out = json_integer_value(v);
 	if (*out < min || *out > max) {
-		set_msg(err, errlen, "%s: %lld out of range", jpath(p, sizeof(p), path, key), *out);
+		errmsg_set(err, errlen, "%s: %lld out of range", jpath(p, sizeof(p), path, key), *out);
 		return JK_EPROTO;
 	}
 	return JK_OK;
@@ -884,7 +449,7 @@ parse_param(const json_t *o, const char *path, struct jk_param_def *p, char *err
 		cls = cls ? cls : "";
 		dot = strrchr(cls, '.');
 		if (!(p->type = strdup(dot ? dot + 1 : cls))) {
-			set_msg(err, errlen, "out of memory");
+			errmsg_set(err, errlen, "out of memory");
 			return JK_ENOMEM;
 		}
 	}
@@ -909,7 +474,7 @@ parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err,
 	if ((e = jarr(o, "property", &props, path, err, errlen)) != JK_OK || !props)
 		return e;
 	json_array_foreach(props, i, prop) {
-		set_msg(pp, sizeof(pp), "%s.property[%zu]", path, i);
+		errmsg_set(pp, sizeof(pp), "%s.property[%zu]", path, i);
 		if (!json_is_object(prop))
 			return jwrong(err, errlen, pp, "", "object", prop);
 		if ((e = jarr(prop, "parameterDefinitions", &defs, pp, err, errlen)) != JK_OK)
@@ -921,7 +486,7 @@ parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err,
 			    (j->nparams + json_array_size(defs)) * sizeof(*np));
 
 			if (!np) {
-				set_msg(err, errlen, "out of memory");
+				errmsg_set(err, errlen, "out of memory");
 				return JK_ENOMEM;
 			}
 			j->params = np;
@@ -930,7 +495,7 @@ parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err,
 			struct jk_param_def *p = &j->params[j->nparams];
 
 			memset(p, 0, sizeof(*p));
-			set_msg(dp, sizeof(dp), "%s.parameterDefinitions[%zu]", pp, k);
+			errmsg_set(dp, sizeof(dp), "%s.parameterDefinitions[%zu]", pp, k);
 			/* Count it first so a half-filled entry is freed with the job. */
 			j->nparams++;
 			if ((e = parse_param(def, dp, p, err, errlen)) != JK_OK)
@@ -959,7 +524,7 @@ parse_job(const json_t *o, const char *path, const char *prefix, struct jk_job *
 		size_t n = strlen(prefix) + strlen(j->name) + 2;
 
 		if (!(j->full_name = malloc(n))) {
-			set_msg(err, errlen, "out of memory");
+			errmsg_set(err, errlen, "out of memory");
 			return JK_ENOMEM;
 		}
 		snprintf(j->full_name, n, "%s%s%s", prefix, *prefix ? "/" : "", j->name);
@@ -988,7 +553,7 @@ parse_jobs_entry(const json_t *o, const char *path, size_t i, const char *prefix
 	char p[256], *name;
 	enum jk_err e;
 
-	set_msg(p, sizeof(p), "%s[%zu]", path, i);
+	errmsg_set(p, sizeof(p), "%s[%zu]", path, i);
 	if (!json_is_object(o))
 		return jwrong(err, errlen, p, "", "object", o);
 	if ((e = jstr(o, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
@@ -1009,11 +574,11 @@ parse_jobs_entry(const json_t *o, const char *path, size_t i, const char *prefix
 			full = NULL;
 		free(name);
 		if (!full) {
-			set_msg(err, errlen, "out of memory");
+			errmsg_set(err, errlen, "out of memory");
 			return JK_ENOMEM;
 		}
 		if (sub) {
-			set_msg(np, sizeof(np), "%s.jobs", p);
+			errmsg_set(np, sizeof(np), "%s.jobs", p);
 			e = parse_jobs_array(sub, np, full, depth + 1, out, cap, err, errlen);
 		}
 		free(full);
@@ -1025,7 +590,7 @@ parse_jobs_entry(const json_t *o, const char *path, size_t i, const char *prefix
 
 		if (!nj) {
 			free(name);
-			set_msg(err, errlen, "out of memory");
+			errmsg_set(err, errlen, "out of memory");
 			return JK_ENOMEM;
 		}
 		out->jobs = nj;
@@ -1046,7 +611,7 @@ parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int de
 	enum jk_err e;
 
 	if (depth > MAX_NESTING) {
-		set_msg(err, errlen, "%s: folders nested too deep", path);
+		errmsg_set(err, errlen, "%s: folders nested too deep", path);
 		return JK_EPROTO;
 	}
 	json_array_foreach(arr, i, o)
@@ -1107,7 +672,7 @@ jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errle
 
 	memset(out, 0, sizeof(*out));
 	if (!json) {
-		set_msg(err, errlen, "malformed JSON: no document");
+		errmsg_set(err, errlen, "malformed JSON: no document");
 		return JK_EPROTO;
 	}
 	jscan_init(&sc, json, strlen(json));
@@ -1122,7 +687,7 @@ jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errle
 			else
 				e = JK_EPROTO;
 		} else if (seen) {
-			set_msg(err, errlen, "malformed JSON: \"jobs\" given twice");
+			errmsg_set(err, errlen, "malformed JSON: \"jobs\" given twice");
 			e = JK_EPROTO;
 		} else {
 			seen = true;
@@ -1206,7 +771,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	json_array_foreach(labels, i, v) {
 		char *name;
 
-		set_msg(p, sizeof(p), "%s.assignedLabels[%zu]", path, i);
+		errmsg_set(p, sizeof(p), "%s.assignedLabels[%zu]", path, i);
 		if (!json_is_object(v)) {
 			e = jwrong(err, errlen, p, "", "object", v);
 			goto fail;
@@ -1222,7 +787,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	json_array_foreach(execs, i, v) {
 		bool idle;
 
-		set_msg(p, sizeof(p), "%s.executors[%zu]", path, i);
+		errmsg_set(p, sizeof(p), "%s.executors[%zu]", path, i);
 		if (!json_is_object(v)) {
 			e = jwrong(err, errlen, p, "", "object", v);
 			goto fail;
@@ -1247,7 +812,7 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	}
 	return JK_OK;
 oom:
-	set_msg(err, errlen, "out of memory");
+	errmsg_set(err, errlen, "out of memory");
 	e = JK_ENOMEM;
 fail:
 	jk_node_free(n);
@@ -1286,12 +851,12 @@ jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t err
 	}
 	if (json_array_size(arr) > 0 &&
 	    !(out->nodes = calloc(json_array_size(arr), sizeof(*out->nodes)))) {
-		set_msg(err, errlen, "out of memory");
+		errmsg_set(err, errlen, "out of memory");
 		e = JK_ENOMEM;
 		goto done;
 	}
 	json_array_foreach(arr, i, o) {
-		set_msg(p, sizeof(p), "computer[%zu]", i);
+		errmsg_set(p, sizeof(p), "computer[%zu]", i);
 		if ((e = parse_computer(o, p, &out->nodes[i], err, errlen)) != JK_OK)
 			break;
 		out->n++;
@@ -1322,7 +887,7 @@ parse_master_mode(const char *json, enum jk_mode *mode, char *err, size_t errlen
 	else if (strcmp(m, "EXCLUSIVE") == 0)
 		*mode = JK_MODE_EXCLUSIVE;
 	else {
-		set_msg(err, errlen, "mode: unknown value '%.64s'", m);
+		errmsg_set(err, errlen, "mode: unknown value '%.64s'", m);
 		e = JK_EPROTO;
 	}
 	free(m);
@@ -1504,8 +1069,7 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 		c->too_large = true;
 		return 0;
 	}
-	if (buf_add(&c->body, data, n) < 0)
-		return 0;
+	buf_add(&c->body, data, n);
 	return n;
 }
 
@@ -1574,7 +1138,7 @@ fail(struct jk_client *c, const char *method, const char *path, const char *fmt,
 	va_list ap;
 	size_t n;
 
-	set_msg(c->err, sizeof(c->err), "%s %s%.*s: ", method, c->shown,
+	errmsg_set(c->err, sizeof(c->err), "%s %s%.*s: ", method, c->shown,
 	    (int)strcspn(path, "?"), path);
 	n = strlen(c->err);
 	va_start(ap, fmt);
@@ -1622,7 +1186,7 @@ transport_error(struct jk_client *c, const char *m, const char *p, CURLcode rc)
 		fail(c, m, p, "response too large (over %u MiB)", MAX_BODY >> 20);
 		return JK_EPROTO;
 	}
-	if (c->body.oom || rc == CURLE_OUT_OF_MEMORY) {
+	if (rc == CURLE_OUT_OF_MEMORY) {
 		fail(c, m, p, "out of memory");
 		return JK_ENOMEM;
 	}
@@ -1680,7 +1244,7 @@ status_error(struct jk_client *c, const char *m, const char *p, const char *what
 	char st[64], why[256];
 	const char *who = c->user ? c->user : "anonymous";
 
-	set_msg(st, sizeof(st), *reason_phrase(s) ? "%ld %s" : "%ld%s", s, reason_phrase(s));
+	errmsg_set(st, sizeof(st), *reason_phrase(s) ? "%ld %s" : "%ld%s", s, reason_phrase(s));
 	body_reason(c, why, sizeof(why));
 	switch (e) {
 	case JK_EAUTH:
@@ -1727,7 +1291,7 @@ status_error(struct jk_client *c, const char *m, const char *p, const char *what
 static enum jk_err
 nomem(struct jk_client *c)
 {
-	set_msg(c->err, sizeof(c->err), "out of memory");
+	errmsg_set(c->err, sizeof(c->err), "out of memory");
 	return JK_ENOMEM;
 }
 
@@ -2064,7 +1628,7 @@ job_path(struct jk_client *c, const char *full_name, char **path, const char *fm
 	c->err[0] = '\0';
 	*path = NULL;
 	if (!jkpath_job_valid(full_name)) {
-		set_msg(c->err, sizeof(c->err), "bad job name '%s': empty path segment",
+		errmsg_set(c->err, sizeof(c->err), "bad job name '%s': empty path segment",
 		    full_name ? full_name : "(null)");
 		return JK_EBADREQ;
 	}
@@ -2161,8 +1725,7 @@ jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *
 		buf_adds(&b, i ? ",jobs%5B" JOB_FIELDS : "jobs%5B" JOB_FIELDS);
 	for (i = 0; i < TREE_DEPTH; i++)
 		buf_adds(&b, "%5D");
-	if (!(path = buf_take(&b)))
-		return nomem(c);
+	path = buf_take(&b);
 	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK && (d = body_digest(c)) != *digest) {
 		/*
 		 * 10,000 jobs are megabytes of text: the old list goes before
@@ -2206,7 +1769,7 @@ jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *par
 	*n = 0;
 	if ((e = job_path(c, full_name, &path, "config.xml")) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no job '%s'", full_name);
+	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
 	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
 		e = parsed(c, "GET", path, jk_parse_allowed_nodes(body_str(c), param, all, names,
 		    n, perr, sizeof(perr)), perr);
@@ -2239,7 +1802,7 @@ jk_node_get(struct jk_client *c, const char *name, struct jk_node *out)
 	memset(out, 0, sizeof(*out));
 	if ((e = node_path(c, name, &path, "api/json?tree=" NODE_FIELDS)) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no node '%s'", name ? name : "built-in");
+	errmsg_set(what, sizeof(what), "no node '%s'", name ? name : "built-in");
 	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
 		e = parsed(c, "GET", path, jk_parse_node(body_str(c), out, perr, sizeof(perr)), perr);
 	free(path);
@@ -2279,7 +1842,7 @@ jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode)
 	}
 	if ((e = node_path(c, name, &path, "config.xml")) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no node '%s'", name);
+	errmsg_set(what, sizeof(what), "no node '%s'", name);
 	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
 		e = parsed(c, "GET", path, jk_parse_node_mode(body_str(c), mode, perr,
 		    sizeof(perr)), perr);
@@ -2295,7 +1858,7 @@ jk_node_set_offline(struct jk_client *c, const char *name, bool offline, const c
 	struct jk_node n;
 	enum jk_err e;
 
-	set_msg(what, sizeof(what), "no node '%s'", name ? name : "built-in");
+	errmsg_set(what, sizeof(what), "no node '%s'", name ? name : "built-in");
 	if (offline) {
 		/* Marks it offline if it is not, and sets the message either way. */
 		if ((e = node_path(c, name, &path, "changeOfflineCause")) != JK_OK)
@@ -2340,7 +1903,7 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 		free(path);
 		return nomem(c);
 	}
-	set_msg(what, sizeof(what), "no job '%s'", full_name);
+	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
 	e = request(c, "POST", path, body, what, ok);
 	free(body);
 	if (e == JK_OK && jkpath_queue_id(c->location, queue_id) < 0) {
@@ -2368,12 +1931,12 @@ jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out)
 	memset(out, 0, sizeof(*out));
 	c->err[0] = '\0';
 	if (id <= 0) {
-		set_msg(c->err, sizeof(c->err), "bad queue id %ld", id);
+		errmsg_set(c->err, sizeof(c->err), "bad queue id %ld", id);
 		return JK_EBADREQ;
 	}
 	if (asprintf(&path, "queue/item/%ld/api/json?tree=%s", id, QUEUE_FIELDS) < 0)
 		return nomem(c);
-	set_msg(what, sizeof(what), "no queue item %ld (left the queue over 5 minutes ago, "
+	errmsg_set(what, sizeof(what), "no queue item %ld (left the queue over 5 minutes ago, "
 	    "or Jenkins restarted)", id);
 	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
 		e = parsed(c, "GET", path, jk_parse_queue_item(body_str(c), out, perr,
@@ -2390,12 +1953,12 @@ jk_queue_cancel(struct jk_client *c, long id)
 
 	c->err[0] = '\0';
 	if (id <= 0) {
-		set_msg(c->err, sizeof(c->err), "bad queue id %ld", id);
+		errmsg_set(c->err, sizeof(c->err), "bad queue id %ld", id);
 		return JK_EBADREQ;
 	}
 	if (asprintf(&path, "queue/cancelItem?id=%ld", id) < 0)
 		return nomem(c);
-	set_msg(what, sizeof(what), "no queue item %ld", id);
+	errmsg_set(what, sizeof(what), "no queue item %ld", id);
 	e = request(c, "POST", path, "", what, ok_post);
 	if (e != JK_OK && c->status == 422) {
 		/* "Item for id (N) is not cancellable": Job/Cancel is missing. */
@@ -2416,7 +1979,7 @@ check_number(struct jk_client *c, int number)
 	c->err[0] = '\0';
 	if (number > 0)
 		return JK_OK;
-	set_msg(c->err, sizeof(c->err), "bad build number %d", number);
+	errmsg_set(c->err, sizeof(c->err), "bad build number %d", number);
 	return JK_EBADREQ;
 }
 
@@ -2430,7 +1993,7 @@ jk_build_get(struct jk_client *c, const char *full_name, int number, struct jk_b
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/api/json?tree=%s", number, BUILD_FIELDS)) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
 	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
 		e = parsed(c, "GET", path, jk_parse_build(body_str(c), out, perr, sizeof(perr)), perr);
 	free(path);
@@ -2446,7 +2009,7 @@ jk_build_stop(struct jk_client *c, const char *full_name, int number)
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/stop", number)) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
 	e = request(c, "POST", path, "", what, ok_post);
 	free(path);
 	return e;
@@ -2467,7 +2030,7 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
 		free(path);
 		return nomem(c);
 	}
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
 	e = request(c, "POST", path, body, what, ok_post);
 	free(body);
 	free(path);
@@ -2570,7 +2133,7 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 	*found_queue_id = 0;
 	*number = 0;
 	if (!(jp = jkpath_job(full_name))) {
-		set_msg(c->err, sizeof(c->err), "bad job name");
+		errmsg_set(c->err, sizeof(c->err), "bad job name");
 		return JK_EBADREQ;
 	}
 	/* Still queued? (Only by parameter: a queue id is followed directly.) */
