@@ -177,7 +177,7 @@ refresh_modes(struct coordinator *co, struct jk_client *jk, const struct jk_node
 static void
 allowed_clear(struct pm_allowed *a)
 {
-	jk_strv_free(a->names, a->n);
+	strv_free(a->names, a->n);
 	a->names = NULL;
 	a->n = 0;
 	a->known = false;
