@@ -263,10 +263,5 @@ enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char
                 const char *value, long queue_id, long long since_ms, long *found_queue_id,
                 int *number);
 
-/* ---- pure helpers, exposed for the unit tests ---- */
-
-/* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */
-enum jk_err jk_classify_status(long status);
-
 
 #endif

@@ -55,8 +55,9 @@ jkpath_encode_segment(const char *s)
 	return buf_take(&b);
 }
 
-bool
-jkpath_job_valid(const char *s)
+/* Folder path "a/b/c": no empty segment, so no leading, trailing or double '/'. */
+static bool
+job_valid(const char *s)
 {
 	return s && *s && *s != '/' && s[strlen(s) - 1] != '/' && !strstr(s, "//");
 }
@@ -67,7 +68,7 @@ jkpath_job(const char *full_name)
 	struct buf b = { 0 };
 	const char *p = full_name;
 
-	if (!jkpath_job_valid(full_name))
+	if (!job_valid(full_name))
 		return NULL;
 	for (;;) {
 		size_t n = strcspn(p, "/");

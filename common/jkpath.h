@@ -15,9 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A folder path "a/b/c" with no empty segment (no leading, trailing or double '/'). */
-bool  jkpath_job_valid(const char *full_name);
-/* "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name (jkpath_job_valid). */
+/*
+ * "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name: one with an
+ * empty segment (a leading, trailing or double '/'), or empty or NULL.
+ */
 char *jkpath_job(const char *full_name);
 /* "node1" -> "computer/node1/"; "built-in", "" and NULL -> "computer/(built-in)/". */
 char *jkpath_node(const char *name);

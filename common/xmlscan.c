@@ -11,7 +11,10 @@
 #define XML_MAX_DEPTH	100
 /* An entity reference is at most "&#x" and 8 hex digits before its ';'. */
 #define XML_REF_MAX	11
-/* A bad reference is quoted whole when shorter than XML_REF_SHOWN, else cut to XML_REF_CUT bytes. */
+/*
+ * A bad reference is quoted whole when shorter than XML_REF_SHOWN,
+ * else its first XML_REF_CUT bytes.
+ */
 #define XML_REF_SHOWN	16
 #define XML_REF_CUT	12
 /* Element names are cut to this many bytes in messages. */

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "jarena.h"
+#include "http.h"
 #include "jenkins.h"
 #include "jkmodel.h"
 #include "jkpath.h"
@@ -218,8 +219,8 @@ test_classify_status(void **state)
 			want = JK_ESERVER;
 		else
 			want = JK_EPROTO;	/* 0, 1xx, 405, 422, 429, 6xx, ... */
-		if (jk_classify_status(s) != want)
-			fail_msg("status %ld: got %d, want %d", s, jk_classify_status(s), want);
+		if (http_status_err(s) != want)
+			fail_msg("status %ld: got %d, want %d", s, http_status_err(s), want);
 	}
 }
 
