@@ -12,7 +12,6 @@
 #include "xalloc.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,8 +20,6 @@
 #define JGA_VERSION "dev"
 #endif
 
-/* Larger responses are refused: the biggest real one, a master's job list, is a few MB. */
-#define HTTP_MAX_BODY	(64u * 1024 * 1024)
 /* A body buffer up to this size is kept for the next response; a larger one is freed. */
 #define KEEP_BODY	(1u * 1024 * 1024)
 /* "404 Not Found" */
@@ -33,8 +30,8 @@
 /* The crumb issuer's answer, when it cannot be used. */
 #define CRUMB_ERRLEN	256
 
-/* Jenkins answers form POSTs with a 302 back to the page; 2xx is fine too. */
 const long http_ok_get[] = { 200, 0 };
+/* Jenkins answers form POSTs with a 302 back to the page; 2xx is fine too. */
 const long http_ok_post[] = { 200, 204, 302, 0 };
 
 enum jk_err

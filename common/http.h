@@ -7,7 +7,8 @@
  * always on), a crumb is fetched (with the session cookie it is bound to)
  * before the first POST, and once more when a POST is answered 403 "No
  * valid crumb". Redirects are never followed; a response larger than
- * 64 MiB is refused; while a cancel test says so, requests are given up.
+ * HTTP_MAX_BODY is refused; while a cancel test says so, requests are
+ * given up.
  *
  * Every failure leaves in err a message a person can act on: "METHOD url:
  * what happened (what to check)". The token and password are handed to
@@ -22,6 +23,13 @@
 #include <curl/curl.h>
 
 #include <stdbool.h>
+
+/*
+ * A larger response is refused (JK_EPROTO): it bounds what a broken or
+ * hostile server can make us allocate. The largest real answer, a
+ * master's job list, is a few MB.
+ */
+#define HTTP_MAX_BODY		(64u * 1024 * 1024)
 
 /* Header values are cut to these sizes; the ones kept are short. */
 #define HTTP_VERSIONLEN		64	/* X-Jenkins: "2.440.3" */
