@@ -38,7 +38,7 @@ enum jk_err {
 	JK_ECONFLICT,   /* 409: e.g. job disabled */
 	JK_ESERVER,     /* 5xx */
 	JK_EPROTO,      /* unexpected status, malformed JSON/XML, no Location */
-	JK_ENOMEM,
+	JK_ENOMEM,      /* libcurl ran out of memory (ours is fatal: xalloc.h) */
 	JK_ECANCELED,   /* given up: the cancel test (jk_client_set_cancel) said so */
 };
 
@@ -262,6 +262,5 @@ enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
 enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char *name,
                 const char *value, long queue_id, long long since_ms, long *found_queue_id,
                 int *number);
-
 
 #endif
