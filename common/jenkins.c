@@ -1,280 +1,38 @@
 /*
  * jenkins: see jenkins.h.
  *
- * The file reads top to bottom as: a growable buffer, percent-encoding and
- * URL paths, a small XML scanner for config.xml, the pure JSON parsers, then
- * the HTTP layer (one curl easy handle, request(), crumbs) and finally the
- * operations, each a few lines on top of request() and a parser.
- *
- * Nothing here keeps the token or password: they are handed to curl once
- * (which copies them) and never formatted into a message.
+ * The operations of the remote API, each a few lines on the modules under
+ * it: jkpath.c makes the request's path, http.c sends it (crumbs, errors
+ * and their messages), jkmodel.c parses the answer. The structs' free
+ * functions live with their parsers in jkmodel.c.
  */
 #include "jenkins.h"
-#include "jarena.h"
-#include "jscan.h"
 
-#include <curl/curl.h>
-#include <jansson.h>
+#include "buf.h"
+#include "errmsg.h"
+#include "http.h"
+#include "jkmodel.h"
+#include "jkpath.h"
+#include "xalloc.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#ifndef JGA_VERSION
-#define JGA_VERSION "dev"
-#endif
+/* Folder levels fetched in one jobs request: deeper jobs are not listed. */
+#define TREE_DEPTH	10
+/* FNV-1a, 64 bits: the digest of a job list's text (jk_jobs_list_if_changed). */
+#define FNV64_OFFSET	1469598103934665603ULL
+#define FNV64_PRIME	1099511628211ULL
+/* Room for a parser's message, and for what a 404 is about ("no job '...'"). */
+#define PERRLEN		512
+#define WHATLEN		256
 
-#define MAX_BODY	(64u * 1024 * 1024)	/* larger responses are refused */
-#define KEEP_BODY	(1u * 1024 * 1024)	/* buffer kept between calls */
-#define TREE_DEPTH	10			/* folder levels in one jobs request */
-#define MAX_NESTING	100			/* folders / XML elements, sanity cap */
-#define ERRLEN		1024
-
-/* ---- growable buffer ---- */
-
-struct buf {
-	char   *s;
-	size_t  len, cap;
-	bool    oom;	/* sticky: one check at the end instead of one per add */
+struct jk_client {
+	struct http http;
 };
-
-static int
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return -1;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(p = realloc(b->s, cap))) {
-			b->oom = true;
-			return -1;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-	return 0;
-}
-
-static int
-buf_adds(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-/* Hand the string over (never NULL unless out of memory). */
-static char *
-buf_take(struct buf *b)
-{
-	char *s;
-
-	if (b->oom) {
-		free(b->s);
-		s = NULL;
-	} else if (!b->s) {
-		s = strdup("");
-	} else {
-		s = b->s;
-	}
-	memset(b, 0, sizeof(*b));
-	return s;
-}
-
-static void
-set_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/*
- * snprintf into a message buffer (NULL or empty is fine). Being a wrapper,
- * it also keeps -Wformat-truncation quiet where truncation is intended.
- */
-static void
-set_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- percent-encoding and paths ---- */
-
-static bool
-unreserved(unsigned char ch)
-{
-	/* RFC 3986 unreserved; spelled out so the locale cannot change it. */
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-	    ch == '~';
-}
-
-/*
- * Append s[0..n) percent-encoded. In a path segment, "." and ".." are
- * encoded too: left alone, curl (and every proxy) would remove them as
- * dot-segments and the request would reach a different resource.
- */
-static int
-buf_encode(struct buf *b, const char *s, size_t n, bool segment)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	bool dots = segment &&
-	    ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'));
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char e[3];
-
-		if (unreserved(ch) && !dots) {
-			buf_add(b, (const char *)&s[i], 1);
-			continue;
-		}
-		e[0] = '%';
-		e[1] = hex[ch >> 4];
-		e[2] = hex[ch & 15];
-		buf_add(b, e, 3);
-	}
-	return b->oom ? -1 : 0;
-}
-
-char *
-jk_encode_segment(const char *s)
-{
-	struct buf b = { 0 };
-
-	if (!s)
-		return NULL;
-	buf_encode(&b, s, strlen(s), true);
-	return buf_take(&b);
-}
-
-/* Folder path "a/b/c": no empty segment, so no leading, trailing or double '/'. */
-static bool
-valid_full_name(const char *s)
-{
-	return s && *s && *s != '/' && s[strlen(s) - 1] != '/' && !strstr(s, "//");
-}
-
-char *
-jk_path_job(const char *full_name)
-{
-	struct buf b = { 0 };
-	const char *p = full_name;
-
-	if (!valid_full_name(full_name))
-		return NULL;
-	for (;;) {
-		size_t n = strcspn(p, "/");
-
-		buf_adds(&b, "job/");
-		buf_encode(&b, p, n, true);
-		buf_adds(&b, "/");
-		if (!p[n])
-			break;
-		p += n + 1;
-	}
-	return buf_take(&b);
-}
-
-char *
-jk_path_node(const char *name)
-{
-	struct buf b = { 0 };
-
-	/*
-	 * The controller's computer has the name "" and lives at
-	 * /computer/(built-in)/; its self label is "built-in", which is the
-	 * name the node list reports for it.
-	 */
-	if (!name || !*name || strcmp(name, "built-in") == 0)
-		return strdup("computer/(built-in)/");
-	buf_adds(&b, "computer/");
-	buf_encode(&b, name, strlen(name), true);
-	buf_adds(&b, "/");
-	return buf_take(&b);
-}
-
-char *
-jk_form_encode(const struct jk_kv *kv, size_t n)
-{
-	struct buf b = { 0 };
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const char *v = kv[i].value ? kv[i].value : "";
-
-		if (i > 0)
-			buf_adds(&b, "&");
-		buf_encode(&b, kv[i].name, strlen(kv[i].name), false);
-		buf_adds(&b, "=");
-		buf_encode(&b, v, strlen(v), false);
-	}
-	return buf_take(&b);
-}
-
-int
-jk_parse_location(const char *loc, long *id)
-{
-	static const char marker[] = "queue/item/";
-	const size_t ml = sizeof(marker) - 1;
-	size_t start, end, i;
-	long v = 0;
-
-	if (!loc || !id)
-		return -1;
-	end = strcspn(loc, "?#");
-	if (end > 0 && loc[end - 1] == '/')
-		end--;
-	for (start = end; start > 0 && loc[start - 1] >= '0' && loc[start - 1] <= '9'; start--)
-		;
-	if (start == end || start < ml || memcmp(loc + start - ml, marker, ml) != 0)
-		return -1;
-	/* "queue" must be a whole segment: "/queue/item/" or a relative "queue/item/". */
-	if (start > ml && loc[start - ml - 1] != '/')
-		return -1;
-	for (i = start; i < end; i++) {
-		int d = loc[i] - '0';
-
-		if (v > (LONG_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	if (v <= 0)
-		return -1;
-	*id = v;
-	return 0;
-}
-
-enum jk_err
-jk_classify_status(long status)
-{
-	if (status >= 200 && status < 400)
-		return JK_OK;
-	switch (status) {
-	case 400: return JK_EBADREQ;
-	case 401: return JK_EAUTH;
-	case 403: return JK_EFORBIDDEN;
-	case 404: return JK_ENOTFOUND;
-	case 409: return JK_ECONFLICT;
-	}
-	if (status >= 500 && status < 600)
-		return JK_ESERVER;
-	return JK_EPROTO;
-}
 
 const char *
 jk_strerror(enum jk_err e)
@@ -296,1850 +54,18 @@ jk_strerror(enum jk_err e)
 	return "unknown error";
 }
 
-static const char *
-reason_phrase(long status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	return "";
-}
-
-void
-jk_strv_free(char **v, size_t n)
-{
-	size_t i;
-
-	if (!v)
-		return;
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Append a copy of s[0..n) to a string vector. */
-static int
-strv_push(char ***v, size_t *n, const char *s, size_t len)
-{
-	char **nv, *d;
-
-	if (!(d = strndup(s, len)))
-		return -1;
-	if (!(nv = realloc(*v, (*n + 1) * sizeof(*nv)))) {
-		free(d);
-		return -1;
-	}
-	nv[(*n)++] = d;
-	*v = nv;
-	return 0;
-}
-
-/* ---- a small XML scanner for config.xml ----
- *
- * Jenkins exports node mode and a Node parameter's allowedSlaves only in
- * config.xml, so we need just enough XML: elements, attributes (skipped),
- * character data with the predefined and numeric entities, CDATA,
- * comments and processing instructions. DOCTYPE is refused (Jenkins never
- * writes one, and entity definitions are not worth supporting). The result
- * is a tiny tree of elements with their decoded direct text.
- */
-
-struct xel {
-	char       *name;
-	struct buf  text;
-	struct xel *parent, *child, *last, *next;
-};
-
-static void
-xml_free(struct xel *e)
-{
-	/* Iterative, so a deep document cannot exhaust the stack. */
-	while (e) {
-		struct xel *next;
-
-		if (e->child) {
-			/* Unlink the children and splice them before the siblings. */
-			struct xel *c = e->child;
-
-			e->last->next = e->next;
-			e->child = e->last = NULL;
-			next = c;
-		} else {
-			next = e->next;
-		}
-		free(e->name);
-		free(e->text.s);
-		free(e);
-		e = next;
-	}
-}
-
-static bool
-xml_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-static int
-utf8_put(struct buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	return buf_add(b, u, n);
-}
-
-/* One entity reference "&name;" (name = amp+1 .. semi) into b. -1 if unknown. */
-static int
-xml_entity(struct buf *b, const char *amp, const char *semi)
-{
-	static const struct { const char *name; char ch; } ents[] = {
-		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' },
-	};
-	size_t len = (size_t)(semi - amp - 1), i;
-	unsigned long cp = 0;
-	const char *d;
-	bool hexa;
-
-	if (amp[1] != '#') {
-		for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++)
-			if (strlen(ents[i].name) == len && memcmp(amp + 1, ents[i].name, len) == 0)
-				return buf_add(b, &ents[i].ch, 1), 0;
-		return -1;
-	}
-	hexa = amp[2] == 'x';
-	d = amp + (hexa ? 3 : 2);
-	if (d >= semi)
-		return -1;
-	for (; d < semi; d++) {
-		int v;
-
-		if (*d >= '0' && *d <= '9')
-			v = *d - '0';
-		else if (hexa && *d >= 'a' && *d <= 'f')
-			v = *d - 'a' + 10;
-		else if (hexa && *d >= 'A' && *d <= 'F')
-			v = *d - 'A' + 10;
-		else
-			return -1;
-		cp = cp * (hexa ? 16 : 10) + (unsigned long)v;
-		if (cp > 0x10FFFF)
-			return -1;
-	}
-	if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
-		return -1;
-	utf8_put(b, cp);
-	return 0;
-}
-
-/* Decode character data p[0..n) with its entity references into b. */
-static enum jk_err
-xml_text(struct buf *b, const char *p, size_t n, char *err, size_t errlen)
-{
-	const char *end = p + n;
-
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *semi;
-
-		if (!amp) {
-			buf_add(b, p, (size_t)(end - p));
-			break;
-		}
-		buf_add(b, p, (size_t)(amp - p));
-		semi = memchr(amp, ';', (size_t)(end - amp));
-		if (!semi || semi - amp > 11 || xml_entity(b, amp, semi) < 0) {
-			size_t shown = semi && semi - amp < 16 ? (size_t)(semi - amp + 1) :
-			    (size_t)(end - amp) < 12 ? (size_t)(end - amp) : 12;
-
-			set_msg(err, errlen, "bad entity reference '%.*s'", (int)shown, amp);
-			return JK_EPROTO;
-		}
-		p = semi + 1;
-	}
-	if (b->oom) {
-		set_msg(err, errlen, "out of memory");
-		return JK_ENOMEM;
-	}
-	return JK_OK;
-}
-
-static bool
-only_space(const char *p, size_t n)
-{
-	while (n--)
-		if (!xml_space(*p++))
-			return false;
-	return true;
-}
-
-/* Parse a whole document. *root gets the root element. */
-static enum jk_err
-xml_parse(const char *s, struct xel **root, char *err, size_t errlen)
-{
-	struct xel *top = NULL, *cur = NULL;
-	const char *p = s, *q;
-	enum jk_err e = JK_EPROTO;
-	int depth = 0;
-
-	*root = NULL;
-	if (!s) {
-		set_msg(err, errlen, "no document");
-		return JK_EPROTO;
-	}
-	while (*p) {
-		if (*p != '<') {
-			size_t n = strcspn(p, "<");
-
-			if (cur) {
-				if ((e = xml_text(&cur->text, p, n, err, errlen)) != JK_OK)
-					goto fail;
-				e = JK_EPROTO;
-			} else if (!only_space(p, n)) {
-				set_msg(err, errlen, "text outside the root element");
-				goto fail;
-			}
-			p += n;
-			continue;
-		}
-		if (strncmp(p, "<?", 2) == 0) {
-			if (!(q = strstr(p + 2, "?>"))) {
-				set_msg(err, errlen, "unterminated <?");
-				goto fail;
-			}
-			p = q + 2;
-		} else if (strncmp(p, "<!--", 4) == 0) {
-			if (!(q = strstr(p + 4, "-->"))) {
-				set_msg(err, errlen, "unterminated comment");
-				goto fail;
-			}
-			p = q + 3;
-		} else if (strncmp(p, "<![CDATA[", 9) == 0) {
-			if (!cur || !(q = strstr(p + 9, "]]>"))) {
-				set_msg(err, errlen, cur ? "unterminated CDATA" : "CDATA outside the root element");
-				goto fail;
-			}
-			buf_add(&cur->text, p + 9, (size_t)(q - p - 9));
-			p = q + 3;
-		} else if (p[1] == '!') {
-			set_msg(err, errlen, "DOCTYPE and declarations are not supported");
-			goto fail;
-		} else if (p[1] == '/') {
-			const char *name = p + 2;
-			size_t n = strcspn(name, " \t\r\n>");
-
-			q = name + n;
-			while (xml_space(*q))
-				q++;
-			if (*q != '>') {
-				set_msg(err, errlen, "bad end tag '%.*s'", (int)(n < 64 ? n : 64), name);
-				goto fail;
-			}
-			if (!cur || strlen(cur->name) != n || memcmp(cur->name, name, n) != 0) {
-				set_msg(err, errlen, "end tag </%.*s> does not match <%s>",
-				    (int)(n < 64 ? n : 64), name, cur ? cur->name : "(none)");
-				goto fail;
-			}
-			cur = cur->parent;
-			depth--;
-			p = q + 1;
-		} else {
-			const char *name = p + 1;
-			size_t n = strcspn(name, " \t\r\n/>");
-			struct xel *el;
-			bool empty;
-
-			if (n == 0 || (!cur && top)) {
-				set_msg(err, errlen, n ? "more than one root element" : "bad start tag");
-				goto fail;
-			}
-			/* Skip the attributes; a quoted value may hold '>' or '/'. */
-			for (q = name + n; *q && *q != '>'; q++) {
-				if (*q == '"' || *q == '\'') {
-					const char *r = strchr(q + 1, *q);
-
-					if (!r)
-						break;
-					q = r;
-				}
-			}
-			if (*q != '>') {
-				set_msg(err, errlen, "unterminated start tag <%.*s", (int)(n < 64 ? n : 64), name);
-				goto fail;
-			}
-			empty = q[-1] == '/';
-			if (!(el = calloc(1, sizeof(*el))) || !(el->name = strndup(name, n))) {
-				free(el);
-				set_msg(err, errlen, "out of memory");
-				e = JK_ENOMEM;
-				goto fail;
-			}
-			el->parent = cur;
-			if (!cur) {
-				top = el;
-			} else {
-				if (cur->last)
-					cur->last->next = el;
-				else
-					cur->child = el;
-				cur->last = el;
-			}
-			if (!empty) {
-				if (++depth > MAX_NESTING) {
-					set_msg(err, errlen, "elements nested too deep");
-					goto fail;
-				}
-				cur = el;
-			}
-			p = q + 1;
-		}
-		if (cur && cur->text.oom) {
-			set_msg(err, errlen, "out of memory");
-			e = JK_ENOMEM;
-			goto fail;
-		}
-	}
-	if (cur) {
-		set_msg(err, errlen, "unterminated element <%s>", cur->name);
-		goto fail;
-	}
-	if (!top) {
-		set_msg(err, errlen, "no root element");
-		goto fail;
-	}
-	*root = top;
-	return JK_OK;
-fail:
-	xml_free(top);
-	return e;
-}
-
-/* Element name equal to simple, or a qualified class name ending in ".simple". */
-static bool
-xml_is(const struct xel *e, const char *simple)
-{
-	size_t n = strlen(e->name), m = strlen(simple);
-
-	if (n == m)
-		return memcmp(e->name, simple, n) == 0;
-	return n > m && e->name[n - m - 1] == '.' && memcmp(e->name + n - m, simple, m) == 0;
-}
-
-static struct xel *
-xml_child(const struct xel *e, const char *name)
-{
-	struct xel *c;
-
-	for (c = e->child; c; c = c->next)
-		if (strcmp(c->name, name) == 0)
-			return c;
-	return NULL;
-}
-
-/* The element's text without surrounding white space, as (pointer, length). */
-static const char *
-xml_trimmed(const struct xel *e, size_t *n)
-{
-	const char *s = e->text.s ? e->text.s : "";
-	size_t len = e->text.len;
-
-	while (len && xml_space(*s)) {
-		s++;
-		len--;
-	}
-	while (len && xml_space(s[len - 1]))
-		len--;
-	*n = len;
-	return s;
-}
-
-static bool
-xml_text_is(const struct xel *e, const char *s)
-{
-	size_t n;
-	const char *t = xml_trimmed(e, &n);
-
-	return strlen(s) == n && memcmp(t, s, n) == 0;
-}
-
-/* Depth-first successor of e below root (NULL at the end). */
-static const struct xel *
-xml_next(const struct xel *root, const struct xel *e)
-{
-	if (e->child)
-		return e->child;
-	while (e && e != root) {
-		if (e->next)
-			return e->next;
-		e = e->parent;
-	}
-	return NULL;
-}
-
-enum jk_err
-jk_parse_node_mode(const char *xml, enum jk_mode *mode, char *err, size_t errlen)
-{
-	struct xel *root, *m;
-	enum jk_err e;
-	char sub[256];
-
-	if ((e = xml_parse(xml, &root, sub, sizeof(sub))) != JK_OK) {
-		set_msg(err, errlen, "malformed XML: %s", sub);
-		return e;
-	}
-	/* A direct child of the root: plugins may nest their own <mode>s. */
-	if (!(m = xml_child(root, "mode"))) {
-		set_msg(err, errlen, "node config.xml <%s> has no <mode>", root->name);
-		e = JK_EPROTO;
-	} else if (xml_text_is(m, "NORMAL")) {
-		*mode = JK_MODE_NORMAL;
-	} else if (xml_text_is(m, "EXCLUSIVE")) {
-		*mode = JK_MODE_EXCLUSIVE;
-	} else {
-		set_msg(err, errlen, "node config.xml: unknown <mode> '%.64s'",
-		    m->text.s ? m->text.s : "");
-		e = JK_EPROTO;
-	}
-	xml_free(root);
-	return e;
-}
-
-/* The literal the NodeLabel Parameter plugin stores for "any node". */
-#define ALL_NODES "ALL (no restriction)"
-
-enum jk_err
-jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
-    char ***names, size_t *n, char *err, size_t errlen)
-{
-	const struct xel *d, *list, *s;
-	struct xel *root;
-	enum jk_err e;
-	char sub[256];
-	char **v = NULL;
-	size_t nv = 0;
-
-	*all = false;
-	*names = NULL;
-	*n = 0;
-	if ((e = xml_parse(xml, &root, sub, sizeof(sub))) != JK_OK) {
-		set_msg(err, errlen, "malformed XML: %s", sub);
-		return e;
-	}
-	for (d = root; d; d = xml_next(root, d)) {
-		const struct xel *nm;
-
-		if (xml_is(d, "NodeParameterDefinition") && d->parent &&
-		    strcmp(d->parent->name, "parameterDefinitions") == 0 &&
-		    (nm = xml_child(d, "name")) && xml_text_is(nm, param ? param : ""))
-			break;
-	}
-	if (!d) {
-		set_msg(err, errlen, "job config.xml has no Node parameter named '%s'",
-		    param ? param : "");
-		xml_free(root);
-		return JK_ENOTFOUND;
-	}
-	list = xml_child(d, "allowedSlaves");
-	for (s = list ? list->child : NULL; s; s = s->next) {
-		const char *t;
-		size_t len;
-
-		if (strcmp(s->name, "string") != 0)
-			continue;
-		t = xml_trimmed(s, &len);
-		if (len == strlen(ALL_NODES) && memcmp(t, ALL_NODES, len) == 0) {
-			jk_strv_free(v, nv);
-			v = NULL;
-			nv = 0;
-			break;
-		}
-		if (len > 0 && strv_push(&v, &nv, t, len) < 0) {
-			jk_strv_free(v, nv);
-			xml_free(root);
-			set_msg(err, errlen, "out of memory");
-			return JK_ENOMEM;
-		}
-	}
-	xml_free(root);
-	if (nv == 0) {
-		*all = true;
-		return JK_OK;
-	}
-	*names = v;
-	*n = nv;
-	return JK_OK;
-}
-
-/* ---- JSON parsers ----
- *
- * Strict about types, lenient about presence where Jenkins may leave a
- * field out (a tree= field that does not exist on an object is skipped) or
- * write null. Each error names the field by its path in the document, e.g.
- * "jobs[2].jobs[0].property[1].parameterDefinitions[0].name: expected
- * string, got integer".
- */
-
-static const char *
-jtype(const json_t *v)
-{
-	if (!v)
-		return "nothing";
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:	return "object";
-	case JSON_ARRAY:	return "array";
-	case JSON_STRING:	return "string";
-	case JSON_INTEGER:	return "integer";
-	case JSON_REAL:		return "real";
-	case JSON_TRUE:
-	case JSON_FALSE:	return "boolean";
-	case JSON_NULL:		return "null";
-	}
-	return "?";
-}
-
-/* "path.key" into out (just key when path is empty). */
-static const char *
-jpath(char *out, size_t len, const char *path, const char *key)
-{
-	set_msg(out, len, "%s%s%s", path, *path && *key ? "." : "", key);
-	return out;
-}
-
-static enum jk_err
-jwrong(char *err, size_t errlen, const char *path, const char *key,
-    const char *want, const json_t *got)
-{
-	char p[256];
-
-	set_msg(err, errlen, "%s: expected %s, got %s", jpath(p, sizeof(p), path, key),
-	    want, jtype(got));
-	return JK_EPROTO;
-}
-
-static json_t *
-jload(const char *text, char *err, size_t errlen)
-{
-	json_error_t je;
-	json_t *root;
-
-	if (!text) {
-		set_msg(err, errlen, "malformed JSON: no document");
-		return NULL;
-	}
-	if (!(root = json_loads(text, 0, &je)))
-		set_msg(err, errlen, "malformed JSON: %s at line %d column %d", je.text,
-		    je.line, je.column);
-	else if (!json_is_object(root)) {
-		set_msg(err, errlen, "malformed JSON: expected an object, got %s", jtype(root));
-		json_decref(root);
-		root = NULL;
-	}
-	return root;
-}
-
-/*
- * Field getters. "required" means absent or null is an error; otherwise
- * absent or null gives the default. A present value of the wrong type is
- * always an error.
- */
-static enum jk_err
-jstr(const json_t *o, const char *key, bool required, const char *dflt, char **out,
-    const char *path, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key);
-
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (required)
-			return jwrong(err, errlen, path, key, "string", v);
-		if (!dflt)
-			return JK_OK;
-		*out = strdup(dflt);
-	} else if (json_is_string(v)) {
-		*out = strndup(json_string_value(v), json_string_length(v));
-	} else {
-		return jwrong(err, errlen, path, key, "string", v);
-	}
-	if (!*out) {
-		set_msg(err, errlen, "out of memory");
-		return JK_ENOMEM;
-	}
-	return JK_OK;
-}
-
-static enum jk_err
-jbool(const json_t *o, const char *key, bool required, bool dflt, bool *out,
-    const char *path, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!v || json_is_null(v)) {
-		if (required)
-			return jwrong(err, errlen, path, key, "boolean", v);
-		*out = dflt;
-	} else if (json_is_boolean(v)) {
-		*out = json_is_true(v);
-	} else {
-		return jwrong(err, errlen, path, key, "boolean", v);
-	}
-	return JK_OK;
-}
-
-static enum jk_err
-jint(const json_t *o, const char *key, bool required, long long dflt, long long min,
-    long long max, long long *out, const char *path, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key);
-	char p[256];
-
-	if (!v || json_is_null(v)) {
-		if (required)
-			return jwrong(err, errlen, path, key, "integer", v);
-		*out = dflt;
-		return JK_OK;
-	}
-	if (!json_is_integer(v))
-		return jwrong(err, errlen, path, key, "integer", v);
-	*out = json_integer_value(v);
-	if (*out < min || *out > max) {
-		set_msg(err, errlen, "%s: %lld out of range", jpath(p, sizeof(p), path, key), *out);
-		return JK_EPROTO;
-	}
-	return JK_OK;
-}
-
-/* An optional array member: absent or null gives NULL, anything else but an array is an error. */
-static enum jk_err
-jarr(const json_t *o, const char *key, json_t **out, const char *path, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key);
-
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return JK_OK;
-	if (!json_is_array(v))
-		return jwrong(err, errlen, path, key, "array", v);
-	*out = v;
-	return JK_OK;
-}
-
-/* Does the object's _class contain / end with s? */
-static bool
-jclass_has(const json_t *o, const char *s, bool suffix)
-{
-	const char *c = json_string_value(json_object_get(o, "_class"));
-	size_t n, m;
-
-	if (!c)
-		return false;
-	if (!suffix)
-		return strstr(c, s) != NULL;
-	n = strlen(c);
-	m = strlen(s);
-	return n >= m && strcmp(c + n - m, s) == 0;
-}
-
-/* ---- jobs ---- */
-
-static void
-job_clear(struct jk_job *j)
-{
-	size_t i;
-
-	free(j->full_name);
-	free(j->name);
-	free(j->url);
-	free(j->label_expr);
-	for (i = 0; i < j->nparams; i++) {
-		free(j->params[i].name);
-		free(j->params[i].type);
-	}
-	free(j->params);
-	memset(j, 0, sizeof(*j));
-}
-
-void
-jk_job_list_free(struct jk_job_list *l)
-{
-	size_t i;
-
-	if (!l)
-		return;
-	for (i = 0; i < l->n; i++)
-		job_clear(&l->jobs[i]);
-	free(l->jobs);
-	l->jobs = NULL;
-	l->n = 0;
-}
-
-static enum jk_err
-parse_param(const json_t *o, const char *path, struct jk_param_def *p, char *err, size_t errlen)
-{
-	enum jk_err e;
-	const char *cls, *dot;
-
-	if (!json_is_object(o))
-		return jwrong(err, errlen, path, "", "object", o);
-	if ((e = jstr(o, "name", true, NULL, &p->name, path, err, errlen)) != JK_OK ||
-	    (e = jstr(o, "type", false, NULL, &p->type, path, err, errlen)) != JK_OK)
-		return e;
-	if (!p->type) {
-		/* No "type": derive the simple class name from _class. */
-		cls = json_string_value(json_object_get(o, "_class"));
-		cls = cls ? cls : "";
-		dot = strrchr(cls, '.');
-		if (!(p->type = strdup(dot ? dot + 1 : cls))) {
-			set_msg(err, errlen, "out of memory");
-			return JK_ENOMEM;
-		}
-	}
-	if (strcmp(p->type, "NodeParameterDefinition") == 0)
-		p->kind = JK_PARAM_NODE;
-	else if (strcmp(p->type, "LabelParameterDefinition") == 0)
-		p->kind = JK_PARAM_LABEL;
-	else
-		p->kind = JK_PARAM_OTHER;
-	return JK_OK;
-}
-
-/* The parameter definitions out of "property": [{...}, {"parameterDefinitions": [...]}]. */
-static enum jk_err
-parse_job_params(const json_t *o, const char *path, struct jk_job *j, char *err, size_t errlen)
-{
-	json_t *props, *prop, *defs, *def;
-	size_t i, k;
-	char pp[256], dp[256];
-	enum jk_err e;
-
-	if ((e = jarr(o, "property", &props, path, err, errlen)) != JK_OK || !props)
-		return e;
-	json_array_foreach(props, i, prop) {
-		set_msg(pp, sizeof(pp), "%s.property[%zu]", path, i);
-		if (!json_is_object(prop))
-			return jwrong(err, errlen, pp, "", "object", prop);
-		if ((e = jarr(prop, "parameterDefinitions", &defs, pp, err, errlen)) != JK_OK)
-			return e;
-		if (!defs || json_array_size(defs) == 0)
-			continue;
-		{
-			struct jk_param_def *np = realloc(j->params,
-			    (j->nparams + json_array_size(defs)) * sizeof(*np));
-
-			if (!np) {
-				set_msg(err, errlen, "out of memory");
-				return JK_ENOMEM;
-			}
-			j->params = np;
-		}
-		json_array_foreach(defs, k, def) {
-			struct jk_param_def *p = &j->params[j->nparams];
-
-			memset(p, 0, sizeof(*p));
-			set_msg(dp, sizeof(dp), "%s.parameterDefinitions[%zu]", pp, k);
-			/* Count it first so a half-filled entry is freed with the job. */
-			j->nparams++;
-			if ((e = parse_param(def, dp, p, err, errlen)) != JK_OK)
-				return e;
-		}
-	}
-	return JK_OK;
-}
-
-static enum jk_err
-parse_job(const json_t *o, const char *path, const char *prefix, struct jk_job *j,
-    char *err, size_t errlen)
-{
-	enum jk_err e;
-
-	if ((e = jstr(o, "fullName", false, NULL, &j->full_name, path, err, errlen)) != JK_OK ||
-	    (e = jstr(o, "url", false, "", &j->url, path, err, errlen)) != JK_OK ||
-	    (e = jstr(o, "labelExpression", false, NULL, &j->label_expr, path, err, errlen)) != JK_OK ||
-	    (e = jbool(o, "buildable", false, false, &j->buildable, path, err, errlen)) != JK_OK ||
-	    (e = jbool(o, "disabled", false, false, &j->disabled, path, err, errlen)) != JK_OK ||
-	    (e = jbool(o, "concurrentBuild", false, false, &j->concurrent, path, err, errlen)) != JK_OK ||
-	    (e = parse_job_params(o, path, j, err, errlen)) != JK_OK)
-		return e;
-	if (!j->full_name) {
-		/* Older masters have no fullName: rebuild it from the folder path. */
-		size_t n = strlen(prefix) + strlen(j->name) + 2;
-
-		if (!(j->full_name = malloc(n))) {
-			set_msg(err, errlen, "out of memory");
-			return JK_ENOMEM;
-		}
-		snprintf(j->full_name, n, "%s%s%s", prefix, *prefix ? "/" : "", j->name);
-	}
-	/* An empty labelExpression is no restriction, like null. */
-	if (j->label_expr && !*j->label_expr) {
-		free(j->label_expr);
-		j->label_expr = NULL;
-	}
-	return JK_OK;
-}
-
-/*
- * One entry of a "jobs" array. Anything with a "jobs" member (folders,
- * organization folders, multibranch projects) is descended into and not
- * listed itself; everything else is a job.
- */
-static enum jk_err parse_jobs_array(const json_t *arr, const char *path, const char *prefix,
-    int depth, struct jk_job_list *out, size_t *cap, char *err, size_t errlen);
-
-static enum jk_err
-parse_jobs_entry(const json_t *o, const char *path, size_t i, const char *prefix, int depth,
-    struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
-{
-	json_t *sub;
-	char p[256], *name;
-	enum jk_err e;
-
-	set_msg(p, sizeof(p), "%s[%zu]", path, i);
-	if (!json_is_object(o))
-		return jwrong(err, errlen, p, "", "object", o);
-	if ((e = jstr(o, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
-		return e;
-	if ((e = jarr(o, "jobs", &sub, p, err, errlen)) != JK_OK) {
-		free(name);
-		return e;
-	}
-	if (sub || jclass_has(o, "Folder", false)) {
-		char *full = NULL, np[256];
-
-		/* The folder's own fullName is authoritative when present. */
-		if ((e = jstr(o, "fullName", false, NULL, &full, p, err, errlen)) != JK_OK) {
-			free(name);
-			return e;
-		}
-		if (!full && asprintf(&full, "%s%s%s", prefix, *prefix ? "/" : "", name) < 0)
-			full = NULL;
-		free(name);
-		if (!full) {
-			set_msg(err, errlen, "out of memory");
-			return JK_ENOMEM;
-		}
-		if (sub) {
-			set_msg(np, sizeof(np), "%s.jobs", p);
-			e = parse_jobs_array(sub, np, full, depth + 1, out, cap, err, errlen);
-		}
-		free(full);
-		return e;
-	}
-	if (out->n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		struct jk_job *nj = realloc(out->jobs, nc * sizeof(*nj));
-
-		if (!nj) {
-			free(name);
-			set_msg(err, errlen, "out of memory");
-			return JK_ENOMEM;
-		}
-		out->jobs = nj;
-		*cap = nc;
-	}
-	memset(&out->jobs[out->n], 0, sizeof(out->jobs[0]));
-	out->jobs[out->n].name = name;
-	out->n++;
-	return parse_job(o, p, prefix, &out->jobs[out->n - 1], err, errlen);
-}
-
-static enum jk_err
-parse_jobs_array(const json_t *arr, const char *path, const char *prefix, int depth,
-    struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
-{
-	const json_t *o;
-	size_t i;
-	enum jk_err e;
-
-	if (depth > MAX_NESTING) {
-		set_msg(err, errlen, "%s: folders nested too deep", path);
-		return JK_EPROTO;
-	}
-	json_array_foreach(arr, i, o)
-		if ((e = parse_jobs_entry(o, path, i, prefix, depth, out, cap, err, errlen)) != JK_OK)
-			return e;
-	return JK_OK;
-}
-
-/*
- * The root of a job list, {"_class":...,"jobs":[...]}, is walked with
- * jscan and each entry of its "jobs" array is handed to jansson on its
- * own: as one tree, 10,000 jobs are 30 MB of jansson values for 4.5 MB of
- * text, and building and freeing it was most of a coordinator's refresh.
- * One entry is a few kB, parsed in this thread's arena (jarena.h) where
- * there is one and dropped before the next.
- */
-static enum jk_err
-scan_jobs(struct jscan *sc, struct jk_job_list *out, size_t *cap, char *err, size_t errlen)
-{
-	enum jk_err e;
-	json_t *v;
-	size_t i;
-	int more;
-
-	if (!jscan_take(sc, '[')) {
-		if (!(v = jscan_value(sc, err, errlen)))
-			return JK_EPROTO;
-		e = jwrong(err, errlen, "", "jobs", "array", v);
-		json_decref(v);
-		return e;
-	}
-	sc->first = true;
-	for (i = 0; (more = jscan_element(sc, err, errlen)) > 0; i++) {
-		bool arena = jarena_begin();
-
-		v = jscan_value(sc, err, errlen);
-		jarena_stop();
-		e = v ? parse_jobs_entry(v, "jobs", i, "", 0, out, cap, err, errlen) : JK_EPROTO;
-		if (arena)
-			jarena_drop();
-		else
-			json_decref(v);
-		if (e != JK_OK)
-			return e;
-	}
-	return more < 0 ? JK_EPROTO : JK_OK;
-}
-
-enum jk_err
-jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen)
-{
-	struct jscan sc;
-	char name[64];
-	bool seen = false;
-	size_t cap = 0;
-	enum jk_err e = JK_OK;
-	int more;
-
-	memset(out, 0, sizeof(*out));
-	if (!json) {
-		set_msg(err, errlen, "malformed JSON: no document");
-		return JK_EPROTO;
-	}
-	jscan_init(&sc, json, strlen(json));
-	if (!jscan_object(&sc, err, errlen))
-		return JK_EPROTO;
-	while (e == JK_OK && (more = jscan_member(&sc, name, sizeof(name), err, errlen)) > 0) {
-		json_t *v;
-
-		if (strcmp(name, "jobs") != 0) {
-			if ((v = jscan_value(&sc, err, errlen)))
-				json_decref(v);
-			else
-				e = JK_EPROTO;
-		} else if (seen) {
-			set_msg(err, errlen, "malformed JSON: \"jobs\" given twice");
-			e = JK_EPROTO;
-		} else {
-			seen = true;
-			e = scan_jobs(&sc, out, &cap, err, errlen);
-		}
-	}
-	if (e == JK_OK && more < 0)
-		e = JK_EPROTO;
-	if (e == JK_OK) {
-		if (!jscan_done(&sc)) {
-			jscan_expected(&sc, "the end of the document", err, errlen);
-			e = JK_EPROTO;
-		} else if (!seen)
-			e = jwrong(err, errlen, "", "jobs", "array", NULL);
-	}
-	if (e != JK_OK)
-		jk_job_list_free(out);
-	return e;
-}
-
-/* ---- nodes ---- */
-
-void
-jk_node_free(struct jk_node *n)
-{
-	if (!n)
-		return;
-	free(n->name);
-	jk_strv_free(n->labels, n->nlabels);
-	jk_strv_free(n->running, n->nrunning);
-	free(n->offline_reason);
-	memset(n, 0, sizeof(*n));
-}
-
-void
-jk_node_list_free(struct jk_node_list *l)
-{
-	size_t i;
-
-	if (!l)
-		return;
-	for (i = 0; i < l->n; i++)
-		jk_node_free(&l->nodes[i]);
-	free(l->nodes);
-	l->nodes = NULL;
-	l->n = 0;
-}
-
-static enum jk_err
-parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, size_t errlen)
-{
-	json_t *labels, *execs, *v, *cur;
-	long long num;
-	size_t i;
-	char p[256];
-	enum jk_err e;
-
-	memset(n, 0, sizeof(*n));
-	if (!json_is_object(o))
-		return jwrong(err, errlen, path, "", "object", o);
-	if ((e = jstr(o, "displayName", true, NULL, &n->name, path, err, errlen)) != JK_OK)
-		goto fail;
-	/*
-	 * The controller: displayName is "Built-In Node" (localised, hence
-	 * also the _class test) but the name agents and labels use is
-	 * "built-in", which jk_path_node maps back to /computer/(built-in)/.
-	 */
-	if (strcmp(n->name, "Built-In Node") == 0 || jclass_has(o, "$MasterComputer", true)) {
-		free(n->name);
-		if (!(n->name = strdup("built-in")))
-			goto oom;
-	}
-	if ((e = jint(o, "numExecutors", true, 0, 0, INT_MAX, &num, path, err, errlen)) != JK_OK ||
-	    (e = jbool(o, "offline", true, false, &n->offline, path, err, errlen)) != JK_OK ||
-	    (e = jbool(o, "temporarilyOffline", true, false, &n->temp_offline, path, err, errlen)) != JK_OK ||
-	    (e = jstr(o, "offlineCauseReason", false, "", &n->offline_reason, path, err, errlen)) != JK_OK ||
-	    (e = jarr(o, "assignedLabels", &labels, path, err, errlen)) != JK_OK ||
-	    (e = jarr(o, "executors", &execs, path, err, errlen)) != JK_OK)
-		goto fail;
-	n->executors = (int)num;
-	json_array_foreach(labels, i, v) {
-		char *name;
-
-		set_msg(p, sizeof(p), "%s.assignedLabels[%zu]", path, i);
-		if (!json_is_object(v)) {
-			e = jwrong(err, errlen, p, "", "object", v);
-			goto fail;
-		}
-		if ((e = jstr(v, "name", true, NULL, &name, p, err, errlen)) != JK_OK)
-			goto fail;
-		if (strv_push(&n->labels, &n->nlabels, name, strlen(name)) < 0) {
-			free(name);
-			goto oom;
-		}
-		free(name);
-	}
-	json_array_foreach(execs, i, v) {
-		bool idle;
-
-		set_msg(p, sizeof(p), "%s.executors[%zu]", path, i);
-		if (!json_is_object(v)) {
-			e = jwrong(err, errlen, p, "", "object", v);
-			goto fail;
-		}
-		/* At depth 0 without tree= executors are {}: not known idle. */
-		if ((e = jbool(v, "idle", false, false, &idle, p, err, errlen)) != JK_OK)
-			goto fail;
-		n->idle_executors += idle;
-		/* null when the caller may not read the job, or between builds */
-		cur = json_object_get(v, "currentExecutable");
-		if (json_is_object(cur)) {
-			char *url;
-
-			if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
-				goto fail;
-			if (url && strv_push(&n->running, &n->nrunning, url, strlen(url)) < 0) {
-				free(url);
-				goto oom;
-			}
-			free(url);
-		}
-	}
-	return JK_OK;
-oom:
-	set_msg(err, errlen, "out of memory");
-	e = JK_ENOMEM;
-fail:
-	jk_node_free(n);
-	return e;
-}
-
-enum jk_err
-jk_parse_node(const char *json, struct jk_node *out, char *err, size_t errlen)
-{
-	json_t *root;
-	enum jk_err e;
-
-	memset(out, 0, sizeof(*out));
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	e = parse_computer(root, "", out, err, errlen);
-	json_decref(root);
-	return e;
-}
-
-enum jk_err
-jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t errlen)
-{
-	json_t *root, *arr, *o;
-	size_t i;
-	char p[64];
-	enum jk_err e = JK_OK;
-
-	memset(out, 0, sizeof(*out));
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	arr = json_object_get(root, "computer");
-	if (!json_is_array(arr)) {
-		e = jwrong(err, errlen, "", "computer", "array", arr);
-		goto done;
-	}
-	if (json_array_size(arr) > 0 &&
-	    !(out->nodes = calloc(json_array_size(arr), sizeof(*out->nodes)))) {
-		set_msg(err, errlen, "out of memory");
-		e = JK_ENOMEM;
-		goto done;
-	}
-	json_array_foreach(arr, i, o) {
-		set_msg(p, sizeof(p), "computer[%zu]", i);
-		if ((e = parse_computer(o, p, &out->nodes[i], err, errlen)) != JK_OK)
-			break;
-		out->n++;
-	}
-done:
-	json_decref(root);
-	if (e != JK_OK)
-		jk_node_list_free(out);
-	return e;
-}
-
-/* {"mode":"NORMAL"} from /api/json?tree=mode: the controller's mode. */
-static enum jk_err
-parse_master_mode(const char *json, enum jk_mode *mode, char *err, size_t errlen)
-{
-	json_t *root;
-	char *m = NULL;
-	enum jk_err e;
-
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	e = jstr(root, "mode", true, NULL, &m, "", err, errlen);
-	json_decref(root);
-	if (e != JK_OK)
-		return e;
-	if (strcmp(m, "NORMAL") == 0)
-		*mode = JK_MODE_NORMAL;
-	else if (strcmp(m, "EXCLUSIVE") == 0)
-		*mode = JK_MODE_EXCLUSIVE;
-	else {
-		set_msg(err, errlen, "mode: unknown value '%.64s'", m);
-		e = JK_EPROTO;
-	}
-	free(m);
-	return e;
-}
-
-/* {"quietingDown":true} from /api/json?tree=quietingDown. */
-static enum jk_err
-parse_quieting(const char *json, bool *quieting, char *err, size_t errlen)
-{
-	json_t *root;
-	enum jk_err e;
-
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	e = jbool(root, "quietingDown", true, false, quieting, "", err, errlen);
-	json_decref(root);
-	return e;
-}
-
-/* ---- queue items ---- */
-
-void
-jk_queue_item_free(struct jk_queue_item *q)
-{
-	if (!q)
-		return;
-	free(q->why);
-	free(q->build_url);
-	free(q->params);
-	memset(q, 0, sizeof(*q));
-}
-
-enum jk_err
-jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size_t errlen)
-{
-	json_t *root, *ex;
-	long long id, num;
-	bool cancelled;
-	enum jk_err e;
-
-	memset(out, 0, sizeof(*out));
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	if ((e = jint(root, "id", true, 0, 1, LONG_MAX, &id, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "why", false, NULL, &out->why, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "params", false, NULL, &out->params, "", err, errlen)) != JK_OK ||
-	    (e = jbool(root, "stuck", false, false, &out->stuck, "", err, errlen)) != JK_OK ||
-	    (e = jbool(root, "blocked", false, false, &out->blocked, "", err, errlen)) != JK_OK ||
-	    (e = jbool(root, "cancelled", false, false, &cancelled, "", err, errlen)) != JK_OK)
-		goto fail;
-	out->id = (long)id;
-	out->state = JK_QUEUE_WAITING;
-	/*
-	 * "executable" and "cancelled" exist only once the item has left the
-	 * queue. A left item with neither a build nor cancelled=true is one
-	 * whose build is still being created: keep waiting.
-	 */
-	ex = json_object_get(root, "executable");
-	if (ex && !json_is_null(ex)) {
-		if (!json_is_object(ex)) {
-			e = jwrong(err, errlen, "", "executable", "object", ex);
-			goto fail;
-		}
-		if ((e = jint(ex, "number", true, 0, 0, INT_MAX, &num, "executable", err, errlen)) != JK_OK ||
-		    (e = jstr(ex, "url", false, NULL, &out->build_url, "executable", err, errlen)) != JK_OK)
-			goto fail;
-		out->state = JK_QUEUE_STARTED;
-		out->build_number = (int)num;
-	} else if (cancelled) {
-		out->state = JK_QUEUE_CANCELLED;
-	}
-	if (out->state != JK_QUEUE_WAITING) {
-		free(out->why);
-		out->why = NULL;
-		out->blocked = false;
-	}
-	json_decref(root);
-	return JK_OK;
-fail:
-	json_decref(root);
-	jk_queue_item_free(out);
-	return e;
-}
-
-/* ---- builds ---- */
-
-void
-jk_build_free(struct jk_build *b)
-{
-	if (!b)
-		return;
-	free(b->result);
-	free(b->built_on);
-	free(b->url);
-	free(b->description);
-	memset(b, 0, sizeof(*b));
-}
-
-enum jk_err
-jk_parse_build(const char *json, struct jk_build *out, char *err, size_t errlen)
-{
-	json_t *root;
-	long long num, dur, est, ts, qid;
-	enum jk_err e;
-
-	memset(out, 0, sizeof(*out));
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	if ((e = jint(root, "number", true, 0, 0, INT_MAX, &num, "", err, errlen)) != JK_OK ||
-	    (e = jbool(root, "building", true, false, &out->building, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "result", false, NULL, &out->result, "", err, errlen)) != JK_OK ||
-	    (e = jint(root, "duration", false, 0, 0, LONG_MAX, &dur, "", err, errlen)) != JK_OK ||
-	    (e = jint(root, "estimatedDuration", false, -1, -1, LONG_MAX, &est, "", err, errlen)) != JK_OK ||
-	    (e = jint(root, "timestamp", false, 0, 0, LLONG_MAX, &ts, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "builtOn", false, NULL, &out->built_on, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "url", false, "", &out->url, "", err, errlen)) != JK_OK ||
-	    (e = jint(root, "queueId", false, 0, 0, LONG_MAX, &qid, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "description", false, NULL, &out->description, "", err, errlen)) != JK_OK) {
-		json_decref(root);
-		jk_build_free(out);
-		return e;
-	}
-	out->number = (int)num;
-	out->duration_ms = (long)dur;
-	out->estimated_ms = (long)est;
-	out->timestamp_ms = ts;
-	out->queue_id = (long)qid;
-	json_decref(root);
-	return JK_OK;
-}
-
-/* ---- the HTTP layer ---- */
-
-struct jk_client {
-	CURL   *curl;
-	char   *base;		/* configured URL, ends with '/' */
-	char   *shown;		/* base without any user:secret@, for messages */
-	char   *user;		/* for messages; NULL: anonymous */
-	bool    crumbs;		/* not API-token auth: POSTs need a crumb */
-	bool    crumb_done;	/* crumb fetched, or CSRF protection found off */
-	char   *crumb_hdr;	/* "Jenkins-Crumb: <crumb>", NULL if none */
-
-	/* The last response. */
-	long    status;
-	struct buf body;
-	bool    too_large;
-	char    version[64];	/* X-Jenkins */
-	char    session[64];	/* X-Jenkins-Session, kept across responses */
-	char    perm[256];	/* X-Required-Permission */
-	char    ctype[128];	/* Content-Type */
-	char    location[2048];
-
-	char    err[ERRLEN];
-	char    curl_err[CURL_ERROR_SIZE];
-	bool  (*cancel)(void);	/* jk_client_set_cancel */
-};
-
-static const char *
-body_str(const struct jk_client *c)
-{
-	return c->body.s ? c->body.s : "";
-}
-
-static bool
-body_has(const struct jk_client *c, const char *s)
-{
-	return c->body.s && memmem(c->body.s, c->body.len, s, strlen(s)) != NULL;
-}
-
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct jk_client *c = arg;
-	size_t n = size * nmemb;
-
-	/* Returning less than n makes curl abort with CURLE_WRITE_ERROR. */
-	if (c->body.len + n > MAX_BODY) {
-		c->too_large = true;
-		return 0;
-	}
-	if (buf_add(&c->body, data, n) < 0)
-		return 0;
-	return n;
-}
-
-/* Copy a header value into a fixed field, truncating (values we keep are short). */
-static void
-hdr_copy(char *dst, size_t len, const char *v, size_t n)
-{
-	if (n >= len)
-		n = len - 1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
-}
-
-static bool
-hdr_is(const char *name, size_t n, const char *want)
-{
-	return strlen(want) == n && strncasecmp(name, want, n) == 0;
-}
-
-static size_t
-on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct jk_client *c = arg;
-	size_t n = size * nmemb, len = n, nl, vl;
-	const char *colon, *v;
-
-	while (len && (data[len - 1] == '\r' || data[len - 1] == '\n'))
-		len--;
-	if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-		/* A new response (e.g. after "100 Continue"): forget the last one's headers. */
-		c->version[0] = c->perm[0] = c->ctype[0] = c->location[0] = '\0';
-		return n;
-	}
-	if (!(colon = memchr(data, ':', len)))
-		return n;
-	nl = (size_t)(colon - data);
-	v = colon + 1;
-	vl = len - nl - 1;
-	while (vl && (*v == ' ' || *v == '\t')) {
-		v++;
-		vl--;
-	}
-	while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-		vl--;
-	if (hdr_is(data, nl, "X-Jenkins"))
-		hdr_copy(c->version, sizeof(c->version), v, vl);
-	else if (hdr_is(data, nl, "X-Jenkins-Session"))
-		hdr_copy(c->session, sizeof(c->session), v, vl);
-	else if (hdr_is(data, nl, "X-Required-Permission"))
-		hdr_copy(c->perm, sizeof(c->perm), v, vl);
-	else if (hdr_is(data, nl, "Content-Type"))
-		hdr_copy(c->ctype, sizeof(c->ctype), v, vl);
-	else if (hdr_is(data, nl, "Location"))
-		hdr_copy(c->location, sizeof(c->location), v, vl);
-	return n;
-}
-
-/* "METHOD url: " + message into c->err. The URL is shown without its query. */
-static void
-fail(struct jk_client *c, const char *method, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-fail(struct jk_client *c, const char *method, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n;
-
-	set_msg(c->err, sizeof(c->err), "%s %s%.*s: ", method, c->shown,
-	    (int)strcspn(path, "?"), path);
-	n = strlen(c->err);
-	va_start(ap, fmt);
-	vsnprintf(c->err + n, sizeof(c->err) - n, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * A short reason from an error body, for messages: the first line of a
- * text/plain body, or the <title> of a servlet container's "Error 400 ..."
- * page. Jenkins' own HTML error pages carry nothing short, so "" then.
- */
-static void
-body_reason(const struct jk_client *c, char *out, size_t len)
-{
-	const char *s = body_str(c), *t;
-	size_t n = 0, i;
-
-	out[0] = '\0';
-	if (strncasecmp(c->ctype, "text/plain", 10) == 0) {
-		s += strspn(s, " \t\r\n");
-		n = strcspn(s, "\r\n");
-	} else if ((t = strstr(s, "<title>")) && strncmp(t + 7, "Error ", 6) == 0) {
-		s = t + 7;
-		n = strcspn(s, "<\r\n");
-	}
-	if (n >= len)
-		n = len - 1;
-	/* Do not cut a UTF-8 sequence in two. */
-	while (n > 0 && n < strlen(s) && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	for (i = 0; i < n; i++)
-		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? ' ' : s[i];
-	out[n] = '\0';
-}
-
-static enum jk_err
-transport_error(struct jk_client *c, const char *m, const char *p, CURLcode rc)
-{
-	const char *detail = c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc);
-	long oserr = 0;
-	char ebuf[128];
-
-	if (c->too_large) {
-		fail(c, m, p, "response too large (over %u MiB)", MAX_BODY >> 20);
-		return JK_EPROTO;
-	}
-	if (c->body.oom || rc == CURLE_OUT_OF_MEMORY) {
-		fail(c, m, p, "out of memory");
-		return JK_ENOMEM;
-	}
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
-		fail(c, m, p, "timeout: %s (see [jenkins] timeout and connect_timeout)", detail);
-		return JK_ETIMEOUT;
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		fail(c, m, p, "cannot connect: %s (check [jenkins] url)", detail);
-		return JK_ECONNECT;
-	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
-		if (oserr)
-			fail(c, m, p, "cannot connect: %s", strerror_r((int)oserr, ebuf, sizeof(ebuf)));
-		else
-			fail(c, m, p, "cannot connect: %s", detail);
-		return JK_ECONNECT;
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_CRL_BADFILE:
-		fail(c, m, p, "TLS: %s (check [jenkins] ca_file and tls_verify)", detail);
-		return JK_ECONNECT;
-	case CURLE_GOT_NOTHING:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_PARTIAL_FILE:
-		fail(c, m, p, "connection dropped: %s", detail);
-		return JK_ECONNECT;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-		fail(c, m, p, "bad URL: %s (check [jenkins] url)", detail);
-		return JK_EPROTO;
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_BAD_CONTENT_ENCODING:
-		fail(c, m, p, "not a valid HTTP answer: %s", detail);
-		return JK_EPROTO;
-	default:
-		fail(c, m, p, "%s", detail);
-		return JK_ECONNECT;
-	}
-}
-
-/* Turn an unexpected status into a jk_err and a message saying what to check. */
-static enum jk_err
-status_error(struct jk_client *c, const char *m, const char *p, const char *what)
-{
-	long s = c->status;
-	enum jk_err e = jk_classify_status(s);
-	char st[64], why[256];
-	const char *who = c->user ? c->user : "anonymous";
-
-	set_msg(st, sizeof(st), *reason_phrase(s) ? "%ld %s" : "%ld%s", s, reason_phrase(s));
-	body_reason(c, why, sizeof(why));
-	switch (e) {
-	case JK_EAUTH:
-		fail(c, m, p, "%s: check [jenkins] user and %s", st,
-		    c->crumbs ? "password" : "token");
-		break;
-	case JK_EFORBIDDEN:
-		if (body_has(c, "No valid crumb"))
-			fail(c, m, p, "%s: No valid crumb was included in the request%s", st,
-			    c->crumbs ? "" : " (this Jenkins wants crumbs even with an API token)");
-		else if (!c->user)
-			fail(c, m, p, "%s: anonymous access refused%s%s%s: set [jenkins] user and token",
-			    st, c->perm[0] ? " (X-Required-Permission: " : "", c->perm,
-			    c->perm[0] ? ")" : "");
-		else if (c->perm[0])
-			fail(c, m, p, "%s: user '%s' lacks a permission (X-Required-Permission: %s)",
-			    st, who, c->perm);
-		else
-			fail(c, m, p, "%s: user '%s' lacks a permission%s%s", st, who,
-			    *why ? ": " : "", why);
-		break;
-	case JK_ENOTFOUND:
-		fail(c, m, p, "%s: %s (or user '%s' cannot see it)", st,
-		    what ? what : "no such page", who);
-		break;
-	case JK_OK:
-		/* A 2xx/3xx this call does not expect, e.g. a redirect to another URL. */
-		e = JK_EPROTO;
-		if (c->location[0])
-			fail(c, m, p, "unexpected status %s to %s (check [jenkins] url)", st, c->location);
-		else
-			fail(c, m, p, "unexpected status %s", st);
-		break;
-	case JK_ESERVER:
-		fail(c, m, p, "%s: %s", st, *why ? why : "Jenkins server error");
-		break;
-	default:
-		fail(c, m, p, "%s%s%s", st, *why ? ": " : "", why);
-		break;
-	}
-	return e;
-}
-
-static enum jk_err
-nomem(struct jk_client *c)
-{
-	set_msg(c->err, sizeof(c->err), "out of memory");
-	return JK_ENOMEM;
-}
-
-/*
- * One HTTP exchange on the reused handle. body == NULL is a GET, anything
- * else a form POST (an empty body still sends Content-Length: 0). JK_OK
- * only for a status in ok (0-terminated); what names the resource for 404
- * messages.
- */
-static enum jk_err
-perform(struct jk_client *c, const char *method, const char *path, const char *body,
-    const char *what, const long *ok)
-{
-	struct curl_slist *hdrs = NULL, *h;
-	char *url;
-	CURLcode rc;
-
-	/* Forget the last response; do not keep a huge buffer around. */
-	if (c->body.cap > KEEP_BODY) {
-		free(c->body.s);
-		memset(&c->body, 0, sizeof(c->body));
-	}
-	c->body.len = 0;
-	if (c->body.s)
-		c->body.s[0] = '\0';
-	c->too_large = false;
-	c->status = 0;
-	c->err[0] = '\0';
-	c->version[0] = c->perm[0] = c->ctype[0] = c->location[0] = '\0';
-	c->curl_err[0] = '\0';
-
-	if (asprintf(&url, "%s%s", c->base, path) < 0)
-		return nomem(c);
-	if (body) {
-		/* No "Expect: 100-continue" round trip; the crumb if we have one. */
-		if (!(h = curl_slist_append(hdrs, "Expect:")))
-			goto oom;
-		hdrs = h;
-		if (c->crumb_hdr) {
-			if (!(h = curl_slist_append(hdrs, c->crumb_hdr)))
-				goto oom;
-			hdrs = h;
-		}
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-		/*
-		 * A POST goes on a fresh connection: on a reused one that closes
-		 * without an answer, libcurl silently sends the request again — a
-		 * second build when Jenkins had already queued the first.
-		 */
-		curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
-	} else {
-		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-	}
-	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	rc = curl_easy_perform(c->curl);
-	/* Leave the handle as a plain GET without our headers or body pointer. */
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-	if (body) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-		curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 0L);
-	}
-	curl_slist_free_all(hdrs);
-	free(url);
-	if (rc == CURLE_ABORTED_BY_CALLBACK) {
-		fail(c, method, path, "request abandoned: stopping");
-		return JK_ECANCELED;
-	}
-	if (rc != CURLE_OK)
-		return transport_error(c, method, path, rc);
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &c->status);
-	/* A redirect to the login page is how some setups say "not allowed". */
-	if (c->status >= 300 && c->status < 400 &&
-	    (strstr(c->location, "/login") || strstr(c->location, "/securityRealm/"))) {
-		fail(c, method, path, "%ld redirected to the login page: check [jenkins] user",
-		    c->status);
-		return JK_EFORBIDDEN;
-	}
-	for (; *ok; ok++)
-		if (*ok == c->status)
-			return JK_OK;
-	return status_error(c, method, path, what);
-oom:
-	curl_slist_free_all(hdrs);
-	free(url);
-	return nomem(c);
-}
-
-static const long ok_get[] = { 200, 0 };
-/* Jenkins answers form POSTs with a 302 back to the page; 2xx is fine too. */
-static const long ok_post[] = { 200, 204, 302, 0 };
-
-/*
- * Fetch a crumb (and with it the session cookie it is bound to). A 404
- * means CSRF protection is off, so no crumb is needed.
- */
-static enum jk_err
-fetch_crumb(struct jk_client *c)
-{
-	static const char path[] = "crumbIssuer/api/json";
-	char perr[256], *crumb = NULL, *field = NULL;
-	json_t *root;
-	enum jk_err e;
-
-	free(c->crumb_hdr);
-	c->crumb_hdr = NULL;
-	c->crumb_done = false;
-	e = perform(c, "GET", path, NULL, "no crumb issuer", ok_get);
-	if (e == JK_ENOTFOUND) {
-		c->crumb_done = true;
-		c->err[0] = '\0';
-		return JK_OK;
-	}
-	if (e != JK_OK)
-		return e;
-	if (!(root = jload(body_str(c), perr, sizeof(perr)))) {
-		fail(c, "GET", path, "%s", perr);
-		return JK_EPROTO;
-	}
-	if ((e = jstr(root, "crumb", true, NULL, &crumb, "", perr, sizeof(perr))) != JK_OK ||
-	    (e = jstr(root, "crumbRequestField", true, NULL, &field, "", perr, sizeof(perr))) != JK_OK) {
-		fail(c, "GET", path, "%s", perr);
-		goto out;
-	}
-	/* Both go into a header line: refuse anything that could break it. */
-	if (!*field || field[strcspn(field, " \t\r\n:")] || crumb[strcspn(crumb, "\r\n")]) {
-		fail(c, "GET", path, "crumb or crumbRequestField not usable in a header");
-		e = JK_EPROTO;
-		goto out;
-	}
-	if (asprintf(&c->crumb_hdr, "%s: %s", field, crumb) < 0) {
-		c->crumb_hdr = NULL;
-		e = nomem(c);
-		goto out;
-	}
-	c->crumb_done = true;
-out:
-	free(crumb);
-	free(field);
-	json_decref(root);
-	return e;
-}
-
-/*
- * perform() plus the crumb dance for password and anonymous clients: fetch
- * one before the first POST, and once more when a POST is refused for want
- * of a valid crumb (the session expired or Jenkins restarted).
- */
-static enum jk_err
-request(struct jk_client *c, const char *method, const char *path, const char *body,
-    const char *what, const long *ok)
-{
-	enum jk_err e;
-
-	c->err[0] = '\0';
-	if (c->cancel && c->cancel()) {
-		fail(c, method, path, "request not sent: stopping");
-		return JK_ECANCELED;
-	}
-	if (body && c->crumbs && !c->crumb_done && (e = fetch_crumb(c)) != JK_OK)
-		return e;
-	e = perform(c, method, path, body, what, ok);
-	if (e == JK_EFORBIDDEN && body && c->crumbs && body_has(c, "No valid crumb")) {
-		if ((e = fetch_crumb(c)) != JK_OK)
-			return e;
-		e = perform(c, method, path, body, what, ok);
-	}
-	return e;
-}
-
-/* The result of a parser on the last response, with the request in the message. */
-static enum jk_err
-parsed(struct jk_client *c, const char *method, const char *path, enum jk_err e,
-    const char *perr)
-{
-	if (e != JK_OK)
-		fail(c, method, path, "%s", perr);
-	return e;
-}
-
 /* ---- the client ---- */
-
-static char *
-strip_userinfo(const char *url)
-{
-	const char *s = strstr(url, "://"), *auth, *end, *at;
-	char *out;
-
-	if (!s)
-		return strdup(url);
-	auth = s + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (!(at = memrchr(auth, '@', (size_t)(end - auth))))
-		return strdup(url);
-	if (asprintf(&out, "%.*s%s", (int)(auth - url), url, at + 1) < 0)
-		return NULL;
-	return out;
-}
 
 struct jk_client *
 jk_client_new(const struct jk_opts *o)
 {
-	struct jk_client *c;
-	size_t n;
-	CURL *h;
+	struct jk_client *c = xcalloc(1, sizeof(*c));
 
-	if (!o || !o->url || !*o->url || !(c = calloc(1, sizeof(*c))))
+	if (http_init(&c->http, o) < 0) {
+		jk_client_free(c);
 		return NULL;
-	n = strlen(o->url);
-	if (asprintf(&c->base, "%s%s", o->url, o->url[n - 1] == '/' ? "" : "/") < 0) {
-		c->base = NULL;
-		goto fail;
 	}
-	if (!(c->shown = strip_userinfo(c->base)))
-		goto fail;
-	if (o->user && !(c->user = strdup(o->user)))
-		goto fail;
-	/* Only API-token auth is exempt from CSRF crumbs (Jenkins >= 2.96);
-	 * anonymous and password POSTs need one (CSRF is always on since 2.222). */
-	c->crumbs = o->token == NULL;
-	if (!(c->curl = h = curl_easy_init()))
-		goto fail;
-
-#define SET(opt, val) do { if (curl_easy_setopt(h, opt, val) != CURLE_OK) goto fail; } while (0)
-	SET(CURLOPT_NOSIGNAL, 1L);		/* threads: no SIGALRM for timeouts */
-	SET(CURLOPT_ERRORBUFFER, c->curl_err);
-	SET(CURLOPT_WRITEFUNCTION, on_body);
-	SET(CURLOPT_WRITEDATA, c);
-	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, c);
-	SET(CURLOPT_FOLLOWLOCATION, 0L);	/* a 303 to the queue item is an answer */
-#if LIBCURL_VERSION_NUM >= 0x075500
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-	SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-	SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	SET(CURLOPT_PATH_AS_IS, 1L);		/* our paths are already encoded */
-	SET(CURLOPT_SSL_VERIFYPEER, o->tls_verify ? 1L : 0L);
-	SET(CURLOPT_SSL_VERIFYHOST, o->tls_verify ? 2L : 0L);
-	if (o->ca_file)
-		SET(CURLOPT_CAINFO, o->ca_file);
-	if (o->connect_timeout_ms > 0)
-		SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-	if (o->timeout_ms > 0)
-		SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_USERAGENT, "jenkins-gearman-agent/" JGA_VERSION);
-	if (o->user) {
-		/* Pre-emptive Basic: anonymous 403s never carry a challenge. */
-		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		SET(CURLOPT_USERNAME, o->user);
-		SET(CURLOPT_PASSWORD, o->token ? o->token : o->password ? o->password : "");
-	}
-	if (c->crumbs)
-		SET(CURLOPT_COOKIEFILE, "");	/* keep the session the crumb is bound to */
-#undef SET
 	return c;
-fail:
-	jk_client_free(c);
-	return NULL;
 }
 
 void
@@ -2147,54 +73,35 @@ jk_client_free(struct jk_client *c)
 {
 	if (!c)
 		return;
-	if (c->curl)
-		curl_easy_cleanup(c->curl);
-	free(c->base);
-	free(c->shown);
-	free(c->user);
-	free(c->crumb_hdr);
-	free(c->body.s);
+	http_cleanup(&c->http);
 	free(c);
 }
 
 const char *
 jk_client_error(const struct jk_client *c)
 {
-	return c->err;
-}
-
-/* libcurl calls this about once a second, and on every transfer of data. */
-static int
-on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-	struct jk_client *c = arg;
-
-	(void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-	return c->cancel && c->cancel() ? 1 : 0;
+	return c->http.err;
 }
 
 void
 jk_client_set_cancel(struct jk_client *c, bool (*cancel)(void))
 {
-	c->cancel = cancel;
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, cancel ? 0L : 1L);
+	http_set_cancel(&c->http, cancel);
 }
 
 const char *
 jk_client_session(const struct jk_client *c)
 {
-	return c->session;
+	return c->http.session;
 }
 
 long
 jk_client_status(const struct jk_client *c)
 {
-	return c->status;
+	return c->http.status;
 }
 
-/* ---- operations ---- */
+/* ---- paths ---- */
 
 /* "job/a/job/b/" + suffix into *path; JK_EBADREQ for a name with an empty segment. */
 static enum jk_err
@@ -2204,113 +111,113 @@ job_path(struct jk_client *c, const char *full_name, char **path, const char *fm
 static enum jk_err
 job_path(struct jk_client *c, const char *full_name, char **path, const char *fmt, ...)
 {
-	char *jp, *suffix;
+	char *jp;
+	size_t jl;
 	va_list ap;
-	int r;
+	int n;
 
-	c->err[0] = '\0';
+	c->http.err[0] = '\0';
 	*path = NULL;
-	if (!valid_full_name(full_name)) {
-		set_msg(c->err, sizeof(c->err), "bad job name '%s': empty path segment",
+	if (!(jp = jkpath_job(full_name))) {
+		errmsg_set(c->http.err, sizeof(c->http.err), "bad job name '%s': empty path segment",
 		    full_name ? full_name : "(null)");
 		return JK_EBADREQ;
 	}
-	if (!(jp = jk_path_job(full_name)))
-		return nomem(c);
+	jl = strlen(jp);
 	va_start(ap, fmt);
-	r = vasprintf(&suffix, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		free(jp);
-		return nomem(c);
-	}
-	r = asprintf(path, "%s%s", jp, suffix);
-	free(jp);
-	free(suffix);
-	if (r < 0) {
-		*path = NULL;
-		return nomem(c);
-	}
+	*path = xrealloc(jp, jl + (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(*path + jl, (size_t)n + 1, fmt, ap);
+	va_end(ap);
 	return JK_OK;
 }
 
-static enum jk_err
-node_path(struct jk_client *c, const char *name, char **path, const char *suffix)
+/* "computer/<name>/" + suffix. */
+static char *
+node_path(struct jk_client *c, const char *name, const char *suffix)
 {
-	char *np;
-	int r;
+	char *np = jkpath_node(name), *path;
 
-	c->err[0] = '\0';
-	if (!(np = jk_path_node(name)))
-		return nomem(c);
-	r = asprintf(path, "%s%s", np, suffix);
+	c->http.err[0] = '\0';
+	path = xasprintf("%s%s", np, suffix);
 	free(np);
-	if (r < 0) {
-		*path = NULL;
-		return nomem(c);
-	}
-	return JK_OK;
+	return path;
 }
+
+/* ---- operations ---- */
 
 enum jk_err
 jk_version(struct jk_client *c, char *buf, size_t len)
 {
+	struct http *h = &c->http;
 	enum jk_err e;
 
-	if ((e = request(c, "GET", "", NULL, NULL, ok_get)) != JK_OK)
+	if ((e = http_request(h, "GET", "", NULL, NULL, http_ok_get)) != JK_OK)
 		return e;
-	if (!c->version[0]) {
-		fail(c, "GET", "", "no X-Jenkins header: is [jenkins] url a Jenkins server?");
+	if (!h->version[0]) {
+		http_fail(h, "GET", "", "no X-Jenkins header: is [jenkins] url a Jenkins server?");
 		return JK_EPROTO;
 	}
-	if (strlen(c->version) >= len) {
-		fail(c, "GET", "", "version '%s' too long for the buffer", c->version);
+	if (strlen(h->version) >= len) {
+		http_fail(h, "GET", "", "version '%s' too long for the buffer", h->version);
 		return JK_EPROTO;
 	}
-	memcpy(buf, c->version, strlen(c->version) + 1);
+	memcpy(buf, h->version, strlen(h->version) + 1);
 	return JK_OK;
 }
+
+/* ---- jobs ---- */
 
 #define JOB_FIELDS "name,fullName,url,buildable,disabled,labelExpression,concurrentBuild," \
 	"property%5BparameterDefinitions%5Bname,type%5D%5D,_class"
 
 static uint64_t
-body_digest(const struct jk_client *c)
+body_digest(const struct http *h)
 {
-	const unsigned char *p = (const unsigned char *)body_str(c);
-	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p = (const unsigned char *)http_body(h);
+	uint64_t d = FNV64_OFFSET;
 
 	for (; *p; p++) {
-		h ^= *p;
-		h *= 1099511628211ULL;
+		d ^= *p;
+		d *= FNV64_PRIME;
 	}
-	return h;
+	return d;
 }
 
-enum jk_err
-jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *digest, bool *changed)
+/*
+ * api/json?tree=jobs[F,jobs[F,...]] nested TREE_DEPTH deep: folders of any
+ * kind in one request. Brackets are encoded (they are not allowed raw in a
+ * query); commas are fine as they are.
+ */
+static char *
+jobs_path(void)
 {
 	struct buf b = { 0 };
-	struct jk_job_list fresh = { 0 };
-	char perr[512], *path;
-	enum jk_err e;
-	uint64_t d;
 	int i;
 
-	*changed = false;
-	/*
-	 * jobs[F,jobs[F,...]] nested TREE_DEPTH deep: folders of any kind in
-	 * one request. Brackets are encoded (they are not allowed raw in a
-	 * query); commas are fine as they are.
-	 */
 	buf_adds(&b, "api/json?tree=");
 	for (i = 0; i < TREE_DEPTH; i++)
 		buf_adds(&b, i ? ",jobs%5B" JOB_FIELDS : "jobs%5B" JOB_FIELDS);
 	for (i = 0; i < TREE_DEPTH; i++)
 		buf_adds(&b, "%5D");
-	if (!(path = buf_take(&b)))
-		return nomem(c);
-	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) == JK_OK && (d = body_digest(c)) != *digest) {
+	return buf_take(&b);
+}
+
+enum jk_err
+jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *digest,
+    bool *changed)
+{
+	struct http *h = &c->http;
+	struct jk_job_list fresh = { 0 };
+	char perr[PERRLEN], *path = jobs_path();
+	enum jk_err e;
+	uint64_t d;
+
+	*changed = false;
+	if ((e = http_request(h, "GET", path, NULL, NULL, http_ok_get)) == JK_OK &&
+	    (d = body_digest(h)) != *digest) {
 		/*
 		 * 10,000 jobs are megabytes of text: the old list goes before
 		 * the new one is made, and the text once it is (a failed parse
@@ -2318,9 +225,9 @@ jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out, uint64_t *
 		 */
 		jk_job_list_free(out);
 		*digest = 0;
-		e = parsed(c, "GET", path, jk_parse_jobs(body_str(c), &fresh, perr, sizeof(perr)), perr);
-		free(c->body.s);
-		memset(&c->body, 0, sizeof(c->body));
+		e = http_parsed(h, "GET", path, jkmodel_parse_jobs(http_body(h), &fresh, perr,
+		    sizeof(perr)), perr);
+		http_body_free(h);
 		if (e == JK_OK) {
 			*out = fresh;
 			*digest = d;
@@ -2345,7 +252,8 @@ enum jk_err
 jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *param,
     bool *all, char ***names, size_t *n)
 {
-	char perr[512], what[256], *path;
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
 	enum jk_err e;
 
 	*all = false;
@@ -2353,13 +261,15 @@ jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *par
 	*n = 0;
 	if ((e = job_path(c, full_name, &path, "config.xml")) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no job '%s'", full_name);
-	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_allowed_nodes(body_str(c), param, all, names,
-		    n, perr, sizeof(perr)), perr);
+	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_allowed_nodes(http_body(h), param,
+		    all, names, n, perr, sizeof(perr)), perr);
 	free(path);
 	return e;
 }
+
+/* ---- nodes ---- */
 
 #define NODE_FIELDS "_class,displayName,assignedLabels%5Bname%5D,numExecutors,offline," \
 	"temporarilyOffline,offlineCauseReason,executors%5Bidle,currentExecutable%5Burl%5D%5D"
@@ -2368,27 +278,30 @@ enum jk_err
 jk_nodes_list(struct jk_client *c, struct jk_node_list *out)
 {
 	static const char path[] = "computer/api/json?tree=computer%5B" NODE_FIELDS "%5D";
-	char perr[512];
+	struct http *h = &c->http;
+	char perr[PERRLEN];
 	enum jk_err e;
 
 	memset(out, 0, sizeof(*out));
-	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) != JK_OK)
+	if ((e = http_request(h, "GET", path, NULL, NULL, http_ok_get)) != JK_OK)
 		return e;
-	return parsed(c, "GET", path, jk_parse_nodes(body_str(c), out, perr, sizeof(perr)), perr);
+	return http_parsed(h, "GET", path, jkmodel_parse_nodes(http_body(h), out, perr,
+	    sizeof(perr)), perr);
 }
 
 enum jk_err
 jk_node_get(struct jk_client *c, const char *name, struct jk_node *out)
 {
-	char perr[512], what[256], *path;
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
 	enum jk_err e;
 
 	memset(out, 0, sizeof(*out));
-	if ((e = node_path(c, name, &path, "api/json?tree=" NODE_FIELDS)) != JK_OK)
-		return e;
-	set_msg(what, sizeof(what), "no node '%s'", name ? name : "built-in");
-	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_node(body_str(c), out, perr, sizeof(perr)), perr);
+	path = node_path(c, name, "api/json?tree=" NODE_FIELDS);
+	errmsg_set(what, sizeof(what), "no node '%s'", name ? name : "built-in");
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_node(http_body(h), out, perr,
+		    sizeof(perr)), perr);
 	free(path);
 	return e;
 }
@@ -2397,19 +310,23 @@ enum jk_err
 jk_master_quieting(struct jk_client *c, bool *quieting)
 {
 	static const char path[] = "api/json?tree=quietingDown";
-	char perr[512];
+	struct http *h = &c->http;
+	char perr[PERRLEN];
 	enum jk_err e;
 
 	*quieting = false;
-	if ((e = request(c, "GET", path, NULL, NULL, ok_get)) != JK_OK)
+	if ((e = http_request(h, "GET", path, NULL, NULL, http_ok_get)) != JK_OK)
 		return e;
-	return parsed(c, "GET", path, parse_quieting(body_str(c), quieting, perr, sizeof(perr)), perr);
+	return http_parsed(h, "GET", path, jkmodel_parse_quieting(http_body(h), quieting, perr,
+	    sizeof(perr)), perr);
 }
 
 enum jk_err
 jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode)
 {
-	char perr[512], what[256], *path;
+	static const char root[] = "api/json?tree=mode";
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
 	enum jk_err e;
 
 	/*
@@ -2417,18 +334,15 @@ jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode)
 	 * the root object instead.
 	 */
 	if (!name || !*name || strcmp(name, "built-in") == 0) {
-		static const char root[] = "api/json?tree=mode";
-
-		if ((e = request(c, "GET", root, NULL, NULL, ok_get)) != JK_OK)
+		if ((e = http_request(h, "GET", root, NULL, NULL, http_ok_get)) != JK_OK)
 			return e;
-		return parsed(c, "GET", root, parse_master_mode(body_str(c), mode, perr,
-		    sizeof(perr)), perr);
+		return http_parsed(h, "GET", root, jkmodel_parse_master_mode(http_body(h), mode,
+		    perr, sizeof(perr)), perr);
 	}
-	if ((e = node_path(c, name, &path, "config.xml")) != JK_OK)
-		return e;
-	set_msg(what, sizeof(what), "no node '%s'", name);
-	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_node_mode(body_str(c), mode, perr,
+	path = node_path(c, name, "config.xml");
+	errmsg_set(what, sizeof(what), "no node '%s'", name);
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_node_mode(http_body(h), mode, perr,
 		    sizeof(perr)), perr);
 	free(path);
 	return e;
@@ -2438,20 +352,16 @@ enum jk_err
 jk_node_set_offline(struct jk_client *c, const char *name, bool offline, const char *msg)
 {
 	struct jk_kv kv = { "offlineMessage", msg ? msg : "" };
-	char what[256], *path, *body;
+	char what[WHATLEN], *path, *body;
 	struct jk_node n;
 	enum jk_err e;
 
-	set_msg(what, sizeof(what), "no node '%s'", name ? name : "built-in");
+	errmsg_set(what, sizeof(what), "no node '%s'", name ? name : "built-in");
 	if (offline) {
 		/* Marks it offline if it is not, and sets the message either way. */
-		if ((e = node_path(c, name, &path, "changeOfflineCause")) != JK_OK)
-			return e;
-		if (!(body = jk_form_encode(&kv, 1))) {
-			free(path);
-			return nomem(c);
-		}
-		e = request(c, "POST", path, body, what, ok_post);
+		path = node_path(c, name, "changeOfflineCause");
+		body = jkpath_encode_form(&kv, 1);
+		e = http_request(&c->http, "POST", path, body, what, http_ok_post);
 		free(body);
 		free(path);
 		return e;
@@ -2464,41 +374,41 @@ jk_node_set_offline(struct jk_client *c, const char *name, bool offline, const c
 		return JK_OK;
 	}
 	jk_node_free(&n);
-	if ((e = node_path(c, name, &path, "toggleOffline")) != JK_OK)
-		return e;
-	e = request(c, "POST", path, "", what, ok_post);
+	path = node_path(c, name, "toggleOffline");
+	e = http_request(&c->http, "POST", path, "", what, http_ok_post);
 	free(path);
 	return e;
 }
+
+/* ---- builds and the queue ---- */
 
 enum jk_err
 jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv *params,
     size_t nparams, long *queue_id, bool *existing)
 {
 	static const long ok[] = { 201, 303, 0 };
-	char what[256], *path, *body;
+	struct http *h = &c->http;
+	char what[WHATLEN], *path, *body;
 	enum jk_err e;
 
 	*queue_id = 0;
 	*existing = false;
 	if ((e = job_path(c, full_name, &path, "buildWithParameters?delay=0sec")) != JK_OK)
 		return e;
-	if (!(body = jk_form_encode(params, nparams))) {
-		free(path);
-		return nomem(c);
-	}
-	set_msg(what, sizeof(what), "no job '%s'", full_name);
-	e = request(c, "POST", path, body, what, ok);
+	body = jkpath_encode_form(params, nparams);
+	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
+	e = http_request(h, "POST", path, body, what, ok);
 	free(body);
-	if (e == JK_OK && jk_parse_location(c->location, queue_id) < 0) {
-		fail(c, "POST", path, "%ld without a queue item in Location '%s'", c->status,
-		    c->location);
+	if (e == JK_OK && jkpath_queue_id(h->location, queue_id) < 0) {
+		http_fail(h, "POST", path, "%ld without a queue item in Location '%s'", h->status,
+		    h->location);
 		e = JK_EPROTO;
 	} else if (e == JK_OK) {
-		*existing = c->status == 303;
-	} else if (c->status == 302) {
+		*existing = h->status == 303;
+	} else if (h->status == 302) {
 		/* Jenkins answers 302 to the job page when the queue refused the item. */
-		fail(c, "POST", path, "302 Found: Jenkins did not queue the build (refused by the queue)");
+		http_fail(h, "POST", path,
+		    "302 Found: Jenkins did not queue the build (refused by the queue)");
 	}
 	free(path);
 	return e;
@@ -2506,24 +416,31 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 
 #define QUEUE_FIELDS "id,params,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D"
 
+static enum jk_err
+check_queue_id(struct jk_client *c, long id)
+{
+	c->http.err[0] = '\0';
+	if (id > 0)
+		return JK_OK;
+	errmsg_set(c->http.err, sizeof(c->http.err), "bad queue id %ld", id);
+	return JK_EBADREQ;
+}
+
 enum jk_err
 jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out)
 {
-	char perr[512], what[128], *path;
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
 	enum jk_err e;
 
 	memset(out, 0, sizeof(*out));
-	c->err[0] = '\0';
-	if (id <= 0) {
-		set_msg(c->err, sizeof(c->err), "bad queue id %ld", id);
-		return JK_EBADREQ;
-	}
-	if (asprintf(&path, "queue/item/%ld/api/json?tree=%s", id, QUEUE_FIELDS) < 0)
-		return nomem(c);
-	set_msg(what, sizeof(what), "no queue item %ld (left the queue over 5 minutes ago, "
+	if ((e = check_queue_id(c, id)) != JK_OK)
+		return e;
+	path = xasprintf("queue/item/%ld/api/json?tree=%s", id, QUEUE_FIELDS);
+	errmsg_set(what, sizeof(what), "no queue item %ld (left the queue over 5 minutes ago, "
 	    "or Jenkins restarted)", id);
-	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_queue_item(body_str(c), out, perr,
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_queue_item(http_body(h), out, perr,
 		    sizeof(perr)), perr);
 	free(path);
 	return e;
@@ -2532,22 +449,20 @@ jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out)
 enum jk_err
 jk_queue_cancel(struct jk_client *c, long id)
 {
-	char what[128], *path;
+	struct http *h = &c->http;
+	char what[WHATLEN], *path;
 	enum jk_err e;
 
-	c->err[0] = '\0';
-	if (id <= 0) {
-		set_msg(c->err, sizeof(c->err), "bad queue id %ld", id);
-		return JK_EBADREQ;
-	}
-	if (asprintf(&path, "queue/cancelItem?id=%ld", id) < 0)
-		return nomem(c);
-	set_msg(what, sizeof(what), "no queue item %ld", id);
-	e = request(c, "POST", path, "", what, ok_post);
-	if (e != JK_OK && c->status == 422) {
+	if ((e = check_queue_id(c, id)) != JK_OK)
+		return e;
+	path = xasprintf("queue/cancelItem?id=%ld", id);
+	errmsg_set(what, sizeof(what), "no queue item %ld", id);
+	e = http_request(h, "POST", path, "", what, http_ok_post);
+	if (e != JK_OK && h->status == 422) {
 		/* "Item for id (N) is not cancellable": Job/Cancel is missing. */
-		fail(c, "POST", path, "422 Unprocessable Entity: user '%s' may not cancel queue item %ld",
-		    c->user ? c->user : "anonymous", id);
+		http_fail(h, "POST", path,
+		    "422 Unprocessable Entity: user '%s' may not cancel queue item %ld",
+		    h->user ? h->user : "anonymous", id);
 		e = JK_EFORBIDDEN;
 	}
 	free(path);
@@ -2560,26 +475,28 @@ jk_queue_cancel(struct jk_client *c, long id)
 static enum jk_err
 check_number(struct jk_client *c, int number)
 {
-	c->err[0] = '\0';
+	c->http.err[0] = '\0';
 	if (number > 0)
 		return JK_OK;
-	set_msg(c->err, sizeof(c->err), "bad build number %d", number);
+	errmsg_set(c->http.err, sizeof(c->http.err), "bad build number %d", number);
 	return JK_EBADREQ;
 }
 
 enum jk_err
 jk_build_get(struct jk_client *c, const char *full_name, int number, struct jk_build *out)
 {
-	char perr[512], what[256], *path;
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
 	enum jk_err e;
 
 	memset(out, 0, sizeof(*out));
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/api/json?tree=%s", number, BUILD_FIELDS)) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
-	if ((e = request(c, "GET", path, NULL, what, ok_get)) == JK_OK)
-		e = parsed(c, "GET", path, jk_parse_build(body_str(c), out, perr, sizeof(perr)), perr);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_build(http_body(h), out, perr,
+		    sizeof(perr)), perr);
 	free(path);
 	return e;
 }
@@ -2587,14 +504,14 @@ jk_build_get(struct jk_client *c, const char *full_name, int number, struct jk_b
 enum jk_err
 jk_build_stop(struct jk_client *c, const char *full_name, int number)
 {
-	char what[256], *path;
+	char what[WHATLEN], *path;
 	enum jk_err e;
 
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/stop", number)) != JK_OK)
 		return e;
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
-	e = request(c, "POST", path, "", what, ok_post);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
+	e = http_request(&c->http, "POST", path, "", what, http_ok_post);
 	free(path);
 	return e;
 }
@@ -2604,18 +521,15 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
     const char *description)
 {
 	struct jk_kv kv = { "description", description ? description : "" };
-	char what[256], *path, *body;
+	char what[WHATLEN], *path, *body;
 	enum jk_err e;
 
 	if ((e = check_number(c, number)) != JK_OK ||
 	    (e = job_path(c, full_name, &path, "%d/submitDescription", number)) != JK_OK)
 		return e;
-	if (!(body = jk_form_encode(&kv, 1))) {
-		free(path);
-		return nomem(c);
-	}
-	set_msg(what, sizeof(what), "no build %s #%d", full_name, number);
-	e = request(c, "POST", path, body, what, ok_post);
+	body = jkpath_encode_form(&kv, 1);
+	errmsg_set(what, sizeof(what), "no build %s #%d", full_name, number);
+	e = http_request(&c->http, "POST", path, body, what, http_ok_post);
 	free(body);
 	free(path);
 	return e;
@@ -2623,114 +537,69 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
 
 /* ---- finding a build again (after a lost answer or a restart) ---- */
 
-/* Does a queue item's params text hold the line NAME=VALUE? */
-static bool
-params_have(const char *params, const char *name, const char *value)
-{
-	size_t nl = strlen(name), vl = strlen(value);
-	const char *p = params;
+#define FIND_QUEUE_PATH "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D"
 
-	while (p && (p = strchr(p, '\n'))) {
-		p++;
-		if (!strncmp(p, name, nl) && p[nl] == '=' && !strncmp(p + nl + 1, value, vl) &&
-		    (p[nl + 1 + vl] == '\n' || p[nl + 1 + vl] == '\0'))
-			return true;
-	}
-	return false;
+/* Still queued? The queue's item of the job at jp with parameter name = value. */
+static enum jk_err
+find_in_queue(struct jk_client *c, const char *jp, const char *name, const char *value,
+    long *queue_id)
+{
+	struct http *h = &c->http;
+	char perr[PERRLEN];
+	enum jk_err e;
+
+	if ((e = http_request(h, "GET", FIND_QUEUE_PATH, NULL, "no queue", http_ok_get)) != JK_OK)
+		return e;
+	e = jkmodel_find_queue(http_body(h), jp, name, value, queue_id, perr, sizeof(perr));
+	return e == JK_EPROTO ? http_parsed(h, "GET", "queue/api/json", e, perr) : e;
 }
 
-enum jk_err
-jk_parse_find_queue(const char *json, const char *job_path, const char *name, const char *value,
-    long *queue_id, char *err, size_t errlen)
+/* One page of the job's builds, the newest first from from. */
+static enum jk_err
+find_in_builds(struct jk_client *c, const char *full_name, int from, const char *name,
+    const char *value, long queue_id, long long since_ms, int *number, int *scanned,
+    bool *older)
 {
-	json_t *root, *items, *it;
-	size_t i, jl = strlen(job_path);
+	struct http *h = &c->http;
+	char perr[PERRLEN], *path;
+	enum jk_err e;
 
-	*queue_id = 0;
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	items = json_object_get(root, "items");
-	json_array_foreach(items, i, it) {
-		const char *url = json_string_value(json_object_get(json_object_get(it, "task"), "url"));
-		const char *params = json_string_value(json_object_get(it, "params"));
-		size_t ul = url ? strlen(url) : 0;
-
-		if (!url || ul < jl || strcmp(url + ul - jl, job_path) != 0 || !params ||
-		    !params_have(params, name, value) || !json_is_integer(json_object_get(it, "id")))
-			continue;
-		*queue_id = (long)json_integer_value(json_object_get(it, "id"));
-		break;
+	e = job_path(c, full_name, &path, "api/json?tree=builds%%5Bnumber,queueId,timestamp,"
+	    "actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B%d,%d%%7D", from,
+	    from + JK_FIND_PAGE);
+	if (e != JK_OK)
+		return e;
+	if ((e = http_request(h, "GET", path, NULL, "no such job", http_ok_get)) == JK_OK) {
+		e = jkmodel_find_build(http_body(h), name, value, queue_id, since_ms, number,
+		    scanned, older, perr, sizeof(perr));
+		if (e == JK_EPROTO)
+			http_parsed(h, "GET", path, e, perr);
 	}
-	json_decref(root);
-	return *queue_id ? JK_OK : JK_ENOTFOUND;
-}
-
-enum jk_err
-jk_parse_find_build(const char *json, const char *name, const char *value, long queue_id,
-    long long since_ms, int *number, int *scanned, bool *older, char *err, size_t errlen)
-{
-	json_t *root, *builds, *b, *a, *p, *ts;
-	size_t i, k, m;
-
-	*number = 0;
-	*scanned = 0;
-	*older = false;
-	if (!(root = jload(json, err, errlen)))
-		return JK_EPROTO;
-	builds = json_object_get(root, "builds");
-	json_array_foreach(builds, i, b) {
-		bool hit = queue_id > 0 && json_integer_value(json_object_get(b, "queueId")) == queue_id;
-
-		(*scanned)++;
-
-		json_array_foreach(json_object_get(b, "actions"), k, a)
-			json_array_foreach(json_object_get(a, "parameters"), m, p)
-				if (name && json_is_string(json_object_get(p, "name")) &&
-				    !strcmp(json_string_value(json_object_get(p, "name")), name) &&
-				    json_is_string(json_object_get(p, "value")) &&
-				    !strcmp(json_string_value(json_object_get(p, "value")), value))
-					hit = true;
-		if (hit && json_is_integer(json_object_get(b, "number"))) {
-			*number = (int)json_integer_value(json_object_get(b, "number"));
-			break;
-		}
-		/* Newest first: one that started before the bound ends the search. */
-		ts = json_object_get(b, "timestamp");
-		if (since_ms > 0 && json_is_integer(ts) && json_integer_value(ts) < since_ms) {
-			*older = true;
-			break;
-		}
-	}
-	json_decref(root);
-	return *number ? JK_OK : JK_ENOTFOUND;
+	free(path);
+	return e;
 }
 
 enum jk_err
 jk_find_build(struct jk_client *c, const char *full_name, const char *name, const char *value,
     long queue_id, long long since_ms, long *found_queue_id, int *number)
 {
-	char perr[512], *path = NULL, *jp;
 	enum jk_err e = JK_ENOTFOUND;
 	int from, scanned = 0;
 	bool older = false;
+	char *jp;
 
 	*found_queue_id = 0;
 	*number = 0;
-	if (!(jp = jk_path_job(full_name))) {
-		set_msg(c->err, sizeof(c->err), "bad job name");
+	if (!(jp = jkpath_job(full_name))) {
+		errmsg_set(c->http.err, sizeof(c->http.err), "bad job name");
 		return JK_EBADREQ;
 	}
-	/* Still queued? (Only by parameter: a queue id is followed directly.) */
-	if (name) {
-		e = request(c, "GET", "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D", NULL,
-		    "no queue", ok_get);
-		if (e == JK_OK)
-			e = jk_parse_find_queue(body_str(c), jp, name, value, found_queue_id, perr, sizeof(perr));
-		if (e != JK_ENOTFOUND) {
-			free(jp);
-			return e == JK_OK ? JK_OK : parsed(c, "GET", "queue/api/json", e, perr);
-		}
-	}
+	/* Only by parameter: a queue id is followed directly. */
+	if (name)
+		e = find_in_queue(c, jp, name, value, found_queue_id);
+	free(jp);
+	if (e != JK_ENOTFOUND)
+		return e;
 	/*
 	 * Started: the job's newest builds, a small page at a time, so a hit
 	 * among the newest costs one short answer. Only "builds" (Jenkins
@@ -2739,18 +608,10 @@ jk_find_build(struct jk_client *c, const char *full_name, const char *name, cons
 	 */
 	for (from = 0; from < JK_FIND_MAX && !older && e == JK_ENOTFOUND; from += JK_FIND_PAGE) {
 		scanned = 0;
-		e = job_path(c, full_name, &path, "api/json?tree=builds%%5Bnumber,queueId,timestamp,"
-		    "actions%%5Bparameters%%5Bname,value%%5D%%5D%%5D%%7B%d,%d%%7D", from, from + JK_FIND_PAGE);
-		if (e == JK_OK && (e = request(c, "GET", path, NULL, "no such job", ok_get)) == JK_OK)
-			e = jk_parse_find_build(body_str(c), name, value, queue_id, since_ms, number,
-			    &scanned, &older, perr, sizeof(perr));
-		if (e == JK_EPROTO)
-			e = parsed(c, "GET", path, e, perr);
-		free(path);
-		path = NULL;
+		e = find_in_builds(c, full_name, from, name, value, queue_id, since_ms, number,
+		    &scanned, &older);
 		if (e == JK_ENOTFOUND && scanned < JK_FIND_PAGE)
 			break;    /* the job has no more builds */
 	}
-	free(jp);
 	return e;
 }

@@ -21,6 +21,8 @@
 #ifndef JGA_JENKINS_H
 #define JGA_JENKINS_H
 
+#include "strvec.h"	/* strv_free for the vectors handed out here */
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -36,7 +38,7 @@ enum jk_err {
 	JK_ECONFLICT,   /* 409: e.g. job disabled */
 	JK_ESERVER,     /* 5xx */
 	JK_EPROTO,      /* unexpected status, malformed JSON/XML, no Location */
-	JK_ENOMEM,
+	JK_ENOMEM,      /* libcurl ran out of memory (ours is fatal: xalloc.h) */
 	JK_ECANCELED,   /* given up: the cancel test (jk_client_set_cancel) said so */
 };
 
@@ -125,7 +127,7 @@ void        jk_job_list_free(struct jk_job_list *l);
  * allowedSlaves of the job's NodeParameterDefinition named param, from the
  * job's config.xml (Jenkins does not export it as JSON). *all is set when
  * the list is empty or holds "ALL (no restriction)"; otherwise names/n hold
- * the allowed node names (free with jk_strv_free). JK_ENOTFOUND (with a
+ * the allowed node names (free with strv_free). JK_ENOTFOUND (with a
  * message saying so) also when the job has no Node parameter named param.
  */
 enum jk_err jk_job_allowed_nodes(struct jk_client *c, const char *full_name,
@@ -260,47 +262,5 @@ enum jk_err jk_build_set_description(struct jk_client *c, const char *full_name,
 enum jk_err jk_find_build(struct jk_client *c, const char *full_name, const char *name,
                 const char *value, long queue_id, long long since_ms, long *found_queue_id,
                 int *number);
-
-/* ---- pure helpers, exposed for the unit tests ---- */
-
-/* "a/b c" -> "job/a/job/b%20c/" (no base). NULL on a bad name (empty segment). */
-char *jk_path_job(const char *full_name);
-/* Percent-encode one path segment (RFC 3986 unreserved stay; '.' and '..' segments encoded). */
-char *jk_encode_segment(const char *s);
-/* "node1" -> "computer/node1/"; "built-in", "" and NULL -> "computer/(built-in)/". */
-char *jk_path_node(const char *name);
-/* "a=1&b=x%20y": an application/x-www-form-urlencoded body (space as %20). */
-char *jk_form_encode(const struct jk_kv *kv, size_t n);
-/* Parse ".../queue/item/123/" (absolute or relative) into 123. -1 if malformed. */
-int   jk_parse_location(const char *location, long *id);
-/* Map an HTTP status (and for 403 the body) to a jk_err. 2xx/3xx -> JK_OK. */
-enum jk_err jk_classify_status(long status);
-
-/*
- * Parse response bodies (as real Jenkins shapes them) into structs.
- * jk_parse_jobs parses one job at a time, in the calling thread's arena
- * when the program installed one (jarena.h), which it drops on return.
- */
-enum jk_err jk_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t errlen);
-enum jk_err jk_parse_nodes(const char *json, struct jk_node_list *out, char *err, size_t errlen);
-enum jk_err jk_parse_node(const char *json, struct jk_node *out, char *err, size_t errlen);
-enum jk_err jk_parse_queue_item(const char *json, struct jk_queue_item *out, char *err, size_t errlen);
-enum jk_err jk_parse_build(const char *json, struct jk_build *out, char *err, size_t errlen);
-enum jk_err jk_parse_node_mode(const char *xml, enum jk_mode *mode, char *err, size_t errlen);
-enum jk_err jk_parse_allowed_nodes(const char *xml, const char *param, bool *all,
-                char ***names, size_t *n, char *err, size_t errlen);
-
-enum jk_err jk_parse_find_queue(const char *json, const char *job_path, const char *name,
-                const char *value, long *queue_id, char *err, size_t errlen);
-/*
- * One page of builds (newest first): *number of the first that matches;
- * *scanned builds looked at; *older true if it stopped at a build that
- * started before since_ms (then the builds after it are older still).
- */
-enum jk_err jk_parse_find_build(const char *json, const char *name, const char *value,
-                long queue_id, long long since_ms, int *number, int *scanned, bool *older,
-                char *err, size_t errlen);
-
-void jk_strv_free(char **v, size_t n);
 
 #endif

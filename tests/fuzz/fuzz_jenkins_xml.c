@@ -1,9 +1,10 @@
-/* libFuzzer: the Jenkins config.xml readers (common/jenkins.c); the first byte picks one. */
+/* libFuzzer: the Jenkins config.xml readers (common/jkmodel.c, xmlscan.c); the first byte picks one. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "jenkins.h"
+#include "jkmodel.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -19,9 +20,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
 	if (data[0] & 1)
-		(void)jk_parse_node_mode(s, &mode, err, sizeof(err));
-	else if (jk_parse_allowed_nodes(s, "NODE", &all, &names, &n, err, sizeof(err)) == JK_OK)
-		jk_strv_free(names, n);
+		(void)jkmodel_parse_node_mode(s, &mode, err, sizeof(err));
+	else if (jkmodel_parse_allowed_nodes(s, "NODE", &all, &names, &n, err, sizeof(err)) == JK_OK)
+		strv_free(names, n);
 	free(s);
 	return 0;
 }

@@ -193,7 +193,7 @@ run(struct jk_client *c, int argc, char **argv, json_t *r)
 		if ((e = jk_job_allowed_nodes(c, argv[1], argv[2], &all, &names, &n)) == JK_OK) {
 			json_object_set_new(r, "all", json_boolean(all));
 			json_object_set_new(r, "names", strv_json(names, n));
-			jk_strv_free(names, n);
+			strv_free(names, n);
 		}
 	} else if (strcmp(op, "trigger") == 0) {
 		struct jk_kv kv[32] = { { NULL, NULL } };

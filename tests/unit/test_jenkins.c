@@ -1,9 +1,9 @@
 /*
- * Unit tests for common/jenkins.c: URL building and encoding, Location
- * parsing, status classification, and every response parser on fixture
- * strings shaped like real Jenkins answers (see
- * /work/shared/reference/jenkins-rest.md), plus malformed input of each.
- * No network: the client tests only exercise what fails before a request.
+ * Unit tests for the Jenkins client: URL building and encoding, Location
+ * parsing (jkpath.c), status classification (http.c), and every response
+ * parser (jkmodel.c, xmlscan.c) on fixture strings shaped like real
+ * Jenkins answers, plus malformed input of each. No network: the client
+ * tests (jenkins.c) only exercise what fails before a request.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +20,10 @@
 #include <jansson.h>
 
 #include "jarena.h"
+#include "http.h"
 #include "jenkins.h"
+#include "jkmodel.h"
+#include "jkpath.h"
 
 static char err[1024];
 
@@ -49,65 +52,65 @@ static void
 test_encode_segment(void **state)
 {
 	(void)state;
-	expect_str(jk_encode_segment("abcXYZ019"), "abcXYZ019");
-	expect_str(jk_encode_segment("-._~"), "-._~");
-	expect_str(jk_encode_segment("a b"), "a%20b");
-	expect_str(jk_encode_segment("#"), "%23");
-	expect_str(jk_encode_segment("a?b=c&d"), "a%3Fb%3Dc%26d");
-	expect_str(jk_encode_segment("a/b"), "a%2Fb");
-	expect_str(jk_encode_segment("100%"), "100%25");
-	expect_str(jk_encode_segment("%2F"), "%252F");
-	expect_str(jk_encode_segment("+;:@!$'()*,"), "%2B%3B%3A%40%21%24%27%28%29%2A%2C");
-	expect_str(jk_encode_segment("\xc3\xbc"), "%C3%BC");		/* ü */
-	expect_str(jk_encode_segment("日本"), "%E6%97%A5%E6%9C%AC");
-	expect_str(jk_encode_segment("\t\n\x7f"), "%09%0A%7F");
+	expect_str(jkpath_encode_segment("abcXYZ019"), "abcXYZ019");
+	expect_str(jkpath_encode_segment("-._~"), "-._~");
+	expect_str(jkpath_encode_segment("a b"), "a%20b");
+	expect_str(jkpath_encode_segment("#"), "%23");
+	expect_str(jkpath_encode_segment("a?b=c&d"), "a%3Fb%3Dc%26d");
+	expect_str(jkpath_encode_segment("a/b"), "a%2Fb");
+	expect_str(jkpath_encode_segment("100%"), "100%25");
+	expect_str(jkpath_encode_segment("%2F"), "%252F");
+	expect_str(jkpath_encode_segment("+;:@!$'()*,"), "%2B%3B%3A%40%21%24%27%28%29%2A%2C");
+	expect_str(jkpath_encode_segment("\xc3\xbc"), "%C3%BC");		/* ü */
+	expect_str(jkpath_encode_segment("日本"), "%E6%97%A5%E6%9C%AC");
+	expect_str(jkpath_encode_segment("\t\n\x7f"), "%09%0A%7F");
 	/* Dot segments would be squashed by curl or a proxy. */
-	expect_str(jk_encode_segment("."), "%2E");
-	expect_str(jk_encode_segment(".."), "%2E%2E");
-	expect_str(jk_encode_segment("..."), "...");
-	expect_str(jk_encode_segment(".a"), ".a");
-	expect_str(jk_encode_segment("a.."), "a..");
-	expect_str(jk_encode_segment(""), "");
-	assert_null(jk_encode_segment(NULL));
+	expect_str(jkpath_encode_segment("."), "%2E");
+	expect_str(jkpath_encode_segment(".."), "%2E%2E");
+	expect_str(jkpath_encode_segment("..."), "...");
+	expect_str(jkpath_encode_segment(".a"), ".a");
+	expect_str(jkpath_encode_segment("a.."), "a..");
+	expect_str(jkpath_encode_segment(""), "");
+	assert_null(jkpath_encode_segment(NULL));
 }
 
 static void
 test_path_job(void **state)
 {
 	(void)state;
-	expect_str(jk_path_job("a"), "job/a/");
-	expect_str(jk_path_job("a/b/c"), "job/a/job/b/job/c/");
-	expect_str(jk_path_job("f 1/job #2"), "job/f%201/job/job%20%232/");
-	expect_str(jk_path_job("a?x=1"), "job/a%3Fx%3D1/");
-	expect_str(jk_path_job("100%"), "job/100%25/");
-	expect_str(jk_path_job("dossier/tâche"), "job/dossier/job/t%C3%A2che/");
-	expect_str(jk_path_job("a/../b"), "job/a/job/%2E%2E/job/b/");
-	expect_str(jk_path_job("./x"), "job/%2E/job/x/");
-	expect_str(jk_path_job(".."), "job/%2E%2E/");
-	expect_str(jk_path_job("build.a"), "job/build.a/");
+	expect_str(jkpath_job("a"), "job/a/");
+	expect_str(jkpath_job("a/b/c"), "job/a/job/b/job/c/");
+	expect_str(jkpath_job("f 1/job #2"), "job/f%201/job/job%20%232/");
+	expect_str(jkpath_job("a?x=1"), "job/a%3Fx%3D1/");
+	expect_str(jkpath_job("100%"), "job/100%25/");
+	expect_str(jkpath_job("dossier/tâche"), "job/dossier/job/t%C3%A2che/");
+	expect_str(jkpath_job("a/../b"), "job/a/job/%2E%2E/job/b/");
+	expect_str(jkpath_job("./x"), "job/%2E/job/x/");
+	expect_str(jkpath_job(".."), "job/%2E%2E/");
+	expect_str(jkpath_job("build.a"), "job/build.a/");
 	/* Empty segments are refused. */
-	assert_null(jk_path_job(NULL));
-	assert_null(jk_path_job(""));
-	assert_null(jk_path_job("/"));
-	assert_null(jk_path_job("/a"));
-	assert_null(jk_path_job("a/"));
-	assert_null(jk_path_job("a//b"));
-	assert_null(jk_path_job("a/b//"));
+	assert_null(jkpath_job(NULL));
+	assert_null(jkpath_job(""));
+	assert_null(jkpath_job("/"));
+	assert_null(jkpath_job("/a"));
+	assert_null(jkpath_job("a/"));
+	assert_null(jkpath_job("a//b"));
+	assert_null(jkpath_job("a/b//"));
 }
 
 static void
 test_path_node(void **state)
 {
 	(void)state;
-	expect_str(jk_path_node("built-in"), "computer/(built-in)/");
-	expect_str(jk_path_node(""), "computer/(built-in)/");
-	expect_str(jk_path_node(NULL), "computer/(built-in)/");
-	expect_str(jk_path_node("node1"), "computer/node1/");
-	expect_str(jk_path_node("my node"), "computer/my%20node/");
-	expect_str(jk_path_node("Built-In Node"), "computer/Built-In%20Node/");
-	expect_str(jk_path_node(".."), "computer/%2E%2E/");
-	expect_str(jk_path_node("n#1?"), "computer/n%231%3F/");
-	expect_str(jk_path_node("nœud"), "computer/n%C5%93ud/");
+	expect_str(jkpath_node("built-in"), "computer/(built-in)/");
+	expect_str(jkpath_node(""), "computer/(built-in)/");
+	expect_str(jkpath_node(NULL), "computer/(built-in)/");
+	expect_str(jkpath_node("node1"), "computer/node1/");
+	expect_str(jkpath_node("my node"), "computer/my%20node/");
+	expect_str(jkpath_node("Built-In Node"), "computer/Built-In%20Node/");
+	expect_str(jkpath_node(".."), "computer/%2E%2E/");
+	expect_str(jkpath_node("n#1?"), "computer/n%231%3F/");
+	expect_str(jkpath_node("nœud"), "computer/n%C5%93ud/");
 }
 
 static void
@@ -124,11 +127,11 @@ test_form_encode(void **state)
 	};
 
 	(void)state;
-	expect_str(jk_form_encode(kv, 1), "NODE=node1");
-	expect_str(jk_form_encode(kv, sizeof(kv) / sizeof(kv[0])),
+	expect_str(jkpath_encode_form(kv, 1), "NODE=node1");
+	expect_str(jkpath_encode_form(kv, sizeof(kv) / sizeof(kv[0])),
 	    "NODE=node1&FOO=a%20b%26c%3Dd&LABEL=linux%26%26x86&EMPTY=&DOT=.&UNI=%C3%A9%2F%25"
 	    "&MY%20PARAM=x%2By");
-	expect_str(jk_form_encode(NULL, 0), "");
+	expect_str(jkpath_encode_form(NULL, 0), "");
 }
 
 /* ---- Location ---- */
@@ -138,7 +141,7 @@ expect_location(const char *loc, long want)
 {
 	long id = 12345;
 
-	if (jk_parse_location(loc, &id) != 0)
+	if (jkpath_queue_id(loc, &id) != 0)
 		fail_msg("'%s' refused", loc);
 	assert_int_equal(id, want);
 }
@@ -148,7 +151,7 @@ expect_bad_location(const char *loc)
 {
 	long id = 12345;
 
-	if (jk_parse_location(loc, &id) != -1)
+	if (jkpath_queue_id(loc, &id) != -1)
 		fail_msg("'%s' accepted as %ld", loc ? loc : "(null)", id);
 	assert_int_equal(id, 12345);
 }
@@ -216,8 +219,8 @@ test_classify_status(void **state)
 			want = JK_ESERVER;
 		else
 			want = JK_EPROTO;	/* 0, 1xx, 405, 422, 429, 6xx, ... */
-		if (jk_classify_status(s) != want)
-			fail_msg("status %ld: got %d, want %d", s, jk_classify_status(s), want);
+		if (http_status_err(s) != want)
+			fail_msg("status %ld: got %d, want %d", s, http_status_err(s), want);
 	}
 }
 
@@ -297,7 +300,7 @@ test_parse_jobs(void **state)
 	const struct jk_job *j;
 
 	(void)state;
-	assert_int_equal(jk_parse_jobs(jobs_json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_jobs(jobs_json, &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 5);	/* folders are not listed */
 	/* Document order, depth first. */
 	assert_string_equal(l.jobs[0].full_name, "build-a");
@@ -363,7 +366,7 @@ test_parse_jobs_no_fullname(void **state)
 	struct jk_job_list l;
 
 	(void)state;
-	assert_int_equal(jk_parse_jobs(json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_jobs(json, &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.jobs[0].full_name, "f/g/j 1");
 	assert_string_equal(l.jobs[0].name, "j 1");
@@ -374,7 +377,7 @@ test_parse_jobs_no_fullname(void **state)
 	assert_string_equal(l.jobs[2].full_name, "top");
 	jk_job_list_free(&l);
 
-	assert_int_equal(jk_parse_jobs("{\"_class\":\"hudson.model.Hudson\",\"jobs\":[]}", &l,
+	assert_int_equal(jkmodel_parse_jobs("{\"_class\":\"hudson.model.Hudson\",\"jobs\":[]}", &l,
 	    err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 0);
 	jk_job_list_free(&l);
@@ -385,7 +388,7 @@ expect_jobs_error(const char *json, const char *frag)
 {
 	struct jk_job_list l;
 
-	if (jk_parse_jobs(json, &l, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_jobs(json, &l, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", json ? json : "(null)");
 	expect_contains(err, frag);
 	assert_null(l.jobs);
@@ -430,7 +433,7 @@ test_parse_jobs_malformed(void **state)
 }
 
 /*
- * The root object is scanned, not parsed whole (jk_parse_jobs): members in
+ * The root object is scanned, not parsed whole (jkmodel_parse_jobs): members in
  * any order, whitespace anywhere, and every break of the grammar between
  * the values is an error naming the byte.
  */
@@ -440,7 +443,7 @@ test_parse_jobs_root(void **state)
 	struct jk_job_list l;
 
 	(void)state;
-	assert_int_equal(jk_parse_jobs(" \n{ \"_class\" : \"hudson.model.Hudson\" ,\r\n\t\"jobs\" :"
+	assert_int_equal(jkmodel_parse_jobs(" \n{ \"_class\" : \"hudson.model.Hudson\" ,\r\n\t\"jobs\" :"
 	    " [ { \"name\" : \"a\" } , {\"name\":\"b]}\",\"labelExpression\":\"x\"} ] , \"views\":"
 	    " [{\"name\":\"all\",\"jobs\":[{\"name\":\"not-a-job\"}]}], \"n\": 12.5e3, \"t\": true,"
 	    " \"z\": null } \n", &l, err, sizeof(err)), JK_OK);
@@ -450,10 +453,10 @@ test_parse_jobs_root(void **state)
 	assert_string_equal(l.jobs[1].label_expr, "x");
 	jk_job_list_free(&l);
 
-	assert_int_equal(jk_parse_jobs("{\"jobs\":[]}", &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_jobs("{\"jobs\":[]}", &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 0);
 	/* A number right before '}', escapes that look like the end of a string. */
-	assert_int_equal(jk_parse_jobs("{\"s\":\"a\\\"}\\\\\",\"jobs\":[{\"name\":\"x\\\"]\"}],\"n\":1}",
+	assert_int_equal(jkmodel_parse_jobs("{\"s\":\"a\\\"}\\\\\",\"jobs\":[{\"name\":\"x\\\"]\"}],\"n\":1}",
 	    &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.jobs[0].name, "x\"]");
@@ -538,18 +541,18 @@ test_parse_jobs_arena(void **state)
 	int round;
 
 	(void)state;
-	assert_int_equal(jk_parse_jobs(jobs_json, &plain, err, sizeof(err)), JK_OK);
-	assert_int_equal(jk_parse_jobs(big, &big_plain, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_jobs(jobs_json, &plain, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_jobs(big, &big_plain, err, sizeof(err)), JK_OK);
 	assert_int_equal(big_plain.n, 20001);
 	assert_false(jarena_begin());	/* not installed yet */
 	jarena_install();
 	assert_true(jarena_begin());
 	jarena_drop();
 	for (round = 0; round < 3; round++) {
-		assert_int_equal(jk_parse_jobs(jobs_json, &arena, err, sizeof(err)), JK_OK);
+		assert_int_equal(jkmodel_parse_jobs(jobs_json, &arena, err, sizeof(err)), JK_OK);
 		expect_same_jobs(&plain, &arena);
 		jk_job_list_free(&arena);
-		assert_int_equal(jk_parse_jobs(big, &arena, err, sizeof(err)), JK_OK);
+		assert_int_equal(jkmodel_parse_jobs(big, &arena, err, sizeof(err)), JK_OK);
 		expect_same_jobs(&big_plain, &arena);
 		jk_job_list_free(&arena);
 	}
@@ -559,7 +562,7 @@ test_parse_jobs_arena(void **state)
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":\"f\",\"jobs\":[{\"name\":null}]}]}",
 	    "jobs[1].jobs[0].name: expected string, got null");
 	expect_jobs_error("{\"jobs\":[{\"name\":\"a\"},{\"name\":", "malformed JSON");
-	/* jansson outside jk_parse_jobs is untouched by the hooks. */
+	/* jansson outside jkmodel_parse_jobs is untouched by the hooks. */
 	o = json_pack("{s:s}", "k", "v");
 	assert_non_null(o);
 	json_decref(o);
@@ -595,7 +598,7 @@ test_parse_nodes(void **state)
 	const struct jk_node *n;
 
 	(void)state;
-	assert_int_equal(jk_parse_nodes(nodes_json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_nodes(nodes_json, &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 4);
 
 	n = &l.nodes[0];
@@ -637,7 +640,7 @@ test_parse_nodes(void **state)
 	assert_null(l.nodes);
 	jk_node_list_free(NULL);
 
-	assert_int_equal(jk_parse_nodes("{\"computer\":[]}", &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_nodes("{\"computer\":[]}", &l, err, sizeof(err)), JK_OK);
 	assert_int_equal(l.n, 0);
 	jk_node_list_free(&l);
 }
@@ -657,7 +660,7 @@ test_parse_node(void **state)
 	struct jk_node n;
 
 	(void)state;
-	assert_int_equal(jk_parse_node(old_master, &n, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_node(old_master, &n, err, sizeof(err)), JK_OK);
 	assert_string_equal(n.name, "built-in");
 	assert_string_equal(n.labels[0], "master");
 	assert_int_equal(n.executors, 2);
@@ -665,7 +668,7 @@ test_parse_node(void **state)
 	assert_string_equal(n.offline_reason, "");	/* absent */
 	jk_node_free(&n);
 
-	assert_int_equal(jk_parse_node(agent, &n, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_node(agent, &n, err, sizeof(err)), JK_OK);
 	assert_string_equal(n.name, "my node");
 	assert_true(n.temp_offline);
 	assert_string_equal(n.offline_reason, "back at 5");
@@ -680,7 +683,7 @@ expect_node_error(const char *json, const char *frag)
 {
 	struct jk_node n;
 
-	if (jk_parse_node(json, &n, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_node(json, &n, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", json);
 	expect_contains(err, frag);
 	assert_null(n.name);
@@ -692,7 +695,7 @@ expect_nodes_error(const char *json, const char *frag)
 {
 	struct jk_node_list l;
 
-	if (jk_parse_nodes(json, &l, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_nodes(json, &l, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", json);
 	expect_contains(err, frag);
 	assert_null(l.nodes);
@@ -781,7 +784,7 @@ test_parse_queue_items(void **state)
 	struct jk_queue_item q;
 
 	(void)state;
-	assert_int_equal(jk_parse_queue_item(queue_waiting, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(queue_waiting, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.id, 42);
 	assert_int_equal(q.state, JK_QUEUE_WAITING);
 	assert_string_equal(q.why, "In the quiet period. Expires in 4.9 sec");
@@ -789,19 +792,19 @@ test_parse_queue_items(void **state)
 	assert_null(q.build_url);
 	jk_queue_item_free(&q);
 
-	assert_int_equal(jk_parse_queue_item(buildable_stuck, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(buildable_stuck, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.id, 43);
 	assert_int_equal(q.state, JK_QUEUE_WAITING);
 	assert_true(q.stuck);
 	assert_string_equal(q.why, "There are no nodes with the label \xe2\x80\x98nosuch\xe2\x80\x99");
 	jk_queue_item_free(&q);
 
-	assert_int_equal(jk_parse_queue_item(blocked, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(blocked, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.state, JK_QUEUE_WAITING);
 	expect_contains(q.why, "already in progress");
 	jk_queue_item_free(&q);
 
-	assert_int_equal(jk_parse_queue_item(left_started, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(left_started, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.id, 45);
 	assert_int_equal(q.state, JK_QUEUE_STARTED);
 	assert_int_equal(q.build_number, 17);
@@ -809,14 +812,14 @@ test_parse_queue_items(void **state)
 	assert_null(q.why);
 	jk_queue_item_free(&q);
 
-	assert_int_equal(jk_parse_queue_item(left_cancelled, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(left_cancelled, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.state, JK_QUEUE_CANCELLED);
 	assert_int_equal(q.build_number, 0);
 	assert_null(q.build_url);
 	jk_queue_item_free(&q);
 
 	/* Left the queue, build not created yet: keep waiting. */
-	assert_int_equal(jk_parse_queue_item(left_not_yet, &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_queue_item(left_not_yet, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.state, JK_QUEUE_WAITING);
 	assert_null(q.why);
 	jk_queue_item_free(&q);
@@ -828,7 +831,7 @@ expect_queue_error(const char *json, const char *frag)
 {
 	struct jk_queue_item q;
 
-	if (jk_parse_queue_item(json, &q, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_queue_item(json, &q, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", json);
 	expect_contains(err, frag);
 	assert_null(q.why);
@@ -870,7 +873,7 @@ test_parse_build_running(void **state)
 	struct jk_build b;
 
 	(void)state;
-	assert_int_equal(jk_parse_build(json, &b, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_build(json, &b, err, sizeof(err)), JK_OK);
 	assert_int_equal(b.number, 3);
 	assert_true(b.building);
 	assert_null(b.result);
@@ -902,7 +905,7 @@ test_parse_build_finished(void **state)
 		    "\"estimatedDuration\":1400,\"executor\":null,\"number\":%zu,\"queueId\":7,"
 		    "\"result\":\"%s\",\"timestamp\":1767000005000,\"url\":\"http://j/job/f/job/b/%zu/\","
 		    "\"builtOn\":\"\"}", i + 1, results[i], i + 1);
-		assert_int_equal(jk_parse_build(json, &b, err, sizeof(err)), JK_OK);
+		assert_int_equal(jkmodel_parse_build(json, &b, err, sizeof(err)), JK_OK);
 		assert_int_equal(b.number, (int)i + 1);
 		assert_false(b.building);
 		assert_string_equal(b.result, results[i]);
@@ -915,7 +918,7 @@ test_parse_build_finished(void **state)
 	}
 
 	/* Pipeline run: no builtOn. */
-	assert_int_equal(jk_parse_build("{\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowRun\","
+	assert_int_equal(jkmodel_parse_build("{\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowRun\","
 	    "\"building\":false,\"number\":9,\"result\":\"SUCCESS\",\"duration\":5,"
 	    "\"estimatedDuration\":5,\"timestamp\":1,\"url\":\"u\",\"queueId\":3,\"description\":null}",
 	    &b, err, sizeof(err)), JK_OK);
@@ -929,7 +932,7 @@ expect_build_error(const char *json, const char *frag)
 {
 	struct jk_build b;
 
-	if (jk_parse_build(json, &b, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_build(json, &b, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", json);
 	expect_contains(err, frag);
 	assert_null(b.result);
@@ -982,40 +985,40 @@ test_parse_find_build(void **state)
 
 	(void)state;
 	/* By parameter, no time bound: the whole page is looked at. */
-	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	assert_int_equal(jkmodel_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
 	    &older, err, sizeof(err)), JK_OK);
 	assert_int_equal(number, 1);
 	assert_int_equal(scanned, 3);
 	assert_false(older);
 	/* By queue id. */
-	assert_int_equal(jk_parse_find_build(find_json, NULL, NULL, 20, 0, &number, &scanned, &older,
+	assert_int_equal(jkmodel_find_build(find_json, NULL, NULL, 20, 0, &number, &scanned, &older,
 	    err, sizeof(err)), JK_OK);
 	assert_int_equal(number, 2);
 	/* Not there: every build looked at, none older than no bound. */
-	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u9", 0, 0, &number, &scanned,
+	assert_int_equal(jkmodel_find_build(find_json, "GEARMAN_UNIQUE", "u9", 0, 0, &number, &scanned,
 	    &older, err, sizeof(err)), JK_ENOTFOUND);
 	assert_int_equal(number, 0);
 	assert_int_equal(scanned, 3);
 	assert_false(older);
 	/* A time bound stops at the first build that started before it. */
-	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 2500, &number, &scanned,
+	assert_int_equal(jkmodel_find_build(find_json, "GEARMAN_UNIQUE", "u1", 0, 2500, &number, &scanned,
 	    &older, err, sizeof(err)), JK_ENOTFOUND);
 	assert_int_equal(scanned, 2);
 	assert_true(older);
 	/* A build at the bound, or a match, counts before the bound does. */
-	assert_int_equal(jk_parse_find_build(find_json, "GEARMAN_UNIQUE", "u2", 0, 2000, &number, &scanned,
+	assert_int_equal(jkmodel_find_build(find_json, "GEARMAN_UNIQUE", "u2", 0, 2000, &number, &scanned,
 	    &older, err, sizeof(err)), JK_OK);
 	assert_int_equal(number, 2);
 	assert_false(older);
 	/* Only "builds" (the newest 100) is read, never "allBuilds". */
-	assert_int_equal(jk_parse_find_build("{\"allBuilds\":[{\"number\":4,\"queueId\":7}]}", NULL, NULL, 7, 0,
+	assert_int_equal(jkmodel_find_build("{\"allBuilds\":[{\"number\":4,\"queueId\":7}]}", NULL, NULL, 7, 0,
 	    &number, &scanned, &older, err, sizeof(err)), JK_ENOTFOUND);
 	assert_int_equal(scanned, 0);
 	/* An empty page: nothing scanned, so the caller stops paging. */
-	assert_int_equal(jk_parse_find_build("{\"builds\":[]}", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	assert_int_equal(jkmodel_find_build("{\"builds\":[]}", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
 	    &older, err, sizeof(err)), JK_ENOTFOUND);
 	assert_int_equal(scanned, 0);
-	assert_int_equal(jk_parse_find_build("<html>", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
+	assert_int_equal(jkmodel_find_build("<html>", "GEARMAN_UNIQUE", "u1", 0, 0, &number, &scanned,
 	    &older, err, sizeof(err)), JK_EPROTO);
 }
 
@@ -1051,19 +1054,19 @@ test_parse_node_mode(void **state)
 	(void)state;
 	snprintf(xml, sizeof(xml), node_xml, "EXCLUSIVE");
 	m = JK_MODE_NORMAL;
-	assert_int_equal(jk_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
 	assert_int_equal(m, JK_MODE_EXCLUSIVE);
 
 	snprintf(xml, sizeof(xml), node_xml, "NORMAL");
 	m = JK_MODE_EXCLUSIVE;
-	assert_int_equal(jk_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
+	assert_int_equal(jkmodel_parse_node_mode(xml, &m, err, sizeof(err)), JK_OK);
 	assert_int_equal(m, JK_MODE_NORMAL);
 
 	/* Minimal, with surrounding white space and CDATA. */
-	assert_int_equal(jk_parse_node_mode("<hudson.slaves.DumbSlave>\n<mode>\n  EXCLUSIVE\n"
+	assert_int_equal(jkmodel_parse_node_mode("<hudson.slaves.DumbSlave>\n<mode>\n  EXCLUSIVE\n"
 	    "</mode></hudson.slaves.DumbSlave>", &m, err, sizeof(err)), JK_OK);
 	assert_int_equal(m, JK_MODE_EXCLUSIVE);
-	assert_int_equal(jk_parse_node_mode("<slave><mode><![CDATA[NORMAL]]></mode></slave>",
+	assert_int_equal(jkmodel_parse_node_mode("<slave><mode><![CDATA[NORMAL]]></mode></slave>",
 	    &m, err, sizeof(err)), JK_OK);
 	assert_int_equal(m, JK_MODE_NORMAL);
 }
@@ -1073,7 +1076,7 @@ expect_mode_error(const char *xml, const char *frag)
 {
 	enum jk_mode m = JK_MODE_NORMAL;
 
-	if (jk_parse_node_mode(xml, &m, err, sizeof(err)) != JK_EPROTO)
+	if (jkmodel_parse_node_mode(xml, &m, err, sizeof(err)) != JK_EPROTO)
 		fail_msg("accepted: %s", xml ? xml : "(null)");
 	expect_contains(err, frag);
 }
@@ -1198,7 +1201,7 @@ expect_allowed(const char *xml, const char *param, bool want_all, const char **w
 	size_t n = 99, i;
 	bool all = !want_all;
 
-	if (jk_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != JK_OK)
+	if (jkmodel_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != JK_OK)
 		fail_msg("param %s: %s", param, err);
 	assert_int_equal(all, want_all);
 	assert_int_equal(n, nwant);
@@ -1206,7 +1209,7 @@ expect_allowed(const char *xml, const char *param, bool want_all, const char **w
 		assert_null(names);
 	for (i = 0; i < nwant; i++)
 		assert_string_equal(names[i], want[i]);
-	jk_strv_free(names, n);
+	strv_free(names, n);
 }
 
 static void
@@ -1241,7 +1244,7 @@ expect_allowed_error(const char *xml, const char *param, enum jk_err want, const
 	size_t n = 99;
 	bool all = true;
 
-	if (jk_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != want)
+	if (jkmodel_parse_allowed_nodes(xml, param, &all, &names, &n, err, sizeof(err)) != want)
 		fail_msg("param %s: want %s, err '%s'", param, jk_strerror(want), err);
 	expect_contains(err, frag);
 	assert_null(names);
