@@ -397,7 +397,7 @@ section_known(const char *section)
 
 /* inih's callback, once per "key = value": 1 if the line is good. */
 static int
-handler(void *user, const char *section, const char *name, const char *value)
+ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *st = user;
 	const struct key *k = key_find(section, name);
@@ -441,11 +441,11 @@ config_read(const char *path, struct config *cfg, char *err, size_t errlen)
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
-	line = ini_parse(path, handler, &st);
+	line = ini_parse(path, ini_entry, &st);
 	if (line == -1)
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 	else if (line == -2)
-		snprintf(err, errlen, "%s: out of memory", path);
+		fatalx("out of memory (reading %s)", path);
 	else if (line > 0 && st.err_seen)
 		snprintf(err, errlen, "%s:%d: %s", path, line, st.err);
 	else if (line > 0)

@@ -12,14 +12,14 @@ char *gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms,
           char *err, size_t errlen);
 
 /*
- * The same on a connection kept between commands, for one asked often (the
- * node agent's "show jobs" for every job it takes: a connection each time
- * cost gearmand half its CPU per job). Connects on first use. After an
- * error or a timeout the connection is closed, as a late reply would be
- * taken for the next command's. A kept connection that gave nothing back
- * (gearmand closed it, or a firewall dropped it and the reply timed out)
- * is replaced at once and the command sent again. One thread at a time
- * per gadmin_conn.
+ * The same on a connection kept between commands, for one asked often
+ * (the node agent's "show jobs" for every job it takes: a new connection
+ * each time would cost gearmand more than the command). Connects on first
+ * use. After an error or a timeout the connection is closed, as a late
+ * reply would be taken for the next command's. A kept connection that
+ * gave nothing back (gearmand closed it, or a firewall dropped it and the
+ * reply timed out) is replaced at once and the command sent again. One
+ * thread at a time per gadmin_conn.
  */
 struct gadmin_conn;
 struct gadmin_conn *gadmin_conn_new(const char *host, int port);

@@ -9,6 +9,7 @@
 
 #include "errmsg.h"
 #include "jkmodel.h"
+#include "log.h"
 #include "xalloc.h"
 
 #include <stdarg.h>
@@ -229,10 +230,8 @@ transport_error(struct http *h, const char *m, const char *p, CURLcode rc)
 		http_fail(h, m, p, "response too large (over %u MiB)", HTTP_MAX_BODY >> 20);
 		return JK_EPROTO;
 	}
-	if (rc == CURLE_OUT_OF_MEMORY) {
-		http_fail(h, m, p, "out of memory");
-		return JK_ENOMEM;
-	}
+	if (rc == CURLE_OUT_OF_MEMORY)
+		fatalx("out of memory (libcurl)");
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		http_fail(h, m, p, "timeout: %s (see [jenkins] timeout and connect_timeout)", detail);
@@ -329,13 +328,6 @@ status_error(struct http *h, const char *m, const char *p, const char *what)
 		break;
 	}
 	return e;
-}
-
-static enum jk_err
-nomem(struct http *h)
-{
-	errmsg_set(h->err, sizeof(h->err), "out of memory");
-	return JK_ENOMEM;
 }
 
 /* ---- one exchange ---- */
@@ -443,7 +435,7 @@ perform(struct http *h, const char *method, const char *path, const char *body,
 
 	forget_response(h);
 	if (body && !(hdrs = post_headers(h)))
-		return nomem(h);
+		fatalx("out of memory (libcurl)");
 	url = xasprintf("%s%s", h->base, path);
 	rc = exchange(h, url, body, hdrs);
 	curl_slist_free_all(hdrs);

@@ -48,7 +48,6 @@ jk_strerror(enum jk_err e)
 	case JK_ECONFLICT:	return "conflict";
 	case JK_ESERVER:	return "server error";
 	case JK_EPROTO:		return "protocol error";
-	case JK_ENOMEM:		return "out of memory";
 	case JK_ECANCELED:	return "cancelled";
 	}
 	return "unknown error";

@@ -38,7 +38,6 @@ enum jk_err {
 	JK_ECONFLICT,   /* 409: e.g. job disabled */
 	JK_ESERVER,     /* 5xx */
 	JK_EPROTO,      /* unexpected status, malformed JSON/XML, no Location */
-	JK_ENOMEM,      /* libcurl ran out of memory (ours is fatal: xalloc.h) */
 	JK_ECANCELED,   /* given up: the cancel test (jk_client_set_cancel) said so */
 };
 

@@ -24,8 +24,8 @@ strv_free(char **v, size_t n)
 	free(v);
 }
 
-static int
-cmp_str(const void *a, const void *b)
+int
+strv_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -34,11 +34,11 @@ void
 strv_sort(char **v, size_t n)
 {
 	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_str);
+		qsort(v, n, sizeof(*v), strv_cmp);
 }
 
 bool
 strv_sorted_has(char *const *v, size_t n, const char *s)
 {
-	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), strv_cmp) != NULL;
 }

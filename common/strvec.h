@@ -12,6 +12,8 @@
 void  strv_push(char ***v, size_t *n, const char *s, size_t len);
 /* Free every string and the vector. */
 void  strv_free(char **v, size_t n);
+/* qsort/bsearch comparator of two char * (or const char *) elements, bytewise. */
+int   strv_cmp(const void *a, const void *b);
 /* Sort bytewise (strcmp), for strv_sorted_has. */
 void  strv_sort(char **v, size_t n);
 bool  strv_sorted_has(char *const *v, size_t n, const char *s);

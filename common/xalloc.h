@@ -10,7 +10,7 @@
  * fatal too; no caller checks for NULL.
  *
  * Sizes from outside (an HTTP body, a packet) are capped by their readers
- * (jenkins: 64 MB, gwconn: GW_MAX_BODY) before they get here.
+ * (http: HTTP_MAX_BODY, gwconn: GW_MAX_BODY) before they get here.
  */
 #ifndef JGA_XALLOC_H
 #define JGA_XALLOC_H

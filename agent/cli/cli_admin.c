@@ -85,7 +85,7 @@ cli_fn_status_free(struct fn_status *v, size_t n)
 
 /* stop and describe share everything but the function and one field. */
 static int
-manage(struct cli *c, int argc, char **argv, bool describe)
+call_manager(struct cli *c, int argc, char **argv, bool describe)
 {
 	static const struct option opts[] = {
 		{ "master", required_argument, NULL, 'm' },
@@ -146,13 +146,13 @@ manage(struct cli *c, int argc, char **argv, bool describe)
 int
 cmd_stop(struct cli *c, int argc, char **argv)
 {
-	return manage(c, argc, argv, false);
+	return call_manager(c, argc, argv, false);
 }
 
 int
 cmd_describe(struct cli *c, int argc, char **argv)
 {
-	return manage(c, argc, argv, true);
+	return call_manager(c, argc, argv, true);
 }
 
 /*

@@ -315,8 +315,7 @@ build_map(struct coordinator *co, struct jk_client *jk, const struct jk_node_lis
 
 	refresh_modes(co, jk, nl, modes, known);
 	refresh_allowed(co, jk, jl, allowed);
-	if (!(pm = projmap_build(&in)))
-		fatalx("out of memory building the project map");
+	pm = projmap_build(&in);
 	free(allowed);
 	free(modes);
 	free(known);
@@ -446,7 +445,7 @@ resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 
 	pthread_mutex_lock(&co->lock);
 	if (!co->pm || projmap_find_job(co->pm, name, &full, err, errlen) != PROJMAP_AMBIGUOUS)
-		out = strdup(full ? full : name);
+		out = xstrdup(full ? full : name);
 	pthread_mutex_unlock(&co->lock);
 	return out;
 }

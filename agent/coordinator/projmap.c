@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "label.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -181,12 +182,6 @@ allowed_on(const struct pm_allowed *a, const char *node)
 		if (strcmp(a->names[i], node) == 0)
 			return true;
 	return false;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* pj is not dispatchable, for this reason of its own (malloc'd, taken over). */
@@ -549,7 +544,7 @@ index_atoms(const struct projmap *pm, struct pm_index *x, size_t total)
 		for (a = 0; a < na; a++)
 			x->atoms[n++] = atoms[a];
 	}
-	qsort(x->atoms, n, sizeof(*x->atoms), cmp_str);
+	qsort(x->atoms, n, sizeof(*x->atoms), strv_cmp);
 	for (i = 0; i < n; i++)
 		if (x->natoms == 0 || strcmp(x->atoms[x->natoms - 1], x->atoms[i]) != 0)
 			x->atoms[x->natoms++] = x->atoms[i];
@@ -562,7 +557,7 @@ index_atoms(const struct projmap *pm, struct pm_index *x, size_t total)
 		na = label_atoms(pm->jobs[i].expr, &atoms);
 		x->job_atoms[i] = xcalloc(na + 1, sizeof(uint32_t));
 		for (a = 0; a < na; a++) {
-			const char **hit = bsearch(&atoms[a], x->atoms, x->natoms, sizeof(*x->atoms), cmp_str);
+			const char **hit = bsearch(&atoms[a], x->atoms, x->natoms, sizeof(*x->atoms), strv_cmp);
 			x->job_atoms[i][a] = (uint32_t)(hit - x->atoms);
 		}
 	}
@@ -709,7 +704,7 @@ node_prepare(struct pm_node *pn, const struct jk_node *n, enum jk_mode mode, boo
 	pn->labels = xcalloc(n->nlabels + 2, sizeof(char *));
 	for (i = 0; i < n->nlabels; i++)
 		pn->labels[pn->nlabels++] = xstrdup(n->labels[i]);
-	qsort(pn->labels, pn->nlabels, sizeof(char *), cmp_str);
+	strv_sort(pn->labels, pn->nlabels);
 	for (i = 1; i < pn->nlabels; i++)   /* distinct */
 		if (strcmp(pn->labels[i], pn->labels[i - 1]) == 0) {
 			free(pn->labels[i]);
@@ -718,7 +713,7 @@ node_prepare(struct pm_node *pn, const struct jk_node *n, enum jk_mode mode, boo
 			i--;
 		}
 	/* The self label, should Jenkins have left it out. */
-	if (!bsearch(&n->name, pn->labels, pn->nlabels, sizeof(char *), cmp_str))
+	if (!strv_sorted_has(pn->labels, pn->nlabels, n->name))
 		pn->labels[pn->nlabels++] = xstrdup(n->name);
 }
 

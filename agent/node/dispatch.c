@@ -85,9 +85,9 @@ struct server_conn {
 	char            **todo;        /* planned: CAN_DO todo[0..nadd), CANT_DO the rest */
 	size_t            ntodo, nadd, todo_at;  /* todo_at: next one to send */
 	bool              held_back;   /* the plan keeps a function an executor holds */
-	bool              synced;      /* registration matches generation gen */
+	bool              synced;      /* registration matches the functions of generation reg_gen */
 	bool              echo_out;    /* a registration batch not yet processed */
-	unsigned          gen;
+	unsigned          reg_gen;     /* node_functions_gen when the registration was planned */
 	pthread_mutex_t   admin_lock;  /* admin */
 	struct gadmin_conn *admin;   /* kept for executors' "show jobs" */
 };
@@ -291,8 +291,7 @@ refuse_job(struct dispatch *d, struct server_conn *s, const char *handle, const 
 	log_warnx("%s: refused %s (job %s from gearmand %s): %s", d->id, fn, handle, gw_peer(s->slot->c), why);
 	metrics_add("jga_jobs_refused_total", NULL, 1);
 	w = json_pack("{s:s}", "error", why);
-	if (!w || !(text = json_dumps(w, JSON_COMPACT)))
-		fatalx("out of memory");
+	text = json_dumps(w, JSON_COMPACT);
 	json_decref(w);
 	if (gw_work_warning(s->slot->c, handle, text, strlen(text)) < 0 || gw_work_fail(s->slot->c, handle) < 0)
 		conn_down(d, s, gw_error(s->slot->c));
@@ -314,8 +313,8 @@ refuse_oversize(struct dispatch *d, struct server_conn *s, const struct gw_packe
 	s->reserved = -1;
 	snprintf(msg, sizeof(msg), "job workload of %zu bytes is over the limit of %u bytes",
 	    p->workload_len, GW_MAX_BODY);
-	if (!(handle = strndup(p->arg[0], p->len[0])) || !(fn = strndup(p->arg[1], p->len[1])))
-		fatalx("out of memory");
+	handle = xstrndup(p->arg[0], p->len[0]);
+	fn = xstrndup(p->arg[1], p->len[1]);
 	refuse_job(d, s, handle, fn, msg);
 	free(handle);
 	free(fn);
@@ -331,8 +330,8 @@ take_job(struct dispatch *d, size_t server, struct gw_packet *p)
 
 	s->state = C_IDLE;
 	s->reserved = -1;
-	if (gw_job_from_packet(p, &job) < 0)
-		fatalx("out of memory");
+	if (gw_job_from_packet(p, &job) < 0)	/* only for a packet that is not a whole JOB_ASSIGN */
+		fatalx("internal error: a JOB_ASSIGN not read as a job");
 	switch (node_assign_job(d->node, ex, &job, server, s->slot->conn_gen)) {
 	case NODE_JOB_GIVEN:
 		break;
@@ -447,16 +446,16 @@ static void
 sync_registration(struct dispatch *d, size_t i)
 {
 	struct server_conn *s = &d->sc[i];
-	unsigned gen = node_functions_gen(d->node);
+	unsigned fn_gen = node_functions_gen(d->node);
 
-	if (!s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->gen != gen)) {
+	if (!s->echo_out && s->todo_at == s->ntodo && (!s->synced || s->reg_gen != fn_gen)) {
 		size_t nwant;
-		char **want = node_offered_functions(d->node, &nwant, &gen);
+		char **want = node_offered_functions(d->node, &nwant, &fn_gen);
 
 		strv_sort(want, nwant);
 		strv_free(s->todo, s->ntodo);
 		plan_registration(d, i, want, nwant);
-		s->gen = gen;
+		s->reg_gen = fn_gen;
 		s->synced = s->ntodo == 0 && !s->held_back;
 		strv_free(want, nwant);
 	}

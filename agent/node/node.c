@@ -52,13 +52,13 @@ offering_locked(const struct node *n)
 }
 
 char **
-node_offered_functions(struct node *n, size_t *count, unsigned *gen)
+node_offered_functions(struct node *n, size_t *count, unsigned *fn_gen)
 {
 	char **v;
 	size_t i;
 
 	pthread_mutex_lock(&n->lock);
-	*gen = n->gen;
+	*fn_gen = n->fn_gen;
 	*count = 0;
 	v = xcalloc(offering_locked(n) ? n->map->nfns + 1 : 1, sizeof(char *));
 	for (i = 0; offering_locked(n) && i < n->map->nfns; i++)
@@ -73,7 +73,7 @@ node_functions_gen(struct node *n)
 	unsigned g;
 
 	pthread_mutex_lock(&n->lock);
-	g = n->gen;
+	g = n->fn_gen;
 	pthread_mutex_unlock(&n->lock);
 	return g;
 }
@@ -477,7 +477,7 @@ node_set_local_offline(struct node *n)
 	pthread_mutex_lock(&n->lock);
 	n->local_offline = true;
 	n->single_use = false;
-	n->gen++;
+	n->fn_gen++;
 	pthread_mutex_unlock(&n->lock);
 	node_wake_dispatcher(n);
 }
@@ -523,7 +523,7 @@ mapper_install(struct node *n, struct nodemap *m)
 	pthread_mutex_lock(&n->lock);
 	old = n->map;
 	n->map = m;
-	n->gen++;
+	n->fn_gen++;
 	/* The coordinator has seen the node offline: from now on the map decides. */
 	if (!m->online)
 		n->local_offline = false;

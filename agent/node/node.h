@@ -7,8 +7,8 @@
  *
  * One worker connection per gearmand for the whole node, not one per
  * executor: registration costs gearmand one CAN_DO per function per
- * connection, so 8 executors would cost it 8 times as much (gearmand
- * issues 6 and 393). A connection holds up to one job per executor.
+ * connection, so 8 executors would cost it 8 times as much. A
+ * connection holds up to one job per executor.
  * When the node may take a job and where it goes: capacity.h.
  *
  * Locks, outermost first; a thread holding one never takes one above it:
@@ -70,7 +70,7 @@ struct node {
 	pthread_mutex_t  lock;        /* everything below */
 
 	struct nodemap  *map;         /* NULL until the coordinator answered */
-	unsigned         gen;         /* bumped when the offered functions change */
+	unsigned         fn_gen;      /* bumped when the offered functions change */
 
 	int              starting;    /* claims: jobs taken, build not started, item not blocked */
 	int              grabs_out;   /* GRAB_JOBs out, each with an executor reserved */
@@ -102,7 +102,7 @@ void            nodemap_free(struct nodemap *m);
 /* ---- node.c ---- */
 
 /* Copy the function names the node offers now (empty when it must not); strv_free it. */
-char **node_offered_functions(struct node *n, size_t *count, unsigned *gen);
+char **node_offered_functions(struct node *n, size_t *count, unsigned *fn_gen);
 /* The generation of the offered functions, without copying them. */
 unsigned node_functions_gen(struct node *n);
 /* Look a function up in the current map; copies job and pin. */
