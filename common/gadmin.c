@@ -1,6 +1,7 @@
 /* gadmin: see gadmin.h. */
 #include "gadmin.h"
 
+#include "buf.h"
 #include "gwconn.h"
 #include "xalloc.h"
 
@@ -13,6 +14,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* Room made before each read(2), so a long "show jobs" takes a few reads, not hundreds. */
+#define ADMIN_READ_CHUNK	65536
 
 struct gadmin_conn {
 	char *host;
@@ -60,8 +64,8 @@ reply_complete(const char *buf, size_t len)
 static char *
 ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, bool *got)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0, cl = strlen(cmd);
+	struct buf b = { 0 };
+	size_t cl = strlen(cmd);
 	struct iovec iov[2] = { { (void *)cmd, cl }, { "\n", 1 } };
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
 
@@ -69,30 +73,27 @@ ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, boo
 	/* MSG_NOSIGNAL: a kept connection gearmand closed is an error here, not SIGPIPE. */
 	if (sendmsg(a->fd, &m, MSG_NOSIGNAL) != (ssize_t)cl + 1)
 		return NULL;
-	while (!reply_complete(buf, len)) {
+	while (!reply_complete(b.s, b.len)) {
 		struct pollfd p = { a->fd, POLLIN, 0 };
 		ssize_t r;
 
-		if (cap - len < 4096) {
-			buf = xrealloc(buf, cap ? cap * 2 : 65536);
-			cap = cap ? cap * 2 : 65536;
-		}
+		buf_reserve(&b, ADMIN_READ_CHUNK);
 		if (poll(&p, 1, timeout_ms) <= 0) {
 			*timed_out = true;
 			goto fail;
 		}
-		if ((r = read(a->fd, buf + len, cap - len - 1)) <= 0) {
+		if ((r = read(a->fd, b.s + b.len, b.cap - b.len - 1)) <= 0) {
 			if (r == 0)
 				errno = 0;
 			goto fail;
 		}
 		*got = true;
-		len += (size_t)r;
-		buf[len] = '\0';
+		b.len += (size_t)r;
+		b.s[b.len] = '\0';
 	}
-	return buf;
+	return buf_take(&b);
 fail:
-	free(buf);
+	buf_free(&b);
 	return NULL;
 }
 
