@@ -448,9 +448,13 @@ take_record(struct run *r)
 static char *
 client_name(const struct run *r)
 {
-	const char *fn = r->job->function + FUNCTION_PREFIX_LEN, *base = strrchr(r->full, '/');
+	const char *fn = r->job->function, *base = strrchr(r->full, '/');
 	size_t fl = strlen(r->full);
 
+	/* The map's functions are build:* (nodemap.c); a record's are what the map had. */
+	if (strlen(fn) < FUNCTION_PREFIX_LEN)
+		return xstrdup(r->full);
+	fn += FUNCTION_PREFIX_LEN;
 	if (strncmp(fn, r->full, fl) == 0 && (fn[fl] == '\0' || fn[fl] == ':'))
 		return xstrdup(r->full);
 	return xstrdup(base ? base + 1 : r->full);

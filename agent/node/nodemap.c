@@ -53,23 +53,72 @@ dup_string(json_t *o, const char *key)
 	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 }
 
-/* One entry of "functions"; entries without a name, job and pin are skipped. */
-static void
-add_function(struct nodemap *m, size_t *cap, json_t *f)
+/* The prefix of every function a node offers: build:JOB or build:JOB:LABEL. */
+#define BUILD_PREFIX "build:"
+
+/*
+ * Is name a function the coordinator can have given job: build:NAME or
+ * build:NAME:ATOM, NAME the job's full or short name (a Jenkins job name
+ * has no ':')? gearmand is open to anyone, and a map answer may not be
+ * the coordinator's: an entry that does not name its own job, or that has
+ * no pin, would let a client build what the coordinator never offered, or
+ * choose the node.
+ */
+static bool
+function_names_job(const char *name, const char *job)
+{
+	const char *base = strrchr(job, '/'), *rest, *cands[2];
+	size_t i;
+
+	if (strncmp(name, BUILD_PREFIX, strlen(BUILD_PREFIX)) != 0)
+		return false;
+	rest = name + strlen(BUILD_PREFIX);
+	cands[0] = job;
+	cands[1] = base ? base + 1 : job;
+	for (i = 0; i < 2; i++) {
+		size_t l = strlen(cands[i]);
+
+		if (l > 0 && strncmp(rest, cands[i], l) == 0 && (rest[l] == '\0' || rest[l] == ':'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One entry of "functions". Entries without a name, job and pin are
+ * skipped; one whose name is not its job's, or whose pin is empty, makes
+ * the whole answer unusable (-1, err): the last good map stays.
+ */
+static int
+add_function(struct nodemap *m, size_t *cap, json_t *f, char *err, size_t errlen)
 {
 	struct nm_function fn = { dup_string(f, "name"), dup_string(f, "job"), dup_string(f, "pin") };
+	int rc = 0;
 
-	if (!fn.name || !fn.job || !fn.pin) {
-		free(fn.name);
-		free(fn.job);
-		free(fn.pin);
-		return;
+	if (!fn.name || !fn.job || !fn.pin)
+		goto skip;
+	if (!function_names_job(fn.name, fn.job)) {
+		snprintf(err, errlen, "function \"%.200s\" is not a build function of job \"%.200s\"",
+		    fn.name, fn.job);
+		rc = -1;
+		goto skip;
+	}
+	if (!fn.pin[0]) {
+		snprintf(err, errlen, "function \"%.200s\" has no pin parameter", fn.name);
+		rc = -1;
+		goto skip;
 	}
 	if (m->nfns == *cap) {
 		*cap = *cap ? *cap * 2 : NODEMAP_FNS_FIRST;
 		m->fns = xreallocarray(m->fns, *cap, sizeof(*m->fns));
 	}
 	m->fns[m->nfns++] = fn;
+	return 0;
+skip:
+	free(fn.name);
+	free(fn.job);
+	free(fn.pin);
+	return rc;
 }
 
 static int
@@ -86,15 +135,16 @@ read_functions(struct jscan *sc, struct nodemap *m, char *err, size_t errlen)
 	while ((more = jscan_element(sc, err, errlen)) > 0) {
 		bool arena = jarena_begin();
 		json_t *f = jscan_value(sc, err, errlen);
+		int bad = 0;
 
 		jarena_stop();
 		if (f)
-			add_function(m, &cap, f);
+			bad = add_function(m, &cap, f, err, errlen);
 		if (arena)
 			jarena_drop();
 		else
 			json_decref(f);
-		if (!f)
+		if (!f || bad < 0)
 			return -1;
 	}
 	return more;

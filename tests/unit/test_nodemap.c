@@ -148,6 +148,49 @@ test_nodemap_big(void **ctx)
 	free(text);
 }
 
+/*
+ * gearmand is open to anyone: a map answer may be forged. An entry whose
+ * function is not its own job's (too short to be build:*, another job's)
+ * or whose pin is empty makes the answer unusable;
+ * the job's short name, full name and label forms are the coordinator's.
+ */
+static void
+test_nodemap_entries_checked(void **ctx)
+{
+	static const char head[] = "{\"functions\":[", tail[] = "],\"node\":{\"name\":\"n1\","
+	    "\"executors\":1,\"online\":true,\"labels\":[]},\"version\":\"v\"}";
+	static const struct { const char *entry, *err; } bad[] = {
+		{ "{\"job\":\"a\",\"name\":\"x\",\"pin\":\"NODE\"}", "not a build function of job" },
+		{ "{\"job\":\"a\",\"name\":\"build:\",\"pin\":\"NODE\"}", "not a build function" },
+		{ "{\"job\":\"secret\",\"name\":\"build:a\",\"pin\":\"NODE\"}", "not a build function" },
+		{ "{\"job\":\"a\",\"name\":\"build:ab\",\"pin\":\"NODE\"}", "not a build function" },
+		{ "{\"job\":\"f/a\",\"name\":\"build:g/a\",\"pin\":\"NODE\"}", "not a build function" },
+		{ "{\"job\":\"a\",\"name\":\"build:a\",\"pin\":\"\"}", "has no pin parameter" },
+	};
+	static const char *good[] = {
+		"{\"job\":\"a\",\"name\":\"build:a\",\"pin\":\"NODE\"}",
+		"{\"job\":\"f/a\",\"name\":\"build:a:linux\",\"pin\":\"NODE\"}",
+		"{\"job\":\"f/a\",\"name\":\"build:f/a\",\"pin\":\"NODE\"}",
+	};
+	char text[1024], err[512];
+	bool unchanged;
+	struct nodemap *m;
+	size_t i;
+
+	(void)ctx;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s%s", head, bad[i].entry, tail);
+		expect_refused(text, bad[i].err);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s%s", head, good[i], tail);
+		if (!(m = parse(text, &unchanged, err, sizeof(err))))
+			fail_msg("'%s' refused: %s", good[i], err);
+		assert_int_equal(m->nfns, 1);
+		nodemap_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -157,6 +200,7 @@ main(void)
 		cmocka_unit_test(test_nodemap_refused),
 		cmocka_unit_test(test_nodemap_executors_bounded),
 		cmocka_unit_test(test_nodemap_big),
+		cmocka_unit_test(test_nodemap_entries_checked),
 	};
 
 	/* As the daemon does: entries are then read in the arena. */
