@@ -120,7 +120,11 @@ need(int argc, int n, const char *op)
 	}
 }
 
-/* Run one operation (argv[0] is its name); r gets its results. */
+/*
+ * Run one operation (argv[0] is its name); r gets its results. Long on
+ * purpose: one branch per jenkins.h operation, each a few lines turning
+ * its structs into JSON for the Python side, read as a table.
+ */
 static enum jk_err
 run(struct jk_client *c, int argc, char **argv, json_t *r)
 {
