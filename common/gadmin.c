@@ -2,6 +2,7 @@
 #include "gadmin.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "gwconn.h"
 #include "xalloc.h"
 
@@ -57,19 +58,30 @@ reply_complete(const char *buf, size_t len)
 	return !strncmp(buf, "OK", 2) || !strncmp(buf, "ERR", 3);
 }
 
+/* Why ask gave no reply. */
+enum ask_fail {
+	ASK_IO,          /* errno set (0: the peer closed) */
+	ASK_TIMEOUT,     /* no whole reply by the deadline */
+	ASK_TOO_LARGE,   /* the reply grew past GADMIN_REPLY_MAX */
+};
+
 /*
- * Send cmd on a->fd and read its whole reply. -1 with errno set (0 when
- * the peer closed) or *timed_out; *got tells whether any byte came back.
+ * Send cmd on a->fd and read its whole reply within timeout_ms, all of it:
+ * a peer that trickles a byte at a time, or never ends its list, is cut
+ * off at the deadline or the size cap, not followed forever. NULL with
+ * *why; *got tells whether any byte came back.
  */
 static char *
-ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, bool *got)
+ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, enum ask_fail *why, bool *got)
 {
 	struct buf b = { 0 };
 	size_t cl = strlen(cmd);
 	struct iovec iov[2] = { { (void *)cmd, cl }, { "\n", 1 } };
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+	long long deadline = clk_now_ms() + timeout_ms;
 
-	*timed_out = *got = false;
+	*why = ASK_IO;
+	*got = false;
 	/* MSG_NOSIGNAL: a kept connection gearmand closed is an error here, not SIGPIPE. */
 	if (sendmsg(a->fd, &m, MSG_NOSIGNAL) != (ssize_t)cl + 1)
 		return NULL;
@@ -77,9 +89,13 @@ ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, bool *timed_out, boo
 		struct pollfd p = { a->fd, POLLIN, 0 };
 		ssize_t r;
 
+		if (b.len > GADMIN_REPLY_MAX) {
+			*why = ASK_TOO_LARGE;
+			goto fail;
+		}
 		buf_reserve(&b, ADMIN_READ_CHUNK);
-		if (poll(&p, 1, timeout_ms) <= 0) {
-			*timed_out = true;
+		if (clk_passed(deadline) || poll(&p, 1, (int)clk_left_ms(deadline)) <= 0) {
+			*why = ASK_TIMEOUT;
 			goto fail;
 		}
 		if ((r = read(a->fd, b.s + b.len, b.cap - b.len - 1)) <= 0) {
@@ -100,16 +116,21 @@ fail:
 char *
 gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
-	bool kept = a->fd >= 0, timed_out, got;
+	bool kept = a->fd >= 0, got;
+	enum ask_fail why;
 	char *reply;
 
 	for (;;) {
 		if (a->fd < 0 && (a->fd = gw_dial(a->host, a->port, timeout_ms, err, errlen)) < 0)
 			return NULL;
-		if ((reply = ask(a, cmd, timeout_ms, &timed_out, &got)))
+		if ((reply = ask(a, cmd, timeout_ms, &why, &got)))
 			return reply;
-		if (timed_out)
-			snprintf(err, errlen, "gearmand at %s:%d: no reply to '%s'", a->host, a->port, cmd);
+		if (why == ASK_TIMEOUT)
+			snprintf(err, errlen, "gearmand at %s:%d: no %sreply to '%s' within %d ms", a->host,
+			    a->port, got ? "whole " : "", cmd, timeout_ms);
+		else if (why == ASK_TOO_LARGE)
+			snprintf(err, errlen, "gearmand at %s:%d: the reply to '%s' is over %u MB", a->host,
+			    a->port, cmd, GADMIN_REPLY_MAX >> 20);
 		else
 			snprintf(err, errlen, "gearmand at %s:%d: %s", a->host, a->port,
 			    errno ? strerror(errno) : "connection closed");

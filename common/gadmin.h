@@ -7,7 +7,17 @@
 
 #include <stddef.h>
 
-/* One command on a new connection to host:port; the reply malloc'd, or NULL and err. */
+/*
+ * The largest reply read: "workers" of a pool of thousands of functions
+ * per worker runs to tens of MB; anything larger is refused, so that a
+ * hostile peer cannot grow a daemon without bound.
+ */
+#define GADMIN_REPLY_MAX	(64u * 1024 * 1024)
+
+/*
+ * One command on a new connection to host:port; the reply malloc'd, or
+ * NULL and err. timeout_ms bounds the whole reply, not each read.
+ */
 char *gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms,
           char *err, size_t errlen);
 

@@ -24,9 +24,16 @@
 #include "backoff.h"
 #include "gadmin.h"
 #include "gwconn.h"
+#include "clock.h"
 
 /* What the server does on each connection it accepts, in order. */
-enum act { ANSWER_ALL, ANSWER_ONCE_THEN_CLOSE, ANSWER_ONCE_THEN_MUTE, NEVER_ANSWER };
+enum act { ANSWER_ALL, ANSWER_ONCE_THEN_CLOSE, ANSWER_ONCE_THEN_MUTE, NEVER_ANSWER,
+	   TRICKLE,    /* a line every TRICKLE_MS for TRICKLE_LINES lines, then the end */
+	   FLOOD };    /* FLOOD_BYTES of lines as fast as they go, then the end */
+
+#define TRICKLE_MS     20
+#define TRICKLE_LINES  500                          /* 10 s */
+#define FLOOD_BYTES    (GADMIN_REPLY_MAX + (8u << 20))
 
 struct server {
 	int       lfd, port;
@@ -57,6 +64,34 @@ answer(struct server *s, int fd)
 	free(out);
 }
 
+/* A hostile peer: a reply that comes too slowly, or never stops growing, then ends anyway. */
+static void
+answer_hostile(struct server *s, int fd, enum act how)
+{
+	static const char line[] = "H:host:1\t0\t0\t0\n";
+	static char block[1 << 16];
+	size_t sent = 0, i, ll = sizeof(line) - 1;
+
+	if (how == TRICKLE) {
+		for (i = 0; i < TRICKLE_LINES; i++) {
+			if (send(fd, line, ll, MSG_NOSIGNAL) != (ssize_t)ll)
+				return;
+			usleep(TRICKLE_MS * 1000);
+		}
+	} else {
+		for (i = 0; i + ll <= sizeof(block); i += ll)
+			memcpy(block + i, line, ll);
+		while (sent < FLOOD_BYTES) {
+			ssize_t w = send(fd, block, i, MSG_NOSIGNAL);
+			if (w <= 0)
+				return;
+			sent += (size_t)w;
+		}
+	}
+	(void)s;
+	(void)!send(fd, ".\n", 2, MSG_NOSIGNAL);
+}
+
 static void *
 serve(void *arg)
 {
@@ -81,6 +116,10 @@ serve(void *arg)
 			s->commands++;
 			if (s->script[k] == NEVER_ANSWER || (s->script[k] == ANSWER_ONCE_THEN_MUTE && s->commands > 1))
 				continue;
+			if (s->script[k] == TRICKLE || s->script[k] == FLOOD) {
+				answer_hostile(s, fd, s->script[k]);
+				break;
+			}
 			answer(s, fd);
 			if (s->script[k] == ANSWER_ONCE_THEN_CLOSE)
 				break;
@@ -184,6 +223,46 @@ test_admin_conn_replaced_after_silence(void **ctx)
 	server_stop(&s);
 	assert_int_equal(s.accepted, 2);
 	assert_int_equal(s.commands, 3);
+}
+
+/*
+ * A peer that trickles its reply, a line every 20 ms for 10 s: the timeout
+ * bounds the whole reply, not each read, so the question ends at once.
+ */
+static void
+test_admin_reply_deadline(void **ctx)
+{
+	struct server s = { .script = { TRICKLE }, .nscript = 1 };
+	char err[256], *text;
+	long long t0;
+
+	(void)ctx;
+	server_start(&s);
+	t0 = clk_now_ms();
+	text = gadmin_ask("127.0.0.1", s.port, "show jobs", 500, err, sizeof(err));
+	assert_null(text);
+	if (clk_now_ms() - t0 > 3000)
+		fail_msg("took %lld ms for a 500 ms timeout", clk_now_ms() - t0);
+	if (!strstr(err, "no whole reply to 'show jobs' within 500 ms"))
+		fail_msg("error: %s", err);
+	server_stop(&s);
+}
+
+/* A peer whose reply never stops growing is cut off at GADMIN_REPLY_MAX. */
+static void
+test_admin_reply_capped(void **ctx)
+{
+	struct server s = { .script = { FLOOD }, .nscript = 1 };
+	char err[256], *text;
+
+	(void)ctx;
+	server_start(&s);
+	text = gadmin_ask("127.0.0.1", s.port, "workers", 20000, err, sizeof(err));
+	if (text)
+		fail_msg("a reply of %zu bytes was taken", strlen(text));
+	if (!strstr(err, "the reply to 'workers' is over 64 MB"))
+		fail_msg("error: %s", err);
+	server_stop(&s);
 }
 
 /* No reply in time: an error naming it, and the next question on a fresh connection. */
@@ -462,6 +541,8 @@ main(void)
 		cmocka_unit_test(test_admin_conn_replaced_after_close),
 		cmocka_unit_test(test_admin_conn_replaced_after_silence),
 		cmocka_unit_test(test_admin_conn_timeout),
+		cmocka_unit_test(test_admin_reply_deadline),
+		cmocka_unit_test(test_admin_reply_capped),
 		cmocka_unit_test(test_admin_conn_refused),
 	};
 
