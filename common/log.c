@@ -69,6 +69,29 @@ json_escape(char *buf, size_t n, size_t cap, const char *s)
 	return n;
 }
 
+/*
+ * Append s to buf[n..cap) for a text line: a control character (a newline
+ * in a unique id, say: text that came from a Gearman client or a master)
+ * is written as \n, \r, \t or \xHH, so that one call is one line and no
+ * input can forge another. A backslash stays as it is.
+ */
+static size_t
+text_escape(char *buf, size_t n, size_t cap, const char *s)
+{
+	for (; *s && n + 5 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\n' || c == '\r' || c == '\t') {
+			buf[n++] = '\\';
+			buf[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	return n;
+}
+
 static void
 log_line(enum log_level level, const char *msg, const char *const *keys,
     const char *const *values, size_t nf)
@@ -99,10 +122,15 @@ log_line(enum log_level level, const char *msg, const char *const *keys,
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ",
 		    ts.tv_nsec / 1000000, log_prog, (int)getpid(), level_names[level]);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s", msg);
-		for (i = 0; i < nf && n < sizeof(line); i++)
-			if (values[i])
-				n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%s", keys[i], values[i]);
+		n = text_escape(line, n, sizeof(line) - 16, msg);
+		for (i = 0; i < nf && n + 16 < sizeof(line); i++) {
+			if (!values[i])
+				continue;
+			line[n++] = ' ';
+			n = text_escape(line, n, sizeof(line) - 16, keys[i]);
+			line[n++] = '=';
+			n = text_escape(line, n, sizeof(line) - 16, values[i]);
+		}
 	}
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;

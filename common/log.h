@@ -19,7 +19,11 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 int  log_parse_level(const char *s);
 void log_init(const char *progname, enum log_level level);
 void log_set_level(enum log_level level);
-/* text: "TIME prog[pid] level: message"; json: one object per line (journald, Loki). */
+/*
+ * text: "TIME prog[pid] level: message", control characters in it written
+ * as \n, \r, \t or \xHH; json: one object per line (journald, Loki).
+ * Either way one call is one line, whatever the text holds.
+ */
 void log_set_format(enum log_format format);
 
 /*
