@@ -24,6 +24,17 @@ strv_free(char **v, size_t n)
 	free(v);
 }
 
+bool
+strv_has(char *const *v, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
 int
 strv_cmp(const void *a, const void *b)
 {

@@ -12,6 +12,8 @@
 void  strv_push(char ***v, size_t *n, const char *s, size_t len);
 /* Free every string and the vector. */
 void  strv_free(char **v, size_t n);
+/* Is s one of v[0..n) (a linear search: for short or unsorted vectors)? */
+bool  strv_has(char *const *v, size_t n, const char *s);
 /* qsort/bsearch comparator of two char * (or const char *) elements, bytewise. */
 int   strv_cmp(const void *a, const void *b);
 /* Sort bytewise (strcmp), for strv_sorted_has. */

@@ -161,27 +161,13 @@ function_name_problem(const char *name)
 static bool
 has_label(const struct jk_node *n, const char *atom)
 {
-	size_t i;
-
-	if (strcmp(n->name, atom) == 0)
-		return true;
-	for (i = 0; i < n->nlabels; i++)
-		if (strcmp(n->labels[i], atom) == 0)
-			return true;
-	return false;
+	return strcmp(n->name, atom) == 0 || strv_has(n->labels, n->nlabels, atom);
 }
 
 static bool
 allowed_on(const struct pm_allowed *a, const char *node)
 {
-	size_t i;
-
-	if (!a || a->all)
-		return true;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(a->names[i], node) == 0)
-			return true;
-	return false;
+	return !a || a->all || strv_has(a->names, a->n, node);
 }
 
 /* pj is not dispatchable, for this reason of its own (malloc'd, taken over). */

@@ -116,17 +116,6 @@ conn_alive(struct advert_conn *ac)
 	return gw_read(ac->c, &pk, 0) >= 0;
 }
 
-static bool
-has(char **v, size_t n, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(v[i], s))
-			return true;
-	return false;
-}
-
 /* The names to register now: records of builds whose job no executor holds. */
 static char **
 wanted(struct advert *a, size_t *nw)
@@ -183,7 +172,7 @@ sync_conn(struct advert *a, size_t s, char **want, size_t nw)
 		ac->warned = false;
 	}
 	for (i = 0; i < ac->n; ) {
-		if (has(want, nw, ac->names[i])) {
+		if (strv_has(want, nw, ac->names[i])) {
 			i++;
 			continue;
 		}
@@ -193,7 +182,7 @@ sync_conn(struct advert *a, size_t s, char **want, size_t nw)
 		ac->names[i] = ac->names[--ac->n];
 	}
 	for (i = 0; i < nw; i++) {
-		if (has(ac->names, ac->n, want[i]))
+		if (strv_has(ac->names, ac->n, want[i]))
 			continue;
 		if (gw_can_do(ac->c, want[i]) < 0)
 			goto broken;
