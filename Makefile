@@ -17,7 +17,7 @@ PYTHON    := /usr/bin/python3
 
 CPPFLAGS  := -Icommon -Iagent -D_GNU_SOURCE -DJGA_VERSION='"$(VERSION)"'
 CFLAGS    := -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
-LDLIBS    := -lgearman -lcurl -ljansson -linih -lpthread
+LDLIBS    := -lgearman -lcurl -ljansson -linih -lssl -lcrypto -lpthread
 ifeq ($(SANITIZE),1)
 CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined
@@ -26,7 +26,7 @@ endif
 # Debian packages the build and the tests need.
 DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev \
              libcmocka-dev libjansson-dev gearman-job-server gearman-tools python3 \
-             python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl \
+             python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl libssl-dev stunnel4 openssl \
              php-cli php-gearman \
              build-essential debhelper dpkg-dev lintian systemd man-db adduser procps
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -4,6 +4,7 @@
  * goes, so an unknown key is simply one that is not in the table.
  */
 #include "config.h"
+#include "secret.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -190,46 +191,24 @@ config_parse_servers(const char *s, struct config_server *out, size_t max,
 	return 0;
 }
 
-/* Read a secret from a file that only its owner may read. */
+/* Read a token from a file that only its owner may read (secret.h). */
 static int
 read_token_file(const char *path, char **out, char *err, size_t errlen)
 {
-	struct stat st;
-	char buf[TOKEN_MAX];
-	ssize_t r;
-	int fd;
+	size_t r;
+	char *buf;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+	if (!(buf = secret_read(path, TOKEN_MAX - 1, &r, err, errlen)))
 		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "'%s' is not a regular file", path);
-		close(fd);
-		return -1;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		snprintf(err, errlen, "'%s' is accessible by group or others (mode %03o); "
-		    "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
-		close(fd);
-		return -1;
-	}
-	r = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	buf[r] = '\0';
 	while (r > 0 && isspace((unsigned char)buf[r - 1]))
 		buf[--r] = '\0';
-	if (r == 0 || (size_t)r == sizeof(buf) - 1) {
+	if (r == 0 || r == TOKEN_MAX - 1) {
 		snprintf(err, errlen, "'%s' is empty or too long for a token", path);
+		explicit_bzero(buf, TOKEN_MAX);
+		free(buf);
 		return -1;
 	}
-	*out = xstrdup(buf);
-	explicit_bzero(buf, sizeof(buf));
+	*out = buf;
 	return 0;
 }
 
