@@ -413,7 +413,9 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 	return e;
 }
 
-#define QUEUE_FIELDS "id,params,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D"
+/* actions[...]: the pin (jk_pin); _class comes with every object. */
+#define PIN_FIELDS "actions%5Bparameters%5Bname,value%5D%5D"
+#define QUEUE_FIELDS "id,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D," PIN_FIELDS
 
 static enum jk_err
 check_queue_id(struct jk_client *c, long id)
@@ -469,7 +471,7 @@ jk_queue_cancel(struct jk_client *c, long id)
 }
 
 #define BUILD_FIELDS "number,building,result,duration,estimatedDuration,timestamp,builtOn," \
-	"url,queueId,description"
+	"url,queueId,description," PIN_FIELDS
 
 static enum jk_err
 check_number(struct jk_client *c, int number)

@@ -194,6 +194,21 @@ enum jk_err jk_build_trigger(struct jk_client *c, const char *full_name,
                 const struct jk_kv *params, size_t nparams,
                 long *queue_id, bool *existing);
 
+/*
+ * What pins a queue item, and the build it made, to a node: the parameter
+ * Jenkins assigns its label from (ParametersAction.getAssignedLabel), the
+ * first NodeParameterValue or LabelParameterValue of the NodeLabel
+ * Parameter plugin with a label, told by its _class (the job's declared
+ * type, never the value's text). Both NULL when none pins it. A build's
+ * ParametersAction keeps only the parameters its job declares.
+ */
+struct jk_pin {
+	char  *name;              /* the parameter's name */
+	char  *label;             /* its label: a node name, or a label expression */
+};
+
+void        jk_pin_free(struct jk_pin *pin);
+
 enum jk_queue_state {
 	JK_QUEUE_WAITING,         /* waiting, blocked or buildable */
 	JK_QUEUE_STARTED,         /* left the queue: a build exists */
@@ -210,8 +225,7 @@ struct jk_queue_item {
 	                             throttle, quiet-down); false once it left */
 	int    build_number;      /* when STARTED */
 	char  *build_url;         /* when STARTED, absolute as Jenkins says */
-	char  *params;            /* as Jenkins renders them: "\nNAME=value" or
-	                             "\n[NodeParameterValue: NAME=value]" each; NULL if absent */
+	struct jk_pin pin;        /* from its actions[] */
 };
 
 enum jk_err jk_queue_item_get(struct jk_client *c, long id, struct jk_queue_item *out);
@@ -231,6 +245,7 @@ struct jk_build {
 	char  *url;               /* absolute, as Jenkins says */
 	long   queue_id;
 	char  *description;       /* NULL if none */
+	struct jk_pin pin;        /* from its actions[] */
 };
 
 enum jk_err jk_build_get(struct jk_client *c, const char *full_name, int number,

@@ -700,6 +700,108 @@ jkmodel_parse_crumb(const char *json, char **field, char **crumb, char *err, siz
 	return e;
 }
 
+/* ---- the pin: which parameter assigns the label ---- */
+
+#define NLP_CLASS "org.jvnet.jenkins.plugins.nodelabelparameter."
+
+/* Does a ParameterValue of this _class assign a label (the NodeLabel Parameter plugin's)? */
+static bool
+pin_class(const json_t *p)
+{
+	const char *c = json_string_value(json_object_get(p, "_class"));
+
+	return c && (!strcmp(c, NLP_CLASS "NodeParameterValue") ||
+	    !strcmp(c, NLP_CLASS "LabelParameterValue"));
+}
+
+void
+jk_pin_free(struct jk_pin *pin)
+{
+	free(pin->name);
+	free(pin->label);
+	pin->name = pin->label = NULL;
+}
+
+/*
+ * The label-assigning parameter of a ParametersAction's parameters[] (at
+ * path), as ParametersAction.getAssignedLabel picks it: the first value
+ * whose getAssignedLabel is not null. Core's classes (String, Boolean,
+ * Text ...) return null; the plugin's Node and Label values return their
+ * label, exported as "value", null only when they have none. Told by
+ * _class, which a client cannot choose: it names the job's declared
+ * parameter type, whatever the value's text. 1 found, 0 none.
+ */
+static int
+parse_pin_params(const json_t *params, struct jk_pin *out, const char *path, char *err,
+    size_t errlen)
+{
+	char p[PATHLEN];
+	const json_t *v;
+	size_t i;
+
+	if (!params || json_is_null(params))
+		return 0;
+	if (!json_is_array(params)) {
+		jwrong(err, errlen, path, "parameters", "array", params);
+		return -1;
+	}
+	json_array_foreach(params, i, v) {
+		errmsg_set(p, sizeof(p), "%s%sparameters[%zu]", path, *path ? "." : "", i);
+		if (!json_is_object(v)) {
+			jwrong(err, errlen, p, "", "object", v);
+			return -1;
+		}
+		if (!pin_class(v))
+			continue;
+		if (jstr(v, "value", false, NULL, &out->label, p, err, errlen) != JK_OK)
+			return -1;
+		if (!out->label)
+			continue;	/* no label: assigns none, the next may */
+		if (jstr(v, "name", true, NULL, &out->name, p, err, errlen) != JK_OK) {
+			jk_pin_free(out);
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The pin of a queue item or build (root): in its actions[], the first
+ * hudson.model.ParametersAction's assigning parameter (Queue.Item.
+ * getAssignedLabel asks the LabelAssignmentActions in order; the trigger
+ * makes one ParametersAction). Nothing found leaves out empty.
+ */
+static enum jk_err
+parse_pin(const json_t *root, struct jk_pin *out, char *err, size_t errlen)
+{
+	const json_t *actions = json_object_get(root, "actions"), *a;
+	char p[PATHLEN];
+	const char *c;
+	size_t i;
+	int found;
+
+	memset(out, 0, sizeof(*out));
+	if (!actions || json_is_null(actions))
+		return JK_OK;
+	if (!json_is_array(actions))
+		return jwrong(err, errlen, "", "actions", "array", actions);
+	json_array_foreach(actions, i, a) {
+		errmsg_set(p, sizeof(p), "actions[%zu]", i);
+		if (!json_is_object(a))
+			return jwrong(err, errlen, p, "", "object", a);
+		c = json_string_value(json_object_get(a, "_class"));
+		if (!c || strcmp(c, "hudson.model.ParametersAction") != 0)
+			continue;
+		if ((found = parse_pin_params(json_object_get(a, "parameters"), out, p, err,
+		    errlen)) < 0)
+			return JK_EPROTO;
+		if (found)
+			break;
+	}
+	return JK_OK;
+}
+
 /* ---- queue items ---- */
 
 void
@@ -709,7 +811,7 @@ jk_queue_item_free(struct jk_queue_item *q)
 		return;
 	free(q->why);
 	free(q->build_url);
-	free(q->params);
+	jk_pin_free(&q->pin);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -726,7 +828,7 @@ jkmodel_parse_queue_item(const char *json, struct jk_queue_item *out, char *err,
 		return JK_EPROTO;
 	if ((e = jint(root, "id", true, 0, 1, LONG_MAX, &id, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "why", false, NULL, &out->why, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "params", false, NULL, &out->params, "", err, errlen)) != JK_OK ||
+	    (e = parse_pin(root, &out->pin, err, errlen)) != JK_OK ||
 	    (e = jbool(root, "stuck", false, false, &out->stuck, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "blocked", false, false, &out->blocked, "", err, errlen)) != JK_OK ||
 	    (e = jbool(root, "cancelled", false, false, &cancelled, "", err, errlen)) != JK_OK)
@@ -776,6 +878,7 @@ jk_build_free(struct jk_build *b)
 	free(b->built_on);
 	free(b->url);
 	free(b->description);
+	jk_pin_free(&b->pin);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -798,7 +901,8 @@ jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t er
 	    (e = jstr(root, "builtOn", false, NULL, &out->built_on, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "url", false, "", &out->url, "", err, errlen)) != JK_OK ||
 	    (e = jint(root, "queueId", false, 0, 0, LONG_MAX, &qid, "", err, errlen)) != JK_OK ||
-	    (e = jstr(root, "description", false, NULL, &out->description, "", err, errlen)) != JK_OK) {
+	    (e = jstr(root, "description", false, NULL, &out->description, "", err, errlen)) != JK_OK ||
+	    (e = parse_pin(root, &out->pin, err, errlen)) != JK_OK) {
 		json_decref(root);
 		jk_build_free(out);
 		return e;

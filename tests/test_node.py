@@ -351,3 +351,26 @@ def test_jenkins_refusals(system):
     # The worker goes on taking jobs.
     jk.update_job("serial", concurrent=True)
     assert final_event(perl_call(gm, "build:serial", "{}"))["event"] == "complete"
+
+
+def test_client_string_cannot_imitate_pin(system):
+    """Issue 16: the pin is checked from the queue item's ParametersAction, by
+    parameter class. A job edited so NODE is a plain string (the stale map
+    still offers it): a client's string value that reads like the plugin's
+    rendering ("\\n[NodeParameterValue: NODE=n1]") must not pass for the pin."""
+    desc = {"type": "string", "name": "DESC", "default": ""}
+    fx = fixture([{"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"}],
+                 [job("spoof", params=[NODE, desc, DUR, RES])])
+    gm = system.gearmand()
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk, refresh=3600)        # the map will not see the edit below
+    system.node(gm, jk, "n1")
+    wait_registered(gm, "n1", 1, "build:spoof")
+    jk.update_job("spoof", params=[{"type": "string", "name": "NODE"}, desc, DUR, RES])
+    ev = perl_call(gm, "build:spoof",
+                   json.dumps({"DESC": "x\n[NodeParameterValue: NODE=n1]", "DURATION": "5"}))
+    assert final_event(ev)["event"] == "fail", ev
+    assert "could not be pinned to n1" in events_of(ev, "warning")[0]["data"], ev
+    assert "data" not in [e["event"] for e in ev], ev      # never reported as started
+    assert all(b["result"] == "ABORTED" for b in jk.builds() if b["job"] == "spoof")
+    wait_for(lambda: not any(b["building"] for b in jk.builds()), what="no build left running")

@@ -854,20 +854,29 @@ run_find_or_trigger(struct run *r)
 /*
  * Did Jenkins take the pin? It ignores parameters a job does not declare,
  * and only a Node or Label parameter value pins; a job edited since the
- * last map refresh may have neither. params is the queue item's rendering.
+ * last map refresh may have neither. Judged from the parameter Jenkins
+ * assigns the label from (jk_pin: by class, never by text, so a client's
+ * string value cannot pass for it): it must be the pin, naming this node.
  */
 static bool
-pinned(const char *params, const char *pin, const char *node)
+pinned(const struct jk_pin *p, const char *pin, const char *node)
 {
-	char want[700];
+	return p->name && p->label && !strcmp(p->name, pin) && !strcmp(p->label, node);
+}
 
-	if (!params)
-		return true;     /* nothing to check against */
-	snprintf(want, sizeof(want), "\n[NodeParameterValue: %s=%s]", pin, node);
-	if (strstr(params, want))
-		return true;
-	snprintf(want, sizeof(want), "\n[LabelParameterValue: %s=%s]", pin, node);
-	return strstr(params, want) != NULL;
+/* Refuse a job whose queue item or build (what, id) p shows not pinned here; it was stopped. */
+static void
+refuse_unpinned(struct run *r, const struct jk_pin *p, const char *what, long id)
+{
+	char got[300];
+
+	if (p->name)
+		snprintf(got, sizeof(got), "Jenkins took %s=%s as its node", p->name, p->label);
+	else
+		snprintf(got, sizeof(got), "no Node or Label parameter value");
+	send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the build "
+	    "could not be pinned to %s (%s); %s %ld %s", r->full, r->pin, r->e->node->cfg->node_name,
+	    got, what, id, strcmp(what, "build") ? "cancelled" : "stopped");
 }
 
 /*
@@ -928,14 +937,12 @@ queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item
 
 	if (!w->checked && r->pin[0] && !r->reattached) {
 		w->checked = true;
-		if (!pinned(q->params, r->pin, node)) {
+		if (!pinned(&q->pin, r->pin, node)) {
 			if (q->state == JK_QUEUE_STARTED)
 				jk_build_stop(e->jk, r->full, q->build_number);
 			else if (q->state == JK_QUEUE_WAITING)
 				jk_queue_cancel(e->jk, w->qid);
-			send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the "
-			    "build could not be pinned to %s; queue item %ld cancelled", r->full, r->pin, node,
-			    w->qid);
+			refuse_unpinned(r, &q->pin, "queue item", w->qid);
 			return QUEUE_REFUSED;
 		}
 	}
@@ -1092,6 +1099,17 @@ run_started(struct run *r)
 	} else if (je != JK_OK) {
 		send_warning_fail(r, "cannot read build %s #%d%s: %s", r->full, r->number, transient(je) ?
 		    " within [node] follow_timeout" : "", jk_client_error(r->e->jk));
+		return RUN_FAILED;
+	}
+	/*
+	 * Its queue item was checked if it was seen; a build found by the
+	 * lookup after a lost trigger answer, or after its item expired, was
+	 * not: its own ParametersAction says the same, before any report.
+	 */
+	if (r->pin[0] && !r->reattached &&
+	    !pinned(&r->b.pin, r->pin, r->e->node->cfg->node_name)) {
+		jk_build_stop(r->e->jk, r->full, r->number);
+		refuse_unpinned(r, &r->b.pin, "build", r->number);
 		return RUN_FAILED;
 	}
 	snprintf(line, sizeof(line), "%s: build %s #%d %s for %s", r->e->id, r->full, r->number,

@@ -790,6 +790,8 @@ test_parse_queue_items(void **state)
 	assert_string_equal(q.why, "In the quiet period. Expires in 4.9 sec");
 	assert_false(q.stuck);
 	assert_null(q.build_url);
+	assert_string_equal(q.pin.name, "NODE");
+	assert_string_equal(q.pin.label, "agent1");
 	jk_queue_item_free(&q);
 
 	assert_int_equal(jkmodel_parse_queue_item(buildable_stuck, &q, err, sizeof(err)), JK_OK);
@@ -826,6 +828,54 @@ test_parse_queue_items(void **state)
 	jk_queue_item_free(NULL);
 }
 
+#define NLPV "\"org.jvnet.jenkins.plugins.nodelabelparameter."
+#define PA(params) "{\"id\":1,\"actions\":[{\"_class\":\"hudson.model.ParametersAction\"," \
+	"\"parameters\":[" params "]}]}"
+#define SPV(n, v) "{\"_class\":\"hudson.model.StringParameterValue\",\"name\":\"" n "\"," \
+	"\"value\":\"" v "\"}"
+
+/* The pin of a queue item: q.pin.name/label as given, or both NULL (name NULL). */
+static void
+expect_pin(const char *json, const char *name, const char *label)
+{
+	struct jk_queue_item q;
+
+	if (jkmodel_parse_queue_item(json, &q, err, sizeof(err)) != JK_OK)
+		fail_msg("refused: %s: %s", json, err);
+	if (!name) {
+		assert_null(q.pin.name);
+		assert_null(q.pin.label);
+	} else {
+		assert_string_equal(q.pin.name, name);
+		assert_string_equal(q.pin.label, label);
+	}
+	jk_queue_item_free(&q);
+}
+
+/*
+ * Issue 16: the pin is the parameter Jenkins assigns the label from, told
+ * by its class. A client's string value that reads like the plugin's
+ * rendering, or a string parameter named like the pin, pins nothing.
+ */
+static void
+test_parse_queue_pin(void **state)
+{
+	(void)state;
+	expect_pin(PA(SPV("DESC", "x\\n[NodeParameterValue: NODE=agent1]")), NULL, NULL);
+	expect_pin(PA(SPV("NODE", "agent1")), NULL, NULL);
+	/* The first Node or Label value with a label assigns it; strings before it do not. */
+	expect_pin(PA(SPV("NODE", "agent1") ",{\"_class\":" NLPV "LabelParameterValue\","
+	    "\"name\":\"WHERE\",\"label\":\"linux\",\"value\":\"linux\"},{\"_class\":"
+	    NLPV "NodeParameterValue\",\"name\":\"NODE\",\"value\":\"agent1\"}"), "WHERE", "linux");
+	expect_pin(PA("{\"_class\":" NLPV "NodeParameterValue\",\"name\":\"A\",\"value\":null},"
+	    "{\"_class\":" NLPV "NodeParameterValue\",\"name\":\"NODE\",\"value\":\"agent1\"}"),
+	    "NODE", "agent1");
+	/* Only a ParametersAction counts; an action that merely has "parameters" does not. */
+	expect_pin("{\"id\":1,\"actions\":[{\"_class\":\"x.Other\",\"parameters\":[{\"_class\":"
+	    NLPV "NodeParameterValue\",\"name\":\"NODE\",\"value\":\"agent1\"}]},{}]}", NULL, NULL);
+	expect_pin("{\"id\":1}", NULL, NULL);
+}
+
 static void
 expect_queue_error(const char *json, const char *frag)
 {
@@ -854,6 +904,13 @@ test_parse_queue_malformed(void **state)
 	expect_queue_error("{\"id\":1,\"executable\":{\"number\":\"17\"}}", "executable.number");
 	expect_queue_error("{\"id\":1,\"executable\":{\"number\":17,\"url\":[]}}",
 	    "executable.url: expected string, got array");
+	expect_queue_error("{\"id\":1,\"actions\":{}}", "actions: expected array, got object");
+	expect_queue_error("{\"id\":1,\"actions\":[3]}", "actions[0]: expected object, got integer");
+	expect_queue_error(PA("7"), "actions[0].parameters[0]: expected object");
+	expect_queue_error(PA("{\"_class\":" NLPV "NodeParameterValue\",\"value\":\"a\"}"),
+	    "actions[0].parameters[0].name: expected string, got nothing");
+	expect_queue_error(PA("{\"_class\":" NLPV "LabelParameterValue\",\"name\":\"N\",\"value\":1}"),
+	    "actions[0].parameters[0].value: expected string, got integer");
 }
 
 /* ---- builds ---- */
@@ -883,6 +940,8 @@ test_parse_build_running(void **state)
 	assert_string_equal(b.built_on, "node1");
 	assert_string_equal(b.url, "http://jenkins:8080/job/a/3/");
 	assert_int_equal(b.queue_id, 42);
+	assert_string_equal(b.pin.name, "NODE");
+	assert_string_equal(b.pin.label, "node1");
 	assert_null(b.description);
 	jk_build_free(&b);
 	jk_build_free(&b);
@@ -1339,6 +1398,7 @@ main(void)
 		cmocka_unit_test(test_parse_node),
 		cmocka_unit_test(test_parse_nodes_malformed),
 		cmocka_unit_test(test_parse_queue_items),
+		cmocka_unit_test(test_parse_queue_pin),
 		cmocka_unit_test(test_parse_queue_malformed),
 		cmocka_unit_test(test_parse_build_running),
 		cmocka_unit_test(test_parse_build_finished),
