@@ -1,7 +1,11 @@
 /* metrics: see metrics.h. A small fixed table is plenty for one daemon. */
 #include "metrics.h"
 
+#include "safefile.h"
+#include "xalloc.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,18 +111,12 @@ metrics_observe(const char *name, double seconds)
 	pthread_mutex_unlock(&lock);
 }
 
-int
-metrics_write(const char *path, char *err, size_t errlen)
+/* The exposition, to f. */
+static void
+write_exposition(FILE *f)
 {
-	char tmp[4096];
 	size_t d, i, b;
-	FILE *f;
 
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	if (!(f = fopen(tmp, "w"))) {
-		snprintf(err, errlen, "[metrics] textfile %s: %s", tmp, strerror(errno));
-		return -1;
-	}
 	pthread_mutex_lock(&lock);
 	for (d = 0; d < ndescs; d++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", descs[d].name, descs[d].help, descs[d].name,
@@ -139,10 +137,46 @@ metrics_write(const char *path, char *err, size_t errlen)
 		}
 	}
 	pthread_mutex_unlock(&lock);
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+}
+
+/*
+ * The temporary is "<name>.tmp" beside path (the textfile collector reads
+ * only *.prom), created through the directory's fd without following a
+ * link planted there (safefile.h), then fsync'd and renamed. Writers are
+ * serialized: they share the temporary's name.
+ */
+int
+metrics_write(const char *path, char *err, size_t errlen)
+{
+	static pthread_mutex_t writing = PTHREAD_MUTEX_INITIALIZER;
+	const char *base;
+	char *tmp = NULL;
+	int dirfd, fd = -1, rc = -1;
+	FILE *f = NULL;
+
+	pthread_mutex_lock(&writing);
+	if ((dirfd = safefile_opendir(path, &base)) < 0)
+		goto out;
+	tmp = xasprintf("%s.tmp", base);
+	if ((fd = safefile_create(dirfd, tmp, 0, 0644)) < 0 || !(f = fdopen(fd, "w")))
+		goto out;
+	write_exposition(f);
+	if (fflush(f) != 0 || ferror(f) || safefile_commit(dirfd, fd, tmp, base) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0) {
 		snprintf(err, errlen, "[metrics] textfile %s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
+		if (fd >= 0)
+			unlinkat(dirfd, tmp, 0);
 	}
-	return 0;
+	if (f)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	free(tmp);
+	pthread_mutex_unlock(&writing);
+	return rc;
 }

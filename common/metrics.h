@@ -16,7 +16,10 @@ void metrics_describe(const char *name, const char *type, const char *help);
 void metrics_add(const char *name, const char *labels, double v);      /* counter */
 void metrics_set(const char *name, const char *labels, double v);      /* gauge */
 void metrics_observe(const char *name, double seconds);                /* histogram */
-/* Write the text exposition to path atomically. -1 with err on failure. */
+/*
+ * Write the text exposition to path atomically, never through a link
+ * planted in its directory (safefile.h). -1 with err on failure.
+ */
 int  metrics_write(const char *path, char *err, size_t errlen);
 
 #endif

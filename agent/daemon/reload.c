@@ -5,7 +5,9 @@
 
 #include "config.h"
 #include "log.h"
+#include "node/state.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +51,8 @@ reload_config(struct config *run)
 	    differ(n.coordinator_name, run->coordinator_name) || n.function_names != run->function_names ||
 	    differ(n.state_dir, run->state_dir) || n.trigger_timeout != run->trigger_timeout ||
 	    n.start_timeout != run->start_timeout || n.follow_timeout != run->follow_timeout;
+	if (run->state_dir && state_check_dir(run->state_dir, err, sizeof(err)) < 0 && errno != ENOENT)
+		log_warnx("reload: %s", err);	/* in use: refused at the next start */
 	log_info("reload: %s read; log level, status_interval and refresh applied%s", run->path,
 	    restart ? "; other changes need a restart" : "");
 	config_free(&n);

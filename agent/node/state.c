@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include "log.h"
+#include "safefile.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #define JOURNAL     "builds.jsonl"
+#define JOURNAL_TMP "builds.jsonl.tmp"
 /* Rewrite the journal once it has this many stale lines, and 4 per live record. */
 #define STALE_MAX   1024
 
@@ -158,27 +160,28 @@ append(struct state *st, json_t *o)
 	return -1;
 }
 
-/* Write the live records to a new journal and switch to it. */
+/*
+ * Write the live records to a new journal and switch to it: created
+ * through the directory's fd, never through a link (safefile.h), fsync'd
+ * before the rename, so the rename never leaves an empty journal.
+ */
 static int
 rewrite(struct state *st)
 {
-	char path[4200], tmp[4300];
 	off_t size = 0;
 	ssize_t n = 0;
 	size_t i;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640)) < 0)
+	if ((fd = safefile_create(st->dirfd, JOURNAL_TMP, O_APPEND, 0640)) < 0)
 		return -1;
 	for (i = 0; i < st->n && (n = write_line(fd, rec_json(&st->rec[i]), false)) >= 0; i++)
 		size += n;
-	if (n < 0 || rename(tmp, path) < 0) {
+	if (n < 0 || safefile_commit(st->dirfd, fd, JOURNAL_TMP, JOURNAL) < 0) {
 		int saved = errno;
 
 		close(fd);
-		unlink(tmp);
+		unlinkat(st->dirfd, JOURNAL_TMP, 0);
 		errno = saved;
 		return -1;
 	}
@@ -202,18 +205,33 @@ maybe_rewrite(struct state *st)
 	}
 }
 
+/* Why safefile_open_own refused a file (errno). */
+static const char *
+refusal(int err)
+{
+	return err == ELOOP ? "a symbolic link" : err == EPERM ?
+	    "not a regular file owned by this agent's user" : strerror(err);
+}
+
 /* Read the journal into memory. Lines that are not records are counted in *bad. */
 static void
 read_journal(struct state *st, size_t *bad)
 {
-	char path[4200], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	FILE *f;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
-	if (!(f = fopen(path, "re")))
+	if ((fd = safefile_open_own(st->dirfd, JOURNAL)) < 0) {
+		if (errno != ENOENT)
+			log_warnx("state: %s/%s not read: %s", st->dir, JOURNAL, refusal(errno));
 		return;
+	}
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		return;
+	}
 	while ((len = getline(&line, &cap, f)) > 0) {
 		struct build_rec r, *old;
 		json_t *o;
@@ -235,28 +253,43 @@ read_journal(struct state *st, size_t *bad)
 	fclose(f);
 }
 
-/* Take over the records of the file-per-build format; their paths go to *old. */
+/* One record of the file-per-build format, if it is ours (safefile_open_own). */
+static void
+read_old_record(struct state *st, const char *name)
+{
+	struct build_rec r;
+	json_t *o;
+	int fd;
+
+	if ((fd = safefile_open_own(st->dirfd, name)) < 0) {
+		log_warnx("state: %s/%s not read: %s", st->dir, name, refusal(errno));
+		return;
+	}
+	o = json_loadfd(fd, 0, NULL);
+	close(fd);
+	if (o && rec_parse(o, &r) > 0 && !find(st, r.unique))
+		put(st, &r);
+	json_decref(o);
+}
+
+/* Take over the records of the file-per-build format; their names go to *old. */
 static void
 read_old_records(struct state *st, char ***old, size_t *nold)
 {
-	DIR *d = opendir(st->dir);
+	int fd = dup(st->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 
+	if (!d && fd >= 0)
+		close(fd);
 	while (d && (de = readdir(d))) {
 		size_t l = strlen(de->d_name);
-		char path[4200];
-		struct build_rec r;
-		json_t *o;
 
 		if (strncmp(de->d_name, "build-", 6) != 0 || l < 11 || strcmp(de->d_name + l - 5, ".json") != 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name);
-		o = json_load_file(path, 0, NULL);
-		if (o && rec_parse(o, &r) > 0 && !find(st, r.unique))
-			put(st, &r);
-		json_decref(o);
+		read_old_record(st, de->d_name);
 		*old = xreallocarray(*old, *nold + 1, sizeof(**old));
-		(*old)[(*nold)++] = xstrdup(path);
+		(*old)[(*nold)++] = xstrdup(de->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -269,22 +302,66 @@ read_old_records(struct state *st, char ***old, size_t *nold)
 static int
 journal_as_is(struct state *st, char *err, size_t errlen)
 {
-	char path[4200];
 	struct stat sb;
 
 	log_warnx("state: cannot rewrite %s/%s (%s); appending to it as it is", st->dir, JOURNAL,
 	    strerror(errno));
-	snprintf(path, sizeof(path), "%s/%s", st->dir, JOURNAL);
-	if ((st->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0 ||
-	    fstat(st->fd, &sb) < 0) {
+	if ((st->fd = openat(st->dirfd, JOURNAL, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+	    O_CLOEXEC, 0640)) < 0 || fstat(st->fd, &sb) < 0) {
 		snprintf(err, errlen, "[node] state_dir %s: cannot write %s: %s", st->dir, JOURNAL,
-		    strerror(errno));
+		    refusal(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+		snprintf(err, errlen, "[node] state_dir %s: cannot write %s: %s", st->dir, JOURNAL,
+		    refusal(EPERM));
 		return -1;
 	}
 	st->size = sb.st_size;
 	st->torn = sb.st_size > 0;	/* it may end in a cut line */
 	st->due = true;
 	return 0;
+}
+
+/*
+ * Is the directory open at fd (named dir) ours alone? Owned by us or root,
+ * and neither group nor others may write it: whoever can write it can
+ * plant records (builds this agent would re-attach to and report) or
+ * links. -1 with err naming dir, its owner and mode.
+ */
+static int
+check_dir(int fd, const char *dir, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0) {
+		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if ((sb.st_uid != geteuid() && sb.st_uid != 0) || (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "[node] state_dir %s: refused: mode %04o, owner uid %ld; it must "
+		    "belong to this agent's user (uid %ld) or root, and group and others must not "
+		    "write it (chmod go-w)", dir, (unsigned)(sb.st_mode & 07777), (long)sb.st_uid,
+		    (long)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
+int
+state_check_dir(const char *dir, char *err, size_t errlen)
+{
+	int fd, rc, saved;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		saved = errno;
+		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	rc = check_dir(fd, dir, err, errlen);
+	close(fd);
+	return rc;
 }
 
 int
@@ -347,6 +424,8 @@ state_open(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "[node] state_dir %s: %s", dir, strerror(errno));
 		goto fail;
 	}
+	if (check_dir(st->dirfd, dir, err, errlen) < 0)
+		goto fail;
 	if (flock(st->dirfd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen, "[node] state_dir %s: %s", dir, errno == EWOULDBLOCK ?
 		    "in use by another agent (each agent needs its own state_dir)" : strerror(errno));
@@ -365,7 +444,7 @@ state_open(const char *dir, char *err, size_t errlen)
 	/* Their records are in the journal now, unless it could not be rewritten. */
 	for (i = 0; i < nold; i++) {
 		if (rewritten)
-			unlink(old[i]);
+			unlinkat(st->dirfd, old[i], 0);
 		free(old[i]);
 	}
 	free(old);

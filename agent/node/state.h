@@ -15,8 +15,14 @@
  * cannot be written whole (disk full) is cut back off and the journal is
  * rewritten at the next change; until one succeeds, changes are appended.
  *
- * No fsync: a record must outlive the agent process (the page cache does
- * that), not the machine. When the node's host goes down, the job comes
+ * state_dir must be ours alone (state_check_dir), and every file in it is
+ * opened through its fd without following links (safefile.h): a journal
+ * or a record that is a link, or not a regular file owned by us, is not
+ * read, and the rewrite's temporary is created O_EXCL and renamed.
+ *
+ * No fsync of appended lines: a record must outlive the agent process
+ * (the page cache does that), not the machine (the rewrite is fsync'd
+ * before its rename, so that a crash cannot leave an empty journal). When the node's host goes down, the job comes
  * back re-queued, and a re-queued job is looked up on the master by its
  * GEARMAN_UNIQUE whether or not it has a record; an fsync would put a
  * disk flush before every trigger for nothing.
@@ -49,6 +55,12 @@ struct state;
  */
 struct state *state_open(const char *dir, char *err, size_t errlen);
 void state_close(struct state *st);
+/*
+ * Is dir fit for records: owned by us or root, not writable by group or
+ * others? state_open refuses one that is not; a reload checks again. -1
+ * with err naming dir and its mode (errno ENOENT when it does not exist).
+ */
+int  state_check_dir(const char *dir, char *err, size_t errlen);
 /*
  * Create the directories of dir below root that are missing, and root if
  * its parent exists, mode 0750 (the default state_dir, root/MASTER/NODE).

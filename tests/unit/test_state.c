@@ -403,6 +403,131 @@ test_state_takes_over_old_records(void **ctx)
 	state_close(st);
 }
 
+/* A file outside the state_dir, holding "precious\n", that the agent must not touch. */
+static void
+victim(char *path, size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s-victim", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("precious\n", f);
+	fclose(f);
+}
+
+static void
+expect_victim_intact(const char *path)
+{
+	char text[64] = "";
+	FILE *f;
+
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	unlink(path);
+	assert_string_equal(text, "precious\n");
+}
+
+/*
+ * Issue 16: a link planted at the rewrite's temporary name made the (root)
+ * agent truncate the file it pointed to. Now the link is unlinked, the
+ * temporary created O_EXCL|O_NOFOLLOW, and the journal is a regular file.
+ */
+static void
+test_state_tmp_link_not_followed(void **ctx)
+{
+	char v[128], tmp[128], journal[128];
+	struct build_rec r = rec("a", 1, 0);
+	struct state *st;
+	struct stat sb;
+
+	(void)ctx;
+	victim(v, sizeof(v));
+	snprintf(tmp, sizeof(tmp), "%s/builds.jsonl.tmp", dir);
+	assert_int_equal(symlink(v, tmp), 0);
+	st = open_ok();
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	expect_victim_intact(v);
+	snprintf(journal, sizeof(journal), "%s/builds.jsonl", dir);
+	assert_int_equal(lstat(journal, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(lstat(tmp, &sb), -1);
+}
+
+/* Issue 16: a state_dir that group or others may write is refused, naming it and its mode. */
+static void
+test_state_dir_writable_by_others(void **ctx)
+{
+	struct build_rec r = rec("planted", 7, 3);
+	struct state *st;
+	char err[512];
+
+	(void)ctx;
+	st = open_ok();
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_null(st = state_open(dir, err, sizeof(err)));
+	if (!strstr(err, dir) || !strstr(err, "mode 0770"))
+		fail_msg("unexpected error: %s", err);
+	assert_int_equal(state_check_dir(dir, err, sizeof(err)), -1);
+	assert_int_equal(chmod(dir, 0702), 0);
+	assert_null(st = state_open(dir, err, sizeof(err)));
+	/* Another user's directory, even private. */
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	if (geteuid() == 0) {
+		assert_null(st = state_open(dir, err, sizeof(err)));
+		assert_non_null(strstr(err, "owner uid 65534"));
+	}
+	assert_int_equal(chown(dir, geteuid(), getegid()), 0);
+	assert_int_equal(state_check_dir(dir, err, sizeof(err)), 0);
+}
+
+/*
+ * Issue 16: records are read only from regular files owned by us: a
+ * journal that is a link (to records kept elsewhere) or belongs to
+ * another user, and an old-format record of another user, are not loaded.
+ */
+static void
+test_state_planted_records_ignored(void **ctx)
+{
+	char elsewhere[128], journal[128], old[128];
+	struct build_rec r = rec("planted", 7, 3), got;
+	struct state *st;
+	FILE *f;
+
+	(void)ctx;
+	st = open_ok();
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	snprintf(journal, sizeof(journal), "%s/builds.jsonl", dir);
+	snprintf(elsewhere, sizeof(elsewhere), "%s-elsewhere", dir);
+	assert_int_equal(rename(journal, elsewhere), 0);
+	assert_int_equal(symlink(elsewhere, journal), 0);
+	st = open_ok();
+	assert_int_equal(state_load(st, "planted", &got), -1);
+	state_close(st);
+	unlink(elsewhere);
+	if (geteuid() != 0)
+		return;		/* chown needs root */
+	st = open_ok();
+	assert_int_equal(state_save(st, &r), 0);
+	state_close(st);
+	assert_int_equal(chown(journal, 65534, 65534), 0);
+	snprintf(old, sizeof(old), "%s/build-6162.json", dir);
+	assert_non_null(f = fopen(old, "w"));
+	fputs("{\"unique\":\"ab\",\"function\":\"build:x\",\"job\":\"x\",\"queue_id\":1,"
+	    "\"number\":2,\"time\":1700000000}", f);
+	fclose(f);
+	assert_int_equal(chown(old, 65534, 65534), 0);
+	st = open_ok();
+	assert_int_equal(state_load(st, "planted", &got), -1);
+	assert_int_equal(state_load(st, "ab", &got), -1);
+	state_close(st);
+}
+
 int
 main(void)
 {
@@ -415,6 +540,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_state_appends_when_rewrite_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_rewrites_when_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_takes_over_old_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_tmp_link_not_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_dir_writable_by_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_planted_records_ignored, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
