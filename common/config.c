@@ -4,6 +4,7 @@
  * goes, so an unknown key is simply one that is not in the table.
  */
 #include "config.h"
+#include "cred.h"
 #include "secret.h"
 #include "log.h"
 #include "xalloc.h"
@@ -411,9 +412,12 @@ config_defaults(struct config *cfg)
 	cfg->heartbeat = DEFAULT_HEARTBEAT;
 }
 
-/* Read path's keys into cfg; -1 with "FILE[:LINE]: ..." in err. */
+/*
+ * Read path's keys into cfg; -1 with "FILE[:LINE]: ..." in err. *inline_secret:
+ * the token or password is in the file itself.
+ */
 static int
-config_read(const char *path, struct config *cfg, char *err, size_t errlen)
+config_read(const char *path, struct config *cfg, bool *inline_secret, char *err, size_t errlen)
 {
 	struct parse_state st;
 	int line;
@@ -429,6 +433,8 @@ config_read(const char *path, struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%d: %s", path, line, st.err);
 	else if (line > 0)
 		snprintf(err, errlen, "%s:%d: syntax error (want [section] or key = value)", path, line);
+	*inline_secret = cfg->password || (cfg->url && cred_url_has_userinfo(cfg->url)) ||
+	    (cfg->token && !st.seen[key_find("jenkins", "token_file") - keys]);
 	return line == 0 ? 0 : -1;
 }
 
@@ -436,10 +442,27 @@ config_read(const char *path, struct config *cfg, char *err, size_t errlen)
 static int
 config_check(const char *path, struct config *cfg, char *err, size_t errlen)
 {
+	char *clean, *user, *secret;
+
 	if (!cfg->url) {
 		snprintf(err, errlen, "%s: [jenkins] url: required key is missing", path);
 		return -1;
 	}
+	/* user:secret@ leaves the URL, which is logged (cred.h). */
+	if (cred_split_url(cfg->url, &clean, &user, &secret)) {
+		free(cfg->url);
+		cfg->url = clean;
+		if (cfg->user || cfg->token || cfg->password) {
+			free(user);
+			free(secret);
+			snprintf(err, errlen, "%s: [jenkins] url: has credentials, and so has [jenkins] "
+			    "user, token or password: give them once", path);
+			return -1;
+		}
+		cfg->user = user;
+		cfg->password = secret;
+	} else
+		free(clean);
 	if (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) {
 		snprintf(err, errlen, "%s: [jenkins] url: '%s' must start with http:// or https://",
 		    path, cfg->url);
@@ -465,13 +488,17 @@ config_check(const char *path, struct config *cfg, char *err, size_t errlen)
 int
 config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
+	bool inline_secret = false;
+
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->path = xstrdup(path);
 	config_defaults(cfg);
-	if (config_read(path, cfg, err, errlen) < 0 || config_check(path, cfg, err, errlen) < 0) {
+	if (config_read(path, cfg, &inline_secret, err, errlen) < 0 ||
+	    config_check(path, cfg, err, errlen) < 0) {
 		config_free(cfg);
 		return -1;
 	}
+	cred_warn(path, cfg->url, inline_secret, cfg->user && (cfg->token || cfg->password));
 	return 0;
 }
 

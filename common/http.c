@@ -7,6 +7,7 @@
  */
 #include "http.h"
 
+#include "cred.h"
 #include "errmsg.h"
 #include "jkmodel.h"
 #include "log.h"
@@ -315,10 +316,14 @@ status_error(struct http *h, const char *m, const char *p, const char *what)
 	case JK_OK:
 		/* A 2xx/3xx this call does not expect, e.g. a redirect to another URL. */
 		e = JK_EPROTO;
-		if (h->location[0])
-			http_fail(h, m, p, "unexpected status %s to %s (check [jenkins] url)", st, h->location);
-		else
+		if (h->location[0]) {
+			char *to = cred_redact_url(h->location);
+
+			http_fail(h, m, p, "unexpected status %s to %s (check [jenkins] url)", st, to);
+			free(to);
+		} else {
 			http_fail(h, m, p, "unexpected status %s", st);
+		}
 		break;
 	case JK_ESERVER:
 		http_fail(h, m, p, "%s: %s", st, *why ? why : "Jenkins server error");
@@ -519,24 +524,13 @@ http_body_free(struct http *h)
 
 /* ---- the handle ---- */
 
-/* The URL without any "user:secret@", for messages. */
-static char *
-strip_userinfo(const char *url)
-{
-	const char *s = strstr(url, "://"), *auth, *end, *at;
-
-	if (!s)
-		return xstrdup(url);
-	auth = s + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (!(at = memrchr(auth, '@', (size_t)(end - auth))))
-		return xstrdup(url);
-	return xasprintf("%.*s%s", (int)(auth - url), url, at + 1);
-}
-
-/* The handle's options for o; -1 if curl refuses one. */
+/*
+ * The handle's options for o; -1 if curl refuses one. url_user and
+ * url_secret: the userinfo taken out of o->url, used unless o->user is set
+ * (as libcurl itself would).
+ */
 static int
-set_options(struct http *h, const struct jk_opts *o)
+set_options(struct http *h, const struct jk_opts *o, const char *url_user, const char *url_secret)
 {
 	CURL *c = h->curl;
 
@@ -571,6 +565,10 @@ set_options(struct http *h, const struct jk_opts *o)
 		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		SET(CURLOPT_USERNAME, o->user);
 		SET(CURLOPT_PASSWORD, o->token ? o->token : o->password ? o->password : "");
+	} else if (url_user) {
+		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SET(CURLOPT_USERNAME, url_user);
+		SET(CURLOPT_PASSWORD, url_secret ? url_secret : "");
 	}
 	if (h->crumbs)
 		SET(CURLOPT_COOKIEFILE, "");	/* keep the session the crumb is bound to */
@@ -581,21 +579,30 @@ set_options(struct http *h, const struct jk_opts *o)
 int
 http_init(struct http *h, const struct jk_opts *o)
 {
+	char *url, *url_user, *url_secret;
 	size_t n;
+	int rc = -1;
 
 	if (!o || !o->url || !*o->url)
 		return -1;
-	n = strlen(o->url);
-	h->base = xasprintf("%s%s", o->url, o->url[n - 1] == '/' ? "" : "/");
-	h->shown = strip_userinfo(h->base);
-	if (o->user)
-		h->user = xstrdup(o->user);
+	/* No userinfo in what libcurl is given: its messages may quote the URL (cred.h). */
+	cred_split_url(o->url, &url, &url_user, &url_secret);
+	n = strlen(url);
+	h->base = xasprintf("%s%s", url, n && url[n - 1] == '/' ? "" : "/");
+	h->shown = xstrdup(h->base);
+	if (o->user || url_user)
+		h->user = xstrdup(o->user ? o->user : url_user);
 	/* Only API-token auth is exempt from CSRF crumbs (Jenkins >= 2.96);
 	 * anonymous and password POSTs need one (CSRF is always on since 2.222). */
 	h->crumbs = o->token == NULL;
-	if (!(h->curl = curl_easy_init()))
-		return -1;
-	return set_options(h, o);
+	if ((h->curl = curl_easy_init()))
+		rc = set_options(h, o, url_user, url_secret);
+	if (url_secret)
+		explicit_bzero(url_secret, strlen(url_secret));
+	free(url_secret);
+	free(url_user);
+	free(url);
+	return rc;
 }
 
 void

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +131,8 @@ test_defaults(void **state)
 	assert_string_equal(cfg.servers[0].host, "127.0.0.1");
 	assert_int_equal(cfg.servers[0].port, 4730);
 	assert_true(cfg.tls_verify);
-	assert_null(cfg.user);
+	assert_string_equal(cfg.user, "user");	/* out of the URL (cred.h) */
+	assert_string_equal(cfg.url, "https://ci.example.org/jenkins/");
 	assert_null(cfg.token);
 	assert_int_equal(cfg.refresh, 30);
 	assert_int_equal(cfg.status_interval, 10);
@@ -315,6 +318,146 @@ test_secret_not_in_errors(void **state)
 	assert_null(strstr(err, "TOPSECRET"));
 }
 
+/*
+ * load() text (written with mode) with stderr going to a file: what it
+ * returned, and what it logged in out.
+ */
+static int
+load_logged(const char *text, mode_t mode, struct config *cfg, char *out, size_t cap)
+{
+	char err[1024], logpath[600];
+	const char *path = write_file("logged.ini", text, mode);
+	int saved = dup(STDERR_FILENO), fd, rc;
+	ssize_t n;
+
+	snprintf(logpath, sizeof(logpath), "%s/stderr", dir);
+	assert_true((fd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	rc = load(path, cfg, err, sizeof(err));
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	n = pread(fd, out, cap - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	if (rc < 0)
+		snprintf(out + strlen(out), cap - strlen(out), "ERROR %s", err);
+	return rc;
+}
+
+/* text (mode) loads; its log holds frag (or nothing if frag is NULL), and never secret. */
+static void
+expect_log(const char *text, mode_t mode, const char *frag, const char *secret)
+{
+	struct config cfg;
+	char out[4096];
+
+	if (load_logged(text, mode, &cfg, out, sizeof(out)) < 0)
+		fail_msg("refused: %s", out);
+	config_free(&cfg);
+	if (frag ? !strstr(out, frag) : out[0] != '\0')
+		fail_msg("log '%s' %s '%s'", out, frag ? "lacks" : "should be empty, for", frag ? frag : text);
+	if (secret && strstr(out, secret))
+		fail_msg("log '%s' shows the secret", out);
+}
+
+/*
+ * Issue 16: an inline secret in a file group or others can read, and
+ * credentials over plain http:// to a host that is not loopback, are
+ * warned about when the file is read (at start, and on each reload).
+ */
+static void
+test_credential_warnings(void **state)
+{
+	(void)state;
+	expect_log("[jenkins]\nurl = https://h/\nuser = u\ntoken = TOPSECRET\n", 0644,
+	    "[jenkins] has its secret (token or password) inline, and the file is mode 0644", "TOPSECRET");
+	expect_log("[jenkins]\nurl = https://h/\nuser = u\npassword = TOPSECRET\n", 0640,
+	    "mode 0640", "TOPSECRET");
+	expect_log("[jenkins]\nurl = https://h/\nuser = u\ntoken = TOPSECRET\n", 0600, NULL, NULL);
+	expect_log("[jenkins]\nurl = http://jenkins.example:8080/\nuser = u\ntoken = TOPSECRET\n", 0600,
+	    "url http://jenkins.example:8080/: the credentials go over plain http://", "TOPSECRET");
+	expect_log("[jenkins]\nurl = http://127.0.0.2:8080/\nuser = u\ntoken = T\n", 0600, NULL, NULL);
+	expect_log("[jenkins]\nurl = http://localhost/\nuser = u\ntoken = T\n", 0600, NULL, NULL);
+	expect_log("[jenkins]\nurl = http://[::1]:8080/\nuser = u\ntoken = T\n", 0600, NULL, NULL);
+	expect_log("[jenkins]\nurl = http://jenkins.example/\n", 0644, NULL, NULL);	/* anonymous */
+}
+
+/*
+ * Issue 16: credentials in [jenkins] url (user:secret@) were logged with
+ * it ("node n1 of http://u:secret@h/"). They leave the URL when it is
+ * read, and are used as user and password.
+ */
+static void
+test_url_credentials_leave_url(void **state)
+{
+	struct config cfg;
+	char out[4096];
+
+	(void)state;
+	assert_int_equal(load_logged("[jenkins]\nurl = http://gear%3Aman:TOP%40SECRET@jenkins.example/\n",
+	    0600, &cfg, out, sizeof(out)), 0);
+	assert_string_equal(cfg.url, "http://jenkins.example/");
+	assert_string_equal(cfg.user, "gear:man");
+	assert_string_equal(cfg.password, "TOP@SECRET");
+	assert_string_equal(cfg.coordinator_name, "jenkins.example");
+	config_free(&cfg);
+	assert_non_null(strstr(out, "the credentials go over plain http://"));
+	assert_null(strstr(out, "SECRET"));
+	expect_error("[jenkins]\nurl = http://u:TOPSECRET@h/\nuser = v\ntoken = t\n", "give them once",
+	    NULL);
+	expect_error("[jenkins]\nurl = ftp://u:TOPSECRET@h/\n", "'ftp://h/' must start with http", NULL);
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	fail_msg("reading the configuration hung");
+}
+
+/*
+ * Issue 16: a FIFO as token_file hung the daemon (a SIGHUP reload waited
+ * forever in open); and a token file of another user was accepted. Both
+ * are refused now (secret.h).
+ */
+static void
+test_token_file_fifo(void **state)
+{
+	char fifo[600], text[800];
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/token.fifo", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(text, sizeof(text), "[jenkins]\nurl = http://h/\nuser = u\ntoken_file = %s\n", fifo);
+	signal(SIGALRM, on_alarm);
+	alarm(5);
+	expect_error(text, "token.fifo", "not a regular file");
+	alarm(0);
+	unlink(fifo);
+}
+
+static void
+test_token_file_other_owner(void **state)
+{
+	char text[800];
+	struct config cfg;
+	char err[1024];
+	const char *tok;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();		/* chown needs root */
+	tok = write_file("token.other", "s3cret-token\n", 0600);
+	assert_int_equal(chown(tok, 65534, 65534), 0);
+	snprintf(text, sizeof(text), "[jenkins]\nurl = http://h/\nuser = u\ntoken_file = %s\n", tok);
+	write_file("other.ini", text, 0600);
+	snprintf(text, sizeof(text), "%s/other.ini", dir);
+	assert_int_equal(load(text, &cfg, err, sizeof(err)), -1);
+	if (!strstr(err, "token.other") || !strstr(err, "owned by"))
+		fail_msg("unexpected error: %s", err);
+}
+
 int
 main(void)
 {
@@ -328,6 +471,10 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_secret_not_in_errors),
+		cmocka_unit_test(test_credential_warnings),
+		cmocka_unit_test(test_url_credentials_leave_url),
+		cmocka_unit_test(test_token_file_fifo),
+		cmocka_unit_test(test_token_file_other_owner),
 	};
 	int rc;
 
