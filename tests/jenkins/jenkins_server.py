@@ -1124,6 +1124,12 @@ class Build:
         self.node = node
         self.executor = executor
         self.params = params
+        # Executor.run copies the queue item's actions onto the run: a
+        # ParametersAction whenever the item had one, whether or not the job
+        # declares parameters (ParametersAction.getParameters filters them);
+        # a parameterized job's item has one (ParameterizedJobMixIn.
+        # scheduleBuild2 adds the defaults).
+        self.has_params_action = item.params is not None or bool(job.params)
         self.causes = list(item.causes)
         self.timestamp = now
         self.end = None
@@ -2048,7 +2054,7 @@ class Views:
         b = Bean(job.build_class)
 
         def actions():
-            acts = [self.parameters_action(build.params)] if job.params else []
+            acts = [self.parameters_action(build.params)] if build.has_params_action else []
             return acts + [self.cause_action(build.causes), empty_action()]
         b.add("actions", actions)
         b.add("artifacts", [])
