@@ -396,3 +396,42 @@ def test_tls_verify_off_is_a_warning(system):
     co.wait_log("warn: TLS certificate verification is off")
     wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
     assert "TLS certificate verification is off" not in a.log()     # on by default
+
+
+def test_credentials_in_url_never_logged(system):
+    """Issue 16: [jenkins] url with user:token@ was logged as it is ("node n1
+    of http://gearman:TOKEN@..."). The credentials leave the URL when the file
+    is read, still authenticate, and appear in no log line."""
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(ONE, users={"gearman": {"token": "s3cr3t-tok3n"}}))
+    url = jk.url.replace("://", "://gearman:s3cr3t-tok3n@", 1)
+    co = system.coordinator(gm, jk, extra={"jenkins": {"url": url}})
+    agent = system.node(gm, jk, "n1", extra={"jenkins": {"url": url}})
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered")
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
+    agent.wait_log("node n1 of %s" % jk.url)
+    co.stop()
+    for d in (co, agent):
+        assert "s3cr3t-tok3n" not in d.log(), d.log()[-2000:]
+
+
+def test_sighup_with_fifo_as_token_file(system):
+    """Issue 16: a FIFO planted as token_file hung the SIGHUP reload forever
+    (open(2) waits for a writer). Now it is refused at once; the agent keeps
+    its configuration and serves."""
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(ONE, users={"gearman": {"token": "s3cr3t-tok3n"}}))
+    tokfile = os.path.join(system.tmp, "token")
+    with open(tokfile, "w") as f:
+        f.write("s3cr3t-tok3n\n")
+    os.chmod(tokfile, 0o600)
+    auth = {"jenkins": {"user": "gearman", "token_file": tokfile}}
+    system.coordinator(gm, jk, extra=auth)
+    agent = system.node(gm, jk, "n1", extra=auth)
+    wait_for(lambda: gm.functions_of("n1") == ["build:unit"], what="registered with a token")
+    os.unlink(tokfile)
+    os.mkfifo(tokfile, 0o600)
+    agent.signal(signal.SIGHUP)
+    agent.wait_log("keeping the running configuration", timeout=10)
+    assert "not a regular file" in agent.log()
+    assert final_event(perl_call(gm, "build:unit", "{}"))["event"] == "complete"
