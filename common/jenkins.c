@@ -538,7 +538,7 @@ jk_build_set_description(struct jk_client *c, const char *full_name, int number,
 
 /* ---- finding a build again (after a lost answer or a restart) ---- */
 
-#define FIND_QUEUE_PATH "queue/api/json?tree=items%5Bid,params,task%5Burl%5D%5D"
+#define FIND_QUEUE_PATH "queue/api/json?tree=items%5Bid,task%5Burl%5D," PIN_FIELDS "%5D"
 
 /* Still queued? The queue's item of the job at jp with parameter name = value. */
 static enum jk_err

@@ -919,18 +919,29 @@ jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t er
 
 /* ---- finding a build again: pages of the queue and of a job's builds ---- */
 
-/* Does a queue item's params text hold the line NAME=VALUE? */
+/*
+ * Has a queue item or build (in tree=...actions[parameters[name,value]])
+ * the parameter name = value in its ParametersAction? By the parameter's
+ * own name, never by text: a client's value holding "\nNAME=value" does
+ * not count.
+ */
 static bool
-params_have(const char *params, const char *name, const char *value)
+has_param(const json_t *b, const char *name, const char *value)
 {
-	size_t nl = strlen(name), vl = strlen(value);
-	const char *p = params;
+	const json_t *a, *p;
+	size_t k, m;
 
-	while (p && (p = strchr(p, '\n'))) {
-		p++;
-		if (!strncmp(p, name, nl) && p[nl] == '=' && !strncmp(p + nl + 1, value, vl) &&
-		    (p[nl + 1 + vl] == '\n' || p[nl + 1 + vl] == '\0'))
-			return true;
+	json_array_foreach(json_object_get(b, "actions"), k, a) {
+		const char *c = json_string_value(json_object_get(a, "_class"));
+
+		if (!c || strcmp(c, "hudson.model.ParametersAction") != 0)
+			continue;
+		json_array_foreach(json_object_get(a, "parameters"), m, p)
+			if (json_is_string(json_object_get(p, "name")) &&
+			    !strcmp(json_string_value(json_object_get(p, "name")), name) &&
+			    json_is_string(json_object_get(p, "value")) &&
+			    !strcmp(json_string_value(json_object_get(p, "value")), value))
+				return true;
 	}
 	return false;
 }
@@ -948,34 +959,16 @@ jkmodel_find_queue(const char *json, const char *job_path, const char *name, con
 	items = json_object_get(root, "items");
 	json_array_foreach(items, i, it) {
 		const char *url = json_string_value(json_object_get(json_object_get(it, "task"), "url"));
-		const char *params = json_string_value(json_object_get(it, "params"));
 		size_t ul = url ? strlen(url) : 0;
 
-		if (!url || ul < jl || strcmp(url + ul - jl, job_path) != 0 || !params ||
-		    !params_have(params, name, value) || !json_is_integer(json_object_get(it, "id")))
+		if (!url || ul < jl || strcmp(url + ul - jl, job_path) != 0 ||
+		    !has_param(it, name, value) || !json_is_integer(json_object_get(it, "id")))
 			continue;
 		*queue_id = (long)json_integer_value(json_object_get(it, "id"));
 		break;
 	}
 	json_decref(root);
 	return *queue_id ? JK_OK : JK_ENOTFOUND;
-}
-
-/* Has a build (in tree=builds[actions[parameters[name,value]]]) the parameter name = value? */
-static bool
-build_has_param(const json_t *b, const char *name, const char *value)
-{
-	const json_t *a, *p;
-	size_t k, m;
-
-	json_array_foreach(json_object_get(b, "actions"), k, a)
-		json_array_foreach(json_object_get(a, "parameters"), m, p)
-			if (json_is_string(json_object_get(p, "name")) &&
-			    !strcmp(json_string_value(json_object_get(p, "name")), name) &&
-			    json_is_string(json_object_get(p, "value")) &&
-			    !strcmp(json_string_value(json_object_get(p, "value")), value))
-				return true;
-	return false;
 }
 
 enum jk_err
@@ -994,7 +987,7 @@ jkmodel_find_build(const char *json, const char *name, const char *value, long q
 	json_array_foreach(builds, i, b) {
 		bool hit = (queue_id > 0 &&
 		    json_integer_value(json_object_get(b, "queueId")) == queue_id) ||
-		    (name && build_has_param(b, name, value));
+		    (name && has_param(b, name, value));
 
 		(*scanned)++;
 		if (hit && json_is_integer(json_object_get(b, "number"))) {

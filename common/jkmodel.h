@@ -43,9 +43,10 @@ enum jk_err jkmodel_parse_queue_item(const char *json, struct jk_queue_item *out
 enum jk_err jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t errlen);
 
 /*
- * The queue (queue/api/json?tree=items[id,params,task[url]]): *queue_id of
- * the first item of the job at job_path (jkpath_job) whose parameter name
- * has value; JK_ENOTFOUND if none.
+ * The queue (queue/api/json?tree=items[id,task[url],actions[parameters[
+ * name,value]]]): *queue_id of the first item of the job at job_path
+ * (jkpath_job) whose ParametersAction has the parameter name = value;
+ * JK_ENOTFOUND if none.
  */
 enum jk_err jkmodel_find_queue(const char *json, const char *job_path, const char *name,
                 const char *value, long *queue_id, char *err, size_t errlen);

@@ -876,6 +876,34 @@ test_parse_queue_pin(void **state)
 	expect_pin("{\"id\":1}", NULL, NULL);
 }
 
+/* A queue listing item: id, and one StringParameterValue name=value (params text and actions). */
+#define QITEM(id, n, v, vjson) "{\"_class\":\"hudson.model.Queue$WaitingItem\",\"actions\":[" \
+	"{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"_class\":" \
+	"\"hudson.model.StringParameterValue\",\"name\":\"" n "\",\"value\":\"" vjson "\"}]}]," \
+	"\"id\":" #id ",\"params\":\"\\n" n "=" vjson "\",\"task\":{\"url\":\"http://j/job/a/\"}}"
+
+/*
+ * Issue 16: the queue item of a unique is found by its GEARMAN_UNIQUE
+ * parameter, not by a line of the params text: a client's value holding
+ * "\nGEARMAN_UNIQUE=u1" made a lookup take its item for u1's.
+ */
+static void
+test_find_queue_by_parameter(void **state)
+{
+	static const char forged_first[] = "{\"items\":[" QITEM(5, "DESC", "x", "x\\nGEARMAN_UNIQUE=u1") ","
+	    QITEM(6, "GEARMAN_UNIQUE", "u1", "u1") "]}";
+	static const char forged_only[] = "{\"items\":[" QITEM(5, "DESC", "x", "x\\nGEARMAN_UNIQUE=u1") "]}";
+	long q;
+
+	(void)state;
+	assert_int_equal(jkmodel_find_queue(forged_first, "job/a/", "GEARMAN_UNIQUE", "u1", &q, err,
+	    sizeof(err)), JK_OK);
+	assert_int_equal(q, 6);
+	assert_int_equal(jkmodel_find_queue(forged_only, "job/a/", "GEARMAN_UNIQUE", "u1", &q, err,
+	    sizeof(err)), JK_ENOTFOUND);
+	assert_int_equal(q, 0);
+}
+
 static void
 expect_queue_error(const char *json, const char *frag)
 {
@@ -1399,6 +1427,7 @@ main(void)
 		cmocka_unit_test(test_parse_nodes_malformed),
 		cmocka_unit_test(test_parse_queue_items),
 		cmocka_unit_test(test_parse_queue_pin),
+		cmocka_unit_test(test_find_queue_by_parameter),
 		cmocka_unit_test(test_parse_queue_malformed),
 		cmocka_unit_test(test_parse_build_running),
 		cmocka_unit_test(test_parse_build_finished),
