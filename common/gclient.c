@@ -92,15 +92,23 @@ is_handle(const struct gw_packet *p, const char *handle)
 	return handle && p->len[0] == strlen(handle) && memcmp(p->arg[0], handle, p->len[0]) == 0;
 }
 
-/* JOB_CREATED's handle into created: non-empty, no NUL, under GCLIENT_HANDLE_MAX. */
+/*
+ * JOB_CREATED's handle into created: non-empty, under GCLIENT_HANDLE_MAX,
+ * printable ASCII without blanks (gearmand's are "H:host:N"). It is shown,
+ * logged and sent back in an admin "cancel job" line.
+ */
 static int
 take_created(const struct gw_packet *p, const char *handle, char *created, char *err, size_t errlen)
 {
+	size_t i;
+
 	if (handle) {
 		snprintf(err, errlen, "JOB_CREATED for a job already created");
 		return -1;
 	}
-	if (p->len[0] == 0 || p->len[0] >= GCLIENT_HANDLE_MAX || memchr(p->arg[0], '\0', p->len[0])) {
+	for (i = 0; i < p->len[0] && p->arg[0][i] > ' ' && p->arg[0][i] < 0x7f; i++)
+		;
+	if (p->len[0] == 0 || p->len[0] >= GCLIENT_HANDLE_MAX || i < p->len[0]) {
 		snprintf(err, errlen, "JOB_CREATED with a bad job handle (%zu bytes)", p->len[0]);
 		return -1;
 	}

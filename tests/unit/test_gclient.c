@@ -311,6 +311,9 @@ test_oversize_and_malformed(void **st)
 	/* JOB_CREATED with a NUL in its handle, with an empty one, with one too long. */
 	expect_bad("\0RES\0\0\0\x08\0\0\0\x03" "H\0" "1", 15, false, "bad job handle");
 	expect_bad("\0RES\0\0\0\x08\0\0\0\0", 12, false, "bad job handle");
+	/* A terminal escape, a newline (an admin command of its own in "cancel job"). */
+	expect_bad("\0RES\0\0\0\x08\0\0\0\x06" "H:\x1b[2J", 18, false, "bad job handle");
+	expect_bad("\0RES\0\0\0\x08\0\0\0\x0c" "H:1\nshutdown", 24, false, "bad job handle");
 	memcpy(big, "\0RES\0\0\0\x08\0\0\0\xc8", 12);
 	memset(big + 12, 'h', 200);
 	expect_bad(big, sizeof(big), false, "bad job handle");
