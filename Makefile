@@ -17,7 +17,8 @@ PYTHON    := /usr/bin/python3
 
 CPPFLAGS  := -Icommon -Iagent -D_GNU_SOURCE -DJGA_VERSION='"$(VERSION)"'
 CFLAGS    := -std=c11 -O2 -g -Wall -Wextra -Werror -pthread
-LDLIBS    := -lgearman -lcurl -ljansson -linih -lssl -lcrypto -lpthread
+# No libgearman: gwconn and gclient speak the protocol (libgearman-dev stays for bench/).
+LDLIBS    := -lcurl -ljansson -linih -lssl -lcrypto -lpthread
 ifeq ($(SANITIZE),1)
 CFLAGS    += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined

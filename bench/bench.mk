@@ -13,7 +13,7 @@ $(BUILD)/bench/bare_pool $(BUILD)/bench/bench_client: %: %.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lgearman -lpthread
 
 $(BUILD)/bench/lib_floor: %: %.o
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lgearman
 
 $(BUILD)/bench/http_floor: %: %.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcurl -lpthread

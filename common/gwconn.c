@@ -82,6 +82,12 @@ type_names(uint32_t t)
 	case GW_WORK_WARNING: return "WORK_WARNING";
 	case GW_GRAB_JOB_UNIQ: return "GRAB_JOB_UNIQ";
 	case GW_JOB_ASSIGN_UNIQ: return "JOB_ASSIGN_UNIQ";
+	case GW_SUBMIT_JOB: return "SUBMIT_JOB";
+	case GW_JOB_CREATED: return "JOB_CREATED";
+	case GW_STATUS_RES: return "STATUS_RES";
+	case GW_WORK_EXCEPTION: return "WORK_EXCEPTION";
+	case GW_OPTION_REQ: return "OPTION_REQ";
+	case GW_OPTION_RES: return "OPTION_RES";
 	default: return "UNKNOWN";
 	}
 }
@@ -131,7 +137,10 @@ gw_encode(char *buf, size_t cap, uint32_t magic, uint32_t type,
 	return off;
 }
 
-/* How many arguments a packet from the server carries. */
+/*
+ * How many arguments a packet from the server carries, to a worker or to
+ * a client (the WORK_* packets gearmand passes on from the job's worker).
+ */
 static int
 server_argc(uint32_t type)
 {
@@ -140,13 +149,23 @@ server_argc(uint32_t type)
 	case GW_NO_JOB:
 		return 0;
 	case GW_ECHO_RES:
+	case GW_JOB_CREATED:
+	case GW_WORK_FAIL:
+	case GW_OPTION_RES:
 		return 1;
 	case GW_ERROR:
+	case GW_WORK_DATA:
+	case GW_WORK_WARNING:
+	case GW_WORK_COMPLETE:
+	case GW_WORK_EXCEPTION:
 		return 2;
 	case GW_JOB_ASSIGN:
+	case GW_WORK_STATUS:
 		return 3;
 	case GW_JOB_ASSIGN_UNIQ:
 		return 4;
+	case GW_STATUS_RES:
+		return 5;
 	default:
 		return 1;
 	}

@@ -43,6 +43,9 @@ enum gw_type {
 	GW_ECHO_REQ = 16, GW_ECHO_RES = 17, GW_ERROR = 19, GW_SET_CLIENT_ID = 22,
 	GW_WORK_DATA = 28, GW_WORK_WARNING = 29, GW_GRAB_JOB_UNIQ = 30,
 	GW_JOB_ASSIGN_UNIQ = 31,
+	/* A client's (gclient.c): what it sends and what gearmand answers it. */
+	GW_SUBMIT_JOB = 7, GW_JOB_CREATED = 8, GW_STATUS_RES = 20,
+	GW_WORK_EXCEPTION = 25, GW_OPTION_REQ = 26, GW_OPTION_RES = 27,
 };
 
 /*
@@ -53,10 +56,12 @@ enum gw_type {
  * workload_len bytes is discarded as it arrives, never held whole, and the
  * packet is returned once the last of it has gone by.
  */
+#define GW_MAX_ARGS    5   /* STATUS_RES: handle, known, running, numerator, denominator */
+
 struct gw_packet {
 	uint32_t    type;
-	const char *arg[4];
-	size_t      len[4];
+	const char *arg[GW_MAX_ARGS];
+	size_t      len[GW_MAX_ARGS];
 	int         nargs;
 	bool        oversize;
 	size_t      workload_len;   /* oversize only */

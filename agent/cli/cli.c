@@ -168,8 +168,8 @@ cmd_map(struct cli *c, int argc, char **argv)
 	req = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	snprintf(fn, sizeof(fn), "project_map:%s", master);
-	e = gclient_call(c->servers, c->nservers, fn, NULL, req, strlen(req), c->timeout_ms,
-	    &out, NULL, err, sizeof(err));
+	e = gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, req, strlen(req),
+	    c->timeout_ms, &out, NULL, err, sizeof(err));
 	free(req);
 	if (e != GCLIENT_OK) {
 		fprintf(stderr, "jenkins-gearman: %s\n", err);

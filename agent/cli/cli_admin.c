@@ -128,8 +128,8 @@ call_manager(struct cli *c, int argc, char **argv, bool describe)
 	a = json_dumps(arg, JSON_COMPACT);
 	json_decref(arg);
 	snprintf(fn, sizeof(fn), "%s:%s", describe ? "set_description" : "stop", master);
-	e = gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), c->timeout_ms, &out, NULL,
-	    err, sizeof(err));
+	e = gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, a, strlen(a),
+	    c->timeout_ms, &out, NULL, err, sizeof(err));
 	free(a);
 	if (e != GCLIENT_OK) {
 		fprintf(stderr, "jenkins-gearman: %s\n", err);
@@ -185,8 +185,8 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
 	size_t j;
 
 	snprintf(fn, sizeof(fn), "project_map:%.*s", (int)len, master);
-	if (gclient_call(c->servers, c->nservers, fn, NULL, "{}", 2, ADMIN_TIMEOUT_MS, &out, NULL,
-	    err, sizeof(err)) == GCLIENT_OK && (m = json_loads(out, 0, NULL))) {
+	if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, "{}", 2,
+	    ADMIN_TIMEOUT_MS, &out, NULL, err, sizeof(err)) == GCLIENT_OK && (m = json_loads(out, 0, NULL))) {
 		nodes = json_object_get(m, "nodes");
 		json_array_foreach(nodes, j, nd)
 			json_object_set_new(so->node_master,

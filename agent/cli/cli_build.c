@@ -16,7 +16,6 @@
 #include "log.h"
 #include "xalloc.h"
 
-#include <libgearman/gearman.h>
 #include <jansson.h>
 
 #include <getopt.h>
@@ -28,22 +27,18 @@
 #include <unistd.h>
 
 /*
- * How long one turn of the wait loop may block in libgearman: the progress
- * line is redrawn and Ctrl-C noticed at least this often.
+ * How long one turn of the wait loop may block reading from gearmand: the
+ * progress line is redrawn and Ctrl-C noticed at least this often.
  */
 #define BUILD_TURN_MS        200
+/* How long connecting and submitting may take, over every server (--timeout caps it). */
+#define BUILD_SUBMIT_MS      10000
 /* How long a Ctrl-C's stop:$manager may take before the CLI gives up on it. */
 #define BUILD_STOP_MS        10000
 /* How long gearmand may take to answer an admin command ("cancel job"). */
 #define BUILD_ADMIN_MS       5000
 /* Width of the progress bar, in characters (fits an 80-column line with the times). */
 #define BUILD_BAR_WIDTH      30
-/*
- * The largest WORK_STATUS denominator that is an estimate: libgearman reads
- * the agent's -1 ("no estimate") as an unsigned 32-bit number, so anything
- * above INT32_MAX is that -1.
- */
-#define BUILD_ESTIMATE_MAX   0x7fffffffu
 
 static volatile sig_atomic_t interrupts;
 
@@ -124,30 +119,28 @@ info_str(struct follow *f, const char *key)
 	return s ? s : "?";
 }
 
-static gearman_return_t
-on_created(gearman_task_st *t)
+/* JOB_CREATED: the job is queued in gearmand under handle. */
+static void
+on_created(struct follow *f, const char *handle)
 {
-	struct follow *f = gearman_task_context(t);
-
-	snprintf(f->handle, sizeof(f->handle), "%s", gearman_task_job_handle(t));
+	snprintf(f->handle, sizeof(f->handle), "%s", handle);
 	if (f->mode == MODE_JSON) {
 		json_t *o = json_pack("{s:s,s:s}", "function", f->function, "handle", f->handle);
 		emit_json("queued", o);
 		json_decref(o);
 	} else
 		say(f, "queued %s (job %s); waiting for a free executor", f->function, f->handle);
-	return GEARMAN_SUCCESS;
 }
 
-static gearman_return_t
-on_data(gearman_task_st *t)
+/* WORK_DATA: the agent's document about the build (where it runs); the first says it started. */
+static void
+on_data(struct follow *f, const struct gclient_ev *ev)
 {
-	struct follow *f = gearman_task_context(t);
-	json_t *doc = json_loadb(gearman_task_data(t), gearman_task_data_size(t), 0, NULL);
+	json_t *doc = json_loadb(ev->data, ev->len, 0, NULL);
 
 	if (!json_is_object(doc)) {
 		json_decref(doc);
-		return GEARMAN_SUCCESS;
+		return;
 	}
 	json_decref(f->info);
 	f->info = doc;
@@ -160,18 +153,14 @@ on_data(gearman_task_st *t)
 			    (long long)json_integer_value(json_object_get(doc, "number")),
 			    info_str(f, "node_name"), info_str(f, "manager"), info_str(f, "url"));
 	}
-	return GEARMAN_SUCCESS;
 }
 
-static gearman_return_t
-on_status(gearman_task_st *t)
+/* WORK_STATUS: elapsed and estimated milliseconds (-1: no estimate). */
+static void
+on_status(struct follow *f, const struct gclient_ev *ev)
 {
-	struct follow *f = gearman_task_context(t);
-
-	/* libgearman parses the decimal text as unsigned 32 bits: -1 comes back huge. */
-	f->elapsed_ms = gearman_task_numerator(t);
-	f->estimated_ms = gearman_task_denominator(t) > BUILD_ESTIMATE_MAX ? -1 :
-	    (long long)gearman_task_denominator(t);
+	f->elapsed_ms = ev->num;
+	f->estimated_ms = ev->den;
 	f->status_at = clk_now_ms();
 	if (f->mode == MODE_JSON) {
 		json_t *o = json_pack("{s:I,s:I}", "elapsed_ms", f->elapsed_ms, "estimated_ms", f->estimated_ms);
@@ -179,34 +168,32 @@ on_status(gearman_task_st *t)
 		json_decref(o);
 	} else if (f->mode == MODE_LINES)
 		say(f, "running %llds%s", f->elapsed_ms / 1000, f->estimated_ms > 0 ? "" : " (no estimate)");
-	return GEARMAN_SUCCESS;
 }
 
-static gearman_return_t
-on_warning(gearman_task_st *t)
+/* WORK_WARNING (or WORK_EXCEPTION's text): why the job is refused, shown if it fails. */
+static void
+on_warning(struct follow *f, const struct gclient_ev *ev)
 {
-	struct follow *f = gearman_task_context(t);
-	size_t n = gearman_task_data_size(t);
+	size_t n = ev->len;
 	json_t *w;
 
 	if (n >= sizeof(f->warning))
 		n = sizeof(f->warning) - 1;
 	if (n)
-		memcpy(f->warning, gearman_task_data(t), n);
+		memcpy(f->warning, ev->data, n);
 	f->warning[n] = '\0';
 	/* The agent's refusals are {"error": "..."}: show the message. */
 	w = json_loads(f->warning, 0, NULL);
 	if (json_is_string(json_object_get(w, "error")))
 		snprintf(f->warning, sizeof(f->warning), "%s", json_string_value(json_object_get(w, "error")));
 	json_decref(w);
-	return GEARMAN_SUCCESS;
 }
 
-static gearman_return_t
-on_complete(gearman_task_st *t)
+/* WORK_COMPLETE: the agent's last document, with the build's result. */
+static void
+on_complete(struct follow *f, const struct gclient_ev *ev)
 {
-	struct follow *f = gearman_task_context(t);
-	json_t *doc = json_loadb(gearman_task_data(t), gearman_task_data_size(t), 0, NULL);
+	json_t *doc = json_loadb(ev->data, ev->len, 0, NULL);
 
 	f->done = true;
 	if (json_is_object(doc)) {
@@ -216,17 +203,25 @@ on_complete(gearman_task_st *t)
 			f->result = xstrdup(json_string_value(json_object_get(doc, "result")));
 	} else
 		json_decref(doc);
-	return GEARMAN_SUCCESS;
 }
 
-static gearman_return_t
-on_fail(gearman_task_st *t)
+/* One event of the job into f. */
+static void
+on_event(struct follow *f, const struct gclient_ev *ev)
 {
-	struct follow *f = gearman_task_context(t);
-
-	f->done = true;
-	f->failed = true;
-	return GEARMAN_SUCCESS;
+	switch (ev->type) {
+	case GCLIENT_EV_DATA: on_data(f, ev); break;
+	case GCLIENT_EV_STATUS: on_status(f, ev); break;
+	case GCLIENT_EV_WARNING: on_warning(f, ev); break;
+	case GCLIENT_EV_COMPLETE: on_complete(f, ev); break;
+	case GCLIENT_EV_EXCEPTION:
+		on_warning(f, ev);
+		f->done = f->failed = true;
+		break;
+	case GCLIENT_EV_FAIL:
+		f->done = f->failed = true;
+		break;
+	}
 }
 
 /* Redraw the progress line on a terminal: a bar against Jenkins' estimate, or a spinner. */
@@ -268,8 +263,8 @@ interrupt(struct cli *c, struct follow *f)
 		char *a = json_dumps(arg, JSON_COMPACT), fn[300];
 		snprintf(fn, sizeof(fn), "stop:%s", info_str(f, "manager"));
 		say(f, "interrupted: stopping the build (%s)", fn);
-		if (gclient_call(c->servers, c->nservers, fn, NULL, a, strlen(a), BUILD_STOP_MS, &out, NULL,
-		    err, sizeof(err)) != GCLIENT_OK)
+		if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, a, strlen(a),
+		    BUILD_STOP_MS, &out, NULL, err, sizeof(err)) != GCLIENT_OK)
 			say(f, "could not stop it: %s", err);
 		free(out);
 		free(a);
@@ -400,48 +395,26 @@ build_parse(struct cli *c, int argc, char **argv, struct build_req *r)
 	return -1;
 }
 
-/* A non-blocking client on every server; its callbacks report to the task's struct follow. */
-static gearman_client_st *
-build_client(struct cli *c)
-{
-	gearman_client_st *gc = gearman_client_create(NULL);
-	size_t k;
-
-	if (!gc)
-		fatalx("out of memory (gearman_client_create)");
-	for (k = 0; k < c->nservers; k++)
-		gearman_client_add_server(gc, c->servers[k].host, (in_port_t)c->servers[k].port);
-	gearman_client_add_options(gc, GEARMAN_CLIENT_NON_BLOCKING);
-	gearman_client_set_timeout(gc, BUILD_TURN_MS);
-	gearman_client_set_created_fn(gc, on_created);
-	gearman_client_set_data_fn(gc, on_data);
-	gearman_client_set_status_fn(gc, on_status);
-	gearman_client_set_warning_fn(gc, on_warning);
-	gearman_client_set_complete_fn(gc, on_complete);
-	gearman_client_set_fail_fn(gc, on_fail);
-	return gc;
-}
-
 /*
- * Run the submitted job until it ends (-1: f says how), or until an error,
- * a second Ctrl-C, a cancel or the timeout (the exit status).
+ * Follow the submitted job until it ends (-1: f says how), or until an
+ * error, a second Ctrl-C, a cancel or the timeout (the exit status).
  */
 static int
-build_wait(struct cli *c, gearman_client_st *gc, struct follow *f, long timeout_s)
+build_wait(struct cli *c, struct gclient_job *j, struct follow *f, long timeout_s)
 {
 	long long deadline = clk_now_ms() + (long long)timeout_s * 1000;
-	gearman_return_t rc;
+	struct gclient_ev ev;
+	int r;
 
 	for (;;) {
-		rc = gearman_client_run_tasks(gc);
-		if (f->done)
-			return -1;
-		if (rc == GEARMAN_IO_WAIT || rc == GEARMAN_TIMEOUT || rc == GEARMAN_SUCCESS)
-			rc = gearman_client_wait(gc);
-		if (rc != GEARMAN_SUCCESS && rc != GEARMAN_TIMEOUT && rc != GEARMAN_IO_WAIT) {
-			fprintf(stderr, "\njenkins-gearman: %s\n", gearman_client_error(gc));
+		if ((r = gclient_next(j, &ev, BUILD_TURN_MS)) < 0) {
+			fprintf(stderr, "\njenkins-gearman: %s\n", gclient_error(j));
 			return EXIT_USAGE;
 		}
+		if (r > 0)
+			on_event(f, &ev);
+		if (f->done)
+			return -1;
 		if (interrupts) {
 			if (interrupts > 1) {
 				fprintf(stderr, "\njenkins-gearman: interrupted twice; leaving\n");
@@ -494,9 +467,9 @@ cmd_build(struct cli *c, int argc, char **argv)
 	struct build_req r;
 	struct follow f;
 	struct sigaction sa;
-	gearman_client_st *gc;
-	gearman_return_t rc;
+	struct gclient_job *j;
 	char err[1024];
+	long submit_ms;
 	int ret;
 
 	memset(&r, 0, sizeof(r));
@@ -525,14 +498,20 @@ cmd_build(struct cli *c, int argc, char **argv)
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, NULL);
 
-	gc = build_client(c);
-	if (!gearman_client_add_task(gc, NULL, &f, r.fn, r.unique, r.arg, strlen(r.arg), &rc) ||
-	    rc != GEARMAN_SUCCESS) {
-		fprintf(stderr, "jenkins-gearman: cannot submit %s: %s\n", r.fn, gearman_client_error(gc));
+	submit_ms = BUILD_SUBMIT_MS;
+	if (r.timeout_s > 0 && r.timeout_s * 1000 < submit_ms)
+		submit_ms = r.timeout_s * 1000;
+	j = gclient_submit(NULL /* TLS: h-tls */, c->servers, c->nservers, r.fn, r.unique, r.arg,
+	    strlen(r.arg), (int)submit_ms, err, sizeof(err));
+	if (!j) {
+		fprintf(stderr, "jenkins-gearman: %s\n", err);
 		ret = EXIT_USAGE;
-	} else if ((ret = build_wait(c, gc, &f, r.timeout_s)) < 0)
-		ret = build_outcome(&f);
-	gearman_client_free(gc);
+	} else {
+		on_created(&f, gclient_handle(j));
+		if ((ret = build_wait(c, j, &f, r.timeout_s)) < 0)
+			ret = build_outcome(&f);
+	}
+	gclient_close(j);
 	json_decref(f.info);
 	free(f.result);
 	free(r.arg);

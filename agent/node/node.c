@@ -559,7 +559,7 @@ mapper_thread(void *arg)
 		pthread_mutex_unlock(&n->lock);
 		req = json_dumps(r, JSON_COMPACT);
 		json_decref(r);
-		if (gclient_call(cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
+		if (gclient_call(NULL /* TLS: h-tls */, cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
 		    MAP_CALL_TIMEOUT_MS, &reply, NULL, err, sizeof(err)) < 0) {
 			if (!failing)
 				log_warnx("%s%s", err, n->map ? "; keeping the current map" :
