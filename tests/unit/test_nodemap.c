@@ -15,7 +15,14 @@
 static struct nodemap *
 parse(const char *text, bool *unchanged, char *err, size_t errlen)
 {
-	return nodemap_parse(text, strlen(text), "n1", unchanged, err, errlen);
+	struct nodemap *m = nodemap_parse(text, strlen(text), "n1", err, errlen);
+
+	*unchanged = m && m->unchanged;
+	if (*unchanged) {
+		nodemap_free(m);
+		return NULL;
+	}
+	return m;
 }
 
 static void

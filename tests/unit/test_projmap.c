@@ -118,7 +118,7 @@ static json_t *
 ask(struct projmap *pm, const char *req)
 {
 	char err[512];
-	char *text = projmap_answer(pm, req, strlen(req), err, sizeof(err));
+	char *text = projmap_answer(pm, req, strlen(req), 0, err, sizeof(err));
 	json_t *doc;
 
 	if (!text)
@@ -509,7 +509,7 @@ test_versions_and_requests(void **s)
 	json_decref(u);
 
 	/* Empty argument = {} = whole map. */
-	char *text = projmap_answer(pm, "", 0, err, sizeof(err));
+	char *text = projmap_answer(pm, "", 0, 0, err, sizeof(err));
 	assert_non_null(text);
 	json_t *whole = json_loads(text, 0, NULL);
 	free(text);
@@ -523,15 +523,15 @@ test_versions_and_requests(void **s)
 	projmap_free(pm2);
 
 	/* Bad requests name the problem. */
-	assert_null(projmap_answer(pm, "[1]", 3, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "[1]", 3, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "JSON object"));
-	assert_null(projmap_answer(pm, "{\"node\":\"ghost\"}", 16, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"node\":\"ghost\"}", 16, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "\"ghost\" is not a node"));
-	assert_null(projmap_answer(pm, "{nope", 5, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{nope", 5, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "not valid JSON"));
-	assert_null(projmap_answer(pm, "{\"node\":1}", 10, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"node\":1}", 10, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "must be a string"));
-	assert_null(projmap_answer(pm, "{\"nodes\":\"n1\"}", 14, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"nodes\":\"n1\"}", 14, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "unknown key"));
 	json_decref(slice);
 	cleanup(pm);
