@@ -38,13 +38,13 @@ struct pm_allowed {
 
 struct pm_input {
 	const char                *master;   /* [coordinator] name */
-	const char                *url;      /* the master's URL (defaults_master_url) */
 	enum function_names        naming;
 	const struct jk_job_list  *jobs;
 	const struct pm_allowed   *allowed;  /* parallel to jobs->jobs */
 	const struct jk_node_list *nodes;
 	const enum jk_mode        *modes;    /* parallel to nodes->nodes */
 	const bool                *mode_known;
+	const char                *url;      /* the master's URL (defaults_master_url); NULL: "" */
 };
 
 struct projmap;
