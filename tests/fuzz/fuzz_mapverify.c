@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -34,9 +35,12 @@ setup(void)
 	snprintf(path, sizeof(path), "%s/%s", dir, SIGN_PRIVATE_FILE);
 	if (!(priv = sign_key_private(path, err, sizeof(err))))
 		abort();
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s", dir, SIGN_PUBLIC_FILE);
 	if (nodemap_trust_open(&trust, path, "http://ci.example/", "n1", err, sizeof(err)) < 0)
 		abort();
+	unlink(path);
+	rmdir(dir);
 }
 
 int
