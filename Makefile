@@ -28,6 +28,7 @@ endif
 DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev \
              libcmocka-dev libjansson-dev gearman-job-server gearman-tools python3 \
              python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl libssl-dev stunnel4 openssl \
+             python3-cryptography \
              php-cli php-gearman \
              build-essential debhelper dpkg-dev lintian systemd man-db adduser procps
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -96,9 +96,11 @@ static const struct key keys[] = {
 	{ "node",        "start_timeout",   set_seconds,    OFF(start_timeout), 1, DAY },
 	{ "node",        "follow_timeout",  set_seconds,    OFF(follow_timeout), 1, WEEK },
 	{ "node",        "state_dir",       set_string,     OFF(state_dir), 0, 0 },
+	{ "node",        "map_public_key_file", set_string, OFF(map_public_key_file), 0, 0 },
 	{ "coordinator", "name",            set_string,     OFF(coordinator_name), 0, 0 },
 	{ "coordinator", "refresh",         set_seconds,    OFF(refresh), 1, DAY },
 	{ "coordinator", "function_names",  set_fnames,     OFF(function_names), 0, 0 },
+	{ "coordinator", "map_key_file",    set_string,     OFF(map_key_file), 0, 0 },
 	{ "log",         "level",           set_level,      OFF(log_level), 0, 0 },
 	{ "log",         "format",          set_format,     OFF(log_format), 0, 0 },
 	{ "metrics",     "textfile",        set_string,     OFF(metrics_textfile), 0, 0 },
@@ -522,5 +524,7 @@ config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->state_root);
 	free(cfg->coordinator_name);
+	free(cfg->map_key_file);
+	free(cfg->map_public_key_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -8,7 +8,8 @@
  *
  * Only the file is read here: a key the file leaves out gets its fixed
  * default, except the names and the directory whose defaults depend on
- * the host and the role (node_name, coordinator_name, state_dir), which
+ * the host and the role (node_name, coordinator_name, state_dir, the map
+ * key files), which
  * stay NULL for the program to fill in.
  */
 #ifndef JGA_CONFIG_H
@@ -55,11 +56,13 @@ struct config {
 	char *state_dir;        /* where running builds are recorded; NULL when left out */
 	char *state_root;       /* the ROOT below which a state_dir not in the file
 	                           was put (by the daemon); NULL otherwise */
+	char *map_public_key_file; /* verifies the coordinator's maps; NULL when left out */
 
 	/* [coordinator] */
 	char *coordinator_name; /* NULL when the file leaves it out */
 	int   refresh;          /* seconds between project-map refreshes */
 	enum function_names function_names;
+	char *map_key_file;     /* signs the maps; NULL when left out */
 
 	/* [log] */
 	int   log_level;        /* enum log_level */

@@ -5,13 +5,16 @@ port: gearmand (Debian's gearman-job-server), the Jenkins test server
 (tests/jenkins), our coordinator and node agents. Each is stopped by PID
 when the test ends. Conditions are polled with a timeout, never slept on.
 """
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -25,6 +28,28 @@ BUILD = os.environ.get("JGA_BUILD", os.path.join(os.path.dirname(HERE), "build")
 AGENT = os.path.join(BUILD, "jenkins-gearman-agent")
 CLI = os.path.join(BUILD, "jenkins-gearman")
 PERL_CLIENT = os.path.join(HERE, "perl", "client.pl")
+
+
+_KEYS = {}
+
+
+def map_keys(name="default"):
+    """(private, public): a map signing pair made by `jenkins-gearman-agent keygen`,
+    once per test session and name. Every daemon the fixtures start gets the
+    default pair unless its sections name another key."""
+    if name not in _KEYS:
+        d = tempfile.mkdtemp(prefix="jga-keys-")
+        atexit.register(shutil.rmtree, d, True)
+        subprocess.run([AGENT, "keygen", "--out", d], check=True, capture_output=True)
+        _KEYS[name] = (os.path.join(d, "map.key"), os.path.join(d, "map.pub"))
+    return _KEYS[name]
+
+
+def unwrap_map(text):
+    """The map inside a project_map answer (a signed envelope, common/sign.h), not verified."""
+    env = json.loads(text)
+    assert set(env) == {"ed25519", "signed"}, "not a signed envelope: %r" % text[:300]
+    return json.loads(env["signed"])
 
 
 def free_port():
@@ -164,6 +189,11 @@ class Daemon:
         self.name = name
         self.path = os.path.join(tmp, "%s-%s.ini" % (role, name))
         self.logpath = os.path.join(tmp, "%s-%s.log" % (role, name))
+        priv, pub = map_keys()
+        if role == "coordinator":
+            sections.setdefault("coordinator", {}).setdefault("map_key_file", priv)
+        else:
+            sections.setdefault("node", {}).setdefault("map_public_key_file", pub)
         with open(self.path, "w") as f:
             for sec, kv in sections.items():
                 f.write("[%s]\n" % sec)

@@ -10,6 +10,7 @@ everything it started.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +50,7 @@ def main():
     args = ap.parse_args()
     os.environ["JGA_BUILD"] = args.build
 
-    from conftest import System, gearman_cli, json_docs, wait_for
+    from conftest import AGENT, System, gearman_cli, json_docs, wait_for
 
     tmp = tempfile.mkdtemp(prefix="jga-demo-")
     system = System(tmp)
@@ -58,12 +59,22 @@ def main():
         gm = system.gearmand()
         ja, jb = system.jenkins(MASTER_A), system.jenkins(MASTER_B)
         print("   gearmand %s   masterA %s   masterB %s   (logs in %s)" % (gm.server, ja.url, jb.url, tmp))
-        system.coordinator(gm, ja, name="masterA")
-        system.coordinator(gm, jb, name="masterB")
+        # Each master's coordinator signs its maps; its agents hold only the public key.
+        keys = {}
+        for m in ("masterA", "masterB"):
+            d = os.path.join(tmp, "keys-" + m)
+            os.mkdir(d, 0o700)
+            subprocess.run([AGENT, "keygen", "--out", d], check=True, stdout=subprocess.DEVNULL)
+            keys[m] = (os.path.join(d, "map.key"), os.path.join(d, "map.pub"))
+        print("   map signing keys made by `jenkins-gearman-agent keygen` in %s/keys-*" % tmp)
+        system.coordinator(gm, ja, name="masterA", extra={"coordinator": {"map_key_file": keys["masterA"][0]}})
+        system.coordinator(gm, jb, name="masterB", extra={"coordinator": {"map_key_file": keys["masterB"][0]}})
         for n in MASTER_A["nodes"][1:]:
-            system.node(gm, ja, n["name"], master="masterA")
+            system.node(gm, ja, n["name"], master="masterA",
+                        extra={"node": {"map_public_key_file": keys["masterA"][1]}})
         for n in MASTER_B["nodes"][1:]:
-            system.node(gm, jb, n["name"], master="masterB")
+            system.node(gm, jb, n["name"], master="masterB",
+                        extra={"node": {"map_public_key_file": keys["masterB"][1]}})
         wait_for(lambda: gm.status().get("build:unit-tests", (0, 0, 0))[2] >= 4, timeout=20,
                  what="all four node agents registered")
         print("\n== registered functions (gearadmin status: function, queued+running, running, workers)")

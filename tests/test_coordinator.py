@@ -3,7 +3,7 @@ independent clients (Debian's `gearman` CLI and Perl's Gearman::Client)."""
 import json
 import urllib.request
 
-from conftest import final_event, gearman_cli, perl_call, wait_for
+from conftest import final_event, gearman_cli, perl_call, unwrap_map, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 
@@ -21,7 +21,8 @@ FIXTURE = {
         {"name": "cuda", "label": "gpu", "params": [NODE], "concurrent": True},
         {"name": "slow", "label": "linux", "params": [NODE, {"type": "string", "name": "DURATION", "default": "30"}],
          "concurrent": True},
-        {"name": "plain", "label": "linux"},
+        {"name": "plain", "label": "linux", "params": [{"type": "string", "name": "DURATION", "default": "30"}],
+         "concurrent": True},
         {"name": "old", "params": [NODE], "disabled": True},
         {"name": "team", "type": "folder", "jobs": [
             {"name": "deploy", "label": "x86", "params": [dict(NODE, allowed=["gpu1"])], "concurrent": True},
@@ -34,7 +35,7 @@ FIXTURE = {
 def project_map(gm, arg, master="jenkins01"):
     rc, out, err = gearman_cli(gm, "project_map:" + master, arg, timeout_ms=10000)
     assert rc == 0, "project_map failed: rc=%d out=%r err=%r" % (rc, out, err)
-    return json.loads(out)
+    return unwrap_map(out)
 
 
 def functions(gm, node):
@@ -80,7 +81,9 @@ def test_whole_map(system):
     # Same answer from Perl's client, an independent protocol implementation.
     ev = perl_call(gm, "project_map:jenkins01", "{}")
     end = final_event(ev)
-    assert end["event"] == "complete" and json.loads(end["data"])["version"] == m["version"]
+    assert end["event"] == "complete" and unwrap_map(end["data"])["version"] == m["version"]
+    # Every answer names its master's URL and when it was made (signed with them: test_maps.py).
+    assert m["url"] == jk.url.rstrip("/") and m["issued_ms"] > 0
 
 
 def test_node_slices(system):
@@ -93,8 +96,10 @@ def test_node_slices(system):
     assert s["node"] == {"name": "linux1", "executors": 2, "labels": ["linux", "linux1", "x86"],
                          "mode": "NORMAL", "online": True}
     assert {"name": "build:unit", "job": "unit", "pin": "NODE"} in s["functions"]
-    same = project_map(gm, json.dumps({"node": "linux1", "version": s["version"]}))
-    assert same == {"version": s["version"], "unchanged": True}
+    same = project_map(gm, json.dumps({"node": "linux1", "version": s["version"], "nonce": "n0"}))
+    assert same == {"version": s["version"], "unchanged": True, "nonce": "n0", "url": s["url"],
+                    "issued_ms": same["issued_ms"]}
+    assert same["issued_ms"] >= s["issued_ms"]
 
 
 def test_project_map_errors(system):
@@ -147,7 +152,7 @@ def test_stop(system):
     assert "already finished" in [e for e in ev if e["event"] == "warning"][0]["data"]
     # Unknown build, unknown job, bad arguments: WORK_WARNING then WORK_FAIL, never an exception.
     for arg, text in ((json.dumps({"name": "slow", "number": 999}), "cannot find build"),
-                      (json.dumps({"name": "nosuchjob", "number": 1}), "cannot find build"),
+                      (json.dumps({"name": "nosuchjob", "number": 1}), "no job named \"nosuchjob\""),
                       (json.dumps({"name": "slow"}), "\"number\""),
                       (json.dumps({"name": "slow", "number": "12abc"}), "positive build number"),
                       ("garbage", "not valid JSON")):
@@ -171,6 +176,37 @@ def test_set_description(system):
     assert build_info(jk, "unit", b["number"])["description"] == "<b>zuul</b> change 42"
     ev = perl_call(gm, "set_description:jenkins01", json.dumps({"name": "unit", "number": 77, "html_description": "x"}))
     assert final_event(ev)["event"] == "fail"
+
+
+def stop_or_describe_refused(gm, jk, function, arg, text):
+    """function(arg) through both clients: WORK_WARNING naming text, then WORK_FAIL, no exception."""
+    ev = perl_call(gm, function, json.dumps(arg))
+    kinds = [e["event"] for e in ev]
+    assert "exception" not in kinds and final_event(ev)["event"] == "fail", ev
+    warn = [e for e in ev if e["event"] == "warning"]
+    assert warn and text in warn[0]["data"], ev
+    rc, out, err = gearman_cli(gm, function, json.dumps(arg), timeout_ms=10000)
+    assert rc != 0, (rc, out, err)
+
+
+def test_stop_and_describe_only_jobs_of_the_map(system):
+    """Issue 16: anyone reaching gearmand could stop or re-describe any build of the
+    master, dispatchable or not. A build of a job the map does not offer ("plain":
+    no Node parameter; "old": disabled) is refused, and the master sees no stop and
+    no description change."""
+    gm, jk, co = ready(system)
+    jk.start_native("plain", node="linux1")
+    b = wait_for(lambda: [x for x in jk.builds() if x["job"] == "plain" and x["building"]], what="plain build")[0]
+    jk.reset_requests()
+    why = "is not dispatchable through Gearman"
+    stop_or_describe_refused(gm, jk, "stop:jenkins01", {"name": "plain", "number": b["number"]}, why)
+    stop_or_describe_refused(gm, jk, "set_description:jenkins01",
+                             {"name": "plain", "number": b["number"], "html_description": "owned"}, why)
+    stop_or_describe_refused(gm, jk, "stop:jenkins01", {"name": "old", "number": 1}, why)
+    posts = [r for r in jk.requests() if r["method"] == "POST" and not r["path"].startswith("/_test")]
+    assert posts == [], posts
+    info = build_info(jk, "plain", b["number"])
+    assert not info.get("description") and info["building"], info
 
 
 def test_refresh_requests_do_not_grow_with_jobs(system):

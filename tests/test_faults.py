@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, raw_take_job, wait_for
+from conftest import Gearmand, PerlClient, build_records, final_event, perl_call, raw_take_job, unwrap_map, wait_for
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
@@ -159,7 +159,7 @@ def test_two_coordinators_agree(system):
     co2 = system.coordinator(gm, jk, name="jenkins01")
     wait_for(lambda: [cid for cid, f in gm.workers()].count("jenkins01_manager") == 2, what="two managers")
     co2.wait_log("map ")
-    answers = {json.loads(final_event(perl_call(gm, "project_map:jenkins01", "{}"))["data"])["version"]
+    answers = {unwrap_map(final_event(perl_call(gm, "project_map:jenkins01", "{}"))["data"])["version"]
                for _ in range(8)}
     assert len(answers) == 1
 

@@ -364,6 +364,10 @@ def test_install_run_remove_purge(installed):
         with open(path) as f, open(os.path.join(ROOT, "conf", c)) as orig:
             assert f.read() == orig.read()
 
+    # The map signing pair postinst made with keygen: the private key the coordinator's (service user).
+    assert owner(CONF_DIR + "/map.key") == (USER, GROUP, 0o600)
+    assert owner(CONF_DIR + "/map.pub") == ("root", "root", 0o644)
+
     # The programs: the version of the Makefile, never sanitizer builds.
     p = run(["/usr/bin/jenkins-gearman-agent", "--version"])
     assert p.stdout.strip() == "jenkins-gearman-agent %s" % VERSION

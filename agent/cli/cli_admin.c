@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "gadmin.h"
 #include "gclient.h"
+#include "sign.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -180,13 +181,14 @@ struct servers_of {
 static void
 status_master_nodes(struct cli *c, const char *master, size_t len, struct servers_of *so)
 {
-	char fn[300], *out = NULL, err[512];
+	char fn[300], *out = NULL, *text = NULL, err[512];
 	json_t *m, *nodes, *nd;
 	size_t j;
 
 	snprintf(fn, sizeof(fn), "project_map:%.*s", (int)len, master);
-	if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, "{}", 2,
-	    ADMIN_TIMEOUT_MS, &out, NULL, err, sizeof(err)) == GCLIENT_OK && (m = json_loads(out, 0, NULL))) {
+	if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, "{}", 2, ADMIN_TIMEOUT_MS,
+	    &out, NULL, err, sizeof(err)) == GCLIENT_OK && (text = sign_peek(out, strlen(out))) &&
+	    (m = json_loads(text, 0, NULL))) {
 		nodes = json_object_get(m, "nodes");
 		json_array_foreach(nodes, j, nd)
 			json_object_set_new(so->node_master,
@@ -194,6 +196,7 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
 			    json_string(json_string_value(json_object_get(m, "master"))));
 		json_decref(m);
 	}
+	free(text);
 	free(out);
 }
 

@@ -21,15 +21,19 @@
 #include "buildref.h"
 #include "clock.h"
 #include "config.h"
+#include "gadmin.h"
+#include "gclient.h"
 #include "gwconn.h"
 #include "jarena.h"
 #include "jenkins.h"
 #include "log.h"
 #include "metrics.h"
 #include "projmap.h"
+#include "sign.h"
 #include "strvec.h"
 #include "xalloc.h"
 #include "daemon/daemon.h"
+#include "daemon/defaults.h"
 #include "daemon/roles.h"
 #include "daemon/shutdown.h"
 #include "daemon/wloop.h"
@@ -45,6 +49,8 @@
 
 /* allowedSlaves re-read per refresh, oldest first: an edit in the UI is seen within jobs/10 refreshes. */
 #define ALLOWED_REVALIDATE 10
+/* At start: how long another coordinator of our name has to answer project_map (see check_name). */
+#define NAME_CHECK_MS 5000
 
 /* A cached fact about one node or job, keyed by name and a signature. */
 struct mode_entry {
@@ -63,7 +69,10 @@ struct allowed_entry {
 
 struct coordinator {
 	struct config   *cfg;
+	struct sign_key *key;        /* signs every project_map answer */
+	char            *url;        /* the master's URL as maps carry it (defaults_master_url) */
 	pthread_mutex_t  lock;
+	long long        issued_ms;  /* of the last answer, under lock: never goes back */
 	struct projmap  *pm;         /* under lock */
 	long long        pm_at;      /* when pm was read (clk_now_ms), under lock */
 	char             last_error[512]; /* last refresh failure; written under lock */
@@ -308,7 +317,7 @@ build_map(struct coordinator *co, struct jk_client *jk, const struct jk_node_lis
 	enum jk_mode *modes = xcalloc(nl->n ? nl->n : 1, sizeof(*modes));
 	bool *known = xcalloc(nl->n ? nl->n : 1, sizeof(*known));
 	struct pm_input in = {
-		.master = co->cfg->coordinator_name, .naming = co->cfg->function_names,
+		.master = co->cfg->coordinator_name, .url = co->url, .naming = co->cfg->function_names,
 		.jobs = jl, .allowed = allowed, .nodes = nl, .modes = modes, .mode_known = known,
 	};
 	struct projmap *pm;
@@ -436,7 +445,12 @@ refuse(struct answer *a, const char *fmt, ...)
 	a->refused = true;
 }
 
-/* The job's full name, from the map (copied) or, failing that, as given; NULL with err if ambiguous. */
+/*
+ * The full name (copied) of a dispatchable job of the current map that
+ * name names; NULL with err otherwise. gearmand is open to anyone: stop:
+ * and set_description: act only on builds of jobs this coordinator
+ * offers, never on any other job of the master.
+ */
 static char *
 resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 {
@@ -444,26 +458,56 @@ resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 	char *out = NULL;
 
 	pthread_mutex_lock(&co->lock);
-	if (!co->pm || projmap_find_job(co->pm, name, &full, err, errlen) != PROJMAP_AMBIGUOUS)
-		out = xstrdup(full ? full : name);
+	if (!co->pm)
+		snprintf(err, errlen, "coordinator %s has not read its master yet", co->cfg->coordinator_name);
+	else if (projmap_find_job(co->pm, name, &full, err, errlen) != PROJMAP_FOUND)
+		;
+	else if (!projmap_job_dispatchable(co->pm, full))
+		snprintf(err, errlen, "job \"%s\" is not dispatchable through Gearman; "
+		    "only builds of the map's jobs may be stopped or described", full);
+	else
+		out = xstrdup(full);
 	pthread_mutex_unlock(&co->lock);
 	return out;
 }
 
+/*
+ * When an answer is made, in Unix milliseconds, never before the last
+ * one's (the wall clock may step back): agents refuse an answer older
+ * than the last they took (node/nodemap.c), so a step back must not make
+ * this coordinator's own answers look replayed. Under co->lock.
+ */
+static long long
+issue_time_locked(struct coordinator *co)
+{
+	struct timespec ts;
+	long long now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (now > co->issued_ms)
+		co->issued_ms = now;
+	return co->issued_ms;
+}
+
+/* The answer, signed (sign.h): agents verify it with the public key before they use it. */
 static void
 fn_project_map(struct manager *m, const char *arg, size_t len, struct answer *a)
 {
-	char err[512];
+	char err[512], *text = NULL;
 
 	pthread_mutex_lock(&m->co->lock);
 	if (!m->co->pm)
 		refuse(a, "coordinator %s has not read its master yet: %s", m->co->cfg->coordinator_name,
 		    m->co->last_error[0] ? m->co->last_error : "first refresh in progress");
-	else if (!(a->data = projmap_answer(m->co->pm, arg, len, err, sizeof(err))))
+	else if (!(text = projmap_answer(m->co->pm, arg, len, issue_time_locked(m->co), err, sizeof(err))))
 		refuse(a, "project_map: %s", err);
-	else
-		a->len = strlen(a->data);
 	pthread_mutex_unlock(&m->co->lock);
+	if (text) {
+		a->data = sign_wrap(m->co->key, text, strlen(text));
+		a->len = strlen(a->data);
+		free(text);
+	}
 }
 
 static void
@@ -743,10 +787,95 @@ manager_thread(void *arg)
 	return NULL;
 }
 
+/* Does any of our gearmands have a worker for fn (admin "status")? Unanswered servers count as no. */
+static bool
+someone_serves(const struct config *cfg, const char *fn)
+{
+	size_t i, fnlen = strlen(fn);
+	char err[256], *st, *line, *save = NULL;
+	bool yes = false;
+
+	for (i = 0; i < cfg->nservers && !yes; i++) {
+		if (!(st = gadmin_ask(cfg->servers[i].host, cfg->servers[i].port, "status", NAME_CHECK_MS,
+		    err, sizeof(err))))
+			continue;
+		for (line = strtok_r(st, "\n", &save); line && !yes; line = strtok_r(NULL, "\n", &save)) {
+			const char *workers = strrchr(line, '\t');
+			yes = strncmp(line, fn, fnlen) == 0 && line[fnlen] == '\t' && workers && atoi(workers + 1) > 0;
+		}
+		free(st);
+	}
+	return yes;
+}
+
+/*
+ * Before serving: another worker may already answer project_map for our
+ * name. One whose answer our key verifies and that names our master is
+ * a twin (a restart, a second coordinator for HA): fine. One that names
+ * another master means two masters share a name (two on one host before
+ * names had port and path, or a name set twice): agents would build from
+ * either's map, so refuse to start. An answer our key does not verify is
+ * only warned about: agents that trust our key refuse it anyway.
+ */
+static int
+check_name(struct coordinator *co)
+{
+	const struct config *cfg = co->cfg;
+	char fn[600], err[1024], *out = NULL, *text;
+	size_t outlen, textlen;
+	json_t *m;
+	const char *url;
+	int rc = 0;
+
+	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
+	if (!someone_serves(cfg, fn) || gclient_call(NULL /* TLS: h-tls */, cfg->servers, cfg->nservers, fn, NULL, "{}", 2,
+	    NAME_CHECK_MS, &out, &outlen, err, sizeof(err)) != GCLIENT_OK)
+		return 0;
+	if (!(text = sign_open(co->key, out, outlen, &textlen, err, sizeof(err)))) {
+		log_warnx("another worker answers %s, with a map this coordinator's key does not verify (%s); "
+		    "agents that trust %s refuse its answers", fn, err, cfg->map_key_file);
+		free(out);
+		return 0;
+	}
+	m = json_loadb(text, textlen, 0, NULL);
+	url = json_string_value(json_object_get(m, "url"));
+	if (!url || strcmp(url, co->url) != 0) {
+		log_errorx("another coordinator already serves %s, for the master %s, not %s: two masters "
+		    "share the name %s; give this one its own [coordinator] name", fn, url ? url : "(none)",
+		    co->url, cfg->coordinator_name);
+		rc = -1;
+	} else
+		log_info("another coordinator serves %s for the same master; answering alongside it", fn);
+	json_decref(m);
+	free(text);
+	free(out);
+	return rc;
+}
+
+/* The key and the URL maps carry; -1 (logged) if the key cannot be read. */
+static int
+coordinator_open(struct coordinator *co)
+{
+	char err[1024];
+
+	if (!(co->key = sign_key_private(co->cfg->map_key_file, err, sizeof(err)))) {
+		log_errorx("[coordinator] map_key_file: %s; the coordinator signs every map with it "
+		    "(make the pair with: jenkins-gearman-agent keygen)", err);
+		return -1;
+	}
+	if (!(co->url = defaults_master_url(co->cfg->url))) {
+		log_errorx("[jenkins] url: no host in the URL");
+		return -1;
+	}
+	return 0;
+}
+
 /* After both threads have ended. */
 static void
 coordinator_free(struct coordinator *co)
 {
+	sign_key_free(co->key);
+	free(co->url);
 	projmap_free(co->pm);
 	jk_job_list_free(&co->jobs);
 	modes_free(co->modes, co->nmodes);
@@ -768,6 +897,10 @@ coordinator_main(struct config *cfg)
 	pthread_mutex_init(&co.lock, NULL);
 	snprintf(id, sizeof(id), "%s_manager", cfg->coordinator_name);
 	wloop_init(&co.loop, cfg, id);
+	if (coordinator_open(&co) < 0 || check_name(&co) < 0) {
+		coordinator_free(&co);
+		return 1;
+	}
 	shutdown_init();
 	if (!cfg->tls_verify)
 		log_warnx("TLS certificate verification is off ([jenkins] tls_verify = false)");

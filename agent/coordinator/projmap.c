@@ -73,6 +73,7 @@ struct pm_node {
 struct projmap {
 	char            version[VERSION_HEX + 1];
 	char           *master;
+	char           *url;           /* the master's URL, as agents compare it */
 	struct pm_job  *jobs;          /* in Jenkins' order */
 	size_t          njobs;
 	struct pm_node *nodes;         /* by name */
@@ -81,6 +82,12 @@ struct projmap {
 	json_t         *skipped;       /* [{function, job, node, reason}] */
 	size_t          nfunctions;
 	size_t          nundispatchable;
+};
+
+/* What makes one answer unlike another: when it was made, and the request's nonce. */
+struct pm_stamp {
+	long long   issued_ms;
+	const char *nonce;          /* NULL if the request had none */
 };
 
 /* ---- JSON text for the answers ---- */
@@ -351,16 +358,29 @@ put_functions(struct buf *b, const struct projmap *pm, const struct pm_node *n)
 	buf_adds(b, "]");
 }
 
-/* {"functions","master","node","version"}: keys in order, as JSON_SORT_KEYS would. */
+/* ,"nonce":NONCE if the request had one: the requester's check that the answer is for it. */
 static void
-put_slice(struct buf *b, const struct projmap *pm, const struct pm_node *n)
+put_nonce(struct buf *b, const struct pm_stamp *st)
+{
+	if (st->nonce) {
+		buf_adds(b, ",\"nonce\":");
+		put_str(b, st->nonce);
+	}
+}
+
+/* {"functions","issued_ms","master","node","nonce","url","version"}: keys in order, as JSON_SORT_KEYS would. */
+static void
+put_slice(struct buf *b, const struct projmap *pm, const struct pm_node *n, const struct pm_stamp *st)
 {
 	buf_adds(b, "{\"functions\":");
 	put_functions(b, pm, n);
-	buf_adds(b, ",\"master\":");
+	buf_addf(b, ",\"issued_ms\":%lld,\"master\":", st->issued_ms);
 	put_str(b, pm->master);
 	buf_adds(b, ",\"node\":");
 	put_node(b, n);
+	put_nonce(b, st);
+	buf_adds(b, ",\"url\":");
+	put_str(b, pm->url);
 	buf_adds(b, ",\"version\":");
 	put_str(b, n->version);
 	buf_adds(b, "}");
@@ -421,7 +441,7 @@ put_undispatchable(struct buf *b, const struct projmap *pm)
 }
 
 static char *
-render_whole(const struct projmap *pm)
+render_whole(const struct projmap *pm, const struct pm_stamp *st)
 {
 	struct buf b = { 0 };
 	char ***nodes = xcalloc(pm->njobs + 1, sizeof(*nodes));
@@ -439,7 +459,7 @@ render_whole(const struct projmap *pm)
 		}
 	buf_adds(&b, "{\"collisions\":");
 	put_json(&b, pm->collisions);
-	buf_adds(&b, ",");
+	buf_addf(&b, ",\"issued_ms\":%lld,", st->issued_ms);
 	put_jobs(&b, pm, nodes, nn);
 	buf_adds(&b, ",\"master\":");
 	put_str(&b, pm->master);
@@ -451,10 +471,14 @@ render_whole(const struct projmap *pm)
 		put_node(&b, &pm->nodes[k]);
 		buf_adds(&b, "}");
 	}
-	buf_adds(&b, "],\"skipped\":");
+	buf_adds(&b, "]");
+	put_nonce(&b, st);
+	buf_adds(&b, ",\"skipped\":");
 	put_json(&b, pm->skipped);
 	buf_adds(&b, ",");
 	put_undispatchable(&b, pm);
+	buf_adds(&b, ",\"url\":");
+	put_str(&b, pm->url);
 	buf_adds(&b, ",\"version\":");
 	put_str(&b, pm->version);
 	buf_adds(&b, "}");
@@ -711,6 +735,7 @@ map_version(struct projmap *pm)
 	size_t k;
 
 	put_str(&b, pm->master);
+	put_str(&b, pm->url);
 	for (k = 0; k < pm->nnodes; k++)
 		buf_add(&b, pm->nodes[k].version, VERSION_HEX);
 	put_jobs(&b, pm, NULL, NULL);
@@ -729,6 +754,7 @@ projmap_build(const struct pm_input *in)
 	struct pm_index x;
 
 	pm->master = xstrdup(in->master);
+	pm->url = xstrdup(in->url ? in->url : "");
 	pm->jobs = xcalloc(nj + 1, sizeof(*pm->jobs));
 	pm->nodes = xcalloc(nn + 1, sizeof(*pm->nodes));
 	pm->collisions = json_array();
@@ -795,6 +821,7 @@ projmap_free(struct projmap *pm)
 	free(pm->jobs);
 	free(pm->nodes);
 	free(pm->master);
+	free(pm->url);
 	json_decref(pm->collisions);
 	json_decref(pm->skipped);
 	free(pm);
@@ -819,11 +846,15 @@ projmap_nundispatchable(const struct projmap *pm)
 }
 
 static char *
-unchanged(const char *version)
+unchanged(const struct projmap *pm, const char *version, const struct pm_stamp *st)
 {
 	struct buf b = { 0 };
 
-	buf_adds(&b, "{\"unchanged\":true,\"version\":");
+	buf_addf(&b, "{\"issued_ms\":%lld", st->issued_ms);
+	put_nonce(&b, st);
+	buf_adds(&b, ",\"unchanged\":true,\"url\":");
+	put_str(&b, pm->url);
+	buf_adds(&b, ",\"version\":");
 	put_str(&b, version);
 	buf_adds(&b, "}");
 	return buf_take(&b);
@@ -849,21 +880,24 @@ node_find(const struct projmap *pm, const char *name)
 
 /* The node's slice, or {"unchanged":true} if version is its current one. */
 static char *
-answer_slice(const struct projmap *pm, const struct pm_node *n, const json_t *version)
+answer_slice(const struct projmap *pm, const struct pm_node *n, const json_t *version,
+    const struct pm_stamp *st)
 {
 	struct buf b = { 0 };
 
 	if (version && strcmp(json_string_value(version), n->version) == 0)
-		return unchanged(n->version);
-	put_slice(&b, pm, n);
+		return unchanged(pm, n->version, st);
+	put_slice(&b, pm, n, st);
 	return buf_take(&b);
 }
 
 char *
-projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err, size_t errlen)
+projmap_answer(const struct projmap *pm, const char *req, size_t len, long long issued_ms,
+    char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *r, *node, *version, *val;
+	json_t *r, *node, *version, *nonce, *val;
+	struct pm_stamp st = { .issued_ms = issued_ms };
 	const struct pm_node *n;
 	const char *key;
 	char *out = NULL;
@@ -882,25 +916,29 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, char *err,
 		goto out;
 	}
 	json_object_foreach(r, key, val) {
-		if (strcmp(key, "node") != 0 && strcmp(key, "version") != 0) {
-			snprintf(err, errlen, "unknown key \"%s\" (allowed: node, version)", key);
+		if (strcmp(key, "node") != 0 && strcmp(key, "version") != 0 && strcmp(key, "nonce") != 0) {
+			snprintf(err, errlen, "unknown key \"%s\" (allowed: node, version, nonce)", key);
 			goto out;
 		}
 	}
 	node = json_object_get(r, "node");
 	version = json_object_get(r, "version");
+	nonce = json_object_get(r, "nonce");
+	st.nonce = json_string_value(nonce);
 	if (version && !json_is_string(version))
 		snprintf(err, errlen, "\"version\" must be a string");
+	else if (nonce && (!json_is_string(nonce) || json_string_length(nonce) > PROJMAP_NONCE_MAX))
+		snprintf(err, errlen, "\"nonce\" must be a string of at most %d bytes", PROJMAP_NONCE_MAX);
 	else if (!node && version && strcmp(json_string_value(version), pm->version) == 0)
-		out = unchanged(pm->version);
+		out = unchanged(pm, pm->version, &st);
 	else if (!node)
-		out = render_whole(pm);
+		out = render_whole(pm, &st);
 	else if (!json_is_string(node))
 		snprintf(err, errlen, "\"node\" must be a string");
 	else if (!(n = node_find(pm, json_string_value(node))))
 		snprintf(err, errlen, "node \"%s\" is not a node of this master", json_string_value(node));
 	else
-		out = answer_slice(pm, n, version);
+		out = answer_slice(pm, n, version, &st);
 out:
 	json_decref(r);
 	return out;
@@ -934,4 +972,15 @@ projmap_find_job(const struct projmap *pm, const char *name, const char **full, 
 	}
 	snprintf(err, errlen, "no job named \"%s\" on this master", name);
 	return PROJMAP_NOT_FOUND;
+}
+
+bool
+projmap_job_dispatchable(const struct projmap *pm, const char *full)
+{
+	size_t i;
+
+	for (i = 0; i < pm->njobs; i++)
+		if (strcmp(pm->jobs[i].full, full) == 0)
+			return pm->jobs[i].reason == NULL;
+	return false;
 }

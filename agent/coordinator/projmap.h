@@ -26,6 +26,7 @@
 #include "jenkins.h"
 
 #define PROJMAP_FUNCTION_MAX 512    /* libgearman's GEARMAN_FUNCTION_MAX_SIZE */
+#define PROJMAP_NONCE_MAX    128    /* a request's nonce, echoed in its answer */
 
 /* What is known of a Node parameter's allowedSlaves. */
 struct pm_allowed {
@@ -43,6 +44,7 @@ struct pm_input {
 	const struct jk_node_list *nodes;
 	const enum jk_mode        *modes;    /* parallel to nodes->nodes */
 	const bool                *mode_known;
+	const char                *url;      /* the master's URL (defaults_master_url); NULL: "" */
 };
 
 struct projmap;
@@ -61,11 +63,18 @@ size_t          projmap_nundispatchable(const struct projmap *pm);
  *   {}                          the whole map
  *   {"node":"N"}                N's slice
  *   {"node":"N","version":"V"}  {"version":V,"unchanged":true} if V is current
- * Returns a malloc'd JSON text, or NULL with a message in err (bad JSON,
- * a bad or unknown key, unknown node).
+ * and "nonce":"X" in any of them, echoed in the answer. Every answer
+ * carries "url" (the master's) and "issued_ms" (given: the time of the
+ * answer, Unix milliseconds), so that a signed answer names its master
+ * and cannot be replayed (node/nodemap.c). Returns a malloc'd JSON
+ * text, or NULL with a message in err (bad JSON, a bad or unknown key,
+ * unknown node).
  */
-char *projmap_answer(const struct projmap *pm, const char *req, size_t len,
+char *projmap_answer(const struct projmap *pm, const char *req, size_t len, long long issued_ms,
           char *err, size_t errlen);
+
+/* Is full (a full name, as projmap_find_job gives it) a dispatchable job of the map? */
+bool  projmap_job_dispatchable(const struct projmap *pm, const char *full);
 
 enum projmap_find {
 	PROJMAP_FOUND,

@@ -1,9 +1,12 @@
 /* defaults: see defaults.h. */
 #include "defaults.h"
 
+#include "buf.h"
 #include "config.h"
 #include "xalloc.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +28,122 @@ short_host_name(void)
 	return xstrdup(host[0] ? host : "localhost");
 }
 
-/* The host part of an http(s) URL, or NULL if it has none. */
-static char *
-url_host(const char *url)
-{
-	const char *p = strstr(url, "://"), *end;
+/* An http(s) URL in parts: host as written (IPv6 without brackets), port 0 if none, path without trailing '/'. */
+struct url_parts {
+	char *scheme;   /* lower case */
+	char *host;
+	int   port;
+	int   default_port;
+	char *path;     /* "" or "/a/b" */
+};
 
+static void
+url_parts_free(struct url_parts *u)
+{
+	free(u->scheme);
+	free(u->host);
+	free(u->path);
+}
+
+/* Split url; -1 if it has no host or a bad port. Credentials, query and fragment are dropped. */
+static int
+url_split(const char *url, struct url_parts *u)
+{
+	const char *p = strstr(url, "://"), *end, *path;
+	char *scheme;
+	size_t i, len;
+
+	memset(u, 0, sizeof(*u));
+	scheme = p ? xstrndup(url, (size_t)(p - url)) : xstrdup("http");
+	for (i = 0; scheme[i]; i++)
+		scheme[i] = (char)tolower((unsigned char)scheme[i]);
+	u->scheme = scheme;
+	u->default_port = strcmp(scheme, "https") == 0 ? 443 : 80;
 	p = p ? p + 3 : url;
-	if (strchr(p, '@') && (!strchr(p, '/') || strchr(p, '@') < strchr(p, '/')))
-		p = strchr(p, '@') + 1;
+	end = p + strcspn(p, "/?#");
+	for (path = p; path < end; path++)
+		if (*path == '@')
+			p = path + 1;       /* user:password@ */
 	if (*p == '[') {
-		end = strchr(p, ']');
-		if (!end)
-			return NULL;
-		return xstrndup(p + 1, (size_t)(end - p - 1));
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+		if (!rb || rb == p + 1)
+			return -1;
+		u->host = xstrndup(p + 1, (size_t)(rb - p - 1));
+		p = rb + 1;
+	} else {
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+		const char *hend = colon ? colon : end;
+		if (hend == p)
+			return -1;
+		u->host = xstrndup(p, (size_t)(hend - p));
+		p = hend;
 	}
-	end = p + strcspn(p, ":/?#");
-	if (end == p)
+	if (*p == ':' && p + 1 < end) {
+		char *num = xstrndup(p + 1, (size_t)(end - p - 1)), *e;
+		long port = strtol(num, &e, 10);
+		bool bad = *e || port <= 0 || port > 65535;
+
+		free(num);
+		if (bad)
+			return -1;
+		u->port = (int)port;
+	}
+	len = strcspn(end, "?#");
+	while (len > 0 && end[len - 1] == '/')
+		len--;
+	u->path = xstrndup(end, len);
+	return 0;
+}
+
+/*
+ * The default [coordinator] name: the host, then "_PORT" when the URL has
+ * a port other than its scheme's, then the path with each '/' made '_' and
+ * any byte but letters, digits, '.' and '-' written %XX. So
+ * http://ci.example.com/ stays "ci.example.com" (the name gearman-plugin's
+ * clients know; existing deployments keep their function names) and
+ * http://ci.example.com:8080/jenkins/ is "ci.example.com_8080_jenkins".
+ */
+static char *
+coordinator_default_name(const struct url_parts *u)
+{
+	struct buf b = { 0 };
+	const char *s;
+
+	buf_adds(&b, u->host);
+	if (u->port && u->port != u->default_port)
+		buf_addf(&b, "_%d", u->port);
+	for (s = u->path; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '/')
+			buf_adds(&b, "_");
+		else if (isalnum(c) || c == '.' || c == '-')
+			buf_add(&b, s, 1);
+		else
+			buf_addf(&b, "%%%02X", c);
+	}
+	return buf_take(&b);
+}
+
+char *
+defaults_master_url(const char *url)
+{
+	struct url_parts u;
+	struct buf b = { 0 };
+	size_t i;
+
+	if (url_split(url, &u) < 0) {
+		url_parts_free(&u);
 		return NULL;
-	return xstrndup(p, (size_t)(end - p));
+	}
+	for (i = 0; u.host[i]; i++)
+		u.host[i] = (char)tolower((unsigned char)u.host[i]);
+	buf_addf(&b, strchr(u.host, ':') ? "%s://[%s]" : "%s://%s", u.scheme, u.host);
+	if (u.port && u.port != u.default_port)
+		buf_addf(&b, ":%d", u.port);
+	buf_adds(&b, u.path);
+	url_parts_free(&u);
+	return buf_take(&b);
 }
 
 /*
@@ -96,10 +196,22 @@ defaults_apply(struct config *cfg, char *err, size_t errlen)
 
 	if (!cfg->node_name)
 		cfg->node_name = short_host_name();
-	if (!cfg->coordinator_name && !(cfg->coordinator_name = url_host(cfg->url))) {
-		snprintf(err, errlen, "%s: [jenkins] url: no host in '%s'", cfg->path, cfg->url);
-		return -1;
+	if (!cfg->coordinator_name) {
+		struct url_parts u;
+		int bad = url_split(cfg->url, &u);
+
+		if (!bad)
+			cfg->coordinator_name = coordinator_default_name(&u);
+		url_parts_free(&u);
+		if (bad) {
+			snprintf(err, errlen, "%s: [jenkins] url: no host, or a bad port, in the URL", cfg->path);
+			return -1;
+		}
 	}
+	if (!cfg->map_key_file)
+		cfg->map_key_file = xstrdup(DEFAULTS_MAP_KEY_FILE);
+	if (!cfg->map_public_key_file)
+		cfg->map_public_key_file = xstrdup(DEFAULTS_MAP_PUBLIC_KEY_FILE);
 	if (cfg->state_dir)
 		return 0;
 	if (!(cfg->state_root = state_root(cfg->path, err, errlen)))

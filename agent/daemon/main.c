@@ -3,6 +3,7 @@
  *
  *   jenkins-gearman-agent node -c FILE         the node agent (one per Jenkins node)
  *   jenkins-gearman-agent coordinator -c FILE  the coordinator (one per master)
+ *   jenkins-gearman-agent keygen [--out DIR]   the key pair that signs maps
  *
  * Both run in the foreground and log to stderr; SIGTERM stops them.
  */
@@ -11,6 +12,7 @@
 #include "jarena.h"
 #include "log.h"
 #include "roles.h"
+#include "sign.h"
 
 #include <curl/curl.h>
 
@@ -25,12 +27,48 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: jenkins-gearman-agent node -c FILE\n"
 	    "       jenkins-gearman-agent coordinator -c FILE\n"
+	    "       jenkins-gearman-agent keygen [--out DIR]\n"
 	    "       jenkins-gearman-agent --version\n"
 	    "\n"
 	    "  node          register this Jenkins node's executors as Gearman workers\n"
 	    "  coordinator   serve the project-node map, stop: and set_description: for a master\n"
 	    "  -c FILE       configuration file (see jenkins-gearman-agent.ini(5))\n"
-	    "  -t            check the configuration file and exit\n");
+	    "  -t            check the configuration file and exit\n"
+	    "  keygen        write the Ed25519 pair that signs maps: DIR/" SIGN_PRIVATE_FILE
+	    " (the coordinator's,\n"
+	    "                0600) and DIR/" SIGN_PUBLIC_FILE " (every agent's); DIR defaults to "
+	    DEFAULTS_KEY_DIR "\n");
+}
+
+/* keygen [--out DIR]: never overwrites a key. */
+static int
+keygen_main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
+	const char *dir = DEFAULTS_KEY_DIR;
+	char err[1024];
+	int ch;
+
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o': dir = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (sign_keygen(dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "jenkins-gearman-agent keygen: %s\n", err);
+		return 1;
+	}
+	printf("%s/%s: private key (the coordinator's [coordinator] map_key_file)\n"
+	    "%s/%s: public key (every node agent's [node] map_public_key_file)\n",
+	    dir, SIGN_PRIVATE_FILE, dir, SIGN_PUBLIC_FILE);
+	return 0;
 }
 
 int
@@ -49,6 +87,8 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "keygen"))
+		return keygen_main(argc, argv);
 	if (argc < 2 || (strcmp(argv[1], "node") && strcmp(argv[1], "coordinator"))) {
 		usage(stderr);
 		return 2;

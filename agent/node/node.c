@@ -549,18 +549,15 @@ mapper_thread(void *arg)
 	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
 	backoff_init(&bo, BACKOFF_GEARMAN_MIN_MS, BACKOFF_GEARMAN_MAX_MS);
 	while (!shutdown_requested()) {
-		json_t *r = json_pack("{s:s}", "node", cfg->node_name);
 		struct nodemap *m;
 		long wait_ms = cfg->refresh * 1000L;
+		size_t replylen;
 
 		pthread_mutex_lock(&n->lock);
-		if (n->map)
-			json_object_set_new(r, "version", json_string(n->map->version));
+		req = nodemap_request(&n->trust, n->map ? n->map->version : NULL);
 		pthread_mutex_unlock(&n->lock);
-		req = json_dumps(r, JSON_COMPACT);
-		json_decref(r);
 		if (gclient_call(NULL /* TLS: h-tls */, cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
-		    MAP_CALL_TIMEOUT_MS, &reply, NULL, err, sizeof(err)) < 0) {
+		    MAP_CALL_TIMEOUT_MS, &reply, &replylen, err, sizeof(err)) < 0) {
 			if (!failing)
 				log_warnx("%s%s", err, n->map ? "; keeping the current map" :
 				    "; registering nothing until the coordinator answers");
@@ -569,7 +566,7 @@ mapper_thread(void *arg)
 		} else {
 			bool unchanged;
 
-			m = nodemap_parse(reply, strlen(reply), cfg->node_name, &unchanged, err, sizeof(err));
+			m = nodemap_accept(&n->trust, reply, replylen, &unchanged, err, sizeof(err));
 			free(reply);
 			if (failing)
 				log_info("coordinator %s answers again", cfg->coordinator_name);
@@ -580,10 +577,13 @@ mapper_thread(void *arg)
 				mapper_install(n, m);
 				/* Copying a big map left freed pages behind: give them back. */
 				malloc_trim(0);
-			} else if (!unchanged)
-				log_warnx("coordinator %s sent an answer this agent cannot use: %s; %s",
-				    cfg->coordinator_name, err, n->map ? "keeping the current map" :
-				    "registering nothing until it sends a map");
+			} else if (!unchanged) {
+				/* Anyone may answer project_map: a refused answer is logged and counted, never used. */
+				metrics_add("jga_map_rejected_total", NULL, 1);
+				log_warnx("map refused: the answer to %s cannot be used: %s; %s",
+				    fn, err, n->map ? "keeping the current map" :
+				    "registering nothing until the coordinator sends a map");
+			}
 		}
 		free(req);
 		shutdown_sleep_ms(wait_ms);
@@ -615,11 +615,14 @@ describe_metrics(void)
 	metrics_describe("jga_registered_functions", "gauge", "Functions this node offers.");
 	metrics_describe("jga_map_version", "gauge", "First 32 bits of the map version, as a number.");
 	metrics_describe("jga_map_answered_timestamp_seconds", "gauge", "When the coordinator last answered.");
+	metrics_describe("jga_map_rejected_total", "counter",
+	    "Answers to project_map refused: unsigned, badly signed, another master's, replayed, bad entries.");
 	metrics_add("jga_builds_started_total", NULL, 0);
 	metrics_add("jga_jobs_refused_total", NULL, 0);
 	metrics_add("jga_grabs_skipped_total", NULL, 0);
 	metrics_add("jga_gearman_reconnects_total", NULL, 0);
 	metrics_add("jga_jenkins_errors_total", NULL, 0);
+	metrics_add("jga_map_rejected_total", NULL, 0);
 }
 
 /*
@@ -680,6 +683,7 @@ node_main(struct config *cfg)
 	struct node n;
 	struct advert *adv;
 	pthread_t mapper;
+	char err[1024];
 	int sig, i;
 
 	memset(&n, 0, sizeof(n));
@@ -693,6 +697,12 @@ node_main(struct config *cfg)
 	log_info("node %s of %s (coordinator %s, state_dir %s)", cfg->node_name, cfg->url,
 	    cfg->coordinator_name, cfg->state_dir);
 
+	if (nodemap_trust_open(&n.trust, cfg->map_public_key_file, cfg->url, cfg->node_name,
+	    err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
+		pthread_mutex_destroy(&n.lock);
+		return 1;
+	}
 	open_records(&n);
 	dispatch_start(&n);
 	adv = advert_start(&n);
@@ -716,6 +726,7 @@ node_main(struct config *cfg)
 			executor_join(n.ex[i]);
 	daemon_write_metrics(cfg);
 	nodemap_free(n.map);
+	nodemap_trust_close(&n.trust);
 	state_close(n.state);
 	pthread_mutex_destroy(&n.lock);
 	log_info("stopped");

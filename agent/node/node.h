@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "sign.h"
 #include "strvec.h"
 
 #define NODE_MAX_EXECUTORS 256
@@ -50,12 +51,37 @@ struct nm_function {
 /* The agent's slice of the project map, as the coordinator sent it. */
 struct nodemap {
 	char   *version;
+	char   *url;          /* the master it describes (defaults_master_url) */
+	char   *nonce;        /* the request's, echoed */
+	long long issued_ms;  /* when the coordinator answered, Unix ms */
+	bool    unchanged;    /* "the map you hold is current": only the above are set */
 	int     executors;
 	bool    online;
 	char  **labels;
 	size_t  nlabels;
 	struct nm_function *fns;   /* sorted by name */
 	size_t  nfns;
+};
+
+/*
+ * What the mapper trusts. gearmand is open to anyone, so an answer to
+ * project_map is taken only if it is signed by the coordinator's key (an
+ * agent holds the public key only: a compromised node cannot sign), names
+ * this agent's master, and answers this very request: each request
+ * carries a fresh random nonce that the signed answer must echo, so no
+ * earlier answer can be replayed; and an answer issued more than
+ * NODEMAP_SKEW_MS before the last one taken is refused too (two
+ * coordinators for HA may answer in turn: their clocks may differ that
+ * much, no more).
+ */
+#define NODEMAP_SKEW_MS 10000
+
+struct nodemap_trust {
+	struct sign_key *key;
+	char            *url;        /* this agent's [jenkins] url, as maps give it */
+	char            *node;
+	char             nonce[SIGN_NONCE_LEN + 1];  /* of the request out; "" if none */
+	long long        last_issued_ms;  /* of the last answer taken; 0 before the first */
 };
 
 struct executor;
@@ -69,6 +95,7 @@ struct node {
 	struct state    *state;       /* the builds it started (state.c); has its own lock */
 	pthread_mutex_t  lock;        /* everything below */
 
+	struct nodemap_trust trust;   /* the mapper's own: what a map answer must be */
 	struct nodemap  *map;         /* NULL until the coordinator answered */
 	unsigned         fn_gen;      /* bumped when the offered functions change */
 
@@ -91,13 +118,29 @@ struct node {
 /* ---- nodemap.c ---- */
 
 /*
- * Read the coordinator's answer for node. NULL with err if it is not JSON
- * or not node's slice; NULL with *unchanged if the coordinator says the
- * map we hold is current.
+ * Read the text of a coordinator's answer for node (the signed text, once
+ * verified). NULL with err if it is not JSON, not node's slice, or has an
+ * entry no coordinator makes (a function not of its job, an empty pin).
+ * An "unchanged" answer gives a map with only version, url, nonce and
+ * issued_ms.
  */
-struct nodemap *nodemap_parse(const char *text, size_t len, const char *node, bool *unchanged,
-                    char *err, size_t errlen);
+struct nodemap *nodemap_parse(const char *text, size_t len, const char *node, char *err, size_t errlen);
 void            nodemap_free(struct nodemap *m);
+
+/* -1 with err (naming the key) if the public key cannot be read: the agent does not start. */
+int   nodemap_trust_open(struct nodemap_trust *t, const char *key_file, const char *url,
+          const char *node, char *err, size_t errlen);
+void  nodemap_trust_close(struct nodemap_trust *t);
+/* The next request's argument, with a fresh nonce (malloc'd). */
+char *nodemap_request(struct nodemap_trust *t, const char *version);
+/*
+ * The answer to the last request, verified and checked, or NULL: with
+ * *unchanged if it says the map held is current, else with err saying
+ * why it is refused (unsigned, bad signature, another master, replayed,
+ * a bad entry). The last good map stays with the caller either way.
+ */
+struct nodemap *nodemap_accept(struct nodemap_trust *t, const char *answer, size_t len,
+                    bool *unchanged, char *err, size_t errlen);
 
 /* ---- node.c ---- */
 

@@ -14,12 +14,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int installed;
 	char err[512];
-	bool unchanged;
 	struct nodemap *m;
 
 	if (!installed++)
 		jarena_install();
-	m = nodemap_parse((const char *)data, size, "n1", &unchanged, err, sizeof(err));
+	m = nodemap_parse((const char *)data, size, "n1", err, sizeof(err));
 	nodemap_free(m);
 	return 0;
 }

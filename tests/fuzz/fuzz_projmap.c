@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!pm)
 		pm = fixed_map();
-	out = projmap_answer(pm, (const char *)data, size, err, sizeof(err));
+	out = projmap_answer(pm, (const char *)data, size, 0, err, sizeof(err));
 	free(out);
 	return 0;
 }

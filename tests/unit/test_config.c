@@ -108,8 +108,8 @@ test_full_example(void **state)
 	assert_int_equal(cfg.timeout_ms, 20000);
 	assert_string_equal(cfg.node_name, "node1");
 	assert_int_equal(cfg.status_interval, 5);
-	/* Coordinator name defaults to the URL's host. */
-	assert_string_equal(cfg.coordinator_name, "jenkins01.example");
+	/* Coordinator name defaults to the URL's host, then its port when not the scheme's (issue 16). */
+	assert_string_equal(cfg.coordinator_name, "jenkins01.example_8080");
 	assert_int_equal(cfg.refresh, 7);
 	assert_int_equal(cfg.function_names, FUNCTION_NAMES_FULL);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
@@ -138,7 +138,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg.status_interval, 10);
 	assert_int_equal(cfg.function_names, FUNCTION_NAMES_SHORT);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
-	assert_string_equal(cfg.coordinator_name, "ci.example.org");
+	assert_string_equal(cfg.coordinator_name, "ci.example.org_jenkins");
 	gethostname(host, sizeof(host));
 	host[strcspn(host, ".")] = '\0';
 	assert_string_equal(cfg.node_name, host);
@@ -165,7 +165,7 @@ test_file_only(void **state)
 	path = write_file("nohost.ini", "[jenkins]\nurl = http://:8080/\n", 0600);
 	assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(defaults_apply(&cfg, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "nohost.ini: [jenkins] url: no host in 'http://:8080/'"));
+	assert_non_null(strstr(err, "nohost.ini: [jenkins] url: no host"));
 	config_free(&cfg);
 }
 
@@ -207,7 +207,7 @@ test_state_dir(void **state)
 	host[strcspn(host, ".")] = '\0';
 	snprintf(want, sizeof(want), "/var/lib/jenkins-gearman-agent/a.example/%s", host);
 	expect_state_dir(NULL, "[jenkins]\nurl = http://a.example/\n", want, "/var/lib/jenkins-gearman-agent");
-	snprintf(want, sizeof(want), "/var/lib/jenkins-gearman-agent/b.example/%s", host);
+	snprintf(want, sizeof(want), "/var/lib/jenkins-gearman-agent/b.example_8080/%s", host);
 	expect_state_dir(NULL, "[jenkins]\nurl = http://b.example:8080/\n", want, "/var/lib/jenkins-gearman-agent");
 	expect_state_dir(NULL, "[jenkins]\nurl = http://a.example/\n[node]\nname = n1\n"
 	    "[coordinator]\nname = masterA\n", "/var/lib/jenkins-gearman-agent/masterA/n1",

@@ -8,14 +8,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
 
 #include "jarena.h"
+#include "sign.h"
 #include "node/node.h"
 
 static struct nodemap *
 parse(const char *text, bool *unchanged, char *err, size_t errlen)
 {
-	return nodemap_parse(text, strlen(text), "n1", unchanged, err, errlen);
+	struct nodemap *m = nodemap_parse(text, strlen(text), "n1", err, errlen);
+
+	*unchanged = m && m->unchanged;
+	if (*unchanged) {
+		nodemap_free(m);
+		return NULL;
+	}
+	return m;
 }
 
 static void
@@ -191,6 +202,170 @@ test_nodemap_entries_checked(void **ctx)
 	}
 }
 
+/* ---- the verifier: nodemap_accept ---- */
+
+/* Key pairs made by keygen in a fresh directory: [0] the coordinator's, [1] another. */
+static char keydir[2][64];
+static struct sign_key *priv[2];
+
+static int
+keys_setup(void **ctx)
+{
+	char err[512], path[200];
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < 2; i++) {
+		snprintf(keydir[i], sizeof(keydir[i]), "/tmp/jga-test-keys-XXXXXX");
+		if (!mkdtemp(keydir[i]) || sign_keygen(keydir[i], err, sizeof(err)) < 0)
+			fail_msg("keygen: %s", err);
+		snprintf(path, sizeof(path), "%s/%s", keydir[i], SIGN_PRIVATE_FILE);
+		if (!(priv[i] = sign_key_private(path, err, sizeof(err))))
+			fail_msg("%s", err);
+	}
+	return 0;
+}
+
+static int
+keys_teardown(void **ctx)
+{
+	char path[200];
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < 2; i++) {
+		sign_key_free(priv[i]);
+		snprintf(path, sizeof(path), "%s/%s", keydir[i], SIGN_PRIVATE_FILE);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s", keydir[i], SIGN_PUBLIC_FILE);
+		unlink(path);
+		rmdir(keydir[i]);
+	}
+	return 0;
+}
+
+/* An agent of n1 for the master "HTTP://user:pw@CI.example:80/jenkins/", trusting key 0. */
+static void
+trust_open(struct nodemap_trust *t)
+{
+	char err[512], path[200];
+
+	snprintf(path, sizeof(path), "%s/%s", keydir[0], SIGN_PUBLIC_FILE);
+	if (nodemap_trust_open(t, path, "HTTP://user:pw@CI.example:80/jenkins/", "n1", err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_string_equal(t->url, "http://ci.example/jenkins");
+	free(nodemap_request(t, NULL));
+}
+
+/* A slice for n1 with url, nonce and issued_ms, signed with key k (-1: not signed). */
+static char *
+answer(int k, const char *url, const char *nonce, long long issued, const char *pin)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text), "{\"functions\":[{\"job\":\"a\",\"name\":\"build:a\",\"pin\":\"%s\"}],"
+	    "\"issued_ms\":%lld,\"node\":{\"name\":\"n1\",\"executors\":1,\"online\":true,\"labels\":[]},"
+	    "\"nonce\":\"%s\",\"url\":\"%s\",\"version\":\"v\"}", pin, issued, nonce, url);
+	return k < 0 ? strdup(text) : sign_wrap(priv[k], text, strlen(text));
+}
+
+static void
+expect_rejected(struct nodemap_trust *t, char *ans, const char *frag)
+{
+	char err[512] = "";
+	bool unchanged = true;
+
+	assert_null(nodemap_accept(t, ans, strlen(ans), &unchanged, err, sizeof(err)));
+	assert_false(unchanged);
+	if (!strstr(err, frag))
+		fail_msg("'%s': error '%s' lacks '%s'", ans, err, frag);
+	free(ans);
+}
+
+static void
+test_verify_accepts_the_coordinators(void **ctx)
+{
+	struct nodemap_trust t;
+	struct nodemap *m;
+	char err[512], *a, unch[512];
+	bool unchanged;
+
+	(void)ctx;
+	trust_open(&t);
+	a = answer(0, "http://ci.example/jenkins", t.nonce, 5000, "NODE");
+	m = nodemap_accept(&t, a, strlen(a), &unchanged, err, sizeof(err));
+	if (!m)
+		fail_msg("refused: %s", err);
+	assert_int_equal(m->nfns, 1);
+	assert_int_equal(t.last_issued_ms, 5000);
+	nodemap_free(m);
+	free(a);
+	/* The same answer again answers no request: a replay. */
+	free(nodemap_request(&t, "v"));
+	expect_rejected(&t, answer(0, "http://ci.example/jenkins", "0123", 5000, "NODE"), "replayed");
+	/* A signed "unchanged" for this request: nothing new, not an error. */
+	free(nodemap_request(&t, "v"));
+	snprintf(unch, sizeof(unch), "{\"issued_ms\":6000,\"nonce\":\"%s\",\"unchanged\":true,"
+	    "\"url\":\"http://ci.example/jenkins\",\"version\":\"v\"}", t.nonce);
+	a = sign_wrap(priv[0], unch, strlen(unch));
+	assert_null(nodemap_accept(&t, a, strlen(a), &unchanged, err, sizeof(err)));
+	assert_true(unchanged);
+	assert_int_equal(t.last_issued_ms, 6000);
+	free(a);
+	nodemap_trust_close(&t);
+}
+
+static void
+test_verify_refuses_forgeries(void **ctx)
+{
+	struct nodemap_trust t;
+	char *a, *p;
+
+	(void)ctx;
+	trust_open(&t);
+	t.last_issued_ms = 100000;
+	expect_rejected(&t, answer(-1, "http://ci.example/jenkins", t.nonce, 100000, "NODE"), "unsigned");
+	expect_rejected(&t, strdup("{\"ed25519\":\"AAAA\",\"signed\":\"{}\"}"), "bad signature");
+	expect_rejected(&t, strdup("{\"ed25519\":\"x\",\"signed\":\"{}\",\"more\":1}"), "unsigned");
+	expect_rejected(&t, strdup(""), "unsigned");
+	expect_rejected(&t, answer(1, "http://ci.example/jenkins", t.nonce, 100000, "NODE"), "bad signature");
+	/* One byte of the signed text changed after signing ("v" -> "w" in the version). */
+	a = answer(0, "http://ci.example/jenkins", t.nonce, 100000, "NODE");
+	p = strstr(a, "\\\"v\\\"");
+	assert_non_null(p);
+	p[2] = 'w';
+	expect_rejected(&t, a, "bad signature");
+	expect_rejected(&t, answer(0, "http://ci.example:8080/jenkins", t.nonce, 100000, "NODE"),
+	    "the map of the master http://ci.example:8080/jenkins");
+	expect_rejected(&t, answer(0, "http://ci.example/jenkins", "feedbeef", 100000, "NODE"), "replayed");
+	expect_rejected(&t, answer(0, "http://ci.example/jenkins", t.nonce, 100000 - NODEMAP_SKEW_MS - 1, "NODE"),
+	    "replayed: issued at");
+	expect_rejected(&t, answer(0, "http://ci.example/jenkins", t.nonce, 100000, ""), "has no pin parameter");
+	assert_int_equal(t.last_issued_ms, 100000);
+	nodemap_trust_close(&t);
+}
+
+static void
+test_verify_key_files(void **ctx)
+{
+	struct nodemap_trust t;
+	char err[512], path[200];
+
+	(void)ctx;
+	assert_int_equal(nodemap_trust_open(&t, "/nonexistent/map.pub", "http://a/", "n1", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "map_public_key_file: cannot open"));
+	snprintf(path, sizeof(path), "%s/%s", keydir[0], SIGN_PRIVATE_FILE);
+	assert_int_equal(nodemap_trust_open(&t, path, "http://a/", "n1", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a PEM public key"));
+	snprintf(path, sizeof(path), "%s/%s", keydir[0], SIGN_PUBLIC_FILE);
+	assert_null(sign_key_private(path, err, sizeof(err)));   /* 0644: not a secret */
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_int_equal(nodemap_trust_open(&t, path, "http://a/", "n1", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "may be written by group or others"));
+	assert_int_equal(chmod(path, 0644), 0);
+}
+
 int
 main(void)
 {
@@ -201,6 +376,9 @@ main(void)
 		cmocka_unit_test(test_nodemap_executors_bounded),
 		cmocka_unit_test(test_nodemap_big),
 		cmocka_unit_test(test_nodemap_entries_checked),
+		cmocka_unit_test_setup_teardown(test_verify_accepts_the_coordinators, keys_setup, keys_teardown),
+		cmocka_unit_test_setup_teardown(test_verify_refuses_forgeries, keys_setup, keys_teardown),
+		cmocka_unit_test_setup_teardown(test_verify_key_files, keys_setup, keys_teardown),
 	};
 
 	/* As the daemon does: entries are then read in the arena. */

@@ -94,7 +94,7 @@ static struct projmap *
 build(void)
 {
 	struct pm_input in = {
-		.master = "jenkins01", .naming = W.naming, .jobs = &W.jl, .allowed = W.allowed,
+		.master = "jenkins01", .url = "http://ci.example", .naming = W.naming, .jobs = &W.jl, .allowed = W.allowed,
 		.nodes = &W.nl, .modes = W.modes, .mode_known = W.known,
 	};
 	struct projmap *pm = projmap_build(&in);
@@ -118,7 +118,7 @@ static json_t *
 ask(struct projmap *pm, const char *req)
 {
 	char err[512];
-	char *text = projmap_answer(pm, req, strlen(req), err, sizeof(err));
+	char *text = projmap_answer(pm, req, strlen(req), 0, err, sizeof(err));
 	json_t *doc;
 
 	if (!text)
@@ -509,7 +509,7 @@ test_versions_and_requests(void **s)
 	json_decref(u);
 
 	/* Empty argument = {} = whole map. */
-	char *text = projmap_answer(pm, "", 0, err, sizeof(err));
+	char *text = projmap_answer(pm, "", 0, 0, err, sizeof(err));
 	assert_non_null(text);
 	json_t *whole = json_loads(text, 0, NULL);
 	free(text);
@@ -523,16 +523,37 @@ test_versions_and_requests(void **s)
 	projmap_free(pm2);
 
 	/* Bad requests name the problem. */
-	assert_null(projmap_answer(pm, "[1]", 3, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "[1]", 3, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "JSON object"));
-	assert_null(projmap_answer(pm, "{\"node\":\"ghost\"}", 16, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"node\":\"ghost\"}", 16, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "\"ghost\" is not a node"));
-	assert_null(projmap_answer(pm, "{nope", 5, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{nope", 5, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "not valid JSON"));
-	assert_null(projmap_answer(pm, "{\"node\":1}", 10, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"node\":1}", 10, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "must be a string"));
-	assert_null(projmap_answer(pm, "{\"nodes\":\"n1\"}", 14, err, sizeof(err)));
+	assert_null(projmap_answer(pm, "{\"nodes\":\"n1\"}", 14, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "unknown key"));
+
+	/* Every answer names the master's URL and when it was made, and echoes the nonce (issue 16). */
+	static const char *reqs[] = { "{\"node\":\"n1\",\"nonce\":\"n\\\"x\"}", "{\"nonce\":\"n\\\"x\"}",
+	    "{\"node\":\"n1\",\"version\":\"%s\",\"nonce\":\"n\\\"x\"}" };
+	for (size_t r = 0; r < 3; r++) {
+		char q[256];
+		snprintf(q, sizeof(q), reqs[r], v);
+		text = projmap_answer(pm, q, strlen(q), 1234567, err, sizeof(err));
+		assert_non_null(text);
+		json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+		assert_non_null(a);
+		assert_string_equal(json_string_value(json_object_get(a, "nonce")), "n\"x");
+		assert_string_equal(json_string_value(json_object_get(a, "url")), "http://ci.example");
+		assert_int_equal(json_integer_value(json_object_get(a, "issued_ms")), 1234567);
+		json_decref(a);
+		free(text);
+	}
+	char longnonce[300];
+	snprintf(longnonce, sizeof(longnonce), "{\"nonce\":\"%0200d\"}", 0);
+	assert_null(projmap_answer(pm, longnonce, strlen(longnonce), 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "\"nonce\" must be a string of at most"));
 	json_decref(slice);
 	cleanup(pm);
 }
@@ -588,6 +609,10 @@ test_find_job(void **s)
 	assert_int_equal(projmap_find_job(pm, "nothere", &full, err, sizeof(err)), PROJMAP_NOT_FOUND);
 	assert_null(full);
 	assert_non_null(strstr(err, "no job named \"nothere\""));
+	/* stop:/set_description: act only on the map's dispatchable jobs (issue 16). */
+	assert_true(projmap_job_dispatchable(pm, "f1/App"));
+	assert_false(projmap_job_dispatchable(pm, "f2/solo"));     /* no Node or Label parameter */
+	assert_false(projmap_job_dispatchable(pm, "nothere"));
 	cleanup(pm);
 }
 

@@ -1,0 +1,3 @@
+build-asan/agent/node/capacity.o: agent/node/capacity.c \
+ agent/node/capacity.h
+agent/node/capacity.h:

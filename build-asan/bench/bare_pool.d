@@ -1,0 +1,1 @@
+build-asan/bench/bare_pool.o: bench/bare_pool.c

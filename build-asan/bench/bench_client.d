@@ -1,0 +1,1 @@
+build-asan/bench/bench_client.o: bench/bench_client.c

@@ -1,0 +1,1 @@
+build-asan/bench/http_floor.o: bench/http_floor.c

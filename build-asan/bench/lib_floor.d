@@ -1,0 +1,1 @@
+build-asan/bench/lib_floor.o: bench/lib_floor.c

@@ -1,0 +1,3 @@
+build-asan/common/label.o: common/label.c common/label.h common/xalloc.h
+common/label.h:
+common/xalloc.h:

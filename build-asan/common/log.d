@@ -1,0 +1,2 @@
+build-asan/common/log.o: common/log.c common/log.h
+common/log.h:

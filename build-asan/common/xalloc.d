@@ -1,0 +1,3 @@
+build-asan/common/xalloc.o: common/xalloc.c common/xalloc.h common/log.h
+common/xalloc.h:
+common/log.h:
