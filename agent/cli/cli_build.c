@@ -280,7 +280,7 @@ interrupt(struct cli *c, struct follow *f)
 	if (!f->started && f->handle[0] && !f->cancelled) {
 		snprintf(cmd, sizeof(cmd), "cancel job %s", f->handle);
 		for (i = 0; i < c->nservers; i++) {
-			out = gadmin_ask(c->servers[i].host, c->servers[i].port, cmd, BUILD_ADMIN_MS, err, sizeof(err));
+			out = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, cmd, BUILD_ADMIN_MS, err, sizeof(err));
 			if (out && strncmp(out, "OK", 2) == 0) {
 				f->cancelled = true;
 				say(f, "interrupted: job %s cancelled while queued", f->handle);

@@ -48,7 +48,9 @@ reload_config(struct config *run)
 	    n.timeout_ms != run->timeout_ms || differ(n.node_name, run->node_name) ||
 	    differ(n.coordinator_name, run->coordinator_name) || n.function_names != run->function_names ||
 	    differ(n.state_dir, run->state_dir) || n.trigger_timeout != run->trigger_timeout ||
-	    n.start_timeout != run->start_timeout || n.follow_timeout != run->follow_timeout;
+	    n.start_timeout != run->start_timeout || n.follow_timeout != run->follow_timeout ||
+	    differ(n.tls_ca_file, run->tls_ca_file) || differ(n.tls_cert_file, run->tls_cert_file) ||
+	    differ(n.tls_key_file, run->tls_key_file);
 	log_info("reload: %s read; log level, status_interval and refresh applied%s", run->path,
 	    restart ? "; other changes need a restart" : "");
 	config_free(&n);
