@@ -139,9 +139,12 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/* The private key, read as a secret and loaded from memory; the copy is wiped. */
+/*
+ * The private key, read as a secret and loaded from memory; the copy is
+ * wiped. The certificate is loaded first: the key is checked against it.
+ */
 static int
-tls_load_key(SSL_CTX *ctx, const char *key_file, char *err, size_t errlen)
+tls_load_key(SSL_CTX *ctx, const char *key_file, const char *cert_file, char *err, size_t errlen)
 {
 	char why[200], *pem;
 	size_t len;
@@ -160,10 +163,18 @@ tls_load_key(SSL_CTX *ctx, const char *key_file, char *err, size_t errlen)
 	if (!pk)
 		snprintf(err, errlen, "'%s' holds no unencrypted PEM private key: %s", key_file,
 		    ssl_reason(why, sizeof(why)));
-	else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1)
-		snprintf(err, errlen, "cannot use the private key in '%s': %s", key_file,
-		    ssl_reason(why, sizeof(why)));
-	else
+	else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+		unsigned long e = ERR_peek_error();
+
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+		    ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH)) {
+			snprintf(err, errlen, "the private key in '%s' does not belong to the certificate in '%s'",
+			    key_file, cert_file);
+			ERR_clear_error();
+		} else
+			snprintf(err, errlen, "cannot use the private key in '%s': %s", key_file,
+			    ssl_reason(why, sizeof(why)));
+	} else
 		ok = 1;
 	EVP_PKEY_free(pk);
 	return ok ? 0 : -1;
@@ -192,7 +203,7 @@ tls_setup(SSL_CTX *ctx, const char *ca_file, const char *cert_file, const char *
 		    ssl_reason(why, sizeof(why)));
 		return -1;
 	}
-	if (tls_load_key(ctx, key_file, err, errlen) < 0)
+	if (tls_load_key(ctx, key_file, cert_file, err, errlen) < 0)
 		return -1;
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen, "the private key in '%s' does not belong to the certificate in '%s'",
@@ -342,7 +353,9 @@ tls_handshake(struct gnet *g, const struct gnet_tls *tls, const char *host, int 
 			return 0;
 		e = SSL_get_error(g->ssl, r);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			tls_fail(g, r, "TLS handshake");
+			if (tls_fail(g, r, "TLS handshake") == 0)
+				snprintf(g->err, sizeof(g->err), "TLS handshake: the peer closed the connection "
+				    "(a plaintext port? gearmand itself speaks no TLS)");
 			return -1;
 		}
 		if (clk_passed(deadline) ||
