@@ -425,6 +425,30 @@ gnet_pending(const struct gnet *g)
 	return n > 0 ? (size_t)n : 0;
 }
 
+/*
+ * A write failed because the peer left. With TLS 1.3 a proxy judges our
+ * certificate after our side of the handshake is done, so its refusal (an
+ * alert, then a close) is often first met by a write, as a bare "connection
+ * reset". The alert may still wait on the socket: read it for the reason.
+ */
+static void
+tls_why_gone(struct gnet *g)
+{
+	char b[1], save[sizeof(g->err)];
+	int r;
+
+	snprintf(save, sizeof(save), "%s", g->err);
+	ERR_clear_error();
+	errno = 0;
+	if ((r = SSL_read(g->ssl, b, sizeof(b))) <= 0 && SSL_get_error(g->ssl, r) == SSL_ERROR_SSL &&
+	    ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SSL && cert_refused(ERR_GET_REASON(ERR_peek_error()))) {
+		tls_fail(g, r, "TLS write");
+		return;
+	}
+	ERR_clear_error();
+	snprintf(g->err, sizeof(g->err), "%s", save);
+}
+
 /* A plain socket's call: n, or GNET_WANT_* / -1 (g->err). */
 static ssize_t
 plain_result(struct gnet *g, ssize_t n, ssize_t want, const char *what)
@@ -485,8 +509,10 @@ gnet_write(struct gnet *g, const void *buf, size_t len)
 	if (n == 0) {
 		/* SSL_write never returns 0 bytes written: it is the peer gone. */
 		snprintf(g->err, sizeof(g->err), "TLS write: the peer closed the connection");
-		return -1;
+		n = -1;
 	}
+	if (n == -1)
+		tls_why_gone(g);
 	return n;
 }
 
