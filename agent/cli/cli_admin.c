@@ -56,8 +56,8 @@ cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
 
 	*n = 0;
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "status", ADMIN_TIMEOUT_MS,
-		    err, errlen);
+		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "status",
+		    ADMIN_TIMEOUT_MS, err, errlen);
 		char *line, *save = NULL;
 
 		if (!text) {
@@ -238,8 +238,8 @@ status_servers_of(struct cli *c, struct servers_of *so)
 	size_t i;
 
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "workers", ADMIN_TIMEOUT_MS,
-		    err, sizeof(err));
+		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "workers",
+		    ADMIN_TIMEOUT_MS, err, sizeof(err));
 		char *line, *save = NULL;
 
 		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))

@@ -137,7 +137,9 @@ connect_slot(struct wloop *w, size_t i)
 	struct wloop_slot *s = &w->slot[i];
 	char err[512];
 
-	if (!(s->c = gw_connect(w->cfg->gearman_tls, srv->host, srv->port, w->id, WLOOP_CONNECT_MS, err, sizeof(err)))) {
+	s->c = gw_connect(w->cfg->gearman_tls, srv->host, srv->port, w->id, WLOOP_CONNECT_MS, err,
+	    sizeof(err));
+	if (!s->c) {
 		wloop_close(w, i, err);
 		return -1;
 	}

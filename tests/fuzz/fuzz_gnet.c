@@ -140,7 +140,8 @@ serve_bytes(const struct serve *s, int fd, SSL *ssl)
 
 	while (off < s->size) {
 		size_t n = s->size - off < s->chunk ? s->size - off : s->chunk;
-		int w = ssl ? SSL_write(ssl, s->data + off, (int)n) : (int)send(fd, s->data + off, n, MSG_NOSIGNAL);
+		int w = ssl ? SSL_write(ssl, s->data + off, (int)n) :
+		    (int)send(fd, s->data + off, n, MSG_NOSIGNAL);
 
 		if (w <= 0)
 			return;     /* the client gave up (a malformed packet): fine */

@@ -32,6 +32,7 @@ fail(const char *err)
 	char *s = json_dumps(o, JSON_COMPACT);
 
 	printf("%s\n", s);
+	fflush(stdout);
 	free(s);
 	json_decref(o);
 	return 1;
@@ -81,8 +82,10 @@ run_echo(const struct gnet_tls *tls, const char *host, int port, int n)
 	char *s;
 	int i;
 
-	if (!c)
+	if (!c) {
+		free(rtt);
 		return fail(err);
+	}
 	connect_us = now_us() - t0;
 	for (i = 0; i < n; i++) {
 		long long t = now_us();
