@@ -103,6 +103,26 @@ def test_host_name_verified_by_dns_name(system, pki):
     wait_for(lambda: manager_registered(gm), what="project_map:jenkins01 registered via localhost")
 
 
+def test_reload_keeps_tls_and_says_a_change_needs_a_restart(system, pki, tmp_path):
+    """SIGHUP re-reads the file; the TLS context built at start stays (a
+    changed tls_* path is reported as needing a restart, like servers)."""
+    import shutil
+    import signal
+    gm, fr = front(system, pki)
+    jk = system.jenkins(FIXTURE)
+    co = system.coordinator(fr, jk, extra=tls_ini(pki))
+    wait_for(lambda: manager_registered(gm), what="project_map:jenkins01 registered")
+    moved = os.path.join(str(tmp_path), "moved.pem")
+    shutil.copy(pki.path("client"), moved)
+    with open(co.path) as f:
+        text = f.read()
+    with open(co.path, "w") as f:
+        f.write(text.replace(pki.path("client"), moved))
+    co.signal(signal.SIGHUP)
+    co.wait_log("other changes need a restart")
+    assert co.alive() and manager_registered(gm)
+
+
 @NEEDS_GCLIENT
 def test_build_over_tls_from_perl_and_gearman_cli(system, pki):
     """The node's map call, its worker and admin connections all over TLS;
