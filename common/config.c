@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "cred.h"
+#include "gnet.h"
 #include "secret.h"
 #include "log.h"
 #include "xalloc.h"
@@ -81,6 +82,9 @@ static int set_fnames(struct parse_state *, const struct key *, const struct lin
 static const struct key keys[] = {
 	{ "gearman",     "servers",         set_servers,    0, 0, 0 },
 	{ "gearman",     "heartbeat",       set_seconds,    OFF(heartbeat), 1, HOUR },
+	{ "gearman",     "tls_ca_file",     set_string,     OFF(tls_ca_file), 0, 0 },
+	{ "gearman",     "tls_cert_file",   set_string,     OFF(tls_cert_file), 0, 0 },
+	{ "gearman",     "tls_key_file",    set_string,     OFF(tls_key_file), 0, 0 },
 	{ "jenkins",     "url",             set_string,     OFF(url), 0, 0 },
 	{ "jenkins",     "user",            set_string,     OFF(user), 0, 0 },
 	{ "jenkins",     "token",           set_token,      OFF(token), 0, 0 },
@@ -440,12 +444,30 @@ config_read(const char *path, struct config *cfg, bool *inline_secret, char *err
 	return line == 0 ? 0 : -1;
 }
 
+/* [gearman] tls_*: all three or none (half of a TLS setup would be plaintext, or no connection). */
+static int
+config_check_tls(const char *path, const struct config *cfg, char *err, size_t errlen)
+{
+	const char *missing = !cfg->tls_ca_file ? "tls_ca_file" : !cfg->tls_cert_file ? "tls_cert_file" :
+	    !cfg->tls_key_file ? "tls_key_file" : NULL;
+
+	if (missing && (cfg->tls_ca_file || cfg->tls_cert_file || cfg->tls_key_file)) {
+		snprintf(err, errlen, "%s: [gearman] %s: required with the other tls_ keys "
+		    "(TLS to gearmand needs tls_ca_file, tls_cert_file and tls_key_file, all three)",
+		    path, missing);
+		return -1;
+	}
+	return 0;
+}
+
 /* What no single line can tell: required keys, and keys that go together. */
 static int
 config_check(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	char *clean, *user, *secret;
 
+	if (config_check_tls(path, cfg, err, errlen) < 0)
+		return -1;
 	if (!cfg->url) {
 		snprintf(err, errlen, "%s: [jenkins] url: required key is missing", path);
 		return -1;
@@ -504,9 +526,28 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+int
+config_gearman_tls(struct config *cfg, char *err, size_t errlen)
+{
+	char e[600];
+
+	if (!cfg->tls_ca_file || cfg->gearman_tls)
+		return 0;
+	if (!(cfg->gearman_tls = gnet_tls_new(cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
+	    e, sizeof(e)))) {
+		snprintf(err, errlen, "%s: [gearman] tls_*: %s", cfg->path, e);
+		return -1;
+	}
+	return 0;
+}
+
 void
 config_free(struct config *cfg)
 {
+	gnet_tls_free(cfg->gearman_tls);
+	free(cfg->tls_ca_file);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
 	free(cfg->path);
 	free(cfg->url);
 	free(cfg->user);

@@ -22,6 +22,8 @@
 /* gearmand's registered port: a server given without one is on it. */
 #define CONFIG_GEARMAN_PORT 4730
 
+struct gnet_tls;
+
 struct config_server {
 	char host[256];
 	int  port;
@@ -36,6 +38,15 @@ struct config {
 	struct config_server servers[CONFIG_MAX_SERVERS];
 	size_t nservers;
 	int    heartbeat;       /* seconds of silence before an ECHO_REQ; as long for its answer */
+	char  *tls_ca_file;     /* TLS to gearmand (through a proxy): all three or none */
+	char  *tls_cert_file;
+	char  *tls_key_file;
+	/*
+	 * Built from them by config_gearman_tls, which the programs call once
+	 * after config_load; passed to every Gearman connection. NULL: plain
+	 * TCP. Owned here (config_free frees it).
+	 */
+	struct gnet_tls *gearman_tls;
 
 	/* [jenkins] */
 	char *url;              /* base URL, always ends with '/' */
@@ -78,6 +89,13 @@ struct config {
  */
 int  config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/*
+ * Build cfg->gearman_tls from [gearman] tls_* (nothing when they are not
+ * given): the CA, certificate and private key are read now, once (the key
+ * as a secret, secret.h). -1 and "FILE: [gearman] tls_...: problem" in err.
+ */
+int  config_gearman_tls(struct config *cfg, char *err, size_t errlen);
 
 /* Parse "h1:4730,h2" into servers. Returns -1 and fills err on a bad entry. */
 int  config_parse_servers(const char *s, struct config_server *out, size_t max,

@@ -3,36 +3,33 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "gnet.h"
 #include "gwconn.h"
 #include "xalloc.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 /* Room made before each read(2), so a long "show jobs" takes a few reads, not hundreds. */
 #define ADMIN_READ_CHUNK	65536
 
 struct gadmin_conn {
+	const struct gnet_tls *tls;
 	char *host;
 	int   port;
-	int   fd;      /* -1 until used, and after an error */
+	struct gnet *net;   /* NULL until used, and after an error */
 };
 
 struct gadmin_conn *
-gadmin_conn_new(const char *host, int port)
+gadmin_conn_new(const struct gnet_tls *tls, const char *host, int port)
 {
 	struct gadmin_conn *a = xcalloc(1, sizeof(*a));
 
+	a->tls = tls;
 	a->host = xstrdup(host);
 	a->port = port;
-	a->fd = -1;
 	return a;
 }
 
@@ -41,8 +38,7 @@ gadmin_conn_free(struct gadmin_conn *a)
 {
 	if (!a)
 		return;
-	if (a->fd >= 0)
-		close(a->fd);
+	gnet_close(a->net);
 	free(a->host);
 	free(a);
 }
@@ -60,13 +56,13 @@ reply_complete(const char *buf, size_t len)
 
 /* Why ask gave no reply. */
 enum ask_fail {
-	ASK_IO,          /* errno set (0: the peer closed) */
+	ASK_IO,          /* gnet_error says why (the peer closed: *got tells whether it said anything) */
 	ASK_TIMEOUT,     /* no whole reply by the deadline */
 	ASK_TOO_LARGE,   /* the reply grew past GADMIN_REPLY_MAX */
 };
 
 /*
- * Send cmd on a->fd and read its whole reply within timeout_ms, all of it:
+ * Send cmd on a->net and read its whole reply within timeout_ms, all of it:
  * a peer that trickles a byte at a time, or never ends its list, is cut
  * off at the deadline or the size cap, not followed forever. NULL with
  * *why; *got tells whether any byte came back.
@@ -75,18 +71,18 @@ static char *
 ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, enum ask_fail *why, bool *got)
 {
 	struct buf b = { 0 };
-	size_t cl = strlen(cmd);
-	struct iovec iov[2] = { { (void *)cmd, cl }, { "\n", 1 } };
-	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
 	long long deadline = clk_now_ms() + timeout_ms;
+	char *line = xasprintf("%s\n", cmd);
+	int w;
 
 	*why = ASK_IO;
 	*got = false;
-	/* MSG_NOSIGNAL: a kept connection gearmand closed is an error here, not SIGPIPE. */
-	if (sendmsg(a->fd, &m, MSG_NOSIGNAL) != (ssize_t)cl + 1)
+	/* One write, never SIGPIPE (gnet): a kept connection gearmand closed is an error here. */
+	w = gnet_write_all(a->net, line, strlen(line), timeout_ms);
+	free(line);
+	if (w < 0)
 		return NULL;
 	while (!reply_complete(b.s, b.len)) {
-		struct pollfd p = { a->fd, POLLIN, 0 };
 		ssize_t r;
 
 		if (b.len > GADMIN_REPLY_MAX) {
@@ -94,15 +90,17 @@ ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, enum ask_fail *why, 
 			goto fail;
 		}
 		buf_reserve(&b, ADMIN_READ_CHUNK);
-		if (clk_passed(deadline) || poll(&p, 1, (int)clk_left_ms(deadline)) <= 0) {
-			*why = ASK_TIMEOUT;
-			goto fail;
+		/* A read first: TLS may hold decrypted bytes the fd does not show. */
+		r = gnet_read(a->net, b.s + b.len, b.cap - b.len - 1);
+		if (r == GNET_WANT_READ || r == GNET_WANT_WRITE) {
+			if (clk_passed(deadline) || !gnet_wait(a->net, r, (int)clk_left_ms(deadline))) {
+				*why = ASK_TIMEOUT;
+				goto fail;
+			}
+			continue;
 		}
-		if ((r = read(a->fd, b.s + b.len, b.cap - b.len - 1)) <= 0) {
-			if (r == 0)
-				errno = 0;
+		if (r <= 0)
 			goto fail;
-		}
 		*got = true;
 		b.len += (size_t)r;
 		b.s[b.len] = '\0';
@@ -116,12 +114,12 @@ fail:
 char *
 gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
-	bool kept = a->fd >= 0, got;
+	bool kept = a->net != NULL, got;
 	enum ask_fail why;
 	char *reply;
 
 	for (;;) {
-		if (a->fd < 0 && (a->fd = gw_dial(a->host, a->port, timeout_ms, err, errlen)) < 0)
+		if (!a->net && !(a->net = gw_dial(a->tls, a->host, a->port, timeout_ms, err, errlen)))
 			return NULL;
 		if ((reply = ask(a, cmd, timeout_ms, &why, &got)))
 			return reply;
@@ -132,11 +130,10 @@ gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, char *er
 			snprintf(err, errlen, "gearmand at %s:%d: the reply to '%s' is over %u MB", a->host,
 			    a->port, cmd, GADMIN_REPLY_MAX >> 20);
 		else
-			snprintf(err, errlen, "gearmand at %s:%d: %s", a->host, a->port,
-			    errno ? strerror(errno) : "connection closed");
+			snprintf(err, errlen, "gearmand at %s:%d: %s", a->host, a->port, gnet_error(a->net));
 		/* Whatever comes later on this connection would be taken for the next reply. */
-		close(a->fd);
-		a->fd = -1;
+		gnet_close(a->net);
+		a->net = NULL;
 		/*
 		 * A kept connection that gearmand closed meanwhile (a restart), or
 		 * that a firewall dropped unseen (nothing came back in time): once
@@ -149,9 +146,10 @@ gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms, char *er
 }
 
 char *
-gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms, char *err, size_t errlen)
+gadmin_ask(const struct gnet_tls *tls, const char *host, int port, const char *cmd, int timeout_ms,
+    char *err, size_t errlen)
 {
-	struct gadmin_conn *a = gadmin_conn_new(host, port);
+	struct gadmin_conn *a = gadmin_conn_new(tls, host, port);
 	char *reply;
 
 	reply = gadmin_conn_ask(a, cmd, timeout_ms, err, errlen);

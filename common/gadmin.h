@@ -1,11 +1,14 @@
 /*
  * gadmin: gearmand's text admin protocol ("status", "workers", "show
- * jobs"): a command, and its reply up to the closing "." line.
+ * jobs"): a command, and its reply up to the closing "." line. Over
+ * plain TCP, or TLS with tls (gnet.h; NULL: plain).
  */
 #ifndef JGA_GADMIN_H
 #define JGA_GADMIN_H
 
 #include <stddef.h>
+
+struct gnet_tls;
 
 /*
  * The largest reply read: "workers" of a pool of thousands of functions
@@ -18,8 +21,8 @@
  * One command on a new connection to host:port; the reply malloc'd, or
  * NULL and err. timeout_ms bounds the whole reply, not each read.
  */
-char *gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms,
-          char *err, size_t errlen);
+char *gadmin_ask(const struct gnet_tls *tls, const char *host, int port, const char *cmd,
+          int timeout_ms, char *err, size_t errlen);
 
 /*
  * The same on a connection kept between commands, for one asked often
@@ -32,7 +35,7 @@ char *gadmin_ask(const char *host, int port, const char *cmd, int timeout_ms,
  * thread at a time per gadmin_conn.
  */
 struct gadmin_conn;
-struct gadmin_conn *gadmin_conn_new(const char *host, int port);
+struct gadmin_conn *gadmin_conn_new(const struct gnet_tls *tls, const char *host, int port);
 char *gadmin_conn_ask(struct gadmin_conn *a, const char *cmd, int timeout_ms,
           char *err, size_t errlen);
 void  gadmin_conn_free(struct gadmin_conn *a);

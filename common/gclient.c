@@ -21,18 +21,6 @@ struct gclient_job {
 	bool  over;       /* COMPLETE, FAIL or EXCEPTION seen */
 };
 
-/*
- * Connect to one server. tls is not passed on yet: h-tls adds the
- * parameter to gw_connect, and this becomes gw_connect(tls, ...).
- */
-static struct gw_conn *
-dial(const struct gnet_tls *tls, const struct config_server *s, int timeout_ms, char *err,
-    size_t errlen)
-{
-	(void)tls;    /* h-tls adds the parameter */
-	return gw_connect(s->host, s->port, NULL, timeout_ms, err, errlen);
-}
-
 /* CRC-32 (IEEE), bit by bit: a few bytes per call, no table needed. */
 static uint32_t
 crc32_of(const char *s, size_t n)
@@ -240,7 +228,7 @@ gclient_submit(const struct gnet_tls *tls, const struct config_server *servers, 
 
 		if (share < 1)
 			share = 1;
-		if (!(j->c = dial(tls, s, (int)share, j->err, sizeof(j->err))))
+		if (!(j->c = gw_connect(tls, s->host, s->port, NULL, (int)share, j->err, sizeof(j->err))))
 			continue;
 		r = submit_one(j, fn, unique, arg, arglen, clk_now_ms() + share);
 		if (r == 0)

@@ -7,6 +7,7 @@
 #include "gwconn.h"
 
 #include "clock.h"
+#include "gnet.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -46,7 +47,7 @@
 #define GW_USER_TIMEOUT_MS  60000
 
 struct gw_conn {
-	int    fd;
+	struct gnet *net;   /* the stream: plain TCP or TLS */
 	char   peer[300];
 	char   err[512];
 	char  *buf;         /* received bytes not yet consumed */
@@ -228,20 +229,14 @@ set_keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
 }
 
-int
-gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
+/* A TCP connection to host (brackets stripped) within timeout_ms: the fd, or -1 and err. */
+static int
+dial_tcp(const char *host, const char *h, int port, int timeout_ms, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
-	char portstr[16], h[256];
+	char portstr[16];
 	int fd = -1, rc, one = 1;
-	size_t hl = strlen(host);
 
-	/* Accept "[::1]" as well as "::1". */
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(h)) {
-		memcpy(h, host + 1, hl - 2);
-		h[hl - 2] = '\0';
-	} else
-		snprintf(h, sizeof(h), "%s", host);
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	if ((rc = getaddrinfo(h, portstr, &hints, &ai)) != 0) {
 		snprintf(err, errlen, "%s:%d: %s", host, port, gai_strerror(rc));
@@ -278,16 +273,43 @@ gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
 	return fd;
 }
 
+struct gnet *
+gw_dial(const struct gnet_tls *tls, const char *host, int port, int timeout_ms, char *err, size_t errlen)
+{
+	long long deadline = clk_now_ms() + timeout_ms;
+	char h[256], why[400];
+	size_t hl = strlen(host);
+	struct gnet *g;
+	int fd;
+
+	/* Accept "[::1]" as well as "::1". */
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof(h)) {
+		memcpy(h, host + 1, hl - 2);
+		h[hl - 2] = '\0';
+	} else
+		snprintf(h, sizeof(h), "%s", host);
+	if ((fd = dial_tcp(host, h, port, timeout_ms, err, errlen)) < 0)
+		return NULL;
+	/* The handshake has what is left of the connect's time: one bound for both. */
+	if (!(g = gnet_open(fd, tls, h, (int)clk_left_ms(deadline), why, sizeof(why)))) {
+		snprintf(err, errlen, "gearmand at %s:%d: %s; TLS is configured, so no plaintext is tried",
+		    host, port, why);
+		return NULL;
+	}
+	return g;
+}
+
 struct gw_conn *
-gw_connect(const char *host, int port, const char *id, int timeout_ms, char *err, size_t errlen)
+gw_connect(const struct gnet_tls *tls, const char *host, int port, const char *id, int timeout_ms,
+    char *err, size_t errlen)
 {
 	struct gw_conn *c;
-	int fd = gw_dial(host, port, timeout_ms, err, errlen);
+	struct gnet *g = gw_dial(tls, host, port, timeout_ms, err, errlen);
 
-	if (fd < 0)
+	if (!g)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
-	c->fd = fd;
+	c->net = g;
 	c->rx_at = clk_now_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
 	if (id) {
@@ -306,8 +328,7 @@ gw_close(struct gw_conn *c)
 {
 	if (!c)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
+	gnet_close(c->net);
 	free(c->buf);
 	free(c->ohead);
 	free(c);
@@ -316,7 +337,7 @@ gw_close(struct gw_conn *c)
 int
 gw_fd(const struct gw_conn *c)
 {
-	return c->fd;
+	return gnet_fd(c->net);
 }
 
 const char *
@@ -340,31 +361,10 @@ gw_error(const struct gw_conn *c)
 static int
 write_all(struct gw_conn *c, const char *p, size_t n)
 {
-	long long deadline = clk_now_ms() + GW_WRITE_MS;
-
-	while (n > 0) {
-		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { c->fd, POLLOUT, 0 };
-			long long left = clk_left_ms(deadline);
-			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-				snprintf(c->err, sizeof(c->err), "%s: write timed out", c->peer);
-				return -1;
-			}
-			continue;
-		}
-		snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(w < 0 ? errno : EPIPE));
-		return -1;
-	}
-	return 0;
+	if (gnet_write_all(c->net, p, n, GW_WRITE_MS) == 0)
+		return 0;
+	snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, gnet_error(c->net));
+	return -1;
 }
 
 int
@@ -599,38 +599,50 @@ make_room(struct gw_conn *c)
 }
 
 /*
- * Receive what the socket has, waiting for it until deadline (clk_now_ms).
+ * Receive what the stream has, waiting for it until deadline (clk_now_ms).
  * 1: look at the buffer again; 0: the deadline passed; -1 (c->err): the
  * connection is closed or broken.
+ *
+ * With TLS, what is left decrypted of a record (gnet_pending) is read too,
+ * before this returns: so when gw_read returns 0 nothing waits inside TLS,
+ * and the fd's readability is the whole truth for a caller that polls it
+ * (wloop). Each read is at most one record (16 kB) past a chunk.
  */
 static int
 receive(struct gw_conn *c, long long deadline)
 {
-	struct pollfd pfd = { c->fd, POLLIN, 0 };
 	long long left;
 	ssize_t n;
 
-	if (make_room(c) < 0)
-		return -1;
-	n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-	if (n > 0) {
-		c->len += (size_t)n;
-		c->rx_at = clk_now_ms();
+	do {
+		if (make_room(c) < 0)
+			return -1;
+		n = gnet_read(c->net, c->buf + c->len, c->cap - c->len);
+		if (n > 0) {
+			c->len += (size_t)n;
+			c->rx_at = clk_now_ms();
+		}
+	} while (n > 0 && gnet_pending(c->net) > 0);
+	if (n > 0)
 		return 1;
-	}
 	if (n == 0) {
 		snprintf(c->err, sizeof(c->err), "%s: connection closed by gearmand", c->peer);
 		return -1;
 	}
-	if (errno == EINTR)
-		return 1;
-	if (errno != EAGAIN && errno != EWOULDBLOCK) {
-		snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, strerror(errno));
+	if (n == -1) {
+		snprintf(c->err, sizeof(c->err), "%s: %s", c->peer, gnet_error(c->net));
 		return -1;
 	}
-	if ((left = clk_left_ms(deadline)) <= 0 || poll(&pfd, 1, (int)left) == 0)
+	/* GNET_WANT_READ, or GNET_WANT_WRITE: TLS must send (a key update) before it reads on. */
+	if ((left = clk_left_ms(deadline)) <= 0 || !gnet_wait(c->net, n, (int)left))
 		return 0;
 	return 1;
+}
+
+bool
+gw_tls_pending(const struct gw_conn *c)
+{
+	return gnet_pending(c->net) > 0;
 }
 
 int

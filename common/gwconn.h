@@ -15,7 +15,8 @@
  * ECHO_REQ. Never RESET_ABILITIES (gearmand re-queues every job the
  * connection holds), never WORK_EXCEPTION, never CAN_DO_TIMEOUT.
  *
- * Writes block, up to GW_WRITE_MS each; reads are buffered
+ * The stream is plain TCP or TLS (gnet.h): with a gnet_tls, TLS or no
+ * connection at all. Writes block, up to GW_WRITE_MS each; reads are buffered
  * and never wait longer than asked. Every call on one connection must come
  * from one thread at a time (the caller locks). Memory runs out fatally
  * (xalloc.h); bodies are capped at GW_MAX_BODY before any allocation.
@@ -77,18 +78,23 @@ struct gw_job {
 };
 
 struct gw_conn;
+struct gnet;
+struct gnet_tls;
 
 /*
  * A TCP connection to host:port ("[::1]" accepted) within timeout_ms; the fd is
  * non-blocking and close-on-exec, with keepalive probes after 30 s of silence
  * and unacknowledged writes given up after 60 s, so a vanished peer is found
- * in about a minute, not the kernel's two hours. -1 and err on failure.
+ * in about a minute, not the kernel's two hours. With tls (NULL: plain TCP),
+ * the TLS handshake is done within the same timeout_ms, the server's
+ * certificate verified against host. NULL and err on failure.
  */
-int gw_dial(const char *host, int port, int timeout_ms, char *err, size_t errlen);
+struct gnet *gw_dial(const struct gnet_tls *tls, const char *host, int port, int timeout_ms,
+                 char *err, size_t errlen);
 
-/* Connect (with a timeout) and send SET_CLIENT_ID id. NULL and err on failure. */
-struct gw_conn *gw_connect(const char *host, int port, const char *id, int timeout_ms,
-                    char *err, size_t errlen);
+/* Connect (with a timeout, tls as gw_dial) and send SET_CLIENT_ID id. NULL and err on failure. */
+struct gw_conn *gw_connect(const struct gnet_tls *tls, const char *host, int port, const char *id,
+                    int timeout_ms, char *err, size_t errlen);
 void            gw_close(struct gw_conn *c);
 int             gw_fd(const struct gw_conn *c);
 const char     *gw_peer(const struct gw_conn *c);   /* "host:port" */
@@ -122,6 +128,14 @@ int gw_work_fail(struct gw_conn *c, const char *handle);
  * a JOB_ASSIGN* (p->oversize: answer it by handle, the connection stays).
  */
 int gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms);
+/*
+ * After gw_read returned 1, more may be buffered (in the connection, or
+ * decrypted inside TLS) that the fd's readability does not show: call
+ * gw_read again until it returns 0 before polling the fd. After a 0 all
+ * that is left is on the socket. gw_tls_pending: decrypted bytes wait
+ * inside TLS (never true right after gw_read returned 0).
+ */
+bool gw_tls_pending(const struct gw_conn *c);
 
 /* Copy a whole JOB_ASSIGN / JOB_ASSIGN_UNIQ packet into job; -1 for any other packet. */
 int  gw_job_from_packet(const struct gw_packet *p, struct gw_job *job);

@@ -1,13 +1,15 @@
 /*
  * jenkins-gearman: the client CLI. One binary, subcommands dispatching to
  * cmd_* functions (git style). Servers come from -s, else $GEARMAN_SERVERS,
- * else 127.0.0.1:4730.
+ * else 127.0.0.1:4730. TLS to gearmand from the --tls-* options given
+ * before the command, else $JENKINS_GEARMAN_TLS_{CA,CERT,KEY}_FILE.
  *
  * Exit status: 0 success, 4 refused by the worker, 5 usage or connection
  * error (the build command adds 1-3 for build results).
  */
 #include "cli.h"
 #include "gclient.h"
+#include "gnet.h"
 #include "log.h"
 #include "sign.h"
 #include "xalloc.h"
@@ -169,7 +171,7 @@ cmd_map(struct cli *c, int argc, char **argv)
 	req = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	snprintf(fn, sizeof(fn), "project_map:%s", master);
-	e = gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, req, strlen(req),
+	e = gclient_call(c->tls, c->servers, c->nservers, fn, NULL, req, strlen(req),
 	    c->timeout_ms, &out, NULL, err, sizeof(err));
 	free(req);
 	if (e != GCLIENT_OK) {
@@ -219,17 +221,76 @@ usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: jenkins-gearman COMMAND [OPTIONS]\n"
+	fprintf(f, "usage: jenkins-gearman [TLS OPTIONS] COMMAND [OPTIONS]\n"
 	    "       jenkins-gearman --version\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\n'jenkins-gearman COMMAND --help' describes a command.\n");
+	fprintf(f, "\nTLS to gearmand (a TLS proxy in front of it), all three or none:\n"
+	    "  --tls-ca-file FILE    CA certificates the server's certificate must chain to\n"
+	    "  --tls-cert-file FILE  our client certificate (PEM)\n"
+	    "  --tls-key-file FILE   its private key (PEM, mode 0600)\n"
+	    "  (default $JENKINS_GEARMAN_TLS_CA_FILE, _CERT_FILE, _KEY_FILE)\n"
+	    "\n'jenkins-gearman COMMAND --help' describes a command.\n");
+}
+
+/* The TLS options, each "--NAME FILE" or "--NAME=FILE"; env is the variable that stands in for it. */
+static const struct {
+	const char *name, *env;
+} tls_opts[3] = {
+	{ "--tls-ca-file", "JENKINS_GEARMAN_TLS_CA_FILE" },
+	{ "--tls-cert-file", "JENKINS_GEARMAN_TLS_CERT_FILE" },
+	{ "--tls-key-file", "JENKINS_GEARMAN_TLS_KEY_FILE" },
+};
+
+/*
+ * The --tls-* options before the command (from argv[*argi] on; *argi is
+ * left at the command), else the environment; then c->tls built from
+ * them. -1 after printing why: half a TLS setup is an error, never
+ * plaintext.
+ */
+static int
+cli_tls(struct cli *c, int argc, char **argv, int *argi)
+{
+	const char *file[3] = { NULL, NULL, NULL };
+	char err[1024];
+	int k, given = 0;
+
+	while (*argi < argc && !strncmp(argv[*argi], "--tls-", 6)) {
+		const char *a = argv[(*argi)++], *eq = strchr(a, '=');
+		size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+
+		for (k = 0; k < 3 && (strlen(tls_opts[k].name) != nl || strncmp(a, tls_opts[k].name, nl)); k++)
+			;
+		if (k == 3 || (!eq && *argi >= argc)) {
+			fprintf(stderr, "jenkins-gearman: %s: unknown option, or no FILE after it\n", a);
+			return -1;
+		}
+		file[k] = eq ? eq + 1 : argv[(*argi)++];
+	}
+	for (k = 0; k < 3; k++) {
+		if (!file[k] && getenv(tls_opts[k].env) && *getenv(tls_opts[k].env))
+			file[k] = getenv(tls_opts[k].env);
+		given += file[k] != NULL;
+	}
+	if (given == 0)
+		return 0;
+	if (given != 3) {
+		fprintf(stderr, "jenkins-gearman: TLS needs %s, %s and %s, all three\n", tls_opts[0].name,
+		    tls_opts[1].name, tls_opts[2].name);
+		return -1;
+	}
+	if (!(c->tls = gnet_tls_new(file[0], file[1], file[2], err, sizeof(err)))) {
+		fprintf(stderr, "jenkins-gearman: TLS: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct cli c = { .timeout_ms = CLI_TIMEOUT_MS };
+	int argi = 1, rc;
 	size_t i;
 
 	log_init("jenkins-gearman", LOG_LEVEL_WARN);
@@ -242,11 +303,17 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	for (i = 0; argc >= 2 && i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(&c, argc - 1, argv + 1);
-	if (argc >= 2)
-		fprintf(stderr, "jenkins-gearman: unknown command '%s'\n", argv[1]);
+	if (cli_tls(&c, argc, argv, &argi) < 0)
+		return EXIT_USAGE;
+	for (i = 0; argi < argc && i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[argi], commands[i].name)) {
+			rc = commands[i].fn(&c, argc - argi, argv + argi);
+			gnet_tls_free(c.tls);
+			return rc;
+		}
+	if (argi < argc)
+		fprintf(stderr, "jenkins-gearman: unknown command '%s'\n", argv[argi]);
 	usage(stderr);
+	gnet_tls_free(c.tls);
 	return EXIT_USAGE;
 }

@@ -22,6 +22,13 @@ struct cli {
 	struct config_server servers[CONFIG_MAX_SERVERS];
 	size_t nservers;
 	int    timeout_ms;     /* how long a management call may wait for its answer */
+	/*
+	 * TLS to gearmand (--tls-ca-file/--tls-cert-file/--tls-key-file before
+	 * the command, or $JENKINS_GEARMAN_TLS_*), built once by main before
+	 * the command runs: every connection a command opens takes it. NULL:
+	 * plain TCP.
+	 */
+	struct gnet_tls *tls;
 };
 
 /* The exit status for a gclient_call that failed: EXIT_REFUSED when the worker refused it, else EXIT_USAGE. */

@@ -57,8 +57,8 @@ cli_admin_status(struct cli *c, size_t *n, char *err, size_t errlen)
 
 	*n = 0;
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "status", ADMIN_TIMEOUT_MS,
-		    err, errlen);
+		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "status",
+		    ADMIN_TIMEOUT_MS, err, errlen);
 		char *line, *save = NULL;
 
 		if (!text) {
@@ -129,7 +129,7 @@ call_manager(struct cli *c, int argc, char **argv, bool describe)
 	a = json_dumps(arg, JSON_COMPACT);
 	json_decref(arg);
 	snprintf(fn, sizeof(fn), "%s:%s", describe ? "set_description" : "stop", master);
-	e = gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, a, strlen(a),
+	e = gclient_call(c->tls, c->servers, c->nservers, fn, NULL, a, strlen(a),
 	    c->timeout_ms, &out, NULL, err, sizeof(err));
 	free(a);
 	if (e != GCLIENT_OK) {
@@ -186,7 +186,7 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
 	size_t j;
 
 	snprintf(fn, sizeof(fn), "project_map:%.*s", (int)len, master);
-	if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, "{}", 2, ADMIN_TIMEOUT_MS,
+	if (gclient_call(c->tls, c->servers, c->nservers, fn, NULL, "{}", 2, ADMIN_TIMEOUT_MS,
 	    &out, NULL, err, sizeof(err)) == GCLIENT_OK && (text = sign_peek(out, strlen(out))) &&
 	    (m = json_loads(text, 0, NULL))) {
 		nodes = json_object_get(m, "nodes");
@@ -241,8 +241,8 @@ status_servers_of(struct cli *c, struct servers_of *so)
 	size_t i;
 
 	for (i = 0; i < c->nservers; i++) {
-		char *text = gadmin_ask(c->servers[i].host, c->servers[i].port, "workers", ADMIN_TIMEOUT_MS,
-		    err, sizeof(err));
+		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "workers",
+		    ADMIN_TIMEOUT_MS, err, sizeof(err));
 		char *line, *save = NULL;
 
 		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))

@@ -263,7 +263,7 @@ interrupt(struct cli *c, struct follow *f)
 		char *a = json_dumps(arg, JSON_COMPACT), fn[300];
 		snprintf(fn, sizeof(fn), "stop:%s", info_str(f, "manager"));
 		say(f, "interrupted: stopping the build (%s)", fn);
-		if (gclient_call(NULL /* TLS: h-tls */, c->servers, c->nservers, fn, NULL, a, strlen(a),
+		if (gclient_call(c->tls, c->servers, c->nservers, fn, NULL, a, strlen(a),
 		    BUILD_STOP_MS, &out, NULL, err, sizeof(err)) != GCLIENT_OK)
 			say(f, "could not stop it: %s", err);
 		free(out);
@@ -275,7 +275,7 @@ interrupt(struct cli *c, struct follow *f)
 	if (!f->started && f->handle[0] && !f->cancelled) {
 		snprintf(cmd, sizeof(cmd), "cancel job %s", f->handle);
 		for (i = 0; i < c->nservers; i++) {
-			out = gadmin_ask(c->servers[i].host, c->servers[i].port, cmd, BUILD_ADMIN_MS, err, sizeof(err));
+			out = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, cmd, BUILD_ADMIN_MS, err, sizeof(err));
 			if (out && strncmp(out, "OK", 2) == 0) {
 				f->cancelled = true;
 				say(f, "interrupted: job %s cancelled while queued", f->handle);
@@ -501,7 +501,7 @@ cmd_build(struct cli *c, int argc, char **argv)
 	submit_ms = BUILD_SUBMIT_MS;
 	if (r.timeout_s > 0 && r.timeout_s * 1000 < submit_ms)
 		submit_ms = r.timeout_s * 1000;
-	j = gclient_submit(NULL /* TLS: h-tls */, c->servers, c->nservers, r.fn, r.unique, r.arg,
+	j = gclient_submit(c->tls, c->servers, c->nservers, r.fn, r.unique, r.arg,
 	    strlen(r.arg), (int)submit_ms, err, sizeof(err));
 	if (!j) {
 		fprintf(stderr, "jenkins-gearman: %s\n", err);

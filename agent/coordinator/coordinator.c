@@ -796,7 +796,7 @@ someone_serves(const struct config *cfg, const char *fn)
 	bool yes = false;
 
 	for (i = 0; i < cfg->nservers && !yes; i++) {
-		if (!(st = gadmin_ask(cfg->servers[i].host, cfg->servers[i].port, "status", NAME_CHECK_MS,
+		if (!(st = gadmin_ask(cfg->gearman_tls, cfg->servers[i].host, cfg->servers[i].port, "status", NAME_CHECK_MS,
 		    err, sizeof(err))))
 			continue;
 		for (line = strtok_r(st, "\n", &save); line && !yes; line = strtok_r(NULL, "\n", &save)) {
@@ -828,7 +828,7 @@ check_name(struct coordinator *co)
 	int rc = 0;
 
 	snprintf(fn, sizeof(fn), "project_map:%s", cfg->coordinator_name);
-	if (!someone_serves(cfg, fn) || gclient_call(NULL /* TLS: h-tls */, cfg->servers, cfg->nservers, fn, NULL, "{}", 2,
+	if (!someone_serves(cfg, fn) || gclient_call(cfg->gearman_tls, cfg->servers, cfg->nservers, fn, NULL, "{}", 2,
 	    NAME_CHECK_MS, &out, &outlen, err, sizeof(err)) != GCLIENT_OK)
 		return 0;
 	if (!(text = sign_open(co->key, out, outlen, &textlen, err, sizeof(err)))) {

@@ -109,7 +109,9 @@ main(int argc, char **argv)
 	}
 
 	log_init(!strcmp(role, "node") ? "jga-node" : "jga-coordinator", LOG_LEVEL_INFO);
-	if (config_load(file, &cfg, err, sizeof(err)) < 0 || defaults_apply(&cfg, err, sizeof(err)) < 0) {
+	/* TLS to gearmand is set up here, once: a bad file fails -t too. */
+	if (config_load(file, &cfg, err, sizeof(err)) < 0 || defaults_apply(&cfg, err, sizeof(err)) < 0 ||
+	    config_gearman_tls(&cfg, err, sizeof(err)) < 0) {
 		log_errorx("%s", err);
 		config_free(&cfg);
 		return 1;

@@ -51,7 +51,9 @@ reload_config(struct config *run)
 	    differ(n.coordinator_name, run->coordinator_name) || n.function_names != run->function_names ||
 	    differ(n.state_dir, run->state_dir) || n.trigger_timeout != run->trigger_timeout ||
 	    n.start_timeout != run->start_timeout || n.follow_timeout != run->follow_timeout ||
-	    differ(n.map_key_file, run->map_key_file) || differ(n.map_public_key_file, run->map_public_key_file);
+	    differ(n.map_key_file, run->map_key_file) || differ(n.map_public_key_file, run->map_public_key_file) ||
+	    differ(n.tls_ca_file, run->tls_ca_file) || differ(n.tls_cert_file, run->tls_cert_file) ||
+	    differ(n.tls_key_file, run->tls_key_file);
 	if (run->state_dir && state_check_dir(run->state_dir, err, sizeof(err)) < 0 && errno != ENOENT)
 		log_warnx("reload: %s", err);	/* in use: refused at the next start */
 	log_info("reload: %s read; log level, status_interval and refresh applied%s", run->path,

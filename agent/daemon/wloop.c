@@ -137,7 +137,9 @@ connect_slot(struct wloop *w, size_t i)
 	struct wloop_slot *s = &w->slot[i];
 	char err[512];
 
-	if (!(s->c = gw_connect(srv->host, srv->port, w->id, WLOOP_CONNECT_MS, err, sizeof(err)))) {
+	s->c = gw_connect(w->cfg->gearman_tls, srv->host, srv->port, w->id, WLOOP_CONNECT_MS, err,
+	    sizeof(err));
+	if (!s->c) {
 		wloop_close(w, i, err);
 		return -1;
 	}
@@ -173,7 +175,12 @@ heartbeat_answer(const struct gw_packet *p)
 	    memcmp(p->arg[0], WLOOP_HEARTBEAT_TAG, p->len[0]) == 0;
 }
 
-/* Round step 5 for slot i (io held): every packet there is, until none or the connection is gone. */
+/*
+ * Round step 5 for slot i (io held): every packet there is, until none or
+ * the connection is gone. Reading until gw_read returns 0 is what makes the
+ * next poll right: before that, packets may wait in the connection's buffer
+ * or decrypted inside TLS, where the fd shows nothing (gwconn.h).
+ */
 static void
 read_slot(struct wloop *w, size_t i)
 {
@@ -191,19 +198,33 @@ read_slot(struct wloop *w, size_t i)
 	}
 }
 
-/* Round steps 4 and 5: sleep in poll up to timeout_ms, then read what came. */
+/*
+ * Round steps 4 and 5: sleep in poll up to timeout_ms, then read what came.
+ *
+ * The poll sees only the sockets. That is enough because every read of a
+ * connection goes on until gw_read returns 0 (read_slot), which leaves
+ * nothing decrypted inside TLS, and because writes (the executors', under
+ * the io lock) never read: renegotiation is refused (gnet.h), so a TLS
+ * write cannot take in a record behind the poll's back. gw_tls_pending is
+ * checked anyway: should bytes ever wait inside TLS, the poll does not
+ * sleep on them.
+ */
 static void
 poll_and_read(struct wloop *w, int timeout_ms)
 {
 	struct pollfd pfd[CONFIG_MAX_SERVERS + 1];
+	bool pending[CONFIG_MAX_SERVERS] = { false };
 	size_t i, n = w->n;
 
 	for (i = 0; i < n; i++) {
 		pthread_mutex_lock(&w->slot[i].io);
 		pfd[i].fd = w->slot[i].c ? gw_fd(w->slot[i].c) : -1;
+		pending[i] = w->slot[i].c && gw_tls_pending(w->slot[i].c);
 		pthread_mutex_unlock(&w->slot[i].io);
 		pfd[i].events = POLLIN;
 		pfd[i].revents = 0;
+		if (pending[i])
+			timeout_ms = 0;
 	}
 	pfd[n].fd = w->wakefd;
 	pfd[n].events = POLLIN;
@@ -215,7 +236,7 @@ poll_and_read(struct wloop *w, int timeout_ms)
 		(void)!read(w->wakefd, &v, sizeof(v));
 	}
 	for (i = 0; i < n; i++) {
-		if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!pending[i] && !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		pthread_mutex_lock(&w->slot[i].io);
 		read_slot(w, i);

@@ -160,8 +160,8 @@ sync_conn(struct advert *a, size_t s, char **want, size_t nw)
 		if (!nw)
 			return;
 		snprintf(id, sizeof(id), "%s-records", cfg->node_name);
-		ac->c = gw_connect(cfg->servers[s].host, cfg->servers[s].port, id, ADVERT_CONNECT_MS, err,
-		    sizeof(err));
+		ac->c = gw_connect(cfg->gearman_tls, cfg->servers[s].host, cfg->servers[s].port, id,
+		    ADVERT_CONNECT_MS, err, sizeof(err));
 		if (!ac->c) {
 			if (!ac->warned)
 				log_warnx("cannot advertise re-queued builds on gearmand %s:%d: %s",

@@ -621,7 +621,7 @@ dispatch_start(struct node *n)
 	for (i = 0; i < d->loop.n; i++) {
 		d->sc[i].slot = &d->loop.slot[i];
 		pthread_mutex_init(&d->sc[i].admin_lock, NULL);
-		d->sc[i].admin = gadmin_conn_new(cfg->servers[i].host, cfg->servers[i].port);
+		d->sc[i].admin = gadmin_conn_new(cfg->gearman_tls, cfg->servers[i].host, cfg->servers[i].port);
 		d->sc[i].reserved = -1;
 	}
 	n->dispatch = d;

@@ -556,7 +556,7 @@ mapper_thread(void *arg)
 		pthread_mutex_lock(&n->lock);
 		req = nodemap_request(&n->trust, n->map ? n->map->version : NULL);
 		pthread_mutex_unlock(&n->lock);
-		if (gclient_call(NULL /* TLS: h-tls */, cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
+		if (gclient_call(cfg->gearman_tls, cfg->servers, cfg->nservers, fn, NULL, req, strlen(req),
 		    MAP_CALL_TIMEOUT_MS, &reply, &replylen, err, sizeof(err)) < 0) {
 			if (!failing)
 				log_warnx("%s%s", err, n->map ? "; keeping the current map" :

@@ -165,7 +165,7 @@ test_admin_conn_kept(void **ctx)
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new(NULL, "127.0.0.1", s.port));
 	for (i = 0; i < 3; i++) {
 		text = gadmin_conn_ask(a, "show jobs", 2000, err, sizeof(err));
 		if (!text)
@@ -194,7 +194,7 @@ test_admin_conn_replaced_after_close(void **ctx)
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new(NULL, "127.0.0.1", s.port));
 	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
 	assert_int_equal(gadmin_job_retries(a, "H:host:3", 2000), 2);
 	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
@@ -216,7 +216,7 @@ test_admin_conn_replaced_after_silence(void **ctx)
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new(NULL, "127.0.0.1", s.port));
 	assert_int_equal(gadmin_job_retries(a, "H:host:2", 2000), 1);
 	assert_int_equal(gadmin_job_retries(a, "H:host:3", 300), 2);
 	gadmin_conn_free(a);
@@ -239,7 +239,7 @@ test_admin_reply_deadline(void **ctx)
 	(void)ctx;
 	server_start(&s);
 	t0 = clk_now_ms();
-	text = gadmin_ask("127.0.0.1", s.port, "show jobs", 500, err, sizeof(err));
+	text = gadmin_ask(NULL, "127.0.0.1", s.port, "show jobs", 500, err, sizeof(err));
 	assert_null(text);
 	if (clk_now_ms() - t0 > 3000)
 		fail_msg("took %lld ms for a 500 ms timeout", clk_now_ms() - t0);
@@ -257,7 +257,7 @@ test_admin_reply_capped(void **ctx)
 
 	(void)ctx;
 	server_start(&s);
-	text = gadmin_ask("127.0.0.1", s.port, "workers", 20000, err, sizeof(err));
+	text = gadmin_ask(NULL, "127.0.0.1", s.port, "workers", 20000, err, sizeof(err));
 	if (text)
 		fail_msg("a reply of %zu bytes was taken", strlen(text));
 	if (!strstr(err, "the reply to 'workers' is over 64 MB"))
@@ -275,7 +275,7 @@ test_admin_conn_timeout(void **ctx)
 
 	(void)ctx;
 	server_start(&s);
-	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new(NULL, "127.0.0.1", s.port));
 	assert_null(gadmin_conn_ask(a, "show jobs", 200, err, sizeof(err)));
 	if (!strstr(err, "no reply to 'show jobs'"))
 		fail_msg("error '%s' does not name the missing reply", err);
@@ -300,7 +300,7 @@ test_admin_conn_refused(void **ctx)
 	(void)ctx;
 	server_start(&s);
 	server_stop(&s);
-	assert_non_null(a = gadmin_conn_new("127.0.0.1", s.port));
+	assert_non_null(a = gadmin_conn_new(NULL, "127.0.0.1", s.port));
 	assert_null(gadmin_conn_ask(a, "show jobs", 500, err, sizeof(err)));
 	assert_true(err[0] != '\0');
 	assert_int_equal(gadmin_job_retries(a, "H:host:1", 500), -1);
@@ -433,7 +433,7 @@ fakegm_start(struct fakegm *g)
 	assert_int_equal(getsockname(g->lfd, (struct sockaddr *)&a, &al), 0);
 	g->port = ntohs(a.sin_port);
 	assert_int_equal(pthread_create(&g->thread, NULL, fakegm_serve, g), 0);
-	if (!(c = gw_connect("127.0.0.1", g->port, NULL, 2000, err, sizeof(err))))
+	if (!(c = gw_connect(NULL, "127.0.0.1", g->port, NULL, 2000, err, sizeof(err))))
 		fail_msg("connect: %s", err);
 	return c;
 }

@@ -203,7 +203,7 @@ test_gw_send_each(void **s)
 	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(lfd, 1), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
-	c = gw_connect("127.0.0.1", ntohs(a.sin_port), NULL, 2000, err, sizeof(err));
+	c = gw_connect(NULL, "127.0.0.1", ntohs(a.sin_port), NULL, 2000, err, sizeof(err));
 	assert_non_null(c);
 	k.fd = accept(lfd, NULL, NULL);
 	assert_true(k.fd >= 0);
