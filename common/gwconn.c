@@ -649,14 +649,23 @@ int
 gw_read(struct gw_conn *c, struct gw_packet *p, int timeout_ms)
 {
 	long long deadline = clk_now_ms() + timeout_ms;
+	bool received = false;
 	int r;
 
 	drop_returned(c);
 	for (;;) {
 		if ((r = take_buffered(c, p)) != 0)
 			return r;
+		/*
+		 * Bytes that keep coming (a big packet, or one skipped as
+		 * oversize) do not stretch the wait: what arrived stays
+		 * buffered for the next call.
+		 */
+		if (received && clk_left_ms(deadline) <= 0)
+			return 0;
 		if ((r = receive(c, deadline)) <= 0)
 			return r;
+		received = true;
 	}
 }
 
