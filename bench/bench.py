@@ -770,7 +770,8 @@ class Bench:
                                        timeout_ms=30000)
             if rc != 0:
                 raise RuntimeError("project_map for %s: rc %d %s" % (n["name"], rc, err))
-            fns = [f["name"] for f in json.loads(out)["functions"]]
+            env = json.loads(out)    # {"ed25519": SIG, "signed": MAP TEXT}: the map is signed
+            fns = [f["name"] for f in json.loads(env["signed"])["functions"]]
             self.per_node.append(len(fns))
             for f in fns:
                 counts[f] = counts.get(f, 0) + 1
