@@ -32,6 +32,7 @@
 
 struct jk_client {
 	struct http http;
+	char   version[HTTP_VERSIONLEN];   /* the last X-Jenkins seen ("" none yet) */
 };
 
 const char *
@@ -137,8 +138,14 @@ job_path(struct jk_client *c, const char *full_name, char **path, const char *fm
 static char *
 node_path(struct jk_client *c, const char *name, const char *suffix)
 {
-	char *np = jkpath_node(name), *path;
+	char *np, *path, v[HTTP_VERSIONLEN];
 
+	/* The controller's URL depends on the version (jkpath_node): learn it first. */
+	if (c->http.version[0])
+		memcpy(c->version, c->http.version, sizeof(c->version));
+	else if (!c->version[0] && jk_version(c, v, sizeof(v)) == JK_OK)
+		memcpy(c->version, v, sizeof(c->version));
+	np = jkpath_node(name, c->version);
 	c->http.err[0] = '\0';
 	path = xasprintf("%s%s", np, suffix);
 	free(np);

@@ -243,7 +243,8 @@ struct jk_build {
 	char  *built_on;          /* node name, "" for the controller; NULL when
 	                             Jenkins does not say (Pipeline runs) */
 	char  *url;               /* absolute, as Jenkins says */
-	long   queue_id;
+	long   queue_id;          /* -1 when Jenkins does not know it (Run.getQueueId:
+	                             old records, and before setQueueId) */
 	char  *description;       /* NULL if none */
 	struct jk_pin pin;        /* from its actions[] */
 };

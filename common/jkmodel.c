@@ -8,6 +8,7 @@
 
 #include "errmsg.h"
 #include "jarena.h"
+#include "jkpath.h"
 #include "jscan.h"
 #include "strvec.h"
 #include "xalloc.h"
@@ -900,7 +901,12 @@ jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t er
 	    (e = jint(root, "timestamp", false, 0, 0, LLONG_MAX, &ts, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "builtOn", false, NULL, &out->built_on, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "url", false, "", &out->url, "", err, errlen)) != JK_OK ||
-	    (e = jint(root, "queueId", false, 0, 0, LONG_MAX, &qid, "", err, errlen)) != JK_OK ||
+	    /*
+	     * -1 (Run.QUEUE_ID_UNKNOWN) until Run.setQueueId runs, which is
+	     * after the run exists (Executor.run), and for records written
+	     * before queueId was saved: a build, not a protocol error.
+	     */
+	    (e = jint(root, "queueId", false, 0, -1, LONG_MAX, &qid, "", err, errlen)) != JK_OK ||
 	    (e = jstr(root, "description", false, NULL, &out->description, "", err, errlen)) != JK_OK ||
 	    (e = parse_pin(root, &out->pin, err, errlen)) != JK_OK) {
 		json_decref(root);
@@ -951,7 +957,7 @@ jkmodel_find_queue(const char *json, const char *job_path, const char *name, con
     long *queue_id, char *err, size_t errlen)
 {
 	json_t *root, *items, *it;
-	size_t i, jl = strlen(job_path);
+	size_t i;
 
 	*queue_id = 0;
 	if (!(root = jload(json, err, errlen)))
@@ -959,9 +965,13 @@ jkmodel_find_queue(const char *json, const char *job_path, const char *name, con
 	items = json_object_get(root, "items");
 	json_array_foreach(items, i, it) {
 		const char *url = json_string_value(json_object_get(json_object_get(it, "task"), "url"));
-		size_t ul = url ? strlen(url) : 0;
 
-		if (!url || ul < jl || strcmp(url + ul - jl, job_path) != 0 ||
+		/*
+		 * Jenkins writes task.url with Util.rawEncode ('+', '(' bare, '~'
+		 * as %7E), job_path is ours: compared as decoded names, or an
+		 * item of a job named "a+b" would never be found (issue 17).
+		 */
+		if (!url || !jkpath_same_job(url, job_path) ||
 		    !has_param(it, name, value) || !json_is_integer(json_object_get(it, "id")))
 			continue;
 		*queue_id = (long)json_integer_value(json_object_get(it, "id"));

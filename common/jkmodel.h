@@ -45,7 +45,7 @@ enum jk_err jkmodel_parse_build(const char *json, struct jk_build *out, char *er
 /*
  * The queue (queue/api/json?tree=items[id,task[url],actions[parameters[
  * name,value]]]): *queue_id of the first item of the job at job_path
- * (jkpath_job) whose ParametersAction has the parameter name = value;
+ * (jkpath_job; task.url compared by jkpath_same_job) whose ParametersAction has the parameter name = value;
  * JK_ENOTFOUND if none.
  */
 enum jk_err jkmodel_find_queue(const char *json, const char *job_path, const char *name,

@@ -4,7 +4,9 @@
 #include "buf.h"
 #include "xalloc.h"
 
+#include <ctype.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool
@@ -83,22 +85,169 @@ jkpath_job(const char *full_name)
 	return buf_take(&b);
 }
 
+bool
+jkpath_before_builtin(const char *version)
+{
+	unsigned long major, minor;
+	char *end;
+
+	if (!version || !isdigit((unsigned char)*version))
+		return false;
+	major = strtoul(version, &end, 10);
+	if (*end != '.' || !isdigit((unsigned char)end[1]))
+		return false;
+	minor = strtoul(end + 1, &end, 10);
+	return major < 2 || (major == 2 && minor < 307);
+}
+
 char *
-jkpath_node(const char *name)
+jkpath_node(const char *name, const char *version)
 {
 	struct buf b = { 0 };
 
 	/*
 	 * The controller's computer has the name "" and lives at
-	 * /computer/(built-in)/; its self label is "built-in", which is the
-	 * name the node list reports for it.
+	 * /computer/(built-in)/ (before 2.307: /computer/(master)/); its self
+	 * label is "built-in" ("master"), which is the name the node list
+	 * reports for it.
 	 */
-	if (!name || !*name || strcmp(name, "built-in") == 0)
-		return xstrdup("computer/(built-in)/");
+	if (!name || !*name || strcmp(name, "built-in") == 0 || strcmp(name, "master") == 0)
+		return xstrdup(jkpath_before_builtin(version) ? "computer/(master)/" :
+		    "computer/(built-in)/");
 	buf_adds(&b, "computer/");
 	encode(&b, name, strlen(name), true);
 	buf_adds(&b, "/");
 	return buf_take(&b);
+}
+
+/*
+ * hudson.Util's uriMap, as its static initializer builds it: controls and
+ * space, then of '!'..'z' those not in
+ * "!  $ &'()*+,-. 0123456789   =  @ABC..Z    _ abc..z"; above 'z' always.
+ */
+static bool
+raw_encoded(unsigned char ch)
+{
+	if (ch <= ' ' || ch > 'z')
+		return true;
+	if (isalnum(ch) && ch < 0x80)
+		return false;
+	return !strchr("!$&'()*+,-.=@_", ch);
+}
+
+char *
+jkpath_raw_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b = { 0 };
+
+	if (!s)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+
+		if (raw_encoded(ch))
+			buf_add(&b, e, 3);
+		else
+			buf_add(&b, s, 1);
+	}
+	return buf_take(&b);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The next path segment of *p, percent-decoded into out (reset first);
+ * *p moves past it and its '/'. false at the end of the path ('\0', '?'
+ * or '#'). A '%' not followed by two hex digits stands for itself.
+ */
+static bool
+next_segment(const char **p, struct buf *out)
+{
+	const char *s = *p;
+
+	buf_reset(out);
+	if (!*s || *s == '?' || *s == '#')
+		return false;
+	for (; *s && *s != '/' && *s != '?' && *s != '#'; s++) {
+		char ch = *s;
+
+		if (ch == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+			ch = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+			s += 2;
+		}
+		buf_add(out, &ch, 1);
+	}
+	*p = *s == '/' ? s + 1 : s;
+	return true;
+}
+
+/* url's path: past "scheme://authority" when it has one. */
+static const char *
+url_path(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (p && (size_t)(p - url) == strcspn(url, "/?#")) {
+		p += 3;
+		p += strcspn(p, "/?#");
+	} else
+		p = url;
+	return *p == '/' ? p + 1 : p;
+}
+
+static bool
+seg_eq(const struct buf *a, const struct buf *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->s, b->s, a->len) == 0);
+}
+
+bool
+jkpath_same_job(const char *url, const char *job_path)
+{
+	struct buf u = { 0 }, j = { 0 };
+	const char *up, *jp = job_path;
+	bool same = false, more;
+
+	if (!url || !job_path)
+		return false;
+	/* Up to the first segment "job" (a context path such as "/jenkins/" comes before). */
+	for (up = url_path(url);; ) {
+		const char *at = up;
+
+		if (!next_segment(&up, &u))
+			goto out;
+		if (u.len == 3 && memcmp(u.s, "job", 3) == 0 && strncmp(at, "job", 3) == 0) {
+			up = at;
+			break;
+		}
+	}
+	for (;;) {
+		more = next_segment(&jp, &j);
+		if (more != next_segment(&up, &u))
+			break;
+		if (!more) {
+			same = true;
+			break;
+		}
+		if (!seg_eq(&u, &j))
+			break;
+	}
+out:
+	buf_free(&u);
+	buf_free(&j);
+	return same;
 }
 
 char *

@@ -20,11 +20,34 @@
  * empty segment (a leading, trailing or double '/'), or empty or NULL.
  */
 char *jkpath_job(const char *full_name);
-/* "node1" -> "computer/node1/"; "built-in", "" and NULL -> "computer/(built-in)/". */
-char *jkpath_node(const char *name);
+/*
+ * "node1" -> "computer/node1/". The controller ("built-in", "master", ""
+ * or NULL) -> "computer/(built-in)/", or "computer/(master)/" when version
+ * (X-Jenkins) is older than 2.307, which renamed it (jenkinsci/jenkins
+ * #5425: Jenkins.getComputer answers "(built-in)" only since then).
+ * version NULL or unparseable: the current name.
+ */
+char *jkpath_node(const char *name, const char *version);
+/* Is version (X-Jenkins, "2.303.3") older than 2.307? false when unparseable. */
+bool  jkpath_before_builtin(const char *version);
 /* One path segment: RFC 3986 unreserved stay, the rest and '.' and '..' segments
  * are %XX. NULL for NULL. */
 char *jkpath_encode_segment(const char *s);
+/*
+ * One path segment exactly as Jenkins' hudson.Util.rawEncode writes it in
+ * job URLs (AbstractItem.getShortUrl): "!$&'()*+,-.=@_", letters and digits
+ * stay; controls, space, '"#%/:;<>?[\]^`{|}~' and every byte >= 0x7B
+ * (so UTF-8) are %XX, upper case. NULL for NULL.
+ */
+char *jkpath_raw_encode(const char *s);
+/*
+ * Does url (absolute, or a path) name the job whose jkpath_job path is
+ * job_path? Both are read segment by segment from the first "job/" on,
+ * percent-decoded and compared as names, so Jenkins' encoding (rawEncode:
+ * '+' and '(' bare, '~' as %7E) and ours (the reverse) agree; a query or
+ * fragment is ignored; a trailing build number is not part of a job URL.
+ */
+bool  jkpath_same_job(const char *url, const char *job_path);
 /* "a=1&b=x%20y": an application/x-www-form-urlencoded body (space as %20). */
 char *jkpath_encode_form(const struct jk_kv *kv, size_t n);
 /* ".../queue/item/123/" (a Location, absolute or relative) -> 123; -1 if malformed. */

@@ -102,15 +102,102 @@ static void
 test_path_node(void **state)
 {
 	(void)state;
-	expect_str(jkpath_node("built-in"), "computer/(built-in)/");
-	expect_str(jkpath_node(""), "computer/(built-in)/");
-	expect_str(jkpath_node(NULL), "computer/(built-in)/");
-	expect_str(jkpath_node("node1"), "computer/node1/");
-	expect_str(jkpath_node("my node"), "computer/my%20node/");
-	expect_str(jkpath_node("Built-In Node"), "computer/Built-In%20Node/");
-	expect_str(jkpath_node(".."), "computer/%2E%2E/");
-	expect_str(jkpath_node("n#1?"), "computer/n%231%3F/");
-	expect_str(jkpath_node("nœud"), "computer/n%C5%93ud/");
+	expect_str(jkpath_node("built-in", NULL), "computer/(built-in)/");
+	expect_str(jkpath_node("", "2.479.3"), "computer/(built-in)/");
+	expect_str(jkpath_node(NULL, ""), "computer/(built-in)/");
+	expect_str(jkpath_node("master", "2.307"), "computer/(built-in)/");
+	expect_str(jkpath_node("node1", NULL), "computer/node1/");
+	expect_str(jkpath_node("my node", NULL), "computer/my%20node/");
+	expect_str(jkpath_node("Built-In Node", NULL), "computer/Built-In%20Node/");
+	expect_str(jkpath_node("..", NULL), "computer/%2E%2E/");
+	expect_str(jkpath_node("n#1?", NULL), "computer/n%231%3F/");
+	expect_str(jkpath_node("nœud", NULL), "computer/n%C5%93ud/");
+}
+
+/* Issue 17: before 2.307 the controller is /computer/(master)/ (Jenkins.getComputer). */
+static void
+test_path_node_legacy(void **state)
+{
+	(void)state;
+	expect_str(jkpath_node("built-in", "2.306"), "computer/(master)/");
+	expect_str(jkpath_node("master", "2.303.3"), "computer/(master)/");
+	expect_str(jkpath_node("", "1.651.3"), "computer/(master)/");
+	expect_str(jkpath_node("node1", "2.306"), "computer/node1/");
+	expect_str(jkpath_node("built-in", "2.307"), "computer/(built-in)/");
+	expect_str(jkpath_node("built-in", "2.319.1"), "computer/(built-in)/");
+	expect_str(jkpath_node("built-in", "3.0"), "computer/(built-in)/");
+	expect_str(jkpath_node("built-in", "garbage"), "computer/(built-in)/");
+	expect_str(jkpath_node("built-in", "2"), "computer/(built-in)/");
+	assert_true(jkpath_before_builtin("2.306"));
+	assert_false(jkpath_before_builtin("2.307"));
+	assert_false(jkpath_before_builtin(NULL));
+	assert_false(jkpath_before_builtin("x2.1"));
+}
+
+/*
+ * Issue 17: hudson.Util.rawEncode, character for character: its uriMap
+ * leaves "!$&'()*+,-.=@_" and alphanumerics, and encodes the rest,
+ * '~' included, in upper-case hex; UTF-8 byte by byte.
+ */
+static void
+test_raw_encode(void **state)
+{
+	int c;
+
+	(void)state;
+	expect_str(jkpath_raw_encode("deploy (prod)+x,y=z'q'"), "deploy%20(prod)+x,y=z'q'");
+	expect_str(jkpath_raw_encode("a~b"), "a%7Eb");
+	expect_str(jkpath_raw_encode("!$&'()*+,-.=@_"), "!$&'()*+,-.=@_");
+	expect_str(jkpath_raw_encode("\"#%/:;<>?[\\]^`{|}"),
+	    "%22%23%25%2F%3A%3B%3C%3E%3F%5B%5C%5D%5E%60%7B%7C%7D");
+	expect_str(jkpath_raw_encode("t\xc3\xa2" "che"), "t%C3%A2che");
+	expect_str(jkpath_raw_encode("\t\x7f"), "%09%7F");
+	expect_str(jkpath_raw_encode(""), "");
+	assert_null(jkpath_raw_encode(NULL));
+	/* Every ASCII character: encoded exactly when uriMap says so. */
+	for (c = 1; c < 128; c++) {
+		static const char raw[] = "!  $ &'()*+,-. 0123456789   =  @ABCDEFGHIJKLMNOPQRSTUVWXYZ    _ "
+		    "abcdefghijklmnopqrstuvwxyz";
+		char in[2] = { (char)c, 0 };
+		char *out = jkpath_raw_encode(in);
+		bool bare = c >= '!' && c <= 'z' && raw[c - '!'] != ' ';
+
+		if (bare != (strcmp(out, in) == 0))
+			fail_msg("rawEncode of 0x%02x gave %s", c, out);
+		free(out);
+	}
+}
+
+/* Issue 17: Jenkins' task.url (rawEncode) and our job path name the same job. */
+static void
+test_same_job(void **state)
+{
+	char *ours = jkpath_job("deploy (prod)+x,y=z~'q'");
+
+	(void)state;
+	assert_string_equal(ours, "job/deploy%20%28prod%29%2Bx%2Cy%3Dz~%27q%27/");
+	assert_true(jkpath_same_job("http://j:8080/job/deploy%20(prod)+x,y=z%7E'q'/", ours));
+	assert_true(jkpath_same_job("http://j/jenkins/job/deploy%20(prod)+x,y=z%7e'q'/", ours));
+	assert_true(jkpath_same_job("job/deploy%20(prod)+x,y=z%7E'q'", ours));
+	assert_true(jkpath_same_job("/job/deploy%20(prod)+x,y=z%7E'q'/?x#y", ours));
+	/* '+' is a plus in a path, never a space. */
+	assert_false(jkpath_same_job("http://j/job/deploy%20(prod)%20x,y=z%7E'q'/", ours));
+	assert_false(jkpath_same_job("http://j/job/deploy%20(prod)+x,y=z%7E'q'/3/", ours));
+	free(ours);
+	ours = jkpath_job("f/a");
+	assert_true(jkpath_same_job("http://j/job/f/job/a/", ours));
+	assert_false(jkpath_same_job("http://j/job/a/", ours));
+	assert_false(jkpath_same_job("http://j/job/g/job/f/job/a/", ours));
+	free(ours);
+	ours = jkpath_job("a");
+	/* Another folder's job of the same name is not ours. */
+	assert_false(jkpath_same_job("http://j/job/x/job/a/", ours));
+	assert_false(jkpath_same_job("http://j/job/ab/", ours));
+	assert_false(jkpath_same_job("http://j/view/all/", ours));
+	assert_false(jkpath_same_job("", ours));
+	assert_false(jkpath_same_job(NULL, ours));
+	assert_true(jkpath_same_job("https://j/job/%61/", ours));
+	free(ours);
 }
 
 static void
@@ -904,6 +991,29 @@ test_find_queue_by_parameter(void **state)
 	assert_int_equal(q, 0);
 }
 
+/*
+ * Issue 17: Jenkins writes task.url with Util.rawEncode; the item of a job
+ * named "a+(b)~" is found although our path encodes it "a%2B%28b%29~".
+ */
+static void
+test_find_queue_raw_encoded(void **state)
+{
+	static const char q1[] = "{\"items\":[{\"_class\":\"hudson.model.Queue$WaitingItem\",\"actions\":["
+	    "{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\","
+	    "\"value\":\"u1\"}]}],\"id\":9,\"task\":{\"url\":\"http://j/job/a+(b)%7E/\"}}]}";
+	char *jp = jkpath_job("a+(b)~");
+	long q;
+
+	(void)state;
+	assert_int_equal(jkmodel_find_queue(q1, jp, "GEARMAN_UNIQUE", "u1", &q, err, sizeof(err)), JK_OK);
+	assert_int_equal(q, 9);
+	free(jp);
+	jp = jkpath_job("x/a+(b)~");
+	assert_int_equal(jkmodel_find_queue(q1, jp, "GEARMAN_UNIQUE", "u1", &q, err, sizeof(err)),
+	    JK_ENOTFOUND);
+	free(jp);
+}
+
 static void
 expect_queue_error(const char *json, const char *frag)
 {
@@ -1004,6 +1114,12 @@ test_parse_build_finished(void **state)
 		jk_build_free(&b);
 	}
 
+	/* Issue 17: queueId -1 (Run.QUEUE_ID_UNKNOWN: an old record, or before setQueueId). */
+	assert_int_equal(jkmodel_parse_build("{\"building\":true,\"number\":4,\"queueId\":-1}",
+	    &b, err, sizeof(err)), JK_OK);
+	assert_int_equal(b.queue_id, -1);
+	jk_build_free(&b);
+
 	/* Pipeline run: no builtOn. */
 	assert_int_equal(jkmodel_parse_build("{\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowRun\","
 	    "\"building\":false,\"number\":9,\"result\":\"SUCCESS\",\"duration\":5,"
@@ -1045,6 +1161,7 @@ test_parse_build_malformed(void **state)
 	expect_build_error("{\"number\":3,\"building\":false,\"builtOn\":{}}", "builtOn: expected string, got object");
 	expect_build_error("{\"number\":3,\"building\":false,\"url\":3}", "url");
 	expect_build_error("{\"number\":3,\"building\":false,\"queueId\":\"x\"}", "queueId");
+	expect_build_error("{\"number\":3,\"building\":false,\"queueId\":-2}", "queueId");
 	expect_build_error("{\"number\":3,\"building\":false,\"description\":[]}", "description: expected string");
 }
 
@@ -1415,6 +1532,9 @@ main(void)
 		cmocka_unit_test(test_encode_segment),
 		cmocka_unit_test(test_path_job),
 		cmocka_unit_test(test_path_node),
+		cmocka_unit_test(test_path_node_legacy),
+		cmocka_unit_test(test_raw_encode),
+		cmocka_unit_test(test_same_job),
 		cmocka_unit_test(test_form_encode),
 		cmocka_unit_test(test_location),
 		cmocka_unit_test(test_classify_status),
@@ -1428,6 +1548,7 @@ main(void)
 		cmocka_unit_test(test_parse_queue_items),
 		cmocka_unit_test(test_parse_queue_pin),
 		cmocka_unit_test(test_find_queue_by_parameter),
+		cmocka_unit_test(test_find_queue_raw_encoded),
 		cmocka_unit_test(test_parse_queue_malformed),
 		cmocka_unit_test(test_parse_build_running),
 		cmocka_unit_test(test_parse_build_finished),
