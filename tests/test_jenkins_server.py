@@ -975,3 +975,73 @@ def test_control_requests_jobs_and_nodes(fresh):
     assert jk.http("GET", "/computer/extra/api/json", headers=TOKEN_AUTH)[0] == 404
     with pytest.raises(jkctl.ControlError):
         jk.start_native("no/such/job")
+
+
+# ---------------------------------------------------------------------------
+# issue 17: job URLs (Util.rawEncode), queueId -1, the built-in node's URL
+# ---------------------------------------------------------------------------
+
+# Legal in a job name (Jenkins.checkGoodName refuses ?*/\%!@#$^&|<>[]:;) and
+# left bare by Util.rawEncode, except '~' and ' ', which it encodes.
+ODD_NAME = "deploy (prod)+x,y=z~'q'"
+ODD_URL = "deploy%20(prod)+x,y=z%7E'q'"
+
+
+def test_raw_encode_is_hudson_util(jk):
+    """Util.rawEncode's uriMap, character for character."""
+    assert js.raw_encode(ODD_NAME) == ODD_URL
+    assert js.raw_encode("!$&'()*+,-.=@_aZ9") == "!$&'()*+,-.=@_aZ9"
+    assert js.raw_encode('"#%/:;<>?[\\]^`{|}~') == \
+        "%22%23%25%2F%3A%3B%3C%3E%3F%5B%5C%5D%5E%60%7B%7C%7D%7E"
+    assert js.raw_encode("t\u00e2che\t") == "t%C3%A2che%09"
+
+
+def test_job_urls_are_raw_encoded(jk, client):
+    """AbstractItem.getShortUrl: the job's url, the queue item's task.url and
+    the build's url all carry Util.rawEncode(name); any encoding of the same
+    name reaches the job (Stapler decodes the path)."""
+    name = ODD_NAME + unique("")
+    enc = js.raw_encode(name)
+    jk.add_job({"name": name, "concurrent": True, "duration": 0.5,
+                "params": [{"type": "string", "name": "X"}]})
+    job = get_json(jk, "/job/%s/api/json" % enc)
+    assert job["url"] == jk.url + "job/%s/" % enc, job["url"]
+    # our client's encoding (every reserved character %XX) reaches it too
+    assert get_json(jk, "/job/%s/api/json" % quote(name, safe=""))["name"] == name
+    status, headers, _ = trigger(jk, "job/" + quote(name, safe=""), {"X": "1"}, delay="30sec")
+    assert status == 201
+    qid = queue_id(headers["location"])
+    items = get_json(jk, "/queue/api/json?tree=items[id,task[url]]")["items"]
+    assert [it["task"]["url"] for it in items if it["id"] == qid] == [jk.url + "job/%s/" % enc], items
+    # python-jenkins quotes names its own way and still finds the job
+    assert client.get_job_info(name)["url"] == jk.url + "job/%s/" % enc
+    with pytest.raises(jenkins.EmptyResponseException):  # 204, as in test_cancel_queue
+        client.cancel_queue(qid)
+
+
+def test_old_build_record_has_queue_id_minus_one(jk):
+    """Run.getQueueId is Run.QUEUE_ID_UNKNOWN (-1) for an old record."""
+    name = add_job(jk, concurrent=True, duration=0)
+    jk.start_native(name, old=True)
+    b = jk.wait_for(lambda: [x for x in jk.builds() if x["job"] == name and not x["building"]],
+                    what="old build")[0]
+    assert b["queue_id"] == -1
+    assert get_json(jk, "/job/%s/%d/api/json" % (name, b["number"]))["queueId"] == -1
+    qid = jk.start_native(name)
+    assert get_json(jk, "/job/%s/%d/api/json" % (name, wait_build(jk, qid)["number"]))["queueId"] == qid
+
+
+@pytest.mark.parametrize("version,old", [("2.303.3", True), ("2.306", True), ("2.307", False),
+                                         ("2.479.3", False)])
+def test_built_in_node_url_by_version(fresh, version, old):
+    """Jenkins.getComputer takes "(built-in)" only since 2.307 (#5425, which
+    also made MasterComputer.getUrl "computer/(built-in)/"); "(master)" always."""
+    jk = fresh({"version": version, "nodes": [{"name": "a", "executors": 1}], "jobs": []})
+    status, headers, _ = jk.http("GET", "/computer/(master)/api/json")
+    assert status == 200 and headers["x-jenkins"] == version
+    status, _, _ = jk.http("GET", "/computer/(built-in)/api/json")
+    assert status == (404 if old else 200)
+    names = [c["displayName"] for c in get_json(jk, "/computer/api/json", headers={})["computer"]]
+    assert names[0] == ("master" if old else "Built-In Node")
+    # python-jenkins lists the controller under its displayName
+    assert jenkins.Jenkins(jk.url, timeout=10).get_nodes()[0]["name"] == names[0]

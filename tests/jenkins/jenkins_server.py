@@ -54,7 +54,8 @@ Control API (JSON in and out, never delayed, failed, dropped or logged):
   POST /_test/drop {"count", "after", "method"}   POST /_test/restart
                                     (after: process the request, then close without answering;
                                      method: only requests with that method)
-  POST /_test/build {"job", "node"?, "params"?, "delay"?} -> {"queue_id"}
+  POST /_test/build {"job", "node"?, "params"?, "delay"?, "old"?} -> {"queue_id"}
+                                    (old: the build's queueId is -1, an old record's)
   POST /_test/quietdown {"on", "reason"?}  (Jenkins.doQuietDown / doCancelQuietDown)
   POST /_test/jobs {spec, "folder"?}; PATCH|DELETE /_test/jobs/<full name>
   POST /_test/nodes {spec};           PATCH|DELETE /_test/nodes/<name>
@@ -102,6 +103,21 @@ def version_tuple(version):
         digits = "".join(ch for ch in part if ch.isdigit())
         out.append(int(digits) if digits else 0)
     return tuple(out)
+
+
+# hudson.Util's uriMap (its static initializer): of '!'..'z' the characters
+# written here stay as they are; controls, space, the rest and every code
+# point above 'z' are %XX (upper case) of their UTF-8 bytes.
+_RAW_ENCODE_KEEP = frozenset(
+    "!$&'()*+,-.0123456789=@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+
+
+def raw_encode(text):
+    """hudson.Util.rawEncode: one path segment as Jenkins writes it in job
+    URLs (AbstractItem.getShortUrl): "'()+,=" bare, '~' as %7E (issue 17)."""
+    return "".join(ch if ch in _RAW_ENCODE_KEEP
+                   else "".join("%%%02X" % b for b in ch.encode("utf-8"))
+                   for ch in text)
 
 
 class Fmt:
@@ -846,9 +862,10 @@ class Item:
 
     @property
     def url_path(self):
-        """'job/a/job/b/' (AbstractItem.getUrl, each segment rawEncoded)."""
+        """'job/a/job/b/': AbstractItem.getShortUrl, getParent().getUrlChildPrefix()
+        ("job") + '/' + Util.rawEncode(getName()), under the parent's URL."""
         prefix = self.parent.url_path if self.parent and self.parent.parent else ""
-        return prefix + "job/" + quote(self.name, safe="-_.!~*'()") + "/"
+        return prefix + "job/" + raw_encode(self.name) + "/"
 
 
 class Folder(Item):
@@ -1120,7 +1137,11 @@ class Build:
     def __init__(self, job, number, item, node, executor, params, now):
         self.job = job
         self.number = number
-        self.queue_id = item.id
+        # Run.getQueueId: Run.QUEUE_ID_UNKNOWN (-1) for a record of a build
+        # made before Jenkins saved queueId (its field's default, kept on
+        # load); WorkUnit.setExecutable sets it otherwise. "old" in
+        # /_test/build stands for such a record (issue 17).
+        self.queue_id = -1 if getattr(item, "old_record", False) else item.id
         self.node = node
         self.executor = executor
         self.params = params
@@ -1332,8 +1353,10 @@ class Jenkins:
         return [self.controller] + agents
 
     def computer(self, name):
-        """Jenkins.getComputer: '(built-in)'/'(master)' is the controller."""
-        if name in ("(built-in)", "(master)"):
+        """Jenkins.getComputer: '(master)' is the controller, and since 2.307
+        (jenkinsci/jenkins #5425, "Terminology cleanup") '(built-in)' too; before
+        it, '(built-in)' is looked up as a node's name and found by none."""
+        if name == "(master)" or (name == "(built-in)" and self.vtuple >= (2, 307)):
             return self.controller
         node = self.nodes.get(name)
         if node is None or node.is_controller or not node.has_computer:
@@ -3129,6 +3152,8 @@ class ControlApi:
             pin = node
         user = next(iter(self.app.security.users), None)
         item, _ = self.j.queue.schedule(job, int(data.get("delay", 0)), params, [Cause(user)], pin)
+        if data.get("old"):
+            item.old_record = True  # its build's queueId is -1 (Build.__init__)
         return self.reply({"queue_id": item.id})
 
     def jobs(self, method, full_name, data):

@@ -189,8 +189,11 @@ class JenkinsServer:
     def restart(self):
         return self._control("POST", "/_test/restart", {})
 
-    def start_native(self, job, node=None, params=None, delay=0):
+    def start_native(self, job, node=None, params=None, delay=0, old=False):
+        """old: the build's queueId is -1, as an old record's (issue 17)."""
         data = {"job": job, "params": params or {}, "delay": delay}
+        if old:
+            data["old"] = True
         if node is not None:
             data["node"] = node
         return self._control("POST", "/_test/build", data)["queue_id"]
