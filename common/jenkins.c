@@ -134,18 +134,28 @@ job_path(struct jk_client *c, const char *full_name, char **path, const char *fm
 	return JK_OK;
 }
 
-/* "computer/<name>/" + suffix. */
-static char *
-node_path(struct jk_client *c, const char *name, const char *suffix)
+/*
+ * The master's version (X-Jenkins), on which the controller's name and URL
+ * depend (jkpath_node): the last one seen, else asked for; "" if unknown.
+ */
+static const char *
+master_version(struct jk_client *c)
 {
-	char *np, *path, v[HTTP_VERSIONLEN];
+	char v[HTTP_VERSIONLEN];
 
-	/* The controller's URL depends on the version (jkpath_node): learn it first. */
 	if (c->http.version[0])
 		memcpy(c->version, c->http.version, sizeof(c->version));
 	else if (!c->version[0] && jk_version(c, v, sizeof(v)) == JK_OK)
 		memcpy(c->version, v, sizeof(c->version));
-	np = jkpath_node(name, c->version);
+	return c->version;
+}
+
+/* "computer/<name>/" + suffix. */
+static char *
+node_path(struct jk_client *c, const char *name, const char *suffix)
+{
+	char *np = jkpath_node(name, master_version(c)), *path;
+
 	c->http.err[0] = '\0';
 	path = xasprintf("%s%s", np, suffix);
 	free(np);
@@ -339,7 +349,7 @@ jk_node_mode(struct jk_client *c, const char *name, enum jk_mode *mode)
 	 * The controller's config.xml answers 400; its mode is exported on
 	 * the root object instead.
 	 */
-	if (!name || !*name || strcmp(name, "built-in") == 0) {
+	if (jkpath_is_controller(name, master_version(c))) {
 		if ((e = http_request(h, "GET", root, NULL, NULL, http_ok_get)) != JK_OK)
 			return e;
 		return http_parsed(h, "GET", root, jkmodel_parse_master_mode(http_body(h), mode,

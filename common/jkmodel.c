@@ -574,12 +574,15 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 		goto fail;
 	/*
 	 * The controller: displayName is "Built-In Node" (localised, hence
-	 * also the _class test) but the name agents and labels use is
-	 * "built-in", which jkpath_node maps back to /computer/(built-in)/.
+	 * also the _class test) but the name agents and labels use is its
+	 * self label, "built-in", which jkpath_node maps back to
+	 * /computer/(built-in)/. Before 2.307 the self label was "master"
+	 * (and the NodeLabel parameter takes only that name): kept when the
+	 * labels have "master" and not "built-in".
 	 */
 	if (strcmp(n->name, "Built-In Node") == 0 || jclass_has(o, "$MasterComputer", true)) {
 		free(n->name);
-		n->name = xstrdup("built-in");
+		n->name = NULL;
 	}
 	if ((e = jint(o, "numExecutors", true, 0, 0, INT_MAX, &num, path, err, errlen)) != JK_OK ||
 	    (e = jbool(o, "offline", true, false, &n->offline, path, err, errlen)) != JK_OK ||
@@ -592,6 +595,9 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	if ((e = computer_labels(labels, path, n, err, errlen)) != JK_OK ||
 	    (e = computer_executors(execs, path, n, err, errlen)) != JK_OK)
 		goto fail;
+	if (!n->name)
+		n->name = xstrdup(strv_has(n->labels, n->nlabels, "master") &&
+		    !strv_has(n->labels, n->nlabels, "built-in") ? "master" : "built-in");
 	return JK_OK;
 fail:
 	jk_node_free(n);

@@ -100,6 +100,13 @@ jkpath_before_builtin(const char *version)
 	return major < 2 || (major == 2 && minor < 307);
 }
 
+bool
+jkpath_is_controller(const char *name, const char *version)
+{
+	return !name || !*name || strcmp(name, "built-in") == 0 ||
+	    (strcmp(name, "master") == 0 && jkpath_before_builtin(version));
+}
+
 char *
 jkpath_node(const char *name, const char *version)
 {
@@ -111,7 +118,7 @@ jkpath_node(const char *name, const char *version)
 	 * label is "built-in" ("master"), which is the name the node list
 	 * reports for it.
 	 */
-	if (!name || !*name || strcmp(name, "built-in") == 0 || strcmp(name, "master") == 0)
+	if (jkpath_is_controller(name, version))
 		return xstrdup(jkpath_before_builtin(version) ? "computer/(master)/" :
 		    "computer/(built-in)/");
 	buf_adds(&b, "computer/");

@@ -21,13 +21,20 @@
  */
 char *jkpath_job(const char *full_name);
 /*
- * "node1" -> "computer/node1/". The controller ("built-in", "master", ""
- * or NULL) -> "computer/(built-in)/", or "computer/(master)/" when version
- * (X-Jenkins) is older than 2.307, which renamed it (jenkinsci/jenkins
- * #5425: Jenkins.getComputer answers "(built-in)" only since then).
- * version NULL or unparseable: the current name.
+ * "node1" -> "computer/node1/"; the controller (jkpath_is_controller) ->
+ * "computer/(built-in)/", or "computer/(master)/" when version (X-Jenkins)
+ * is older than 2.307, which renamed it (jenkinsci/jenkins #5425: since
+ * then Jenkins.getComputer takes "(built-in)" too, before it only
+ * "(master)"). version NULL or unparseable: the current name.
  */
 char *jkpath_node(const char *name, const char *version);
+/*
+ * Does name stand for the controller? "", NULL, "built-in" (its self label
+ * since 2.307, and the name this project always gave it) and, before
+ * 2.307 only, "master" (its self label then, the name the NodeLabel
+ * parameter takes for it; since then an agent may be called "master").
+ */
+bool  jkpath_is_controller(const char *name, const char *version);
 /* Is version (X-Jenkins, "2.303.3") older than 2.307? false when unparseable. */
 bool  jkpath_before_builtin(const char *version);
 /* One path segment: RFC 3986 unreserved stay, the rest and '.' and '..' segments

@@ -105,7 +105,9 @@ test_path_node(void **state)
 	expect_str(jkpath_node("built-in", NULL), "computer/(built-in)/");
 	expect_str(jkpath_node("", "2.479.3"), "computer/(built-in)/");
 	expect_str(jkpath_node(NULL, ""), "computer/(built-in)/");
-	expect_str(jkpath_node("master", "2.307"), "computer/(built-in)/");
+	/* Since 2.307 an agent may be called "master". */
+	expect_str(jkpath_node("master", "2.307"), "computer/master/");
+	expect_str(jkpath_node("master", NULL), "computer/master/");
 	expect_str(jkpath_node("node1", NULL), "computer/node1/");
 	expect_str(jkpath_node("my node", NULL), "computer/my%20node/");
 	expect_str(jkpath_node("Built-In Node", NULL), "computer/Built-In%20Node/");
@@ -128,6 +130,11 @@ test_path_node_legacy(void **state)
 	expect_str(jkpath_node("built-in", "3.0"), "computer/(built-in)/");
 	expect_str(jkpath_node("built-in", "garbage"), "computer/(built-in)/");
 	expect_str(jkpath_node("built-in", "2"), "computer/(built-in)/");
+	assert_true(jkpath_is_controller("master", "2.306"));
+	assert_false(jkpath_is_controller("master", "2.307"));
+	assert_true(jkpath_is_controller("built-in", "2.306"));
+	assert_true(jkpath_is_controller("", "2.479.3"));
+	assert_false(jkpath_is_controller("node1", "2.306"));
 	assert_true(jkpath_before_builtin("2.306"));
 	assert_false(jkpath_before_builtin("2.307"));
 	assert_false(jkpath_before_builtin(NULL));
@@ -747,8 +754,12 @@ test_parse_node(void **state)
 	struct jk_node n;
 
 	(void)state;
+	/*
+	 * Issue 17: its name is its self label, "master" before 2.307: the
+	 * name the NodeLabel parameter takes (Jenkins.getSelfLabel).
+	 */
 	assert_int_equal(jkmodel_parse_node(old_master, &n, err, sizeof(err)), JK_OK);
-	assert_string_equal(n.name, "built-in");
+	assert_string_equal(n.name, "master");
 	assert_string_equal(n.labels[0], "master");
 	assert_int_equal(n.executors, 2);
 	assert_int_equal(n.idle_executors, 2);

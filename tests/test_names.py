@@ -1,0 +1,108 @@
+"""Issue 17, names and identities as real Jenkins writes them: job URLs
+(Util.rawEncode), builds whose queueId is -1, the controller's URL before
+2.307, and job names with spaces. Real gearmand, the Jenkins test server,
+and independent clients (Perl Gearman::Client, Debian's `gearman` CLI)."""
+import json
+
+from conftest import final_event, gearman_cli, perl_call, unwrap_map, wait_for
+
+NODE = {"type": "node", "name": "NODE"}
+DUR = {"type": "string", "name": "DURATION", "default": "0"}
+UNIQ = {"type": "string", "name": "GEARMAN_UNIQUE"}
+
+# Legal in Jenkins (checkGoodName), and written bare by Util.rawEncode except
+# '~' (%7E): our own encoding is the reverse ('+' '(' ')' ',' '=' "'" as %XX,
+# '~' bare), so a comparison of encoded URLs never matches.
+ODD = "deploy(prod)+x,y=z~'q'"
+
+
+def fixture(jobs, version="2.462.3", nodes=None):
+    return {"version": version, "quiet_period": 0,
+            "nodes": nodes or [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"},
+                               {"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"}],
+            "jobs": jobs}
+
+
+def project_map(gm, arg, master="jenkins01"):
+    rc, out, err = gearman_cli(gm, "project_map:" + master, arg, timeout_ms=10000)
+    assert rc == 0, (rc, out, err)
+    return unwrap_map(out)
+
+
+def test_lost_trigger_answer_for_raw_encoded_name_makes_one_build(system):
+    """Issue 17 row 1: the trigger's answer is lost; the agent looks for its
+    still-queued item by task.url, which Jenkins wrote with rawEncode. Found:
+    one build. Missed (the old suffix compare of encodings): a second trigger."""
+    gm = system.gearmand()
+    nodes = [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"},
+             {"name": "n1", "labels": "", "executors": 2, "mode": "NORMAL"}]
+    jk = system.jenkins(fixture([{"name": ODD, "params": [NODE, DUR, UNIQ]}], nodes=nodes))
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    wait_for(lambda: gm.functions_of("n1") == ["build:" + ODD], what="registered")
+    # A build of the (non-concurrent) job already runs: ours stays queued,
+    # blocked, so the agent finds a queue item, not a build.
+    jk.start_native(ODD, node="n1", params={"DURATION": "3"})
+    wait_for(lambda: [b for b in jk.builds() if b["building"]], what="first build running")
+    jk.reset_requests()
+    jk.drop(1, after=True, method="POST")
+    ev = perl_call(gm, "build:" + ODD, json.dumps({"DURATION": "0.2"}), unique="odd-1")
+    end = final_event(ev)
+    assert end["event"] == "complete", ev
+    builds = [b for b in jk.builds() if b["params"].get("GEARMAN_UNIQUE") == "odd-1"]
+    assert len(builds) == 1, jk.builds()
+    assert json.loads(end["data"])["number"] == builds[0]["number"] == 2
+    assert "found the build of unique odd-1: %s queue item" % ODD in agent.log()
+    posts = [r for r in jk.requests() if r["method"] == "POST" and "buildWithParameters" in r["path"]]
+    assert len(posts) == 1, posts
+
+
+def coordinator_ready(system, fx):
+    gm = system.gearmand()
+    jk = system.jenkins(fx)
+    co = system.coordinator(gm, jk)
+    wait_for(lambda: gm.status().get("stop:jenkins01", (0, 0, 0))[2] == 1, what="stop:jenkins01 registered")
+    co.wait_log("map ")
+    return gm, jk, co
+
+
+def test_stop_and_describe_build_with_queue_id_minus_one(system):
+    """Issue 17 row 3: Run.getQueueId is -1 for an old record (and until
+    setQueueId); the coordinator read that as a protocol error and refused
+    stop: and set_description: for such builds."""
+    slow = [NODE, {"type": "string", "name": "DURATION", "default": "30"}]
+    gm, jk, co = coordinator_ready(system, fixture([{"name": "slow", "params": slow, "concurrent": True}]))
+    jk.start_native("slow", node="n1", old=True)
+    b = wait_for(lambda: [x for x in jk.builds() if x["job"] == "slow" and x["building"]], what="running")[0]
+    assert b["queue_id"] == -1
+    # set_description: through the gearman CLI, while it runs
+    rc, out, err = gearman_cli(gm, "set_description:jenkins01",
+                               json.dumps({"name": "slow", "number": b["number"], "html_description": "old one"}))
+    assert rc == 0 and "was updated to old one" in out, (rc, out, err)
+    assert [x for x in jk.builds() if x["number"] == b["number"]][0]["description"] == "old one"
+    # stop: through Perl's Gearman::Client
+    ev = perl_call(gm, "stop:jenkins01", json.dumps({"name": "slow", "number": b["number"]}))
+    assert final_event(ev)["event"] == "complete", ev
+    wait_for(lambda: [x for x in jk.builds() if x["number"] == b["number"]][0]["result"] == "ABORTED",
+             what="build aborted")
+    assert "stopped build slow #%d" % b["number"] in co.log()
+
+
+def test_built_in_node_agent_on_a_master_older_than_2_307(system):
+    """Issue 17 row 7: before 2.307 the controller is /computer/(master)/ and
+    "(built-in)" names no computer (Jenkins.getComputer); the agent picks the
+    URL by the X-Jenkins version and serves the controller's builds."""
+    nodes = [{"name": "master", "labels": "", "executors": 1, "mode": "NORMAL"}]
+    gm = system.gearmand()
+    # The controller's mode is not readable (no config.xml): it is offered labelled jobs only.
+    jk = system.jenkins(fixture([{"name": "unit", "label": "master", "params": [NODE, DUR],
+                                  "concurrent": True}], version="2.303.3", nodes=nodes))
+    system.coordinator(gm, jk)
+    # Its name is its self label then, which the NodeLabel parameter takes.
+    agent = system.node(gm, jk, "master")
+    wait_for(lambda: "build:unit" in (gm.functions_of("master") or []), what="registered")
+    ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.1"}))
+    assert final_event(ev)["event"] == "complete", (ev, agent.log()[-3000:])
+    assert [b["node"] for b in jk.builds()] == ["master"]
+    paths = [r["path"] for r in jk.requests() if r["path"].startswith("/computer/(")]
+    assert paths and all(p.startswith("/computer/(master)/") for p in paths), paths
