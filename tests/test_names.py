@@ -106,3 +106,61 @@ def test_built_in_node_agent_on_a_master_older_than_2_307(system):
     assert [b["node"] for b in jk.builds()] == ["master"]
     paths = [r["path"] for r in jk.requests() if r["path"].startswith("/computer/(")]
     assert paths and all(p.startswith("/computer/(master)/") for p in paths), paths
+
+
+
+def our_cli(gm, *args):
+    import os
+    import subprocess
+    env = dict(os.environ)
+    env.pop("GEARMAN_SERVERS", None)
+    cli = os.path.join(os.environ["JGA_BUILD"], "jenkins-gearman")
+    p = subprocess.run([cli] + list(args) + ["-s", gm.server], capture_output=True, text=True,
+                       timeout=60, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_job_name_with_spaces_is_offered_and_built(system):
+    """Issue 17 row 8: Jenkins job names may hold spaces. The Gearman binary
+    protocol carries them (the gearman CLI and Perl's Gearman::Client submit
+    build:my job and get the result), gearmand's "status" is TAB-separated;
+    only "workers" joins a worker's functions with spaces, which our CLI's
+    status now reads by the names "status" gave. So they are offered; names
+    with a TAB (or any control character) are still refused."""
+    jobs = [{"name": "my job", "params": [NODE, DUR], "concurrent": True},
+            {"name": "my", "params": [NODE, DUR], "concurrent": True},
+            {"name": "tab\there", "params": [NODE, DUR], "concurrent": True}]
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(jobs))
+    system.coordinator(gm, jk)
+    system.node(gm, jk, "n1")
+    wait_for(lambda: gm.status().get("build:my job", (0, 0, 0))[2] == 1 and
+             gm.status().get("build:my", (0, 0, 0))[2] == 1, what="build:my job registered")
+    m = project_map(gm, "{}")
+    assert [j["function"] for j in m["jobs"] if j["job"] == "my job"] == ["build:my job"], m
+    bad = [u for u in m["undispatchable"] if u["job"] == "tab\there"]
+    assert bad and "control character" in bad[0]["reason"], m["undispatchable"]
+    assert "build:tab\there" not in gm.status()
+    # Two independent clients submit it and get the build's result.
+    rc, out, err = gearman_cli(gm, "build:my job", json.dumps({"DURATION": "0.1"}))
+    # (the CLI prints WORK_DATA and the final answer back to back)
+    assert rc == 0 and '"result":"SUCCESS"' in out.replace(" ", ""), (rc, out, err)
+    ev = perl_call(gm, "build:my job", json.dumps({"DURATION": "0.1"}))
+    assert final_event(ev)["event"] == "complete", ev
+    assert json.loads(final_event(ev)["data"])["result"] == "SUCCESS"
+    assert sorted(b["number"] for b in jk.builds() if b["job"] == "my job") == [1, 2]
+    # What gearmand's admin protocol really does with such a name:
+    # "workers" joins names with spaces (ambiguous: "build:my job" or "build:my" + "job")...
+    line = [l for l in gm.admin("workers") if " : " in l and "build:my job" in l]
+    assert line and "job" in line[0].partition(" : ")[2].split(" "), line
+    # ... and a command naming the function takes only up to the space.
+    assert gm.admin("drop function build:my job")[0].startswith("ERR INVALID_ARGUMENTS")
+    # Our CLI's status reads "workers" by the names "status" gave: both served by n1.
+    rc, out, err = our_cli(gm, "status")
+    assert rc == 0, err
+    rows = {l[2:40].strip(): l for l in out.splitlines()[1:] if l.startswith(("  build:", "!!build:"))}
+    assert "n1(jenkins01)" in rows["build:my job"] and "n1(jenkins01)" in rows["build:my"], out
+    assert "job" not in rows and not any(r.startswith("!!") for r in rows.values()), out
+    # Our CLI's build command too.
+    rc, out, err = our_cli(gm, "build", "my job", "DURATION=0.1", "--timeout", "30")
+    assert rc == 0 and "SUCCESS" in out, (rc, out, err)

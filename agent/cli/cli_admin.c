@@ -6,6 +6,7 @@
 #include "gadmin.h"
 #include "gclient.h"
 #include "sign.h"
+#include "strvec.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -201,17 +202,39 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
 }
 
 /*
+ * The length of the function name at p in a "workers" list. gearmand joins
+ * the names with single spaces although a name may hold spaces (a Jenkins
+ * job "my job" is "build:my job"): the longest name with a space known
+ * from "status" (spaced) that ends at a space or the end, else up to the
+ * next space.
+ */
+static size_t
+worker_fn_len(const char *p, char *const *spaced, size_t nspaced)
+{
+	size_t best = strcspn(p, " "), i;
+
+	for (i = 0; i < nspaced; i++) {
+		size_t l = strlen(spaced[i]);
+
+		if (l > best && strncmp(p, spaced[i], l) == 0 && (p[l] == ' ' || p[l] == '\0'))
+			best = l;
+	}
+	return best;
+}
+
+/*
  * One "workers" line: FD IP ID : FUNCTION... A coordinator ("$master_manager")
  * is asked for its map; an agent's node is noted for each of its functions.
  */
 static void
-status_worker_line(struct cli *c, char *line, struct servers_of *so)
+status_worker_line(struct cli *c, char *line, struct servers_of *so, char *const *spaced,
+    size_t nspaced)
 {
 	static const char manager[] = "_manager";
 	const size_t mlen = sizeof(manager) - 1;
-	char *colon = strstr(line, " : "), *id, *node, *f, *save = NULL;
+	char *colon = strstr(line, " : "), *id, *node, *f, *p;
 	char fields[3][256];
-	size_t idlen;
+	size_t idlen, fl;
 
 	if (!colon || sscanf(line, "%255s %255s %255s", fields[0], fields[1], fields[2]) != 3)
 		return;
@@ -223,22 +246,34 @@ status_worker_line(struct cli *c, char *line, struct servers_of *so)
 	}
 	if (!(node = node_of(id)))
 		return;
-	for (f = strtok_r(colon + 3, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
-		json_t *set = json_object_get(so->fn_nodes, f);
-		if (!set) {
+	for (p = colon + 3; *p; p += fl) {
+		json_t *set;
+
+		if (*p == ' ') {
+			fl = 1;
+			continue;
+		}
+		fl = worker_fn_len(p, spaced, nspaced);
+		f = xstrndup(p, fl);
+		if (!(set = json_object_get(so->fn_nodes, f))) {
 			set = json_object();
 			json_object_set_new(so->fn_nodes, f, set);
 		}
 		json_object_set_new(set, node, json_true());
+		free(f);
 	}
 	free(node);
 }
 
 static void
-status_servers_of(struct cli *c, struct servers_of *so)
+status_servers_of(struct cli *c, struct servers_of *so, const struct fn_status *st, size_t n)
 {
-	char err[1024];
-	size_t i;
+	char err[1024], **spaced = NULL;
+	size_t i, nspaced = 0;
+
+	for (i = 0; i < n; i++)
+		if (strchr(st[i].name, ' '))
+			strv_push(&spaced, &nspaced, st[i].name, (size_t)-1);
 
 	for (i = 0; i < c->nservers; i++) {
 		char *text = gadmin_ask(c->tls, c->servers[i].host, c->servers[i].port, "workers",
@@ -246,9 +281,10 @@ status_servers_of(struct cli *c, struct servers_of *so)
 		char *line, *save = NULL;
 
 		for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
-			status_worker_line(c, line, so);
+			status_worker_line(c, line, so, spaced, nspaced);
 		free(text);
 	}
+	strv_free(spaced, nspaced);
 }
 
 /* The table of build: functions; a function with queued jobs and no worker is marked "!!". */
@@ -317,7 +353,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	}
 	so.fn_nodes = json_object();
 	so.node_master = json_object();
-	status_servers_of(c, &so);
+	status_servers_of(c, &so, st, n);
 	status_print(st, n, &so);
 	cli_fn_status_free(st, n);
 	json_decref(so.fn_nodes);

@@ -21,7 +21,6 @@
 
 #include <jansson.h>
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +150,18 @@ hex_version(const struct buf *b, char out[VERSION_HEX + 1])
 
 /* ---- rules ---- */
 
-/* A Gearman function name is usable when it fits libgearman and has no blanks. */
+/*
+ * A Gearman function name is usable when it fits libgearman and has no
+ * control character. The binary protocol carries any byte but NUL; the
+ * admin text protocol ends lines at LF (CR), separates the columns of
+ * "status" by TAB, so those (and every other control character, and DEL)
+ * are refused. Spaces are legal in Jenkins job names and common: the
+ * gearman CLI, Perl's Gearman::Client and gearmand's "status" handle them
+ * (tests/test_names.py); only "workers" (functions joined by spaces) and
+ * the admin commands that take a function name ("drop function",
+ * "maxqueue") cannot tell "build:a b" from two names, which no client
+ * needs to submit a job (issue 17).
+ */
 static const char *
 function_name_problem(const char *name)
 {
@@ -160,8 +170,9 @@ function_name_problem(const char *name)
 	if (strlen(name) > PROJMAP_FUNCTION_MAX)
 		return "function name longer than 512 bytes";
 	for (p = (const unsigned char *)name; *p; p++)
-		if (isspace(*p) || *p < 0x20 || *p == 0x7f)
-			return "function name contains whitespace or control characters";
+		if (*p < 0x20 || *p == 0x7f)
+			return "function name contains a control character (TAB, CR, LF, ...), "
+			    "which gearmand's admin protocol cannot carry";
 	return NULL;
 }
 

@@ -458,21 +458,55 @@ test_unusable_names(void **s)
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	job(longname, NULL, "node");
-	job("has space", NULL, "node");
+	job("has\ttab", NULL, "node");
+	job("has\nnewline", NULL, "node");
+	job("del\x7f", NULL, "node");
 	job("fine", "a b", "node");     /* "a b" is a syntax error: juxtaposition */
+	job("quoted", "\"with\ttab\"", "node");
+	node("n1", "with\\ttab", 1, JK_MODE_NORMAL);
+	/* A label with a TAB can only come from quoting in Jenkins. */
+	free(W.nodes[0].labels[0]);
+	W.nodes[0].labels[0] = strdup("with\ttab");
+	struct projmap *pm = build();
+	/* quoted's base function is fine; its labelled variant has a TAB and is skipped */
+	assert_string_equal(functions_of(pm, "n1"), "build:quoted");
+	assert_non_null(strstr(reason_of(pm, longname), "longer than 512"));
+	assert_non_null(strstr(reason_of(pm, "has\ttab"), "control character"));
+	assert_non_null(strstr(reason_of(pm, "has\nnewline"), "control character"));
+	assert_non_null(strstr(reason_of(pm, "del\x7f"), "control character"));
+	json_t *doc = ask(pm, "{}");
+	json_t *sk = json_array_get(json_object_get(doc, "skipped"), 0);
+	assert_string_equal(json_string_value(json_object_get(sk, "function")), "build:quoted:with\ttab");
+	json_decref(doc);
+	cleanup(pm);
+}
+
+/*
+ * Issue 17: spaces are legal in Jenkins job names and labels, and nothing
+ * that submits a job breaks on them (tests/test_names.py): offered.
+ */
+static void
+test_names_with_spaces_offered(void **s)
+{
+	(void)s; reset();
+	job("has space", NULL, "node");
 	job("quoted", "\"with space\"", "node");
 	node("n1", "with\\ space", 1, JK_MODE_NORMAL);
-	/* A label with a blank can only come from quoting in Jenkins. */
 	free(W.nodes[0].labels[0]);
 	W.nodes[0].labels[0] = strdup("with space");
 	struct projmap *pm = build();
-	/* quoted's base function is fine; its labelled variant has a blank and is skipped */
-	assert_string_equal(functions_of(pm, "n1"), "build:quoted");
-	assert_non_null(strstr(reason_of(pm, longname), "longer than 512"));
-	assert_non_null(strstr(reason_of(pm, "has space"), "whitespace"));
-	json_t *doc = ask(pm, "{}");
-	json_t *sk = json_array_get(json_object_get(doc, "skipped"), 0);
-	assert_string_equal(json_string_value(json_object_get(sk, "function")), "build:quoted:with space");
+	assert_null(reason_of(pm, "has space"));
+	assert_null(reason_of(pm, "quoted"));
+	json_t *doc = ask(pm, "{\"node\":\"n1\"}");
+	json_t *fns = json_object_get(doc, "functions");
+	size_t i;
+	json_t *f;
+	int seen = 0;
+	json_array_foreach(fns, i, f) {
+		const char *n = json_string_value(json_object_get(f, "name"));
+		seen += !strcmp(n, "build:has space") + !strcmp(n, "build:quoted:with space");
+	}
+	assert_int_equal(seen, 2);
 	json_decref(doc);
 	cleanup(pm);
 }
@@ -641,6 +675,7 @@ main(void)
 		cmocka_unit_test(test_collision_short_names),
 		cmocka_unit_test(test_full_names),
 		cmocka_unit_test(test_unusable_names),
+		cmocka_unit_test(test_names_with_spaces_offered),
 		cmocka_unit_test(test_versions_and_requests),
 		cmocka_unit_test(test_version_changes_with_content),
 		cmocka_unit_test(test_find_job),
