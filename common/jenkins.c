@@ -266,7 +266,7 @@ jk_jobs_list(struct jk_client *c, struct jk_job_list *out)
 
 enum jk_err
 jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *param,
-    bool *all, char ***names, size_t *n)
+    bool *all, char ***names, size_t *n, enum jk_multi_node *multi)
 {
 	struct http *h = &c->http;
 	char perr[PERRLEN], what[WHATLEN], *path;
@@ -275,12 +275,40 @@ jk_job_allowed_nodes(struct jk_client *c, const char *full_name, const char *par
 	*all = false;
 	*names = NULL;
 	*n = 0;
+	if (multi)
+		*multi = JK_MULTI_NONE;
 	if ((e = job_path(c, full_name, &path, "config.xml")) != JK_OK)
 		return e;
 	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
 	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
 		e = http_parsed(h, "GET", path, jkmodel_parse_allowed_nodes(http_body(h), param,
 		    all, names, n, perr, sizeof(perr)), perr);
+	if (e == JK_OK && multi)
+		e = http_parsed(h, "GET", path, jkmodel_parse_multi_node(http_body(h), param,
+		    multi, perr, sizeof(perr)), perr);
+	if (e != JK_OK) {
+		strv_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+	}
+	free(path);
+	return e;
+}
+
+enum jk_err
+jk_job_buildable(struct jk_client *c, const char *full_name, bool *buildable)
+{
+	struct http *h = &c->http;
+	char perr[PERRLEN], what[WHATLEN], *path;
+	enum jk_err e;
+
+	*buildable = false;
+	if ((e = job_path(c, full_name, &path, "api/json?tree=buildable,disabled")) != JK_OK)
+		return e;
+	errmsg_set(what, sizeof(what), "no job '%s'", full_name);
+	if ((e = http_request(h, "GET", path, NULL, what, http_ok_get)) == JK_OK)
+		e = http_parsed(h, "GET", path, jkmodel_parse_job_buildable(http_body(h), buildable,
+		    perr, sizeof(perr)), perr);
 	free(path);
 	return e;
 }

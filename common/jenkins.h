@@ -123,14 +123,35 @@ enum jk_err jk_jobs_list_if_changed(struct jk_client *c, struct jk_job_list *out
 void        jk_job_list_free(struct jk_job_list *l);
 
 /*
+ * Whether a Node parameter lets a build choose several nodes (NodeLabel
+ * Parameter plugin, NodeParameterDefinition's allowMultiNodeSelection and
+ * triggerConcurrentBuilds, set from its triggerIfResult). Then every
+ * build of the job gets a TriggerNextBuildWrapper, whose validateBuild
+ * fails the build unless the job's concurrentBuild matches.
+ */
+enum jk_multi_node {
+	JK_MULTI_NONE = 0,        /* one node per build ("multiSelectionDisallowed") */
+	JK_MULTI_SEQUENTIAL,      /* several, one build after another: the job must not be concurrent */
+	JK_MULTI_CONCURRENT,      /* several, all at once: the job must be concurrent */
+};
+
+/*
  * allowedSlaves of the job's NodeParameterDefinition named param, from the
  * job's config.xml (Jenkins does not export it as JSON). *all is set when
  * the list is empty or holds "ALL (no restriction)"; otherwise names/n hold
- * the allowed node names (free with strv_free). JK_ENOTFOUND (with a
- * message saying so) also when the job has no Node parameter named param.
+ * the allowed node names (free with strv_free). *multi (unless NULL): the
+ * parameter's multi-node setting. JK_ENOTFOUND (with a message saying so)
+ * also when the job has no Node parameter named param.
  */
 enum jk_err jk_job_allowed_nodes(struct jk_client *c, const char *full_name,
-                const char *param, bool *all, char ***names, size_t *n);
+                const char *param, bool *all, char ***names, size_t *n,
+                enum jk_multi_node *multi);
+
+/*
+ * Can the job be built now (GET job/<path>/api/json?tree=buildable,
+ * disabled)? AbstractProject.isBuildable: not disabled (nor held off).
+ */
+enum jk_err jk_job_buildable(struct jk_client *c, const char *full_name, bool *buildable);
 
 /* ---- nodes ---- */
 
@@ -143,6 +164,9 @@ struct jk_node {
 	char  **running;          /* URLs of the builds its executors run
 	                             (currentExecutable; jk_node_get only) */
 	size_t  nrunning;
+	int     starting;         /* executors busy with no currentExecutable yet: in
+	                             Executor.run between the item leaving the queue and
+	                             its build existing (or running what we may not read) */
 	bool    offline;          /* offline for any reason */
 	bool    temp_offline;     /* marked temporarily offline */
 	char   *offline_reason;   /* offlineCauseReason, "" if none */
@@ -223,6 +247,9 @@ struct jk_queue_item {
 	bool   blocked;           /* a BlockedItem: it could not start on a free executor
 	                             (a non-concurrent job's build in progress, a
 	                             throttle, quiet-down); false once it left */
+	bool   left;              /* WAITING, yet a LeftItem: it left the queue and has no
+	                             build yet (Executor.run's start window), or never will
+	                             (createExecutable returned null: a disabled job) */
 	int    build_number;      /* when STARTED */
 	char  *build_url;         /* when STARTED, absolute as Jenkins says */
 	struct jk_pin pin;        /* from its actions[] */

@@ -549,8 +549,10 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 		n->idle_executors += idle;
 		/* null when the caller may not read the job, or between builds */
 		cur = json_object_get(v, "currentExecutable");
-		if (!json_is_object(cur))
+		if (!json_is_object(cur)) {
+			n->starting += !idle;	/* busy: a build on its way (jk_node) */
 			continue;
+		}
 		if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
 			return e;
 		if (url)
@@ -860,6 +862,9 @@ jkmodel_parse_queue_item(const char *json, struct jk_queue_item *out, char *err,
 		out->build_number = (int)num;
 	} else if (cancelled) {
 		out->state = JK_QUEUE_CANCELLED;
+	} else {
+		/* Only a LeftItem exports "cancelled" (jk_queue_item.left). */
+		out->left = json_object_get(root, "cancelled") != NULL;
 	}
 	if (out->state != JK_QUEUE_WAITING) {
 		free(out->why);
@@ -1112,3 +1117,52 @@ jkmodel_parse_allowed_nodes(const char *xml, const char *param, bool *all,
 	return JK_OK;
 }
 
+
+/*
+ * NodeParameterDefinition keeps allowMultiNodeSelection and
+ * triggerConcurrentBuilds as fields (its constructor sets both from
+ * triggerIfResult); createBuildWrapper and validateBuild read those two,
+ * so they are what is read here. Absent: false, as Java leaves them.
+ */
+enum jk_err
+jkmodel_parse_multi_node(const char *xml, const char *param, enum jk_multi_node *multi,
+    char *err, size_t errlen)
+{
+	const struct xml_el *d, *nm, *m, *c;
+	struct xml_el *root;
+	char sub[SUBERRLEN];
+
+	*multi = JK_MULTI_NONE;
+	if (xml_parse(xml, &root, sub, sizeof(sub)) < 0) {
+		errmsg_set(err, errlen, "malformed XML: %s", sub);
+		return JK_EPROTO;
+	}
+	for (d = root; d; d = xml_next(root, d))
+		if (xml_is(d, "NodeParameterDefinition") && d->parent &&
+		    strcmp(d->parent->name, "parameterDefinitions") == 0 &&
+		    (nm = xml_child(d, "name")) && xml_text_is(nm, param ? param : ""))
+			break;
+	if (d && (m = xml_child(d, "allowMultiNodeSelection")) && xml_text_is(m, "true")) {
+		c = xml_child(d, "triggerConcurrentBuilds");
+		*multi = c && xml_text_is(c, "true") ? JK_MULTI_CONCURRENT : JK_MULTI_SEQUENTIAL;
+	}
+	xml_free(root);
+	return JK_OK;
+}
+
+enum jk_err
+jkmodel_parse_job_buildable(const char *json, bool *buildable, char *err, size_t errlen)
+{
+	json_t *root;
+	bool disabled;
+	enum jk_err e;
+
+	*buildable = false;
+	if (!(root = jload(json, err, errlen)))
+		return JK_EPROTO;
+	if ((e = jbool(root, "buildable", true, false, buildable, "", err, errlen)) == JK_OK &&
+	    (e = jbool(root, "disabled", false, false, &disabled, "", err, errlen)) == JK_OK)
+		*buildable = *buildable && !disabled;
+	json_decref(root);
+	return e;
+}

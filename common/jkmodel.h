@@ -70,4 +70,15 @@ enum jk_err jkmodel_parse_node_mode(const char *xml, enum jk_mode *mode, char *e
 enum jk_err jkmodel_parse_allowed_nodes(const char *xml, const char *param, bool *all,
                 char ***names, size_t *n, char *err, size_t errlen);
 
+/*
+ * The same config.xml: the multi-node setting of the NodeParameterDefinition
+ * named param (jk_multi_node; JK_MULTI_NONE when it has none).
+ */
+enum jk_err jkmodel_parse_multi_node(const char *xml, const char *param,
+                enum jk_multi_node *multi, char *err, size_t errlen);
+
+/* A job's api/json?tree=buildable,disabled: *buildable (jk_job_buildable). */
+enum jk_err jkmodel_parse_job_buildable(const char *json, bool *buildable, char *err,
+                size_t errlen);
+
 #endif

@@ -205,7 +205,7 @@ allowed_read(struct coordinator *co, struct jk_client *jk, struct allowed_entry 
 {
 	struct pm_allowed a = { 0 };
 
-	if (jk_job_allowed_nodes(jk, e->job, param, &a.all, &a.names, &a.n) == JK_OK) {
+	if (jk_job_allowed_nodes(jk, e->job, param, &a.all, &a.names, &a.n, &a.multi) == JK_OK) {
 		a.known = true;
 		allowed_clear(&e->a);
 		e->a = a;

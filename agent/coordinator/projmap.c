@@ -220,13 +220,38 @@ job_pin(const struct jk_job *j, enum jk_param_kind *kind)
 	return NULL;
 }
 
+/*
+ * Why a job whose Node parameter lets a build choose several nodes cannot
+ * be built at all, or NULL. The NodeLabel Parameter plugin then adds a
+ * TriggerNextBuildWrapper to every build (NodeParameterDefinition.
+ * createBuildWrapper), whose setUp calls validateBuild: it throws, and the
+ * build fails, whenever the job's concurrentBuild differs from the
+ * parameter's triggerConcurrentBuilds. Offering such a job would fail
+ * every build it is given.
+ */
+static char *
+multi_node_problem(const struct jk_job *j, const char *pin, const struct pm_allowed *allowed)
+{
+	if (!allowed || allowed->multi == JK_MULTI_NONE)
+		return NULL;
+	if (allowed->multi == JK_MULTI_CONCURRENT && !j->concurrent)
+		return xasprintf("Node parameter %s allows several nodes with concurrent builds, but the "
+		    "job does not run builds concurrently: Jenkins fails every build of it "
+		    "(NodeParameterDefinition.validateBuild)", pin);
+	if (allowed->multi == JK_MULTI_SEQUENTIAL && j->concurrent)
+		return xasprintf("Node parameter %s allows several nodes built one after another, but "
+		    "the job runs builds concurrently: Jenkins fails every build of it "
+		    "(NodeParameterDefinition.validateBuild)", pin);
+	return NULL;
+}
+
 /* Set pj's pin, label expression and function names, or why it is not dispatchable. */
 static void
 job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *allowed,
     enum function_names naming)
 {
 	const char *pin, *const *atoms, *problem;
-	char err[400];
+	char err[400], *multi;
 	size_t i, na;
 
 	pj->pin_kind = JK_PARAM_OTHER;
@@ -245,6 +270,10 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 	pj->pin = xstrdup(pin);
 	if (pj->pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
 		set_reason(pj, xasprintf("allowed nodes of parameter %s not read yet", pin));
+		return;
+	}
+	if (pj->pin_kind == JK_PARAM_NODE && (multi = multi_node_problem(j, pin, allowed))) {
+		set_reason(pj, multi);
 		return;
 	}
 	if (j->label_expr && !(pj->expr = label_parse(j->label_expr, err, sizeof(err)))) {

@@ -34,6 +34,7 @@ struct pm_allowed {
 	bool    all;        /* unrestricted */
 	char  **names;
 	size_t  n;
+	enum jk_multi_node multi;   /* several nodes per build? (multi_node_problem) */
 };
 
 struct pm_input {

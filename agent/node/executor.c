@@ -511,6 +511,7 @@ run_take(struct run *r)
 #define LOOKUP_NONE       0     /* no build of this unique */
 #define LOOKUP_NO_ANSWER  (-1)  /* the master did not answer */
 #define LOOKUP_STOPPING   (-2)  /* given up: the agent is stopping */
+#define LOOKUP_STARTING   (-3)  /* none found, but one may be in its start window */
 
 /*
  * Build records hold the agent's clock, build timestamps the master's. A
@@ -559,6 +560,46 @@ lookup(struct run *r)
 }
 
 /*
+ * lookup, telling "left the queue, not built yet" from "never queued". In
+ * hudson.model.Executor.run the item leaves the queue (Queue.onStartExecuting)
+ * before createExecutable adds its build to the job's builds and before
+ * WorkUnit.setExecutable gives it its queueId: a lookup then finds neither,
+ * and a trigger would build twice. The item is pinned to this node, so it
+ * is in that window only on one of this node's executors, which is busy
+ * with no currentExecutable meanwhile (jk_node.starting). None busy so:
+ * look once more (the build may have appeared between the two looks), and
+ * what that finds is the answer. LOOKUP_*.
+ */
+static int
+lookup_settled(struct run *r)
+{
+	const char *node = r->e->node->cfg->node_name;
+	struct jk_node nd;
+	enum jk_err je;
+	int found, starting;
+
+	r->refusal = NULL;
+	if ((found = lookup(r)) != LOOKUP_NONE)
+		return found;
+	memset(&nd, 0, sizeof(nd));
+	je = jk_node_get(r->e->jk, node, &nd);
+	starting = nd.starting;
+	jk_node_free(&nd);
+	if (je == JK_ECANCELED)
+		return LOOKUP_STOPPING;
+	if (je != JK_OK)
+		return LOOKUP_NO_ANSWER;
+	if (starting > 0) {
+		log_info("%s: no build of unique %s found, but %d executor(s) of %s are starting a build "
+		    "that may be it; looking again", r->e->id, r->job->unique, starting, node);
+		r->refusal = "a build that may be this job's was still starting on this node "
+		    "(left the Jenkins queue, not built yet) at the trigger timeout; not triggered again";
+		return LOOKUP_STARTING;
+	}
+	return lookup(r);
+}
+
+/*
  * lookup for a job that may have a build already. A master that does not
  * answer is asked again until [node] trigger_timeout: a failed search must
  * not lead to a second build. A stop cuts it short (a request in progress
@@ -573,9 +614,12 @@ lookup_retrying(struct run *r)
 
 	backoff_init(&bo, JENKINS_RETRY_MIN_MS, JENKINS_RETRY_MAX_MS);
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
-	while ((rc = lookup(r)) == LOOKUP_NO_ANSWER && !clk_passed(deadline)) {
-		log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
-		    r->job->unique, jk_client_error(r->e->jk));
+	/* Only our own record's build is pinned to this node (lookup_settled). */
+	while (((rc = r->recorded ? lookup_settled(r) : lookup(r)) == LOOKUP_NO_ANSWER ||
+	    rc == LOOKUP_STARTING) && !clk_passed(deadline)) {
+		if (rc == LOOKUP_NO_ANSWER)
+			log_warnx("%s: looking for the build of unique %s: %s; asking again", r->e->id,
+			    r->job->unique, jk_client_error(r->e->jk));
 		if (shutdown_sleep_ms(backoff_next(&bo))) {
 			rc = LOOKUP_STOPPING;
 			break;
@@ -626,9 +670,10 @@ find_build(struct run *r)
 		found = lookup_advert(r);
 	if (found == LOOKUP_STOPPING)
 		return RUN_HANDED_BACK;
-	if (found == LOOKUP_NO_ANSWER) {
+	if (found == LOOKUP_NO_ANSWER || found == LOOKUP_STARTING) {
 		send_warning_fail(r, "cannot tell whether %s was already built for unique %s: %s",
-		    r->full, r->job->unique, jk_client_error(r->e->jk));
+		    r->full, r->job->unique, found == LOOKUP_STARTING ? r->refusal :
+		    jk_client_error(r->e->jk));
 		return RUN_FAILED;
 	}
 	if (found == LOOKUP_NONE && !advert)
@@ -692,12 +737,12 @@ trigger_params(const struct run *r, size_t *n)
  * After a trigger whose answer was lost: lookup for the build it may have
  * made. Unless it is found (or the agent stops), the backoff's next delay
  * is waited first, as after any failure; then LOOKUP_NONE: trigger again,
- * LOOKUP_NO_ANSWER: look again. LOOKUP_*.
+ * LOOKUP_NO_ANSWER or LOOKUP_STARTING: look again. LOOKUP_*.
  */
 static int
 lookup_lost(struct run *r, struct backoff *bo)
 {
-	int found = lookup(r);
+	int found = lookup_settled(r);
 
 	if (found == LOOKUP_FOUND || found == LOOKUP_STOPPING)
 		return found;
@@ -730,13 +775,14 @@ trigger(struct run *r)
 	jk_client_set_cancel(r->e->jk, shutdown_requested);
 	while (!clk_passed(deadline)) {
 		if (uncertain && (found = lookup_lost(r, &bo)) != LOOKUP_NONE) {
-			if (found == LOOKUP_NO_ANSWER)
+			if (found == LOOKUP_NO_ANSWER || found == LOOKUP_STARTING)
 				continue;
 			e = found == LOOKUP_FOUND ? JK_OK : JK_ECANCELED;
 			existing = false;
 			break;
 		}
 		uncertain = false;
+		r->refusal = NULL;
 		e = jk_build_trigger(r->e->jk, r->full, kv, nkv, &r->qid, &existing);
 		if (e == JK_OK && existing) {
 			/*
@@ -913,7 +959,56 @@ struct queue_watch {
 	bool       checked;      /* its pin has been checked */
 	bool       cancelled;    /* we cancelled it for not starting in time */
 	char       why[300];     /* why Jenkins last said it waits */
+	long long  left_since;   /* first seen a LeftItem without build, 0: not */
+	long long  job_look_at;  /* when to ask whether its job can be built */
 };
+
+/*
+ * A LeftItem without a build is in Executor.run's start window for
+ * milliseconds; one still without a build after this long may never get
+ * one: its job is asked whether it can be built, then again this often.
+ */
+#define START_WINDOW_GRACE_MS  1000
+#define LEFT_JOB_LOOK_MS       5000
+
+/*
+ * Has the item left the queue for good without a build? A job disabled
+ * while it was queued: AbstractProject.makeDisabled cancels one item (the
+ * queue's cancel(Task)); the others still reach an executor, whose
+ * createExecutable returns null (the job is disabled), and stay LeftItems
+ * with executable null and cancelled false for the five minutes Jenkins
+ * keeps them (Queue.leftItems). Refused as soon as the job says so, not
+ * after those five minutes. True when the job was refused.
+ */
+static bool
+left_without_build(struct run *r, struct queue_watch *w, const struct jk_queue_item *q)
+{
+	long long now = clk_now_ms();
+	bool buildable = true;
+	enum jk_err je;
+
+	if (!q->left) {
+		w->left_since = 0;
+		return false;
+	}
+	if (!w->left_since) {
+		w->left_since = now;
+		w->job_look_at = now + START_WINDOW_GRACE_MS;
+	}
+	if (now < w->job_look_at)
+		return false;
+	w->job_look_at = now + LEFT_JOB_LOOK_MS;
+	if ((je = jk_job_buildable(r->e->jk, r->full, &buildable)) == JK_ENOTFOUND) {
+		send_warning_fail(r, "job %s no longer exists on the master: queue item %ld left the "
+		    "queue without a build", r->full, w->qid);
+		return true;
+	}
+	if (je != JK_OK || buildable)
+		return false;
+	send_warning_fail(r, "job %s is disabled: Jenkins took queue item %ld to an executor but "
+	    "made no build of it (a disabled job's createExecutable returns none)", r->full, w->qid);
+	return true;
+}
 
 /* What a look at the queue item found. */
 enum queue_seen {
@@ -958,6 +1053,8 @@ queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item
 			    w->qid, r->full);
 		return QUEUE_REFUSED;
 	}
+	if (left_without_build(r, w, q))
+		return QUEUE_REFUSED;
 	node_claim(e->node, &e->claim, q->blocked ? CLAIM_BLOCKED : CLAIM_STARTING);
 	if (q->why)
 		snprintf(w->why, sizeof(w->why), "%s", q->why);

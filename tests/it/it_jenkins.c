@@ -194,7 +194,7 @@ run(struct jk_client *c, int argc, char **argv, json_t *r)
 		bool all;
 
 		need(argc, 3, op);
-		if ((e = jk_job_allowed_nodes(c, argv[1], argv[2], &all, &names, &n)) == JK_OK) {
+		if ((e = jk_job_allowed_nodes(c, argv[1], argv[2], &all, &names, &n, NULL)) == JK_OK) {
 			json_object_set_new(r, "all", json_boolean(all));
 			json_object_set_new(r, "names", strv_json(names, n));
 			strv_free(names, n);

@@ -35,6 +35,8 @@ Fixture keys (JSON object; see tests/fixtures/basic.json):
   users            {"name": {"token": T, "password": P}}; none = security off
   anonymous_read   with users: may anonymous read (never build)? default false
   left_item_ttl    seconds a LeftItem stays readable, default 300
+  start_window     seconds between an item leaving the queue and its build
+                   existing (Executor.run), default 0.02; POST /_test/start_window
   keepalive_timeout  idle keep-alive connections are closed after it, default 5
   nodes            [{"name", "labels", "executors", "mode": NORMAL|EXCLUSIVE,
                      "offline", "temporarily_offline", "offline_reason",
@@ -45,13 +47,15 @@ Fixture keys (JSON object; see tests/fixtures/basic.json):
                      "result", "estimated_duration", "description",
                      "params": [{"type": node|label|string|boolean|text|choice,
                                  "name", "default", "allowed", "choices",
-                                 "description"}]}]
+                                 "description", "trigger_if_result" (node:
+                                 NodeParameterDefinition.triggerIfResult)}]}]
   A job parameter named DURATION / RESULT, when non-empty, sets a build's
   duration (seconds) / result, like a build script reading its environment.
 
 Control API (JSON in and out, never delayed, failed, dropped or logged):
   POST /_test/latency {"ms"}        POST /_test/fail {"status", "seconds"}
   POST /_test/drop {"count", "after", "method"}   POST /_test/restart
+  POST /_test/start_window {"seconds"}  (the start window, see Starting)
                                     (after: process the request, then close without answering;
                                      method: only requests with that method)
   POST /_test/build {"job", "node"?, "params"?, "delay"?, "old"?} -> {"queue_id"}
@@ -757,6 +761,13 @@ class ParamDef:
             if isinstance(default, str):
                 default = [default]
             self.default = list(default or [])
+            # NodeParameterDefinition(name, ..., triggerIfResult, ...): the
+            # constructor derives allowMultiNodeSelection and
+            # triggerConcurrentBuilds from triggerIfResult (Constants).
+            self.trigger_if_result = spec.get("trigger_if_result", "multiSelectionDisallowed")
+            self.multi_node = self.trigger_if_result != "multiSelectionDisallowed"
+            self.trigger_concurrent = (self.trigger_if_result
+                                       == "allowMultiSelectionForConcurrentBuilds")
         elif self.kind == "boolean":
             self.default = bool(default)
         elif self.kind == "choice":
@@ -1131,6 +1142,28 @@ class Node:
         return None
 
 
+class Starting:
+    """An executor between Queue.onStartExecuting and WorkUnit.setExecutable.
+
+    hudson.model.Executor.run, under the queue lock: workUnit.setExecutor,
+    then queue.onStartExecuting (the item leaves `pendings` and becomes a
+    Queue.LeftItem whose getExecutable() is still null, cancelled false),
+    then task.createExecutable() (AbstractProject.createExecutable ->
+    newBuild: only now does the build exist in the job's builds), then
+    workUnit.setExecutable (WorkUnit.setExecutable -> Run.setQueueId: only
+    now does the build carry its queueId and the LeftItem its executable).
+    Queue.getItem and the job's builds are read without that lock, so a
+    client sees this window: the item gone from the queue, no build yet.
+    Meanwhile the executor is busy (Executor.isIdle: workUnit != null) with
+    no currentExecutable.  It lasts Jenkins.start_window seconds here."""
+
+    def __init__(self, item, node, executor, due):
+        self.item = item
+        self.node = node
+        self.executor = executor
+        self.due = due
+
+
 class Build:
     """A Run (FreeStyleBuild or WorkflowRun)."""
 
@@ -1256,6 +1289,7 @@ class Jenkins:
         self.quieting_down = False
         self.quiet_down_reason = None
         self.left_item_ttl = float(fixture.get("left_item_ttl", 300))
+        self.start_window = float(fixture.get("start_window", 0.02))
         self.session_hash = secrets.token_hex(4)
         self.root = Folder("", None)
         self.nodes = {}
@@ -1375,7 +1409,7 @@ class Jenkins:
         if not connected:
             node.offline_cause = OfflineCause(user, message)
             # The channel is gone: running builds fail like on a real agent loss.
-            for b in list(node.running.values()):
+            for b in [b for b in node.running.values() if isinstance(b, Build)]:
                 b.log.append("Agent went offline during the build")
                 b.log.append("ERROR: Connection was broken")
                 self.finish_build(b, time.time(), "FAILURE")
@@ -1420,8 +1454,38 @@ class Jenkins:
                              % (node.name, " (%s)" % labels if labels else "", ws))
             build.log.append("[%s] $ /bin/sh -xe /tmp/jenkins%d.sh"
                              % (job.name, 1000000 + item.id))
+        self.validate_multi_node(build)
         build.log.append("+ sleep %s" % Fmt.number(build.planned_duration))
         return build
+
+    def validate_multi_node(self, build):
+        """NodeLabel Parameter plugin: a Node parameter that allows several
+        nodes (NodeParameterDefinition.createBuildWrapper when
+        getAllowMultiNodeSelection) puts a TriggerNextBuildWrapper on every
+        freestyle build; its setUp calls validateBuild, which throws an
+        IllegalStateException when the job's concurrentBuild differs from
+        triggerConcurrentBuilds; Run.execute catches it and the build ends
+        FAILURE before any build step runs."""
+        job = build.job
+        if job.is_pipeline or not build.has_params_action:
+            return  # BuildWrappers are freestyle; setUp returns early without ParametersAction
+        for d in job.params:
+            if d.kind != "node" or not d.multi_node:
+                continue
+            if job.concurrent and not d.trigger_concurrent:
+                msg = ("The project is configured to run builds concurrent, but the node parameter"
+                       " [%s] is configured to trigger new builds depending on the state of the"
+                       " last build only!" % d.name)
+            elif not job.concurrent and d.trigger_concurrent:
+                msg = ("The project is configured to NOT run builds concurrent, but the node"
+                       " parameter [%s] is configured to trigger new builds concurrent!" % d.name)
+            else:
+                return
+            build.log.append("FATAL: " + msg)
+            build.log.append("java.lang.IllegalStateException: " + msg)
+            build.planned_duration = 0
+            build.planned_result = "FAILURE"
+            return
 
     def finish_build(self, build, now, result=None):
         if not build.building:
@@ -1458,11 +1522,54 @@ class Jenkins:
         with self.changed:
             self.changed.notify_all()
 
+    def begin_start(self, item, node, executor, now):
+        """Executor.run up to createExecutable (see Starting): the item has
+        left the queue as a LeftItem without executable; the build does not
+        exist yet.  A zero window starts the build at once."""
+        self.queue.leave(item, now)
+        if self.start_window <= 0:
+            return self.end_start(Starting(item, node, executor, now), now)
+        node.running[executor] = Starting(item, node, executor, now + self.start_window)
+        return None
+
+    def end_start(self, st, now):
+        """The rest of Executor.run's locked block: createExecutable, then
+        WorkUnit.setExecutable.  AbstractProject.createExecutable (and
+        WorkflowJob's) returns null for a disabled job: Executor.run logs
+        "cannot be run (for example because it is disabled)" and returns;
+        the LeftItem keeps executable null and cancelled false until the
+        leftItems cache drops it (Queue.leftItems, expireAfterWrite 5 min)."""
+        if st.node.running.get(st.executor) is st:
+            del st.node.running[st.executor]
+        if st.item.job.disabled or st.item.job not in self.all_jobs():
+            self.kick()
+            return None
+        return self.start_build(st.item, st.node, st.executor, now)
+
+    def starting(self):
+        return [s for n in self.nodes.values() for s in n.running.values()
+                if isinstance(s, Starting)]
+
     def restart(self):
         """A controller restart as clients see it: new session hash, the
-        in-memory LeftItem cache is gone (running builds keep running)."""
+        in-memory LeftItem cache is gone, and builds in progress do not
+        survive it.  Jenkins loads every build record from disk as finished:
+        Run(job, buildDir) -> Run.reload sets state COMPLETED and result
+        ABORTED "as a defensive measure", then unmarshals build.xml, which
+        for a build still running has no result yet: it stays ABORTED, with
+        the duration never saved (0).  Items in the start window had left
+        the queue (Queue.save no longer has them) and never got a build."""
         self.session_hash = secrets.token_hex(4)
         self.queue.left.clear()
+        for st in self.starting():
+            del st.node.running[st.executor]
+        for build in self.running_builds():
+            build.end = build.timestamp
+            build.result = "ABORTED"
+            build.node.running.pop(build.executor, None)
+            self.active.remove(build)
+            build.job.active.discard(build)
+        self.kick()
 
 
 class Queue:
@@ -1599,6 +1706,10 @@ class Queue:
         if self.j.quieting_down:
             return "Jenkins is about to shut down"
         if not job.concurrent:
+            # Executor.run holds the queue lock through the start window, so
+            # no Queue.maintain pass can start a second build meanwhile.
+            if any(st.item.job is job for st in self.j.starting()):
+                return "A build is already in progress"
             if job.is_building():
                 # BlockedBecauseOfBuildInProgress
                 last = job.last_build()
@@ -1688,6 +1799,9 @@ class Queue:
         for build in j.running_builds():
             if build.abort_requested or now >= build.due:
                 j.finish_build(build, now)
+        for st in j.starting():
+            if now >= st.due:
+                j.end_start(st, now)
         self.expire(now)
         for it in self.by_state("waiting"):
             if it.timestamp <= now:
@@ -1705,12 +1819,13 @@ class Queue:
                 continue
             pick = self._pick(it)
             if pick:
-                j.start_build(it, pick[0], pick[1], now)
+                j.begin_start(it, pick[0], pick[1], now)
 
     def next_event(self, now):
         """Seconds until something is due (a quiet period or a build end)."""
         times = [it.timestamp for it in self.items if it.state == "waiting"]
         times += [b.due for b in self.j.running_builds()]
+        times += [st.due for st in self.j.starting()]
         return max(0.0, min(times) - now) if times else None
 
 
@@ -1922,6 +2037,14 @@ class Views:
     def executor(self, node, number):
         build = node.running.get(number)
         progress, stuck = -1, False
+        if isinstance(build, Starting):
+            # Executor.isIdle: workUnit != null; getCurrentExecutable: null yet.
+            return (Bean(None)
+                    .add("currentExecutable", None)
+                    .add("idle", False)
+                    .add("likelyStuck", False)
+                    .add("number", number)
+                    .add("progress", -1))
         if build is not None:
             est = build.job.estimated_duration_ms()
             elapsed = ms(self.now - build.timestamp)
@@ -2217,9 +2340,11 @@ def param_def_xml(d, indent):
                 lines.append("%s</%s>" % (inner, tag))
             else:
                 lines.append("%s<%s/>" % (inner, tag))
-        lines += ["%s<triggerIfResult>multiSelectionDisallowed</triggerIfResult>" % inner,
-                  "%s<allowMultiNodeSelection>false</allowMultiNodeSelection>" % inner,
-                  "%s<triggerConcurrentBuilds>false</triggerConcurrentBuilds>" % inner,
+        lines += ["%s<triggerIfResult>%s</triggerIfResult>" % (inner, _x(d.trigger_if_result)),
+                  "%s<allowMultiNodeSelection>%s</allowMultiNodeSelection>"
+                  % (inner, "true" if d.multi_node else "false"),
+                  "%s<triggerConcurrentBuilds>%s</triggerConcurrentBuilds>"
+                  % (inner, "true" if d.trigger_concurrent else "false"),
                   "%s<ignoreOfflineNodes>false</ignoreOfflineNodes>" % inner,
                   '%s<nodeEligibility class="%snode.AllNodeEligibility"/>' % (inner, NLP)]
     elif d.kind == "label":
@@ -3079,6 +3204,9 @@ class ControlApi:
                 app.faults.drop_count = max(0, int(data.get("count", 0)))
                 app.faults.drop_after = bool(data.get("after", False))
                 app.faults.drop_method = data.get("method")
+            return self.reply({"ok": True})
+        if key == ("POST", "start_window"):
+            j.start_window = max(0.0, float(data.get("seconds", 0)))
             return self.reply({"ok": True})
         if key == ("POST", "restart"):
             j.restart()
