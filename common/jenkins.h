@@ -97,6 +97,7 @@ struct jk_job {
 	bool    buildable;
 	bool    disabled;
 	bool    concurrent;       /* concurrentBuild */
+	bool    pipeline;         /* a WorkflowJob: its runs take an executor only in node() */
 	struct jk_param_def *params;
 	size_t  nparams;
 };
@@ -274,6 +275,8 @@ struct jk_build {
 	                             old records, and before setQueueId) */
 	char  *description;       /* NULL if none */
 	struct jk_pin pin;        /* from its actions[] */
+	bool   pipeline;          /* a WorkflowRun: it holds a node's executor
+	                             only inside node() { }, through a placeholder */
 };
 
 enum jk_err jk_build_get(struct jk_client *c, const char *full_name, int number,

@@ -190,7 +190,26 @@ jclass_has(const json_t *o, const char *s, bool suffix)
 	return n >= m && strcmp(c + n - m, s) == 0;
 }
 
+/*
+ * A Pipeline run (workflow-job's WorkflowRun, a Queue.FlyweightTask): it
+ * runs on no regular executor; its node() step takes one through an
+ * ExecutorStepExecution$PlaceholderTask, whose executable the executors'
+ * JSON shows with the run's url.
+ */
+static bool
+jk_build_is_pipeline(const json_t *build)
+{
+	return jclass_has(build, ".WorkflowRun", true);
+}
+
 /* ---- jobs ---- */
+
+/* A Pipeline job: workflow-job's WorkflowJob (also a multibranch branch's). */
+static bool
+jk_job_is_pipeline(const json_t *job)
+{
+	return jclass_has(job, ".WorkflowJob", true);
+}
 
 static void
 job_clear(struct jk_job *j)
@@ -299,6 +318,7 @@ parse_job(const json_t *o, const char *path, const char *prefix, struct jk_job *
 	    (e = jbool(o, "concurrentBuild", false, false, &j->concurrent, path, err, errlen)) != JK_OK ||
 	    (e = parse_job_params(o, path, j, err, errlen)) != JK_OK)
 		return e;
+	j->pipeline = jk_job_is_pipeline(o);
 	if (!j->full_name) {
 		/* Older masters have no fullName: rebuild it from the folder path. */
 		j->full_name = xasprintf("%s%s%s", prefix, *prefix ? "/" : "", j->name);
@@ -925,6 +945,7 @@ jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t er
 		return e;
 	}
 	out->number = (int)num;
+	out->pipeline = jk_build_is_pipeline(root);
 	out->duration_ms = (long)dur;
 	out->estimated_ms = (long)est;
 	out->timestamp_ms = ts;

@@ -1048,3 +1048,134 @@ def test_built_in_node_url_by_version(fresh, version, old):
     assert names[0] == ("master" if old else "Built-In Node")
     # python-jenkins lists the controller under its displayName
     assert jenkins.Jenkins(jk.url, timeout=10).get_nodes()[0]["name"] == names[0]
+
+
+# ---------------------------------------------------------------------------
+# Pipeline jobs (issue 17): flyweight runs, node() placeholders, results, stop
+# ---------------------------------------------------------------------------
+
+WORKFLOW_RUN = "org.jenkinsci.plugins.workflow.job.WorkflowRun"
+PLACEHOLDER = "org.jenkinsci.plugins.workflow.support.steps.ExecutorStepExecution$PlaceholderTask"
+NODE_PARAM = {"type": "node", "name": "NODE"}
+
+
+def add_pipeline(jk, script, params=(NODE_PARAM,)):
+    return add_job(jk, prefix="pipe", type="pipeline", params=list(params), script=script)
+
+
+def computer(jk, node):
+    cur = "currentExecutable%5B_class,url,number,displayName,fullDisplayName%5D"
+    return get_json(jk, "/computer/%s/api/json?tree=idle,executors%%5Bidle,%s%%5D,"
+                    "oneOffExecutors%%5B%s%%5D" % (node, cur, cur))
+
+
+def test_pipeline_script_subset():
+    ops = js.PipelineScript("sleep 1; node(params.NODE) { sleep(2)\n currentBuild.result = 'UNSTABLE' }"
+                            "\nnode('linux') { echo 'hi' }\nerror 'boom'").ops
+    assert ops == [("sleep", 1.0), ("node", ("word", "params.NODE")), ("sleep", 2.0),
+                   ("result", "UNSTABLE"), ("endnode",), ("node", ("str", "linux")),
+                   ("echo", "hi"), ("endnode",), ("error", "boom")]
+    for bad in ("node(params.NODE) {", "sh 'make'", "currentBuild.result = 'GREEN'"):
+        with pytest.raises(js.PipelineSyntaxError):
+            js.PipelineScript(bad)
+
+
+def test_pipeline_run_is_flyweight_and_node_takes_an_executor(jk, client):
+    """Queue.makeFlyWeightTaskBuildable: the run starts on the node's
+    OneOffExecutor with its only executor idle; node(params.NODE) then takes
+    the executor through a PlaceholderExecutable whose url is the run's."""
+    node = add_node(jk, executors=1)
+    job = add_pipeline(jk, "sleep 0.8; node(params.NODE) { sleep 0.8 }")
+    status, hdrs, _ = trigger(jk, job_path(job), {"NODE": node})
+    assert status == 201
+    qid = queue_id(hdrs["location"])
+    wait_build(jk, qid, done=False)
+    c = computer(jk, node)
+    assert c["executors"][0]["idle"] is True and c["idle"] is False
+    one = c["oneOffExecutors"]
+    assert len(one) == 1 and one[0]["currentExecutable"]["_class"] == WORKFLOW_RUN
+    info = client.get_build_info(job, 1)
+    assert info["_class"] == WORKFLOW_RUN and info["building"] is True and info["result"] is None
+    assert "builtOn" not in info
+    url = jk.url + "job/%s/1/" % job
+
+    def in_node():
+        ex = computer(jk, node)["executors"][0]
+        return ex if not ex["idle"] else None
+    ex = jk.wait_for(in_node, what="the placeholder on the executor")
+    cur = ex["currentExecutable"]
+    assert cur["_class"] == PLACEHOLDER + "$PlaceholderExecutable"
+    assert cur["url"] == url and cur["number"] == 1
+    assert cur["displayName"] == cur["fullDisplayName"] == "part of %s #1" % job
+    b = wait_build(jk, qid)
+    assert b["result"] == "SUCCESS" and len(b["node_blocks"]) == 1 and b["node_blocks"][0][0] == node
+    assert client.get_build_info(job, 1)["result"] == "SUCCESS"
+    c = computer(jk, node)
+    assert c["idle"] is True and c["oneOffExecutors"] == []
+
+
+def test_pipeline_placeholder_waits_in_the_queue(jk, client):
+    """A second run starts though the node is busy (a flyweight needs no free
+    executor); its node() waits as a PlaceholderTask item for the label."""
+    node = add_node(jk, executors=1)
+    job = add_pipeline(jk, "node(params.NODE) { sleep 1.5 }")
+    q1 = queue_id(trigger(jk, job_path(job), {"NODE": node})[1]["location"])
+    jk.wait_for(lambda: not computer(jk, node)["executors"][0]["idle"], what="first run in node()")
+    q2 = queue_id(trigger(jk, job_path(job), {"NODE": node})[1]["location"])
+    wait_build(jk, q2, done=False)
+
+    def placeholder():
+        items = get_json(jk, "/queue/api/json")["items"]
+        return [i for i in items if i["task"]["_class"] == PLACEHOLDER] or None
+    items = jk.wait_for(placeholder, what="a placeholder item")
+    assert len(items) == 1
+    it = items[0]
+    assert it["_class"] == "hudson.model.Queue$BuildableItem" and it["actions"] == []
+    # PlaceholderTask's @Exported have visibility 1: at depth 0 only its class shows
+    assert it["task"] == {"_class": PLACEHOLDER}
+    task = get_json(jk, "/queue/item/%d/api/json?depth=1" % it["id"])["task"]
+    assert task["url"] == "job/%s/2/" % job  # relative: PlaceholderTask.getUrl
+    assert task["name"] == task["fullDisplayName"] == "part of %s #2" % job
+    assert it["why"] == "Waiting for next available executor on \u2018%s\u2019" % node
+    assert client.get_job_info(job)["inQueue"] is False  # another task than the job
+    assert [i["id"] for i in client.get_queue_info()] == [it["id"]]
+    assert client.get_build_info(job, 2)["building"] is True
+    wait_build(jk, q1)
+    b2 = wait_build(jk, q2)
+    assert b2["result"] == "SUCCESS"
+    assert jk.concurrency()[node] == 1
+
+
+@pytest.mark.parametrize("script,result", [
+    ("node(params.NODE) { currentBuild.result = 'UNSTABLE' }", "UNSTABLE"),
+    ("node(params.NODE) { currentBuild.result = 'FAILURE'; currentBuild.result = 'UNSTABLE' }",
+     "FAILURE"),  # Run.setResult only ever makes it worse
+    ("node(params.NODE) { error 'boom' }", "FAILURE"),
+    ("echo 'no node at all'", "SUCCESS"),
+])
+def test_pipeline_results(jk, client, script, result):
+    node = add_node(jk, executors=1)
+    job = add_pipeline(jk, script)
+    qid = queue_id(trigger(jk, job_path(job), {"NODE": node})[1]["location"])
+    assert wait_build(jk, qid)["result"] == result
+    assert client.get_build_info(job, 1)["result"] == result
+
+
+def test_pipeline_stop_aborts_in_node_and_while_waiting(jk, client):
+    """WorkflowRun.doStop: ABORTED; the executor of node() is freed and a
+    placeholder still queued is cancelled."""
+    node = add_node(jk, executors=1)
+    job = add_pipeline(jk, "node(params.NODE) { sleep 30 }")
+    q1 = queue_id(trigger(jk, job_path(job), {"NODE": node})[1]["location"])
+    jk.wait_for(lambda: not computer(jk, node)["executors"][0]["idle"], what="first run in node()")
+    q2 = queue_id(trigger(jk, job_path(job), {"NODE": node})[1]["location"])
+    wait_build(jk, q2, done=False)
+    jk.wait_for(lambda: get_json(jk, "/queue/api/json")["items"] or None, what="placeholder")
+    client.stop_build(job, 2)
+    assert wait_build(jk, q2)["result"] == "ABORTED"
+    assert get_json(jk, "/queue/api/json")["items"] == []
+    client.stop_build(job, 1)
+    b1 = wait_build(jk, q1)
+    assert b1["result"] == "ABORTED" and b1["node_blocks"][0][3] is not None
+    assert computer(jk, node)["idle"] is True
+    assert [b["node_blocks"] for b in jk.builds() if b["job"] == job and b["number"] == 2] == [[]]

@@ -68,6 +68,23 @@ map_usage(FILE *f)
 	    "  -t SECONDS      how long to wait for the coordinator (default 10)\n");
 }
 
+/* The Pipeline jobs offered, and what their scripts must do. */
+static void
+print_pipelines(json_t *jobs)
+{
+	json_t *j;
+	size_t i, k = 0;
+
+	json_array_foreach(jobs, i, j) {
+		if (!json_is_true(json_object_get(j, "pipeline")))
+			continue;
+		if (!k++)
+			printf("\nPipeline jobs (the script must run its steps in node(params.PIN)):\n");
+		printf("  %-30s node(params.%s)\n", json_string_value(json_object_get(j, "job")),
+		    json_string_value(json_object_get(j, "pin")));
+	}
+}
+
 static void
 print_whole(json_t *m)
 {
@@ -87,6 +104,7 @@ print_whole(json_t *m)
 			printf("%s%s", k ? "," : "", json_string_value(n));
 		printf("\n");
 	}
+	print_pipelines(jobs);
 	u = json_object_get(m, "undispatchable");
 	if (json_array_size(u)) {
 		printf("\nnot dispatchable:\n");

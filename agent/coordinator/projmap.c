@@ -45,6 +45,7 @@ struct pm_job {
 	char              *label;      /* label expression, NULL if none */
 	char              *pin;        /* parameter that pins the build */
 	enum jk_param_kind pin_kind;
+	bool               pipeline;   /* a Pipeline job (WorkflowJob) */
 	const char        *reason;     /* why not dispatchable, NULL if it is */
 	char              *reason_own; /* reason, when made for this job (set_reason) */
 	struct label_expr *expr;
@@ -245,6 +246,24 @@ multi_node_problem(const struct jk_job *j, const char *pin, const struct pm_allo
 	return NULL;
 }
 
+/*
+ * A Pipeline run takes an executor only when its script reaches node(X),
+ * through a placeholder queued for X; the node agent that took the job
+ * counts the run against its executors, so X must be that node: only a
+ * Node parameter names one node (node(params.NAME)). A Label parameter
+ * lets the placeholder land on any node of the label, another agent's
+ * executor, uncounted.
+ */
+static const char *
+pipeline_problem(const struct pm_job *pj)
+{
+	if (!pj->pipeline || pj->pin_kind == JK_PARAM_NODE)
+		return NULL;
+	return "Pipeline job without a Node parameter: its node() step could take an executor the "
+	    "node agents do not count; declare a Node parameter (NodeLabel Parameter plugin) and "
+	    "run the script's steps in node(params.NAME)";
+}
+
 /* Set pj's pin, label expression and function names, or why it is not dispatchable. */
 static void
 job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *allowed,
@@ -268,11 +287,15 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 		return;
 	}
 	pj->pin = xstrdup(pin);
+	if ((pj->pipeline = j->pipeline) && (pj->reason = pipeline_problem(pj)))
+		return;
 	if (pj->pin_kind == JK_PARAM_NODE && allowed && !allowed->known) {
 		set_reason(pj, xasprintf("allowed nodes of parameter %s not read yet", pin));
 		return;
 	}
-	if (pj->pin_kind == JK_PARAM_NODE && (multi = multi_node_problem(j, pin, allowed))) {
+	/* BuildWrappers are freestyle's: a Pipeline run never gets the wrapper. */
+	if (pj->pin_kind == JK_PARAM_NODE && !pj->pipeline &&
+	    (multi = multi_node_problem(j, pin, allowed))) {
 		set_reason(pj, multi);
 		return;
 	}
@@ -456,6 +479,8 @@ put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
 		}
 		buf_adds(b, ",\"pin\":");
 		put_str(b, j->pin);
+		if (j->pipeline)	/* offered: its script must use node(params.<pin>) */
+			buf_adds(b, ",\"pipeline\":true");
 		buf_adds(b, "}");
 	}
 	buf_adds(b, "]");

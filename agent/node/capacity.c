@@ -6,7 +6,7 @@
 static struct capacity_decision
 verdict(enum capacity_verdict v)
 {
-	struct capacity_decision d = { v, -1, CAP_REASON_NONE, 0, 0 };
+	struct capacity_decision d = { v, -1, CAP_REASON_NONE, 0, 0, 0 };
 
 	return d;
 }
@@ -35,8 +35,9 @@ decide_answered(const struct capacity_view *v)
 	const struct capacity_answer *a = v->jenkins;
 	struct capacity_decision d = verdict(CAP_NO_ROOM);
 
+	d.pipelines_waiting = v->pipelines_waiting;
 	if (a->ok)
-		d.free_execs = a->idle_executors - v->starting - v->grabs_out;
+		d.free_execs = a->idle_executors - v->starting - v->grabs_out - v->pipelines_waiting;
 	if (!a->ok)
 		d.reason = CAP_REASON_UNREACHABLE;
 	else if (a->offline || a->temp_offline)

@@ -10,8 +10,11 @@
  * quieting down, and more idle executors than jobs of ours that may take
  * one: claims (a job taken whose build has not started yet and whose
  * queue item is not blocked: Jenkins does not count it busy until then)
- * plus GRABs out. So a busy node never takes a job out of the Gearman
- * queue, and builds Jenkins started itself count as busy.
+ * plus GRABs out, plus Pipeline runs of ours that no executor shows (a
+ * Pipeline run takes an executor only inside node() { }, through a
+ * placeholder task: it counts from trigger to end). So a busy node never
+ * takes a job out of the Gearman queue, and builds Jenkins started itself
+ * count as busy.
  *
  * Jenkins is asked only while a job waits for this node and only once
  * per CAPACITY_RECHECK_MS while it is full: a native build's executor is
@@ -60,6 +63,10 @@ struct capacity_view {
 	int  free_executor;     /* a free executor thread within the map's count, or -1 */
 	int  starting;          /* claims */
 	int  grabs_out;         /* GRAB_JOBs out, each with an executor reserved */
+	/* With an answer: Pipeline runs of ours no executor shows (waiting for
+	 * their node() placeholder's executor, or between node() blocks): each
+	 * will take one, though Jenkins shows it idle. */
+	int  pipelines_waiting;
 	/* NULL: Jenkins not asked yet. Else its answer, and the quiet-down as known. */
 	const struct capacity_answer *jenkins;
 	bool quieting;
@@ -87,7 +94,9 @@ struct capacity_decision {
 	int                   executor;      /* CAP_GRAB: the one to reserve; else -1 */
 	enum capacity_reason  reason;        /* CAP_NO_ROOM: why */
 	long                  recheck_ms;    /* CAP_NO_ROOM: look at Jenkins again after this */
-	int                   free_execs;    /* with an answer: idle executors less claims and GRABs out */
+	int                   free_execs;    /* with an answer: idle executors less claims, GRABs out
+	                                        and Pipeline runs waiting */
+	int                   pipelines_waiting;  /* the view's, for the log */
 };
 
 struct capacity_decision capacity_decide(const struct capacity_view *v);

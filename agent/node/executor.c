@@ -46,6 +46,7 @@ struct executor {
 	bool               reserved;     /* a GRAB is out for it (dispatch.c) */
 	enum node_claim    claim;        /* its job's claim on a Jenkins executor */
 	char              *follow_path;  /* the build it follows: "job/.../N/" */
+	bool               pipeline;     /* ... a Pipeline run (executor_pipeline_waiting_locked) */
 	bool               poll_now;     /* Jenkins no longer runs it: look now */
 	struct gw_job      job;
 	size_t             server;       /* the job's connection */
@@ -92,29 +93,43 @@ build_path(const char *url)
 	return p ? p + 1 : url ? url : "";
 }
 
-void
-executor_poll_if_gone_locked(struct executor *e, char *const *running, size_t n)
+/* Is the build at path among the running ones (URLs)? */
+static bool
+seen_running(const char *path, char *const *running, size_t n)
 {
 	size_t i;
 
-	if (!e->follow_path)
-		return;
 	for (i = 0; i < n; i++)
-		if (strcmp(build_path(running[i]), e->follow_path) == 0)
-			return;
+		if (strcmp(build_path(running[i]), path) == 0)
+			return true;
+	return false;
+}
+
+void
+executor_poll_if_gone_locked(struct executor *e, char *const *running, size_t n)
+{
+	if (!e->follow_path || seen_running(e->follow_path, running, n))
+		return;
 	e->poll_now = true;
 	pthread_cond_signal(&e->wake);
 }
 
+bool
+executor_pipeline_waiting_locked(const struct executor *e, char *const *running, size_t n)
+{
+	return e->has_job && e->follow_path && e->pipeline && !seen_running(e->follow_path, running, n);
+}
+
 /* Note which build the thread follows (NULL: none), for executor_poll_if_gone_locked. */
 static void
-set_follow(struct executor *e, const char *url)
+set_follow(struct executor *e, const char *url, bool pipeline)
 {
 	char *p = url ? xstrdup(build_path(url)) : NULL;
 
 	pthread_mutex_lock(&e->node->lock);
 	free(e->follow_path);
 	e->follow_path = p;
+	e->pipeline = p && pipeline;
 	e->poll_now = false;
 	pthread_mutex_unlock(&e->node->lock);
 }
@@ -1159,8 +1174,21 @@ run_wait_start(struct run *r)
 			state_save(r->e->node->state, &r->rec);
 		}
 	}
+	return RUN_GOING;	/* the claim holds until run_started read the build */
+}
+
+/*
+ * The build has started and was read: Jenkins counts a freestyle build on
+ * its executor, so the claim ends. A Pipeline run holds no executor until
+ * its node() placeholder takes one: from here it counts as the node's
+ * (executor_pipeline_waiting_locked) whenever no executor shows it, so
+ * no GRAB is sent on an executor its placeholder is about to take.
+ */
+static void
+run_claim_started(struct run *r)
+{
+	set_follow(r->e, r->b.url, r->b.pipeline);
 	node_claim(r->e->node, &r->e->claim, CLAIM_NONE);
-	return RUN_GOING;
 }
 
 /* ---- following the build ---- */
@@ -1209,6 +1237,7 @@ run_started(struct run *r)
 		refuse_unpinned(r, &r->b.pin, "build", r->number);
 		return RUN_FAILED;
 	}
+	run_claim_started(r);
 	snprintf(line, sizeof(line), "%s: build %s #%d %s for %s", r->e->id, r->full, r->number,
 	    r->reattached ? "re-attached" : "started", r->job->function);
 	build_event(r, LOG_LEVEL_INFO, r->reattached ? "reattached" : "started", r->number, NULL,
@@ -1326,7 +1355,7 @@ run_follow(struct run *r)
 	f.last_status = f.last_ok = clk_now_ms();
 	f.next_poll = f.last_ok + (r->b.estimated_ms > 0 ? r->b.estimated_ms : f.step);
 	f.started_wall = r->b.timestamp_ms > 0 ? r->b.timestamp_ms : clk_wall_ms();
-	set_follow(r->e, r->b.url);
+	set_follow(r->e, r->b.url, r->b.pipeline);
 	while (r->b.building || !r->b.result) {
 		follow_wait(r, &f);
 		if (clk_now_ms() < f.next_poll)
@@ -1417,7 +1446,7 @@ run_finish(struct run *r, enum run_outcome o)
 	case RUN_GOING:
 		break;
 	}
-	set_follow(r->e, NULL);
+	set_follow(r->e, NULL, false);
 	if (!r->gearman_ok)
 		log_warnx("%s: gearmand connection lost while handling %s", r->e->id, r->job->handle);
 	node_job_done(n, &r->e->claim);

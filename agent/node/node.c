@@ -211,8 +211,21 @@ capacity_gather_locked(struct node *n, struct capacity_view *v, const struct cap
 	v->free_executor = free_executor_locked(n);
 	v->starting = n->starting;
 	v->grabs_out = n->grabs_out;
+	v->pipelines_waiting = 0;
 	v->jenkins = a;
 	v->quieting = quieting;
+}
+
+/* Pipeline runs of ours that no executor of the node shows (executor_pipeline_waiting_locked). */
+static int
+pipelines_waiting_locked(struct node *n, const struct jk_node *info)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n->nex; i++)
+		if (n->ex[i] && executor_pipeline_waiting_locked(n->ex[i], info->running, info->nrunning))
+			k++;
+	return k;
 }
 
 /* Is the master quieting down? Asked again once the last answer is stale (capacity_quiet_fresh). */
@@ -297,8 +310,9 @@ capacity_apply_locked(struct node *n, const struct capacity_decision *d,
 		if (unreachable)
 			snprintf(detail, sizeof(detail), " (%.120s)", jk_client_error(jk));
 		else
-			snprintf(detail, sizeof(detail), " (%d idle, %d being started by this agent)",
-			    a->idle_executors, n->starting);
+			snprintf(detail, sizeof(detail), " (%d idle, %d being started by this agent, "
+			    "%d Pipeline run(s) of its waiting for one)", a->idle_executors, n->starting,
+			    d->pipelines_waiting);
 		note_capacity_locked(n, capacity_reason_text(d->reason), detail, unreachable);
 		return NODE_NO_ROOM;
 	default:
@@ -336,6 +350,8 @@ node_grab_reserve(struct node *n, struct jk_client *jk)
 
 	pthread_mutex_lock(&n->lock);
 	capacity_gather_locked(n, &v, &a, quiet);
+	if (a.ok)
+		v.pipelines_waiting = pipelines_waiting_locked(n, &info);
 	d = capacity_decide(&v);
 	r = capacity_apply_locked(n, &d, &a, jk);
 	pthread_mutex_unlock(&n->lock);

@@ -236,6 +236,14 @@ bool             executor_reserved_locked(const struct executor *e);
 /* Jenkins runs these builds (URLs); if the one it follows is not among
  * them, it ended: make the thread look at it now. */
 void             executor_poll_if_gone_locked(struct executor *e, char *const *running, size_t n);
+/*
+ * Does e follow a Pipeline run that no executor of the node shows (running:
+ * their current builds' URLs; a node() placeholder shows its run's)? Such
+ * a run is waiting for an executor, or between node() blocks, and will
+ * take one: the node counts it busy from trigger to end.
+ */
+bool             executor_pipeline_waiting_locked(const struct executor *e, char *const *running,
+                     size_t n);
 /* Hand it a job (moved out of *job), taken on connection (server, conn_gen). */
 void             executor_give_locked(struct executor *e, struct gw_job *job, size_t server,
                      unsigned conn_gen);

@@ -44,7 +44,7 @@ Fixture keys (JSON object; see tests/fixtures/basic.json):
                    (added with 0 executors when absent)
   jobs             [{"name", "type": freestyle|pipeline|folder, "jobs" (folder),
                      "label", "can_roam", "disabled", "concurrent", "duration",
-                     "result", "estimated_duration", "description",
+                     "result", "estimated_duration", "description", "script",
                      "params": [{"type": node|label|string|boolean|text|choice,
                                  "name", "default", "allowed", "choices",
                                  "description", "trigger_if_result" (node:
@@ -68,9 +68,16 @@ Control API (JSON in and out, never delayed, failed, dropped or logged):
 
 Known simplifications (not bent for any client, just not modelled):
   no Groovy /scriptText, no job auth tokens, no views beyond "all", no
-  POST config.xml; a Pipeline run occupies an executor of the node its
-  label/parameter selects (as if its Jenkinsfile did node(params.NODE)),
-  and is shown as the WorkflowRun there, not as a PlaceholderExecutable.
+  POST config.xml.
+
+Pipeline jobs ("type": "pipeline", "script": text): the run is a flyweight
+task (Queue.makeFlyWeightTaskBuildable: on the built-in node's, or the Node
+parameter's node's, one-off executor, no free executor needed); its script
+takes a regular executor only inside node(label) { }, through a
+PlaceholderTask queue item.  The script is a tiny subset (PipelineScript):
+node(params.X|'label') { }, sleep N, echo, error, currentBuild.result = 'R'.
+Without a script: node(params.<Node/Label param>) { sleep DURATION } with
+the RESULT hook, as a Jenkinsfile doing node(params.NODE) would.
 """
 
 import argparse
@@ -83,6 +90,7 @@ import itertools
 import http.cookies
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -912,6 +920,7 @@ class Job(Item):
         self.builds = {}
         self.active = set()  # its running builds (Jenkins.start_build/finish_build keep it)
         self.next_build_number = 1
+        self.script = None  # PipelineScript (CpsFlowDefinition); None: the default one
         self.apply(spec)
 
     def apply(self, spec):
@@ -942,6 +951,10 @@ class Job(Item):
                 raise ValueError("duplicate parameter names in %s" % self.name)
         if "description" in spec:
             self.description = spec["description"] or ""
+        if "script" in spec:
+            if not self.is_pipeline:
+                raise ValueError("a script belongs to a pipeline job")
+            self.script = PipelineScript(spec["script"]) if spec["script"] else None
 
     @property
     def is_pipeline(self):
@@ -1071,7 +1084,8 @@ class Node:
         self.connected = True
         self.temporarily_offline = False
         self.offline_cause = None
-        self.running = {}  # executor number -> Build
+        self.running = {}  # executor number -> Build, or PlaceholderExec (Pipeline node())
+        self.oneoff = []  # Computer's OneOffExecutors: flyweight WorkflowRuns running here
         self.apply(spec)
 
     def apply(self, spec, user="admin"):
@@ -1192,6 +1206,8 @@ class Build:
         self.abort_user = None
         self.abort_requested = False
         self.log = []
+        self.flow = None  # PipelineFlow of a WorkflowRun
+        self.node_blocks = []  # a WorkflowRun's node() bodies: [node, executor, start, end]
         self.planned_duration = job.duration
         self.planned_result = job.result
         # Test hook: DURATION / RESULT parameters, like a build script reading its env.
@@ -1211,6 +1227,8 @@ class Build:
 
     @property
     def due(self):
+        if self.flow is not None:  # a Pipeline moves on at its sleep's end, or when kicked
+            return self.flow.wake if self.flow.wake is not None else float("inf")
         return self.timestamp + self.planned_duration
 
     @property
@@ -1273,6 +1291,186 @@ class QueueItem:
 
     def params_text(self):
         return "".join("\n" + p.short_description() for p in self.params or [])
+
+
+# ---------------------------------------------------------------------------
+# Pipeline (workflow-job, workflow-cps, workflow-durable-task-step)
+# ---------------------------------------------------------------------------
+
+PLACEHOLDER_TASK = "org.jenkinsci.plugins.workflow.support.steps.ExecutorStepExecution$PlaceholderTask"
+PLACEHOLDER_EXECUTABLE = PLACEHOLDER_TASK + "$PlaceholderExecutable"
+
+
+class PipelineSyntaxError(ValueError):
+    pass
+
+
+class PipelineScript:
+    """A tiny interpreter for the scripts the tests need, not Groovy: a list
+    of steps, run one at a time by PipelineFlow.  Understood:
+      node(EXPR) { ... }  node { ... }   EXPR: params.NAME, 'label', "label"
+      sleep N  sleep(N)  sleep time: N   echo 'text'   error 'text'
+      currentBuild.result = 'UNSTABLE'   (and ; or newlines between steps)
+    Compiled to ("node", expr) ... ("endnode",), ("sleep", s), ("echo", t),
+    ("error", t), ("result", r)."""
+
+    TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"[^"]*")|(?P<num>\d+(?:\.\d+)?)|"""
+                       r"""(?P<word>[A-Za-z_][A-Za-z_0-9.]*)|(?P<op>[(){}=;:,]))""")
+
+    def __init__(self, text):
+        self.text = text
+        self.toks = self._tokens(text)
+        self.i = 0
+        self.ops = self._block(top=True)
+
+    @classmethod
+    def _tokens(cls, text):
+        toks, pos = [], 0
+        text = text.strip()
+        while pos < len(text):
+            m = cls.TOKEN.match(text, pos)
+            if not m:
+                if text[pos:].strip() == "":
+                    break
+                raise PipelineSyntaxError("cannot parse the script at %r" % text[pos:pos + 20])
+            kind = m.lastgroup
+            val = m.group(kind)
+            if kind == "str":
+                val = val[1:-1]
+            elif kind == "num":
+                val = float(val)
+            toks.append((kind, val))
+            pos = m.end()
+        return toks
+
+    def _peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else (None, None)
+
+    def _take(self, kind=None, val=None):
+        t = self._peek()
+        if t[0] is None or (kind and t[0] != kind) or (val is not None and t[1] != val):
+            raise PipelineSyntaxError("expected %s, got %r" % (val or kind, t[1]))
+        self.i += 1
+        return t[1]
+
+    def _arg(self, kinds):
+        """A step argument, with or without parentheses, `time:` allowed."""
+        paren = self._peek() == ("op", "(")
+        if paren:
+            self._take("op", "(")
+        if self._peek()[0] == "word" and self.i + 1 < len(self.toks) and \
+                self.toks[self.i + 1] == ("op", ":"):
+            self.i += 2  # named argument (sleep time: N, error message: 'x')
+        kind, val = self._peek()
+        if kind not in kinds:
+            raise PipelineSyntaxError("bad argument %r" % (val,))
+        self.i += 1
+        if paren:
+            self._take("op", ")")
+        return kind, val
+
+    def _block(self, top=False):
+        ops = []
+        while True:
+            kind, val = self._peek()
+            if kind is None:
+                if not top:
+                    raise PipelineSyntaxError("missing }")
+                return ops
+            if (kind, val) == ("op", "}"):
+                if top:
+                    raise PipelineSyntaxError("unexpected }")
+                return ops
+            if (kind, val) == ("op", ";"):
+                self.i += 1
+                continue
+            self.i += 1
+            if val == "node":
+                expr = None
+                if self._peek() == ("op", "("):
+                    self._take("op", "(")
+                    if self._peek() != ("op", ")"):
+                        k, expr = self._peek()
+                        if k not in ("str", "word"):
+                            raise PipelineSyntaxError("bad node label %r" % (expr,))
+                        self.i += 1
+                        expr = (k, expr)
+                    self._take("op", ")")
+                self._take("op", "{")
+                body = self._block()
+                self._take("op", "}")
+                ops += [("node", expr)] + body + [("endnode",)]
+            elif val == "sleep":
+                ops.append(("sleep", float(self._arg(("num",))[1])))
+            elif val in ("echo", "error"):
+                ops.append((val, self._arg(("str",))[1]))
+            elif val == "currentBuild.result":
+                self._take("op", "=")
+                result = self._take("str")
+                if result not in RESULTS:
+                    raise PipelineSyntaxError("unknown result %r" % result)
+                ops.append(("result", result))
+            else:
+                raise PipelineSyntaxError("unknown step %r" % val)
+
+
+class PlaceholderItem(QueueItem):
+    """The queue item of ExecutorStepExecution.PlaceholderTask: what node()
+    schedules (Queue.schedule2(task, 0), no actions) for its label; it takes
+    a regular executor like any task, so the node's executors count it."""
+
+    def __init__(self, item_id, run, label, now):
+        super().__init__(item_id, run.job, None, [], None, now, now)
+        self.run = run
+        self.label = label  # PlaceholderTask.label: None = any node
+
+    def assigned_label(self, controller):
+        """PlaceholderTask.getAssignedLabel: null label = anywhere."""
+        return get_label(self.label) if self.label else None
+
+    @property
+    def display_name(self):
+        """PlaceholderTask.getDisplayName (no enclosing stage label here)."""
+        return "part of %s #%d" % (self.run.job.full_display_name, self.run.number)
+
+
+class PlaceholderExec:
+    """PlaceholderTask.PlaceholderExecutable: occupies a node's executor
+    while the run is inside node() { }."""
+
+    def __init__(self, item, node, executor):
+        self.item = item
+        self.run = item.run
+        self.node = node
+        self.executor = executor
+
+
+class PipelineFlow:
+    """The CPS execution of one WorkflowRun, a step at a time, driven by
+    Queue.maintain passes (Jenkins.step_pipeline)."""
+
+    def __init__(self, build, script):
+        self.build = build
+        self.ops = script.ops
+        self.pc = 0
+        self.wake = None  # a sleep step's end
+        self.item = None  # the placeholder queue item while node() waits
+        self.held = None  # the PlaceholderExec while inside node() { }
+        self.result = "SUCCESS"
+
+    def label_of(self, expr):
+        """ExecutorStep's label argument: a literal, or params.NAME (the
+        ParametersAction's value, as ParamsVariable exposes it)."""
+        if expr is None:
+            return None
+        kind, val = expr
+        if kind == "str":
+            return val.strip() or None
+        if not val.startswith("params."):
+            raise PipelineSyntaxError("unknown variable %s" % val)
+        name = val[len("params."):]
+        v = next((p for p in self.build.params if p.name == name), None)
+        return v.as_text().strip() or None if v is not None else None
 
 
 class Jenkins:
@@ -1409,7 +1607,10 @@ class Jenkins:
         if not connected:
             node.offline_cause = OfflineCause(user, message)
             # The channel is gone: running builds fail like on a real agent loss.
-            for b in [b for b in node.running.values() if isinstance(b, Build)]:
+            for b in list(node.running.values()) + list(node.oneoff):
+                if isinstance(b, Starting):
+                    continue  # no build yet; end_start creates it or drops it
+                b = getattr(b, "run", b)  # a node() body's run fails with it
                 b.log.append("Agent went offline during the build")
                 b.log.append("ERROR: Connection was broken")
                 self.finish_build(b, time.time(), "FAILURE")
@@ -1430,7 +1631,10 @@ class Jenkins:
         # ParametersAction.filter: undeclared parameters are not kept (SECURITY-170)
         params = [p for p in item.params or [] if p.name in declared]
         build = Build(job, number, item, node, executor, params, now)
-        node.running[executor] = build
+        if executor is None:  # a flyweight WorkflowRun on the computer's OneOffExecutor
+            node.oneoff.append(build)
+        else:
+            node.running[executor] = build
         job.builds[number] = build
         self.all_builds.append(build)
         self.active.append(build)
@@ -1443,10 +1647,9 @@ class Jenkins:
         ws = "/var/jenkins_home/workspace/" if node.is_controller else "/home/jenkins/workspace/"
         ws += job.full_name
         if job.is_pipeline:
-            build.log += ["[Pipeline] Start of Pipeline", "[Pipeline] node",
-                          "Running on %s in %s" % (node.display_name, ws),
-                          "[Pipeline] {", "[Pipeline] sh"]
-        elif node.is_controller:
+            self.start_flow(build)
+            return build
+        if node.is_controller:
             build.log.append("Building on the built-in node in workspace " + ws)
         else:
             labels = " ".join(parse_label_string(node.labels))
@@ -1492,6 +1695,9 @@ class Jenkins:
             return
         if result is None:
             result = "ABORTED" if build.abort_requested else build.planned_result
+        if build.flow is not None:
+            self.finish_flow(build, now, result)
+            return
         if result == "ABORTED" and build.abort_requested:
             build.log.append("Build was aborted")
             build.log.append("Aborted by %s" % (build.abort_user or "anonymous"))
@@ -1509,10 +1715,118 @@ class Jenkins:
         build.job.active.discard(build)
         self.kick()
 
+    def finish_flow(self, build, now, result):
+        """The end of a WorkflowRun: its node() executor and one-off executor are free."""
+        self.release_placeholder(build)
+        if result == "ABORTED" and build.abort_requested:
+            build.log.append("Aborted by %s" % (build.abort_user or "anonymous"))
+        build.log += ["[Pipeline] End of Pipeline", "Finished: %s" % result]
+        build.end = now
+        build.result = result
+        if build in build.node.oneoff:
+            build.node.oneoff.remove(build)
+        self.active.remove(build)
+        build.job.active.discard(build)
+        self.kick()
+
     def stop_build(self, build, user):
         if build.building and not build.abort_requested:
             build.abort_requested = True
             build.abort_user = user
+            self.kick()
+
+    # -- Pipeline runs (WorkflowRun over CpsFlowExecution) ----------------
+
+    def start_flow(self, build):
+        """WorkflowRun.run: the script (CpsFlowDefinition's, or the default
+        one standing in for a Jenkinsfile doing node(params.NODE))."""
+        job = build.job
+        script = job.script
+        if script is None:
+            pin = next((d for d in job.params if d.kind in ("node", "label")), None)
+            text = "node(%s) { sleep %s; currentBuild.result = '%s' }" % (
+                "params." + pin.name if pin else "", Fmt.number(build.planned_duration),
+                build.planned_result)
+            script = PipelineScript(text)
+        build.flow = PipelineFlow(build, script)
+        build.log.append("[Pipeline] Start of Pipeline")
+
+    def step_pipeline(self, build, now):
+        """CpsFlowExecution running the script until a step waits: a sleep,
+        or node() until its placeholder gets an executor."""
+        f = build.flow
+        if build.abort_requested:
+            # WorkflowRun.doStop -> the one-off Executor's interrupt(ABORTED):
+            # the body is interrupted, a waiting placeholder leaves the queue.
+            self.finish_build(build, now)
+            return
+        while f.pc < len(f.ops):
+            op = f.ops[f.pc]
+            if op[0] == "sleep":
+                if f.wake is None:
+                    f.wake = now + op[1]
+                    build.log += ["[Pipeline] sleep", "Sleeping for %s sec" % Fmt.number(op[1])]
+                if now < f.wake:
+                    return
+                f.wake = None
+            elif op[0] == "node":
+                if f.item is None:
+                    try:
+                        label = f.label_of(op[1])
+                    except PipelineSyntaxError as e:
+                        build.log.append("groovy.lang.MissingPropertyException: %s" % e)
+                        self.finish_build(build, now, "FAILURE")
+                        return
+                    # ExecutorStepExecution.start: Queue.schedule2(new PlaceholderTask(...), 0)
+                    f.item = self.queue.schedule_placeholder(build, label, now)
+                    build.log += ["[Pipeline] node",
+                                  "Still waiting to schedule task"]
+                return  # start_placeholder moves on once an executor took it
+            elif op[0] == "endnode":
+                self.release_placeholder(build)
+            elif op[0] == "echo":
+                build.log += ["[Pipeline] echo", op[1]]
+            elif op[0] == "error":
+                build.log += ["[Pipeline] error", "ERROR: " + op[1]]
+                self.finish_build(build, now, "FAILURE")
+                return
+            elif op[0] == "result":
+                # RunWrapper.setResult -> Run.setResult: only ever worse
+                if RESULT_ORDINAL[op[1]] > RESULT_ORDINAL[f.result]:
+                    f.result = op[1]
+            f.pc += 1
+        self.finish_build(build, now, f.result)
+
+    def start_placeholder(self, item, node, executor, now):
+        """Executor.run of a PlaceholderTask: it occupies the executor and
+        the body of node() { } runs."""
+        px = PlaceholderExec(item, node, executor)
+        node.running[executor] = px
+        self.concurrency[node.name] = max(self.concurrency.get(node.name, 0), len(node.running))
+        self.queue.leave(item, now, executable=px)
+        f = item.run.flow
+        f.item, f.held = None, px
+        f.pc += 1
+        item.run.node_blocks.append([node.name, executor, now, None])
+        ws = "/var/jenkins_home/workspace/" if node.is_controller else "/home/jenkins/workspace/"
+        item.run.log += ["Running on %s in %s%s" % (node.display_name, ws, item.run.job.full_name),
+                         "[Pipeline] {"]
+        self.kick()
+
+    def release_placeholder(self, build):
+        """The end of node() { } (or of the run): PlaceholderExecutable.run
+        returns, its executor is free; a placeholder still queued is
+        cancelled (ExecutorStepExecution.stop -> Queue.cancel)."""
+        f = build.flow
+        if f.item is not None:
+            self.queue.cancel(f.item)
+            f.item = None
+        if f.held is not None:
+            px, f.held = f.held, None
+            if px.node.running.get(px.executor) is px:
+                del px.node.running[px.executor]
+            build.node_blocks[-1][3] = time.time()
+            build.log += ["[Pipeline] }", "[Pipeline] // node"]
             self.kick()
 
     # -- misc --------------------------------------------------------------
@@ -1606,8 +1920,8 @@ class Queue:
         """Queue.schedule2 -> (item, created)."""
         now = time.time()
         due = now + delay_seconds
-        dups = [it for it in self.items
-                if it.job is job and not self._should_schedule(it, params, pin)]
+        dups = [it for it in self.items if it.job is job and not isinstance(it, PlaceholderItem)
+                and not self._should_schedule(it, params, pin)]
         if not dups:
             item = QueueItem(self.next_id, job, params, causes, pin, now, due)
             self.next_id += 1
@@ -1643,12 +1957,12 @@ class Queue:
         """Queue.cancel(Task): the first waiting item of the job, otherwise one
         blocked and one buildable item."""
         for it in self.by_state("waiting"):
-            if it.job is job:
+            if it.job is job and not isinstance(it, PlaceholderItem):
                 return self.cancel(it)
         done = False
         for state in ("blocked", "buildable"):
             for it in self.by_state(state):
-                if it.job is job:
+                if it.job is job and not isinstance(it, PlaceholderItem):
                     done = self.cancel(it) or done
                     break
         return done
@@ -1687,10 +2001,10 @@ class Queue:
         """Queue.getItem(Task): blocked, then buildable, then waiting."""
         for state in ("blocked", "buildable"):
             for it in self.by_state(state):
-                if it.job is job:
+                if it.job is job and not isinstance(it, PlaceholderItem):
                     return it
         for it in self.by_state("waiting"):
-            if it.job is job:
+            if it.job is job and not isinstance(it, PlaceholderItem):
                 return it
         return None
 
@@ -1705,6 +2019,8 @@ class Queue:
         # Pipeline runs are not) and the item becomes a BlockedItem.
         if self.j.quieting_down:
             return "Jenkins is about to shut down"
+        if isinstance(item, PlaceholderItem):
+            return None  # PlaceholderTask.getCauseOfBlockage; each one its own task
         if not job.concurrent:
             # Executor.run holds the queue lock through the start window, so
             # no Queue.maintain pass can start a second build meanwhile.
@@ -1792,12 +2108,44 @@ class Queue:
         return min(candidates, key=lambda c: hashlib.sha1(
             (item.job.full_name + "\0" + c[0].name).encode()).hexdigest())
 
+    # -- Pipeline: flyweight runs and node() placeholders -------------------
+
+    def schedule_placeholder(self, run, label, now):
+        """Queue.schedule2(PlaceholderTask, 0): a new item every time (each
+        PlaceholderTask is its own task), no quiet period."""
+        item = PlaceholderItem(self.next_id, run, label, now)
+        self.next_id += 1
+        self.items.append(item)
+        self.j.kick()
+        return item
+
+    def _pick_flyweight(self, item):
+        """Queue.makeFlyWeightTaskBuildable: the built-in node when the item
+        has no label (or the built-in's own), else the first node, in
+        consistent-hash order of the task's name (weighted by executors: a
+        node with none is never picked), that is online and can take it."""
+        j = self.j
+        c = j.controller
+        label = item.assigned_label(c)
+        if label is not None and label == LabelAtom(c.self_label):
+            return c if c.mode == "NORMAL" or label.matches(c.atoms()) else None
+        if label is None and c.mode == "NORMAL" and not c.offline:
+            return c
+        nodes = sorted((n for n in j.agents() if n.num_executors > 0), key=lambda n: hashlib.sha1(
+            (item.job.full_display_name + "\0" + n.name).encode()).hexdigest())
+        for n in nodes:
+            if not n.offline and self._can_take(n, label):
+                return n
+        return None
+
     def maintain(self, now):
         """One Queue.maintain pass: finish due builds, move waiting items whose
         quiet period ended, unblock, and start buildable items."""
         j = self.j
         for build in j.running_builds():
-            if build.abort_requested or now >= build.due:
+            if build.flow is not None:
+                j.step_pipeline(build, now)
+            elif build.abort_requested or now >= build.due:
                 j.finish_build(build, now)
         for st in j.starting():
             if now >= st.due:
@@ -1817,8 +2165,16 @@ class Queue:
             if why:
                 it.state, it.blocked_why = "blocked", why
                 continue
+            if it.job.is_pipeline and not isinstance(it, PlaceholderItem):
+                # Queue.maintain: a FlyweightTask takes no executor
+                node = self._pick_flyweight(it)
+                if node is not None:
+                    j.start_build(it, node, None, now)
+                continue
             pick = self._pick(it)
-            if pick:
+            if pick and isinstance(it, PlaceholderItem):
+                j.start_placeholder(it, pick[0], pick[1], now)
+            elif pick:
                 j.begin_start(it, pick[0], pick[1], now)
 
     def next_event(self, now):
@@ -2036,6 +2392,12 @@ class Views:
 
     def executor(self, node, number):
         build = node.running.get(number)
+        if isinstance(build, PlaceholderExec):
+            return self.placeholder_executor(build, number)
+        return self.executor_of(build, number)
+
+    def executor_of(self, build, number):
+        """An Executor (or OneOffExecutor: number -1) running build, or idle."""
         progress, stuck = -1, False
         if isinstance(build, Starting):
             # Executor.isIdle: workUnit != null; getCurrentExecutable: null yet.
@@ -2077,7 +2439,7 @@ class Views:
         b.add("executors", lambda: [self.executor(node, n) for n in numbers])
         b.add("icon", "symbol-computer-offline" if offline else "symbol-computer")
         b.add("iconClassName", "symbol-computer-offline" if offline else "symbol-computer")
-        b.add("idle", not node.running)
+        b.add("idle", not node.running and not node.oneoff)  # Computer.isIdle: one-off executors too
         b.add("jnlpAgent", not node.is_controller)
         b.add("launchSupported", node.is_controller)
         b.add("loadStatistics", Bean("hudson.model.Label$1"))
@@ -2088,7 +2450,7 @@ class Views:
         b.add("offlineCause", lambda: self.offline_cause(node.offline_cause) if offline else None)
         b.add("offlineCauseReason",
               node.offline_cause.reason if offline and node.offline_cause else "")
-        b.add("oneOffExecutors", [])
+        b.add("oneOffExecutors", lambda: [self.executor_of(r, -1) for r in node.oneoff])
         b.add("temporarilyOffline", node.temporarily_offline)
         if not node.is_controller:
             b.add("absoluteRemotePath", None if offline else "/home/jenkins")
@@ -2209,8 +2571,11 @@ class Views:
         b.add("displayName", "#%d" % build.number)
         b.add("duration", build.duration_ms)
         b.add("estimatedDuration", job.estimated_duration_ms())
-        b.add("executor", (lambda: self.executor(build.node, build.executor))
-              if build.building else None)
+        if job.is_pipeline:  # Run.getExecutor: the OneOffExecutor of the flyweight task
+            b.add("executor", (lambda: self.executor_of(build, -1)) if build.building else None)
+        else:
+            b.add("executor", (lambda: self.executor(build.node, build.executor))
+                  if build.building else None)
         b.add("fullDisplayName", "%s #%d" % (job.full_display_name, build.number))
         b.add("id", str(build.number))
         b.add("keepLog", False)
@@ -2242,6 +2607,8 @@ class Views:
         b = Bean(QueueItem.JCLASS[it.state])
 
         def actions():
+            if isinstance(it, PlaceholderItem):
+                return []  # Queue.schedule2(task, 0): no actions
             acts = [self.parameters_action(it.params)] if it.params is not None else []
             return acts + [self.cause_action(it.causes)]
         b.add("actions", actions)  # declared in Actionable: default visibility
@@ -2252,7 +2619,10 @@ class Views:
         b.add("inQueueSince", ms(it.in_queue_since), vis=v)
         b.add("params", it.params_text(), vis=v)
         b.add("stuck", q.is_stuck(it, self.now), vis=v)
-        b.add("task", lambda: self.job(it.job), vis=v)
+        if isinstance(it, PlaceholderItem):
+            b.add("task", lambda: self.placeholder_task(it), vis=v)
+        else:
+            b.add("task", lambda: self.job(it.job), vis=v)
         b.add("url", it.url, vis=v)
         b.add("why", q.why(it, self.now), vis=v)
         if it.state == "waiting":
@@ -2263,7 +2633,41 @@ class Views:
                 b.add("pending", False, vis=v)
         else:
             b.add("cancelled", it.cancelled, vis=v)
-            b.add("executable", self.run_ref(it.executable), vis=v)
+            if isinstance(it.executable, PlaceholderExec):
+                b.add("executable", self.placeholder_executable(it.executable), vis=v)
+            else:
+                b.add("executable", self.run_ref(it.executable), vis=v)
+        return b
+
+    # -- Pipeline placeholders (workflow-durable-task-step) -----------------
+
+    def placeholder_task(self, it):
+        """ExecutorStepExecution.PlaceholderTask (@ExportedBean): name,
+        fullDisplayName, and url = the run's url, relative (getUrl returns
+        Run.getUrl, unlike a job's absolute url)."""
+        return (Bean(PLACEHOLDER_TASK)
+                .add("fullDisplayName", it.display_name)
+                .add("name", it.display_name)
+                .add("url", it.run.url_path))
+
+    def placeholder_executable(self, px):
+        """PlaceholderTask.PlaceholderExecutable (@ExportedBean): url is
+        getAbsoluteUrl, the run's absolute URL."""
+        run = px.run
+        return (Bean(PLACEHOLDER_EXECUTABLE)
+                .add("displayName", px.item.display_name)
+                .add("estimatedDuration", run.job.estimated_duration_ms())
+                .add("fullDisplayName", px.item.display_name)
+                .add("number", run.number)
+                .add("timestamp", ms(run.timestamp))
+                .add("url", self.url(run.url_path)))
+
+    def placeholder_executor(self, px, number):
+        """An Executor whose current executable is a PlaceholderExecutable."""
+        b = self.executor_of(px.run, number)
+        b.props = [pr for pr in b.props if pr.name != "currentExecutable"]
+        b.add("currentExecutable", lambda: self.placeholder_executable(px))
+        b.props.sort(key=lambda pr: pr.name)
         return b
 
     def queue(self):
@@ -2386,7 +2790,8 @@ def job_config_xml(job):
                         "  <keepDependencies>false</keepDependencies>"] + prop_xml + [
             '  <definition class="org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition" '
             'plugin="workflow-cps@3894.vd0f0248b_a_fc4">',
-            "    <script>%s</script>" % _x("node(params.NODE ?: '') { sh 'sleep %s' }"
+            "    <script>%s</script>" % _x(job.script.text if job.script else
+                                             "node(params.NODE ?: '') { sh 'sleep %s' }"
                                              % Fmt.number(job.duration)),
             "    <sandbox>true</sandbox>", "  </definition>", "  <triggers/>",
             "  <disabled>%s</disabled>" % ("true" if job.disabled else "false"),
@@ -3249,7 +3654,8 @@ class ControlApi:
         return {"job": b.job.full_name, "number": b.number, "node": b.node.name,
                 "executor": b.executor, "params": {p.name: p.value for p in b.params},
                 "result": b.result, "queue_id": b.queue_id, "start": b.timestamp,
-                "end": b.end, "building": b.building, "description": b.description}
+                "end": b.end, "building": b.building, "description": b.description,
+                "node_blocks": b.node_blocks}
 
     def native_build(self, data):
         """A build started inside Jenkins, as a user would (through the queue).

@@ -265,11 +265,36 @@ test_assign_stopping(void **state)
 	assert_int_equal(d.executor, 2);
 }
 
+/*
+ * A Pipeline run of ours not on any executor (its node() placeholder waits,
+ * or it is between node() blocks) will take one though Jenkins shows it
+ * idle: it counts like a claim (issue 17).
+ */
+static void
+test_pipeline_waiting_counts(void **state)
+{
+	struct capacity_view v = room();
+	struct capacity_answer a = answer(1);
+	struct capacity_decision d;
+
+	(void)state;
+	v.pipelines_waiting = 1;
+	d = answered(v, &a, false);
+	assert_no_room(d, CAP_REASON_NO_IDLE, CAPACITY_RECHECK_MS);
+	assert_int_equal(d.free_execs, 0);
+	assert_int_equal(d.pipelines_waiting, 1);
+	a = answer(2);
+	d = answered(v, &a, false);
+	assert_int_equal(d.verdict, CAP_GRAB);
+	assert_int_equal(d.free_execs, 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grab_with_room),
+		cmocka_unit_test(test_pipeline_waiting_counts),
 		cmocka_unit_test(test_no_idle_executor),
 		cmocka_unit_test(test_node_offline),
 		cmocka_unit_test(test_master_unreachable),

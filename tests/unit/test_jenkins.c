@@ -434,6 +434,8 @@ test_parse_jobs(void **state)
 	assert_int_equal(j->nparams, 1);
 	assert_string_equal(j->params[0].type, "NodeParameterDefinition");
 	assert_int_equal(j->params[0].kind, JK_PARAM_NODE);
+	assert_true(j->pipeline);
+	assert_false(find_job(&l, "build-a")->pipeline);
 
 	j = find_job(&l, "old");
 	assert_false(j->buildable);
@@ -1122,6 +1124,7 @@ test_parse_build_finished(void **state)
 		assert_string_equal(b.built_on, "");	/* the controller */
 		assert_string_equal(b.description, "pinned to node1 \xc3\xa9");
 		assert_int_equal(b.queue_id, 7);
+		assert_false(b.pipeline);
 		jk_build_free(&b);
 	}
 
@@ -1138,6 +1141,7 @@ test_parse_build_finished(void **state)
 	    &b, err, sizeof(err)), JK_OK);
 	assert_null(b.built_on);
 	assert_string_equal(b.result, "SUCCESS");
+	assert_true(b.pipeline);	/* issue 17: it holds an executor only in node() */
 	jk_build_free(&b);
 }
 

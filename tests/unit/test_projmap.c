@@ -330,6 +330,25 @@ test_no_pin_parameter(void **s)
 	cleanup(pm);
 }
 
+/* A Pipeline job: offered with a Node parameter, not with a Label one (issue 17). */
+static void
+test_pipeline_needs_node_parameter(void **s)
+{
+	(void)s; reset();
+	job("pipe", NULL, "node")->pipeline = true;
+	job("lpipe", NULL, "label")->pipeline = true;
+	node("n1", "", 1, JK_MODE_NORMAL);
+	struct projmap *pm = build();
+	assert_string_equal(functions_of(pm, "n1"), "build:pipe");
+	assert_non_null(strstr(reason_of(pm, "lpipe"), "Pipeline job without a Node parameter"));
+	json_t *m = ask(pm, "{}");
+	json_t *j = json_array_get(json_object_get(m, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "job")), "pipe");
+	assert_true(json_is_true(json_object_get(j, "pipeline")));
+	json_decref(m);
+	cleanup(pm);
+}
+
 static void
 test_label_parameter_pins(void **s)
 {
@@ -654,6 +673,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pipeline_needs_node_parameter),
 		cmocka_unit_test(test_row_no_label_normal),
 		cmocka_unit_test(test_row_no_label_exclusive),
 		cmocka_unit_test(test_row_single_label),
