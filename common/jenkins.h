@@ -230,6 +230,16 @@ enum jk_err jk_build_trigger(struct jk_client *c, const char *full_name,
 struct jk_pin {
 	char  *name;              /* the parameter's name */
 	char  *label;             /* its label: a node name, or a label expression */
+	/*
+	 * The names of every parameter in the first ParametersAction: what
+	 * Jenkins kept of a trigger's parameters. buildWithParameters makes a
+	 * value for each declared parameter only (ParametersDefinitionProperty.
+	 * buildWithParameters), so a name sent but not here was dropped.
+	 * kept_known: there was such an action.
+	 */
+	char **kept;
+	size_t nkept;
+	bool   kept_known;
 };
 
 void        jk_pin_free(struct jk_pin *pin);

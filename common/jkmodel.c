@@ -749,6 +749,31 @@ jk_pin_free(struct jk_pin *pin)
 	free(pin->name);
 	free(pin->label);
 	pin->name = pin->label = NULL;
+	strv_free(pin->kept, pin->nkept);
+	pin->kept = NULL;
+	pin->nkept = 0;
+	pin->kept_known = false;
+}
+
+/*
+ * The names in a ParametersAction's parameters[] (at path) into out->kept:
+ * what Jenkins kept of the trigger's (jk_pin). Entries without a string
+ * name are skipped; parse_pin_params judges their shape.
+ */
+static void
+parse_kept_names(const json_t *params, struct jk_pin *out)
+{
+	const json_t *v;
+	const char *name;
+	size_t i;
+
+	out->kept_known = true;
+	if (!json_is_array(params))
+		return;
+	out->kept = xcalloc(json_array_size(params) + 1, sizeof(char *));
+	json_array_foreach(params, i, v)
+		if ((name = json_string_value(json_object_get(v, "name"))))
+			out->kept[out->nkept++] = xstrdup(name);
 }
 
 /*
@@ -822,6 +847,8 @@ parse_pin(const json_t *root, struct jk_pin *out, char *err, size_t errlen)
 		c = json_string_value(json_object_get(a, "_class"));
 		if (!c || strcmp(c, "hudson.model.ParametersAction") != 0)
 			continue;
+		if (!out->kept_known)
+			parse_kept_names(json_object_get(a, "parameters"), out);
 		if ((found = parse_pin_params(json_object_get(a, "parameters"), out, p, err,
 		    errlen)) < 0)
 			return JK_EPROTO;

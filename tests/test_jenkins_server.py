@@ -1179,3 +1179,47 @@ def test_pipeline_stop_aborts_in_node_and_while_waiting(jk, client):
     assert b1["result"] == "ABORTED" and b1["node_blocks"][0][3] is not None
     assert computer(jk, node)["idle"] is True
     assert [b["node_blocks"] for b in jk.builds() if b["job"] == job and b["number"] == 2] == [[]]
+
+
+# ---------------------------------------------------------------------------
+# issue 17, row 9: undeclared parameters
+# ---------------------------------------------------------------------------
+
+
+def test_build_with_parameters_drops_undeclared_parameters(jk, client):
+    """ParametersDefinitionProperty.buildWithParameters makes a value for each
+    declared parameter only (d.createValue(req); SimpleParameterDefinition
+    reads req.getParameterValues(name), its default when absent), so a
+    request parameter the job does not declare never enters the
+    ParametersAction: not in the queue item, not in the build.
+    keepUndefinedParameters/safeParameters only govern ParametersAction.filter
+    over values already in the action, so nothing brings it back."""
+    node = add_node(jk, executors=1)
+    name = add_job(jk, prefix="zuul", label=node, duration=0, concurrent=True,
+                   params=[{"type": "node", "name": "NODE"},
+                           {"type": "string", "name": "ZUUL_UUID", "default": "none"},
+                           {"type": "string", "name": "DEFAULTED", "default": "d"}])
+    declared = ["NODE", "ZUUL_UUID", "DEFAULTED"]
+    # python3-jenkins, as a client that relied on the plugin passing ZUUL_* through would call it.
+    qid = client.build_job(name, {"NODE": node, "ZUUL_UUID": "u1", "ZUUL_PIPELINE": "gate",
+                                  "delay": "0sec"})
+    item = client.get_queue_item(qid)
+    assert [p["name"] for p in item["actions"][0]["parameters"]] == declared
+    number = wait_build(jk, qid)["number"]
+    info = client.get_build_info(name, number)
+    params = {p["name"]: p["value"] for p in info["actions"][0]["parameters"]}
+    assert params == {"NODE": node, "ZUUL_UUID": "u1", "DEFAULTED": "d"}
+    # Raw form body and query string alike: undeclared names are never read.
+    status, hdrs, _ = trigger(jk, job_path(name), {"NODE": node, "ZUUL_PROJECT": "p"})
+    assert status == 201
+    b = wait_build(jk, queue_id(hdrs["location"]))
+    assert sorted(b["params"]) == sorted(declared)
+    status, hdrs, _ = jk.http("POST", "/%s/buildWithParameters?NODE=%s&ZUUL_CHANGE=1&delay=0sec"
+                              % (job_path(name), node), headers=TOKEN_AUTH)
+    assert status == 201
+    assert sorted(wait_build(jk, queue_id(hdrs["location"]))["params"]) == sorted(declared)
+    # The job's declared parameters, as the coordinator reads them for the map.
+    defs = [d for p in client.get_job_info(name)["property"] for d in p.get("parameterDefinitions", [])]
+    assert [(d["name"], d["type"]) for d in defs] == [
+        ("NODE", "NodeParameterDefinition"), ("ZUUL_UUID", "StringParameterDefinition"),
+        ("DEFAULTED", "StringParameterDefinition")]

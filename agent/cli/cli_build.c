@@ -14,6 +14,7 @@
 #include "gadmin.h"
 #include "gclient.h"
 #include "log.h"
+#include "sign.h"
 #include "xalloc.h"
 
 #include <jansson.h>
@@ -37,6 +38,10 @@
 #define BUILD_STOP_MS        10000
 /* How long gearmand may take to answer an admin command ("cancel job"). */
 #define BUILD_ADMIN_MS       5000
+/* How long a coordinator may take to answer project_map for the parameter check (from memory). */
+#define BUILD_MAP_MS         5000
+/* The prefix of the coordinators' map functions in gearmand's "status". */
+#define MAP_PREFIX           "project_map:"
 /* Width of the progress bar, in characters (fits an 80-column line with the times). */
 #define BUILD_BAR_WIDTH      30
 
@@ -296,18 +301,16 @@ enum reg {
 };
 
 static enum reg
-registered(struct cli *c, const char *fn, char *err, size_t errlen)
+registered(const struct fn_status *st, size_t n, const char *fn, char *err, size_t errlen)
 {
-	struct fn_status *st;
-	size_t n, i;
+	size_t i;
 	enum reg r = REG_UNSERVED;
 
-	if (!(st = cli_admin_status(c, &n, err, errlen)))
+	if (!st)
 		return REG_EADMIN;
 	for (i = 0; i < n; i++)
 		if (strcmp(st[i].name, fn) == 0 && st[i].workers > 0)
 			r = REG_SERVED;
-	cli_fn_status_free(st, n);
 	if (r == REG_UNSERVED)
 		snprintf(err, errlen, "no worker can run %s: no node registered it", fn);
 	return r;
@@ -396,6 +399,82 @@ build_parse(struct cli *c, int argc, char **argv, struct build_req *r)
 }
 
 /*
+ * The declared parameters of the job master offers as build:JOB, from its
+ * coordinator's map ({"function": ...}: one job's entry, not the whole
+ * map); NULL when it does not offer the job or cannot tell (a coordinator
+ * older than the "parameters" list, no answer). The answer is read, not
+ * verified: it only decides a warning.
+ */
+static json_t *
+declared_params(struct cli *c, const char *master, const char *job)
+{
+	char fn[600], err[512], *out = NULL, *text;
+	char *base = xasprintf("build:%s", job), *a;
+	json_t *req = json_pack("{s:s}", "function", base), *m, *params = NULL;
+
+	a = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	snprintf(fn, sizeof(fn), MAP_PREFIX "%s", master);
+	if (a && gclient_call(c->tls, c->servers, c->nservers, fn, NULL, a, strlen(a), BUILD_MAP_MS,
+	    &out, NULL, err, sizeof(err)) == GCLIENT_OK && (text = sign_peek(out, strlen(out)))) {
+		if ((m = json_loads(text, 0, NULL))) {
+			params = json_object_get(json_array_get(json_object_get(m, "jobs"), 0), "parameters");
+			params = json_is_array(params) ? json_incref(params) : NULL;
+			json_decref(m);
+		}
+		free(text);
+	}
+	free(out);
+	free(a);
+	free(base);
+	json_decref(req);
+	return params;
+}
+
+/*
+ * Warn on stderr about each parameter in arg that the job does not
+ * declare on a master that offers it: Jenkins' buildWithParameters drops
+ * it without a word (ParametersDefinitionProperty.buildWithParameters
+ * reads the declared ones only). The parameters are sent all the same:
+ * gearman-plugin passed every one, and other Gearman-side consumers of
+ * the job's argument may read them. The masters are the coordinators
+ * registered in gearmand (project_map:*, from st).
+ */
+static void
+warn_undeclared(struct cli *c, const struct fn_status *st, size_t n, const char *job, const char *arg)
+{
+	json_t *given = json_loads(arg, 0, NULL), *declared, *d, *v;
+	const char *name;
+	size_t i, k;
+
+	for (i = 0; json_object_size(given) && i < n; i++) {
+		const char *master = st[i].name + strlen(MAP_PREFIX);
+		char *list = NULL;
+
+		if (strncmp(st[i].name, MAP_PREFIX, strlen(MAP_PREFIX)) != 0 || st[i].workers <= 0 ||
+		    !(declared = declared_params(c, master, job)))
+			continue;
+		json_object_foreach(given, name, v) {
+			bool found = false;
+			json_array_foreach(declared, k, d)
+				found = found || (json_is_string(json_object_get(d, "name")) &&
+				    strcmp(json_string_value(json_object_get(d, "name")), name) == 0);
+			if (!found) {
+				char *more = xasprintf("%s%s%s", list ? list : "", list ? ", " : "", name);
+				free(list);
+				list = more;
+			}
+		}
+		if (list)
+			fprintf(stderr, "jenkins-gearman: warning: job %s on master %s does not declare %s; "
+			    "Jenkins will drop %s (sending %s anyway)\n", job, master, list,
+			    strchr(list, ',') ? "them" : "it", strchr(list, ',') ? "them" : "it");
+		free(list);
+		json_decref(declared);
+	}
+	json_decref(given);
+}
+
+/*
  * Follow the submitted job until it ends (-1: f says how), or until an
  * error, a second Ctrl-C, a cancel or the timeout (the exit status).
  */
@@ -468,8 +547,10 @@ cmd_build(struct cli *c, int argc, char **argv)
 	struct follow f;
 	struct sigaction sa;
 	struct gclient_job *j;
+	struct fn_status *st;
 	char err[1024];
 	long submit_ms;
+	size_t nst = 0;
 	int ret;
 
 	memset(&r, 0, sizeof(r));
@@ -481,11 +562,13 @@ cmd_build(struct cli *c, int argc, char **argv)
 	f.estimated_ms = -1;
 
 	/* Said at once, not after a timeout: nobody registered the function. */
-	switch (registered(c, r.fn, err, sizeof(err))) {
+	st = cli_admin_status(c, &nst, err, sizeof(err));
+	switch (registered(st, nst, r.fn, err, sizeof(err))) {
 	case REG_SERVED:
 		break;
 	case REG_UNSERVED:
 		fprintf(stderr, "jenkins-gearman: %s\n", err);
+		cli_fn_status_free(st, nst);
 		free(r.arg);
 		return EXIT_REFUSED;
 	case REG_EADMIN:
@@ -493,6 +576,8 @@ cmd_build(struct cli *c, int argc, char **argv)
 		free(r.arg);
 		return EXIT_USAGE;
 	}
+	warn_undeclared(c, st, nst, r.job, r.arg);
+	cli_fn_status_free(st, nst);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;

@@ -39,6 +39,12 @@
  */
 #define EVAL_ATOMS_MAX 64
 
+/* A declared parameter, as the whole map lists it for clients (job_params_copy). */
+struct pm_param {
+	char *name;
+	char *type;                    /* Jenkins' simple class name, e.g. StringParameterDefinition */
+};
+
 struct pm_job {
 	char              *full;       /* full name */
 	char              *name;       /* short name */
@@ -51,6 +57,8 @@ struct pm_job {
 	struct label_expr *expr;
 	char             **fnames;     /* [0] build:$job, [1 + a] build:$job:$atom a */
 	size_t             nfnames;
+	struct pm_param   *params;     /* its declared parameters, in Jenkins' order */
+	size_t             nparams;
 };
 
 struct pm_fn {
@@ -313,6 +321,39 @@ job_prepare(struct pm_job *pj, const struct jk_job *j, const struct pm_allowed *
 		set_reason(pj, xstrdup(problem));
 }
 
+/*
+ * pj's declared parameters, copied from Jenkins' job: the whole map lists
+ * them (put_params) so that a client can tell which of its parameters the
+ * job will drop. Jenkins' buildWithParameters reads only the declared ones
+ * (ParametersDefinitionProperty.buildWithParameters); the rest are lost
+ * without a word. Node slices do not carry them: agents learn what
+ * Jenkins kept from the queue item they read anyway (executor.c).
+ */
+static void
+job_params_copy(struct pm_job *pj, const struct jk_job *j)
+{
+	size_t i;
+
+	pj->params = xcalloc(j->nparams + 1, sizeof(*pj->params));
+	for (i = 0; i < j->nparams; i++) {
+		pj->params[i].name = xstrdup(j->params[i].name);
+		pj->params[i].type = xstrdup(j->params[i].type ? j->params[i].type : "");
+	}
+	pj->nparams = j->nparams;
+}
+
+static void
+job_params_free(struct pm_job *pj)
+{
+	size_t i;
+
+	for (i = 0; i < pj->nparams; i++) {
+		free(pj->params[i].name);
+		free(pj->params[i].type);
+	}
+	free(pj->params);
+}
+
 /* Sort order of job indices by base function name, then index (qsort_r, arg: the map). */
 static int
 cmp_base(const void *a, const void *b, void *arg)
@@ -449,16 +490,36 @@ put_slice(struct buf *b, const struct projmap *pm, const struct pm_node *n, cons
 	buf_adds(b, "}");
 }
 
-/* "jobs": the dispatchable ones; with the nodes that may run each unless NULL. */
+/* ,"parameters":[{"name","type"}...]: j's declared parameters (job_params_copy). */
 static void
-put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
+put_params(struct buf *b, const struct pm_job *j)
+{
+	size_t i;
+
+	buf_adds(b, ",\"parameters\":[");
+	for (i = 0; i < j->nparams; i++) {
+		buf_adds(b, i ? ",{\"name\":" : "{\"name\":");
+		put_str(b, j->params[i].name);
+		buf_adds(b, ",\"type\":");
+		put_str(b, j->params[i].type);
+		buf_adds(b, "}");
+	}
+	buf_adds(b, "]");
+}
+
+/*
+ * "jobs": the dispatchable ones; with the nodes that may run each unless
+ * NULL; only the job whose build:$job is only, unless NULL.
+ */
+static void
+put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes, const char *only)
 {
 	size_t i, k, nj = 0;
 
 	buf_adds(b, "\"jobs\":[");
 	for (i = 0; i < pm->njobs; i++) {
 		const struct pm_job *j = &pm->jobs[i];
-		if (j->reason)
+		if (j->reason || (only && strcmp(j->fnames[0], only) != 0))
 			continue;
 		buf_adds(b, nj++ ? ",{\"function\":" : "{\"function\":");
 		put_str(b, j->fnames[0]);
@@ -477,6 +538,7 @@ put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes)
 			}
 			buf_adds(b, "]");
 		}
+		put_params(b, j);
 		buf_adds(b, ",\"pin\":");
 		put_str(b, j->pin);
 		if (j->pipeline)	/* offered: its script must use node(params.<pin>) */
@@ -525,7 +587,7 @@ render_whole(const struct projmap *pm, const struct pm_stamp *st)
 	buf_adds(&b, "{\"collisions\":");
 	put_json(&b, pm->collisions);
 	buf_addf(&b, ",\"issued_ms\":%lld,", st->issued_ms);
-	put_jobs(&b, pm, nodes, nn);
+	put_jobs(&b, pm, nodes, nn, NULL);
 	buf_adds(&b, ",\"master\":");
 	put_str(&b, pm->master);
 	buf_adds(&b, ",\"nodes\":[");
@@ -803,7 +865,7 @@ map_version(struct projmap *pm)
 	put_str(&b, pm->url);
 	for (k = 0; k < pm->nnodes; k++)
 		buf_add(&b, pm->nodes[k].version, VERSION_HEX);
-	put_jobs(&b, pm, NULL, NULL);
+	put_jobs(&b, pm, NULL, NULL, NULL);
 	put_undispatchable(&b, pm);
 	put_json(&b, pm->collisions);
 	put_json(&b, pm->skipped);
@@ -833,6 +895,8 @@ projmap_build(const struct pm_input *in)
 		pj->name = xstrdup(j->name);
 		pj->label = j->label_expr ? xstrdup(j->label_expr) : NULL;
 		job_prepare(pj, j, in->allowed ? &in->allowed[i] : NULL, in->naming);
+		if (!pj->reason)
+			job_params_copy(pj, j);
 	}
 	if (in->naming == FUNCTION_NAMES_SHORT)
 		mark_collisions(pm);
@@ -874,6 +938,7 @@ projmap_free(struct projmap *pm)
 		for (k = 0; k < j->nfnames; k++)
 			free(j->fnames[k]);
 		free(j->fnames);
+		job_params_free(j);
 	}
 	for (i = 0; pm->nodes && i < pm->nnodes; i++) {
 		struct pm_node *n = &pm->nodes[i];
@@ -956,12 +1021,55 @@ answer_slice(const struct projmap *pm, const struct pm_node *n, const json_t *ve
 	return buf_take(&b);
 }
 
+/*
+ * The answer to {"function":"build:JOB"}: the dispatchable job offered
+ * under that base function, as the whole map lists it but without its
+ * nodes ("jobs": [] if none). What a client asks before it submits (the
+ * CLI's check of its parameters): a few hundred bytes, where the whole
+ * map of a large master is megabytes.
+ */
+static char *
+answer_function(const struct projmap *pm, const char *fn, const struct pm_stamp *st)
+{
+	struct buf b = { 0 };
+
+	buf_adds(&b, "{\"function\":");
+	put_str(&b, fn);
+	buf_addf(&b, ",\"issued_ms\":%lld,", st->issued_ms);
+	put_jobs(&b, pm, NULL, NULL, fn);
+	buf_adds(&b, ",\"master\":");
+	put_str(&b, pm->master);
+	put_nonce(&b, st);
+	buf_adds(&b, ",\"url\":");
+	put_str(&b, pm->url);
+	buf_adds(&b, ",\"version\":");
+	put_str(&b, pm->version);
+	buf_adds(&b, "}");
+	return buf_take(&b);
+}
+
+/* {"function":F} alone (with a nonce at most), or why not in err. */
+static char *
+function_request(const struct projmap *pm, const json_t *fn, const json_t *node, const json_t *version,
+    const struct pm_stamp *st, char *err, size_t errlen)
+{
+	if (!json_is_string(fn) || json_string_length(fn) > PROJMAP_FUNCTION_MAX) {
+		snprintf(err, errlen, "\"function\" must be a string of at most %d bytes", PROJMAP_FUNCTION_MAX);
+		return NULL;
+	}
+	if (node || version) {
+		snprintf(err, errlen, "\"function\" goes with no \"node\" or \"version\"");
+		return NULL;
+	}
+	return answer_function(pm, json_string_value(fn), st);
+}
+
 char *
 projmap_answer(const struct projmap *pm, const char *req, size_t len, long long issued_ms,
     char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *r, *node, *version, *nonce, *val;
+	json_t *r, *node, *version, *nonce, *fn, *val;
 	struct pm_stamp st = { .issued_ms = issued_ms };
 	const struct pm_node *n;
 	const char *key;
@@ -981,19 +1089,23 @@ projmap_answer(const struct projmap *pm, const char *req, size_t len, long long 
 		goto out;
 	}
 	json_object_foreach(r, key, val) {
-		if (strcmp(key, "node") != 0 && strcmp(key, "version") != 0 && strcmp(key, "nonce") != 0) {
-			snprintf(err, errlen, "unknown key \"%s\" (allowed: node, version, nonce)", key);
+		if (strcmp(key, "node") != 0 && strcmp(key, "version") != 0 && strcmp(key, "nonce") != 0 &&
+		    strcmp(key, "function") != 0) {
+			snprintf(err, errlen, "unknown key \"%s\" (allowed: node, version, nonce, function)", key);
 			goto out;
 		}
 	}
 	node = json_object_get(r, "node");
 	version = json_object_get(r, "version");
 	nonce = json_object_get(r, "nonce");
+	fn = json_object_get(r, "function");
 	st.nonce = json_string_value(nonce);
 	if (version && !json_is_string(version))
 		snprintf(err, errlen, "\"version\" must be a string");
 	else if (nonce && (!json_is_string(nonce) || json_string_length(nonce) > PROJMAP_NONCE_MAX))
 		snprintf(err, errlen, "\"nonce\" must be a string of at most %d bytes", PROJMAP_NONCE_MAX);
+	else if (fn)
+		out = function_request(pm, fn, node, version, &st, err, errlen);
 	else if (!node && version && strcmp(json_string_value(version), pm->version) == 0)
 		out = unchanged(pm, pm->version, &st);
 	else if (!node)

@@ -64,7 +64,11 @@ size_t          projmap_nundispatchable(const struct projmap *pm);
  *   {}                          the whole map
  *   {"node":"N"}                N's slice
  *   {"node":"N","version":"V"}  {"version":V,"unchanged":true} if V is current
- * and "nonce":"X" in any of them, echoed in the answer. Every answer
+ *   {"function":"build:J"}      the whole map's entry of the job offered as
+ *                               build:J (its declared parameters, for a
+ *                               client's check), in "jobs" (empty if none)
+ * and "nonce":"X" in any of them, echoed in the answer. The whole map's
+ * jobs list their declared "parameters" [{name, type}]; slices do not. Every answer
  * carries "url" (the master's) and "issued_ms" (given: the time of the
  * answer, Unix milliseconds), so that a signed answer names its master
  * and cannot be replayed (node/nodemap.c). Returns a malloc'd JSON

@@ -11,6 +11,7 @@
 #include "advert.h"
 #include "daemon/daemon.h"
 #include "backoff.h"
+#include "buf.h"
 #include "clock.h"
 #include "gwconn.h"
 #include "jenkins.h"
@@ -266,6 +267,7 @@ struct run {
 	bool              recorded; /* rec is in state_dir */
 	bool              requeued; /* gearmand handed the job out before */
 	bool              reattached; /* following a build that already existed */
+	bool              kept_noted; /* what Jenkins kept of its parameters was looked at */
 	long long         t_grab;   /* when the job was taken, clk_now_ms */
 	long              qid;      /* its queue item, 0 until known */
 	int               number;   /* its build, 0 until it started */
@@ -966,6 +968,61 @@ refuse_late(struct run *r, long qid, const char *why)
 	    "cancelled", r->full, r->e->node->cfg->start_timeout, why[0] ? ": " : "", why, qid);
 }
 
+/* Undeclared parameters named in one log line at most, the rest counted: 256 names could be 64 kB. */
+#define UNDECLARED_LOG_MAX 1000
+
+/*
+ * The client's parameters Jenkins did not keep, from the first queue item
+ * or build our trigger made (p: its ParametersAction): logged by name
+ * (never value) and counted in jga_undeclared_parameters_total. Jenkins'
+ * buildWithParameters makes a value for each declared parameter only
+ * (ParametersDefinitionProperty.buildWithParameters), so the others are
+ * gone without a word, and keepUndefinedParameters cannot bring them back:
+ * it only governs values already in a ParametersAction (ParametersAction.
+ * filter). gearman-plugin put every parameter into the action itself, and
+ * clients that relied on ZUUL_* reaching the build through that property
+ * lose them here. Learnt from the answer the agent reads anyway: no
+ * request more per build, nothing more in the node's map, and it says what
+ * Jenkins kept, not what a map refreshed before a job's edit said.
+ */
+static void
+note_undeclared(struct run *r, const struct jk_pin *p)
+{
+	const char *keys[] = { "event", "job", "node", "unique", "function", "worker", "parameters" };
+	const char *vals[7];
+	struct buf names = { 0 };
+	char line[1400];
+	size_t i, n = 0;
+
+	if (r->kept_noted || r->reattached || !p->kept_known)
+		return;
+	r->kept_noted = true;
+	for (i = 0; i < r->params.n; i++) {
+		const char *name = r->params.v[i].name;
+		if (strv_has(p->kept, p->nkept, name))
+			continue;
+		if (names.len < UNDECLARED_LOG_MAX)
+			buf_addf(&names, "%s%s", n ? "," : "", name);
+		n++;
+	}
+	if (!n)
+		return;
+	metrics_add("jga_undeclared_parameters_total", NULL, (double)n);
+	snprintf(line, sizeof(line), "%s: %s does not declare %zu parameter%s the client sent (%s%s); "
+	    "Jenkins dropped %s: declare %s on the job to pass %s", r->e->id, r->full, n,
+	    n == 1 ? "" : "s", names.s, names.len >= UNDECLARED_LOG_MAX ? ",..." : "",
+	    n == 1 ? "it" : "them", n == 1 ? "it" : "them", n == 1 ? "it" : "them");
+	vals[0] = "undeclared_parameters";
+	vals[1] = r->full;
+	vals[2] = r->e->node->cfg->node_name;
+	vals[3] = r->job->unique;
+	vals[4] = r->job->function;
+	vals[5] = r->e->id;
+	vals[6] = names.s;
+	log_fields(LOG_LEVEL_WARN, line, keys, vals, sizeof(keys) / sizeof(keys[0]));
+	buf_free(&names);
+}
+
 /* A queue item followed until its build starts (follow_queue). */
 struct queue_watch {
 	long       qid;
@@ -1045,6 +1102,7 @@ queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item
 	struct executor *e = r->e;
 	const char *node = e->node->cfg->node_name;
 
+	note_undeclared(r, &q->pin);
 	if (!w->checked && r->pin[0] && !r->reattached) {
 		w->checked = true;
 		if (!pinned(&q->pin, r->pin, node)) {
@@ -1231,6 +1289,7 @@ run_started(struct run *r)
 	 * lookup after a lost trigger answer, or after its item expired, was
 	 * not: its own ParametersAction says the same, before any report.
 	 */
+	note_undeclared(r, &r->b.pin);
 	if (r->pin[0] && !r->reattached &&
 	    !pinned(&r->b.pin, r->pin, r->e->node->cfg->node_name)) {
 		jk_build_stop(r->e->jk, r->full, r->number);

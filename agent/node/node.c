@@ -628,6 +628,8 @@ describe_metrics(void)
 	metrics_describe("jga_grabs_skipped_total", "counter", "Looks at Jenkins that found no free executor.");
 	metrics_describe("jga_gearman_reconnects_total", "counter", "Gearman connections lost and re-made.");
 	metrics_describe("jga_jenkins_errors_total", "counter", "Failed requests to the master.");
+	metrics_describe("jga_undeclared_parameters_total", "counter",
+	    "Client parameters of triggered builds that Jenkins dropped: the job does not declare them.");
 	metrics_describe("jga_registered_functions", "gauge", "Functions this node offers.");
 	metrics_describe("jga_map_version", "gauge", "First 32 bits of the map version, as a number.");
 	metrics_describe("jga_map_answered_timestamp_seconds", "gauge", "When the coordinator last answered.");
@@ -638,6 +640,7 @@ describe_metrics(void)
 	metrics_add("jga_grabs_skipped_total", NULL, 0);
 	metrics_add("jga_gearman_reconnects_total", NULL, 0);
 	metrics_add("jga_jenkins_errors_total", NULL, 0);
+	metrics_add("jga_undeclared_parameters_total", NULL, 0);
 	metrics_add("jga_map_rejected_total", NULL, 0);
 }
 

@@ -3474,8 +3474,17 @@ class JenkinsHttp:
             return stack_trace(400, "java.io.IOException", "%s is not parameterized" % job.full_name,
                                "jenkins.model.ParameterizedJobMixIn.doBuildWithParameters"
                                "(ParameterizedJobMixIn.java:248)")
+        # ParametersDefinitionProperty.buildWithParameters: one value per *declared*
+        # parameter (d.createValue(req); SimpleParameterDefinition.createValue reads
+        # req.getParameterValues(name), its default when absent), so a request
+        # parameter the job does not declare is never read: it is in neither the
+        # queue item's nor the build's ParametersAction. The system properties
+        # hudson.model.ParametersAction.keepUndefinedParameters and .safeParameters
+        # act only in ParametersAction.filter, over values already in the action
+        # (a plugin's, like gearman-plugin's own ParametersAction), so they cannot
+        # bring such a parameter back here: the test server has no knob for them.
         values = []
-        for d in job.params:  # only defined parameters; defaults for missing ones
+        for d in job.params:
             given = req.param_values(d.name)
             if not given:
                 value = d.default_value()

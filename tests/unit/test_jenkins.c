@@ -892,6 +892,10 @@ test_parse_queue_items(void **state)
 	assert_null(q.build_url);
 	assert_string_equal(q.pin.name, "NODE");
 	assert_string_equal(q.pin.label, "agent1");
+	/* What Jenkins kept of the trigger's parameters: the names in the ParametersAction (issue 17). */
+	assert_true(q.pin.kept_known);
+	assert_int_equal(q.pin.nkept, 1);
+	assert_string_equal(q.pin.kept[0], "NODE");
 	jk_queue_item_free(&q);
 
 	assert_int_equal(jkmodel_parse_queue_item(buildable_stuck, &q, err, sizeof(err)), JK_OK);
@@ -921,6 +925,9 @@ test_parse_queue_items(void **state)
 	jk_queue_item_free(&q);
 
 	/* Left the queue, build not created yet: keep waiting. */
+	assert_int_equal(jkmodel_parse_queue_item(left_cancelled, &q, err, sizeof(err)), JK_OK);
+	assert_false(q.pin.kept_known);        /* no ParametersAction: nothing to judge by */
+	jk_queue_item_free(&q);
 	assert_int_equal(jkmodel_parse_queue_item(left_not_yet, &q, err, sizeof(err)), JK_OK);
 	assert_int_equal(q.state, JK_QUEUE_WAITING);
 	assert_null(q.why);

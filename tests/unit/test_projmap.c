@@ -669,6 +669,64 @@ test_find_job(void **s)
 	cleanup(pm);
 }
 
+/*
+ * Issue 17: the whole map lists each dispatchable job's declared parameters
+ * (name and type), so that a client can tell which of its parameters
+ * Jenkins would drop; {"function": F} answers one job's entry; node slices
+ * stay as they were.
+ */
+static void
+test_declared_parameters(void **s)
+{
+	char err[512], v1[17];
+
+	(void)s; reset();
+	struct jk_job *a = job("a", "x", "node");
+	a->params[0].type = "NodeParameterDefinition";
+	a->params[1] = (struct jk_param_def){ .name = "ZUUL_UUID", .type = "StringParameterDefinition" };
+	a->nparams = 2;
+	job("plain", NULL, NULL);
+	node("n1", "x", 1, JK_MODE_NORMAL);
+	struct projmap *pm = build();
+	snprintf(v1, sizeof(v1), "%s", projmap_version(pm));
+
+	json_t *whole = ask(pm, "{}");
+	json_t *ja = json_array_get(json_object_get(whole, "jobs"), 0);
+	char *params = json_dumps(json_object_get(ja, "parameters"), JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(params, "[{\"name\":\"NODE\",\"type\":\"NodeParameterDefinition\"},"
+	    "{\"name\":\"ZUUL_UUID\",\"type\":\"StringParameterDefinition\"}]");
+	free(params);
+	json_decref(whole);
+
+	/* The slice does not carry them: agents learn what Jenkins kept from the queue item. */
+	json_t *slice = ask(pm, "{\"node\":\"n1\"}");
+	assert_null(json_object_get(json_array_get(json_object_get(slice, "functions"), 0), "parameters"));
+	json_decref(slice);
+
+	json_t *one = ask(pm, "{\"function\":\"build:a\",\"nonce\":\"k\"}");
+	assert_int_equal(json_array_size(json_object_get(one, "jobs")), 1);
+	ja = json_array_get(json_object_get(one, "jobs"), 0);
+	assert_string_equal(json_string_value(json_object_get(ja, "job")), "a");
+	assert_int_equal(json_array_size(json_object_get(ja, "parameters")), 2);
+	assert_string_equal(json_string_value(json_object_get(one, "nonce")), "k");
+	assert_string_equal(json_string_value(json_object_get(one, "master")), "jenkins01");
+	json_decref(one);
+	one = ask(pm, "{\"function\":\"build:plain\"}");    /* not dispatchable: not listed */
+	assert_int_equal(json_array_size(json_object_get(one, "jobs")), 0);
+	json_decref(one);
+	assert_null(projmap_answer(pm, "{\"function\":1}", 14, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "\"function\" must be a string"));
+	assert_null(projmap_answer(pm, "{\"function\":\"build:a\",\"node\":\"n1\"}", 34, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "goes with no"));
+	projmap_free(pm);
+
+	/* A parameter declared since changes the whole map's version. */
+	a->params[1].name = "ZUUL_PIPELINE";
+	pm = build();
+	assert_string_not_equal(projmap_version(pm), v1);
+	cleanup(pm);
+}
+
 int
 main(void)
 {
@@ -699,6 +757,7 @@ main(void)
 		cmocka_unit_test(test_versions_and_requests),
 		cmocka_unit_test(test_version_changes_with_content),
 		cmocka_unit_test(test_find_job),
+		cmocka_unit_test(test_declared_parameters),
 	};
 
 	return cmocka_run_group_tests_name("projmap", tests, NULL, NULL);
