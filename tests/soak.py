@@ -7,7 +7,11 @@ jobs with distinct unique ids and random durations (0-2 s) are submitted
 over a few raw-protocol client connections while, every few seconds, a
 random fault strikes: an agent SIGKILLed and restarted, an agent stopped
 gracefully and restarted, Jenkins answering 503, Jenkins slow, Jenkins
-losing the answer to a request it processed, the coordinator restarted.
+losing the answer to a request it processed, the coordinator restarted,
+Jenkins' start window (an item left the queue, its build not yet made:
+Executor.run) widened for a while. Half the builds go to a job whose name
+Util.rawEncode leaves partly bare ("soak (odd)+x,y=z~'q'"), the other half
+to "soak"; every build passes through a start window of --start-window s.
 
 At the end it checks, and prints: every submission got exactly one final
 answer (WORK_COMPLETE or WORK_FAIL); Jenkins ran exactly one build per
@@ -34,6 +38,9 @@ sys.path.insert(0, HERE)
 REQ, RES = b"\0REQ", b"\0RES"
 SUBMIT_JOB, JOB_CREATED, WORK_STATUS, WORK_COMPLETE, WORK_FAIL = 7, 8, 12, 13, 14
 WORK_DATA, WORK_WARNING, ERROR = 28, 29, 19
+# The second name: Util.rawEncode leaves ' ( ) + , = bare and encodes ~ and
+# the space, so a client comparing its own encoding of task.url misses it.
+JOBS = ["soak", "soak (odd)+x,y=z~'q'"]
 
 
 class Client:
@@ -102,6 +109,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--start-window", type=float, default=0.3,
+                    help="seconds between an item leaving Jenkins' queue and its build existing")
     ap.add_argument("--cpu-hogs", type=int, default=0,
                     help="run this many busy-looping processes beside the soak (a shared CI machine)")
     args = ap.parse_args()
@@ -113,10 +122,11 @@ def main():
     fixture = {"version": "2.462.3", "quiet_period": 5,
                "nodes": [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"}] +
                         [{"name": n, "labels": "linux", "executors": args.executors, "mode": "NORMAL"} for n in nodes],
-               "jobs": [{"name": "soak", "label": "linux", "concurrent": True,
+               "start_window": args.start_window,
+               "jobs": [{"name": name, "label": "linux", "concurrent": True,
                          "params": [{"type": "node", "name": "NODE"},
                                     {"type": "string", "name": "DURATION", "default": "0"},
-                                    {"type": "string", "name": "GEARMAN_UNIQUE"}]}]}
+                                    {"type": "string", "name": "GEARMAN_UNIQUE"}]} for name in JOBS]}
     tmp = tempfile.mkdtemp(prefix="jga-soak-")
     system = System(tmp)
     faults = {}
@@ -128,7 +138,7 @@ def main():
         co = system.coordinator(gm, jk, refresh=2)
         agents = {n: system.node(gm, jk, n, refresh=2, extra={"jenkins": {"timeout": 30, "connect_timeout": 2}})
                   for n in nodes}
-        wait_for(lambda: gm.status().get("build:soak", (0, 0, 0))[2] == args.agents,
+        wait_for(lambda: all(gm.status().get("build:" + j, (0, 0, 0))[2] == args.agents for j in JOBS),
                  timeout=60, what="all agents registered")
         print("soak: %d agents x %d executors, %d builds of 0-%.1fs, a fault every %.1fs (logs in %s)" %
               (args.agents, args.executors, args.builds, args.max_duration, args.fault_every, tmp))
@@ -138,7 +148,7 @@ def main():
         for i in range(args.builds):
             u = "soak-%05d" % i
             results[u] = {"data": 0, "final": [], "warnings": []}
-            clients[i % len(clients)].submit("build:soak", u, json.dumps(
+            clients[i % len(clients)].submit("build:" + JOBS[i % 2], u, json.dumps(
                 {"DURATION": "%.2f" % rnd.uniform(0, args.max_duration)}))
 
         def done():
@@ -146,7 +156,7 @@ def main():
                 return sum(1 for r in results.values() if r["final"])
 
         def fault():
-            kind = rnd.choice(["kill", "term", "503", "slow", "lose", "coordinator"])
+            kind = rnd.choice(["kill", "term", "503", "slow", "lose", "coordinator", "window"])
             faults[kind] = faults.get(kind, 0) + 1
             if kind in ("kill", "term"):
                 a = agents[rnd.choice(nodes)]
@@ -168,6 +178,11 @@ def main():
                 jk.latency(0)
             elif kind == "lose":
                 jk.drop(rnd.randint(1, 3), after=True, method=rnd.choice([None, "POST"]))
+            elif kind == "window":
+                jk.start_window(rnd.uniform(0.6, 1.2))
+                jk.drop(rnd.randint(1, 3), after=True, method="POST")  # lost trigger answers in it
+                time.sleep(rnd.uniform(1, 3))
+                jk.start_window(args.start_window)
             else:
                 co.stop()
                 time.sleep(rnd.uniform(0.5, 2))

@@ -52,7 +52,7 @@ def test_start_window_lost_trigger_answers_make_no_duplicate(system):
     answer falls into it: the item is gone from the queue, no build lists it.
     The old client took that for "never queued" and triggered again."""
     gm, jk, agent = start(system, fixture())
-    jk._control("POST", "/_test/start_window", {"seconds": 0.6})
+    jk.start_window(0.6)
     for i in range(3):
         jk.drop(1, after=True, method="POST")       # Jenkins queues it; the answer is lost
         ev = perl_call(gm, "build:unit", json.dumps({"DURATION": "0.2"}), unique="window-%d" % i)

@@ -189,6 +189,10 @@ class JenkinsServer:
     def restart(self):
         return self._control("POST", "/_test/restart", {})
 
+    def start_window(self, seconds):
+        """Executor.run's window between an item leaving the queue and its build existing."""
+        return self._control("POST", "/_test/start_window", {"seconds": seconds})
+
     def start_native(self, job, node=None, params=None, delay=0, old=False):
         """old: the build's queueId is -1, as an old record's (issue 17)."""
         data = {"job": job, "params": params or {}, "delay": delay}
