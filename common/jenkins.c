@@ -316,7 +316,8 @@ jk_job_buildable(struct jk_client *c, const char *full_name, bool *buildable)
 /* ---- nodes ---- */
 
 #define NODE_FIELDS "_class,displayName,assignedLabels%5Bname%5D,numExecutors,offline," \
-	"temporarilyOffline,offlineCauseReason,executors%5Bidle,currentExecutable%5Burl%5D%5D"
+	"temporarilyOffline,offlineCauseReason,executors%5Bidle,currentExecutable%5Burl%5D%5D," \
+	"oneOffExecutors%5Bidle,currentExecutable%5Burl%5D%5D"
 
 enum jk_err
 jk_nodes_list(struct jk_client *c, struct jk_node_list *out)

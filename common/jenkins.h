@@ -165,9 +165,10 @@ struct jk_node {
 	char  **running;          /* URLs of the builds its executors run
 	                             (currentExecutable; jk_node_get only) */
 	size_t  nrunning;
-	int     starting;         /* executors busy with no currentExecutable yet: in
-	                             Executor.run between the item leaving the queue and
-	                             its build existing (or running what we may not read) */
+	int     starting;         /* executors (one-off ones too) busy with no
+	                             currentExecutable yet: in Executor.run between the
+	                             item leaving the queue and its build existing (or
+	                             running what we may not read) */
 	bool    offline;          /* offline for any reason */
 	bool    temp_offline;     /* marked temporarily offline */
 	char   *offline_reason;   /* offlineCauseReason, "" if none */

@@ -582,10 +582,38 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 	return JK_OK;
 }
 
+/*
+ * "oneOffExecutors": a flyweight task's (a Pipeline run's) OneOffExecutor
+ * goes through Executor.run's start window too: busy, no currentExecutable.
+ * Only that is counted; a one-off executor takes none of the node's
+ * executors, so its build is not among the running ones.
+ */
+static enum jk_err
+computer_oneoff(const json_t *execs, const char *path, struct jk_node *n, char *err,
+    size_t errlen)
+{
+	const json_t *v;
+	char p[PATHLEN];
+	size_t i;
+	bool idle;
+	enum jk_err e;
+
+	json_array_foreach(execs, i, v) {
+		errmsg_set(p, sizeof(p), "%s.oneOffExecutors[%zu]", path, i);
+		if (!json_is_object(v))
+			return jwrong(err, errlen, p, "", "object", v);
+		if ((e = jbool(v, "idle", false, true, &idle, p, err, errlen)) != JK_OK)
+			return e;
+		if (!idle && !json_is_object(json_object_get(v, "currentExecutable")))
+			n->starting++;
+	}
+	return JK_OK;
+}
+
 static enum jk_err
 parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, size_t errlen)
 {
-	json_t *labels, *execs;
+	json_t *labels, *execs, *oneoff;
 	long long num;
 	enum jk_err e;
 
@@ -611,11 +639,13 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	    (e = jbool(o, "temporarilyOffline", true, false, &n->temp_offline, path, err, errlen)) != JK_OK ||
 	    (e = jstr(o, "offlineCauseReason", false, "", &n->offline_reason, path, err, errlen)) != JK_OK ||
 	    (e = jarr(o, "assignedLabels", &labels, path, err, errlen)) != JK_OK ||
-	    (e = jarr(o, "executors", &execs, path, err, errlen)) != JK_OK)
+	    (e = jarr(o, "executors", &execs, path, err, errlen)) != JK_OK ||
+	    (e = jarr(o, "oneOffExecutors", &oneoff, path, err, errlen)) != JK_OK)
 		goto fail;
 	n->executors = (int)num;
 	if ((e = computer_labels(labels, path, n, err, errlen)) != JK_OK ||
-	    (e = computer_executors(execs, path, n, err, errlen)) != JK_OK)
+	    (e = computer_executors(execs, path, n, err, errlen)) != JK_OK ||
+	    (e = computer_oneoff(oneoff, path, n, err, errlen)) != JK_OK)
 		goto fail;
 	if (!n->name)
 		n->name = xstrdup(strv_has(n->labels, n->nlabels, "master") &&

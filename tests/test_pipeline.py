@@ -148,3 +148,27 @@ def test_map_offers_pipelines_with_a_node_parameter(system):
     out = subprocess.run([CLI, "map", "--master", "jenkins01", "-s", gm.server],
                          capture_output=True, text=True, timeout=30)
     assert "Pipeline jobs" in out.stdout and "node(params.NODE)" in out.stdout, out.stdout
+
+
+def test_pipeline_start_window_lost_trigger_answers_make_no_duplicate(system):
+    """A Pipeline run's OneOffExecutor goes through Executor.run's start
+    window too (Computer.startFlyWeightTask): the item has left the queue, no
+    build lists it yet, and only the node's oneOffExecutors show a busy
+    executor without currentExecutable. A lookup after a lost trigger answer
+    that read the regular executors alone took that for "never queued" and
+    triggered again."""
+    uniq = {"type": "string", "name": "GEARMAN_UNIQUE"}
+    gm = system.gearmand()
+    jk = system.jenkins(fixture(1, [pipeline("pipe", "node(params.NODE) { sleep 0.2 }", (NODE, uniq))]))
+    system.coordinator(gm, jk)
+    agent = system.node(gm, jk, "n1")
+    registered(gm, "build:pipe")
+    jk.start_window(0.6)
+    for i in range(3):
+        jk.drop(1, after=True, method="POST")       # Jenkins queues it; the answer is lost
+        ev = perl_call(gm, "build:pipe", "{}", unique="pwin-%d" % i)
+        end = final_event(ev)
+        assert end["event"] == "complete", ev
+        assert json.loads(end["data"])["number"] == i + 1, ev
+    assert sorted(b["params"]["GEARMAN_UNIQUE"] for b in jk.builds()) == ["pwin-0", "pwin-1", "pwin-2"]
+    assert "are starting a build that may be it; looking again" in agent.log()

@@ -1839,11 +1839,18 @@ class Jenkins:
     def begin_start(self, item, node, executor, now):
         """Executor.run up to createExecutable (see Starting): the item has
         left the queue as a LeftItem without executable; the build does not
-        exist yet.  A zero window starts the build at once."""
+        exist yet.  A zero window starts the build at once.  executor None:
+        a flyweight task's OneOffExecutor (Computer.startFlyWeightTask adds
+        it to the computer's oneOffExecutors before it runs Executor.run),
+        which goes through the same window."""
         self.queue.leave(item, now)
         if self.start_window <= 0:
             return self.end_start(Starting(item, node, executor, now), now)
-        node.running[executor] = Starting(item, node, executor, now + self.start_window)
+        st = Starting(item, node, executor, now + self.start_window)
+        if executor is None:
+            node.oneoff.append(st)
+        else:
+            node.running[executor] = st
         return None
 
     def end_start(self, st, now):
@@ -1853,16 +1860,22 @@ class Jenkins:
         "cannot be run (for example because it is disabled)" and returns;
         the LeftItem keeps executable null and cancelled false until the
         leftItems cache drops it (Queue.leftItems, expireAfterWrite 5 min)."""
-        if st.node.running.get(st.executor) is st:
-            del st.node.running[st.executor]
+        self.drop_starting(st)
         if st.item.job.disabled or st.item.job not in self.all_jobs():
             self.kick()
             return None
         return self.start_build(st.item, st.node, st.executor, now)
 
     def starting(self):
-        return [s for n in self.nodes.values() for s in n.running.values()
+        return [s for n in self.nodes.values() for s in list(n.running.values()) + n.oneoff
                 if isinstance(s, Starting)]
+
+    @staticmethod
+    def drop_starting(st):
+        if st in st.node.oneoff:
+            st.node.oneoff.remove(st)
+        elif st.node.running.get(st.executor) is st:
+            del st.node.running[st.executor]
 
     def restart(self):
         """A controller restart as clients see it: new session hash, the
@@ -1876,8 +1889,15 @@ class Jenkins:
         self.session_hash = secrets.token_hex(4)
         self.queue.left.clear()
         for st in self.starting():
-            del st.node.running[st.executor]
+            self.drop_starting(st)
         for build in self.running_builds():
+            if build.flow is not None:
+                # Not modelled: a WorkflowRun is durable and resumes after a
+                # restart (its node() placeholders queued again); here it
+                # ends ABORTED like a freestyle build, its executors freed.
+                self.release_placeholder(build)
+                if build in build.node.oneoff:
+                    build.node.oneoff.remove(build)
             build.end = build.timestamp
             build.result = "ABORTED"
             build.node.running.pop(build.executor, None)
@@ -2169,7 +2189,7 @@ class Queue:
                 # Queue.maintain: a FlyweightTask takes no executor
                 node = self._pick_flyweight(it)
                 if node is not None:
-                    j.start_build(it, node, None, now)
+                    j.begin_start(it, node, None, now)
                 continue
             pick = self._pick(it)
             if pick and isinstance(it, PlaceholderItem):

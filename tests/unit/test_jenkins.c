@@ -753,6 +753,12 @@ test_parse_node(void **state)
 	    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"actions\":[{}],\"displayName\":\"my node\","
 	    "\"assignedLabels\":[{\"name\":\"my node\"}],\"numExecutors\":1,\"offline\":true,"
 	    "\"temporarilyOffline\":true,\"offlineCauseReason\":\"back at 5\",\"executors\":[{\"idle\":false}]}";
+	static const char oneoff[] =
+	    "{\"_class\":\"hudson.slaves.SlaveComputer\",\"displayName\":\"n1\","
+	    "\"assignedLabels\":[{\"name\":\"n1\"}],\"numExecutors\":1,\"offline\":false,"
+	    "\"temporarilyOffline\":false,\"executors\":[{\"idle\":true,\"currentExecutable\":null}],"
+	    "\"oneOffExecutors\":[{\"idle\":false,\"currentExecutable\":null},"
+	    "{\"idle\":false,\"currentExecutable\":{\"url\":\"http://j/job/p/1/\"}}]}";
 	struct jk_node n;
 
 	(void)state;
@@ -776,6 +782,17 @@ test_parse_node(void **state)
 	jk_node_free(&n);
 	jk_node_free(&n);
 	jk_node_free(NULL);
+
+	/*
+	 * A Pipeline run's OneOffExecutor in Executor.run's start window is
+	 * starting; one running a WorkflowRun holds none of the node's
+	 * executors and is not among its running builds.
+	 */
+	assert_int_equal(jkmodel_parse_node(oneoff, &n, err, sizeof(err)), JK_OK);
+	assert_int_equal(n.starting, 1);
+	assert_int_equal(n.idle_executors, 1);
+	assert_int_equal(n.nrunning, 0);
+	jk_node_free(&n);
 }
 
 static void
@@ -808,6 +825,9 @@ static void
 test_parse_nodes_malformed(void **state)
 {
 	(void)state;
+	expect_node_error("{\"displayName\":\"n\",\"assignedLabels\":[],\"numExecutors\":1,"
+	    "\"offline\":false,\"temporarilyOffline\":false,\"executors\":[],"
+	    "\"oneOffExecutors\":[1]}", "oneOffExecutors[0]");
 	expect_nodes_error("", "malformed JSON");
 	expect_nodes_error("{\"computer\":", "malformed JSON");
 	expect_nodes_error("{}", "computer: expected array, got nothing");
