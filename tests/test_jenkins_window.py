@@ -108,6 +108,35 @@ def test_restart_ends_build_in_progress_with_its_result(system):
     assert [b["result"] for b in jk.builds()] == ["ABORTED"]
 
 
+def test_restart_in_the_start_window_refuses_promptly(system):
+    """Row 5 with row 2: a restart while the item is in Executor.run's start
+    window drops it (it had left the saved queue, its build was never made):
+    the queue item answers 404 and no build of it ever comes. The job is
+    refused at once with the reason, not after start_timeout; a 404 while
+    the node still starts a build is waited out (test_faults'
+    test_queue_item_forgotten_by_jenkins)."""
+    gm, jk, agent = start(system, fixture())
+    jk.start_window(5)
+    c = PerlClient(gm, "build:unit", json.dumps({"DURATION": "0.2"}), unique="dropped", timeout=60)
+    try:
+        def starting():
+            st, _, body = jk.http("GET", "/computer/n1/api/json?tree=executors%5Bidle,currentExecutable%5D")
+            ex = json.loads(body)["executors"] if st == 200 else []
+            return any(not e["idle"] and e["currentExecutable"] is None for e in ex)
+        wait_for(starting, what="the item in its start window")
+        t0 = time.time()
+        jk.restart()
+        ev = c.wait(60)
+    finally:
+        c.kill()
+    end = final_event(ev)
+    assert end["event"] == "fail", ev
+    warn = [e["data"] for e in ev if e["event"] == "warning"]
+    assert warn and "no longer knows queue item" in warn[0] and "no build of it exists" in warn[0], ev
+    assert time.time() - t0 < 15
+    assert jk.builds() == []
+
+
 def test_multi_node_param_with_wrong_concurrency_not_dispatchable(system):
     """Row 6. A Node parameter that allows several nodes puts a
     TriggerNextBuildWrapper on every build; validateBuild fails it when the

@@ -587,21 +587,31 @@ lookup(struct run *r)
  * look once more (the build may have appeared between the two looks), and
  * what that finds is the answer. LOOKUP_*.
  */
+/* This node's executors in Executor.run's start window (jk_node.starting), or -1 with je set. */
+static int
+node_starting(struct run *r, enum jk_err *je)
+{
+	struct jk_node nd;
+	int starting;
+
+	memset(&nd, 0, sizeof(nd));
+	*je = jk_node_get(r->e->jk, r->e->node->cfg->node_name, &nd);
+	starting = nd.starting;
+	jk_node_free(&nd);
+	return *je == JK_OK ? starting : -1;
+}
+
 static int
 lookup_settled(struct run *r)
 {
 	const char *node = r->e->node->cfg->node_name;
-	struct jk_node nd;
 	enum jk_err je;
 	int found, starting;
 
 	r->refusal = NULL;
 	if ((found = lookup(r)) != LOOKUP_NONE)
 		return found;
-	memset(&nd, 0, sizeof(nd));
-	je = jk_node_get(r->e->jk, node, &nd);
-	starting = nd.starting;
-	jk_node_free(&nd);
+	starting = node_starting(r, &je);
 	if (je == JK_ECANCELED)
 		return LOOKUP_STOPPING;
 	if (je != JK_OK)
@@ -1032,6 +1042,7 @@ struct queue_watch {
 	bool       cancelled;    /* we cancelled it for not starting in time */
 	char       why[300];     /* why Jenkins last said it waits */
 	long long  left_since;   /* first seen a LeftItem without build, 0: not */
+	long long  gone_since;   /* first seen gone (404) while a build was starting, 0: not */
 	long long  job_look_at;  /* when to ask whether its job can be built */
 };
 
@@ -1134,23 +1145,59 @@ queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item
 	return QUEUE_WAITING;
 }
 
-/* Jenkins no longer knows the item: expired (5 minutes after it left) or the master restarted. */
+/* A 404 for the item while this node starts a build: its build may still come, this long. */
+#define GONE_STARTING_MAX_MS  30000
+
+/* The job's build of queue item w->qid: QUEUE_STARTED with r->number, or QUEUE_WAITING. */
 static enum queue_seen
-queue_item_gone(struct run *r, struct queue_watch *w)
+queue_item_build(struct run *r, struct queue_watch *w)
 {
 	long dummy;
 	int num = 0;
 
-	/* Ask the job. */
 	if (jk_find_build(r->e->jk, r->full, NULL, NULL, w->qid, 0, &dummy, &num) == JK_OK && num) {
 		r->number = num;
 		return QUEUE_STARTED;
 	}
+	return QUEUE_WAITING;
+}
+
+/*
+ * Jenkins no longer knows the item: expired (5 minutes after it left) or
+ * the master restarted. The job's builds tell which build it became. None
+ * yet: it may be in Executor.run's start window (the LeftItem forgotten,
+ * the build not made yet), which shows as one of this node's executors
+ * busy without a build: looked at again while one is. Otherwise, after one
+ * more look (the build may have appeared between the two), it never got a
+ * build (a restart drops items that were starting): the job is refused.
+ */
+static enum queue_seen
+queue_item_gone(struct run *r, struct queue_watch *w)
+{
+	enum jk_err je;
+	int starting;
+
+	if (queue_item_build(r, w) == QUEUE_STARTED)
+		return QUEUE_STARTED;
 	if (w->cancelled) {
 		refuse_late(r, w->qid, w->why);
 		return QUEUE_REFUSED;
 	}
-	return QUEUE_WAITING;
+	starting = node_starting(r, &je);
+	if (je != JK_OK && je != JK_ENOTFOUND)
+		return QUEUE_WAITING;	/* asked again; bounded by follow_timeout */
+	if (starting > 0) {
+		if (!w->gone_since)
+			w->gone_since = clk_now_ms();
+		if (clk_now_ms() - w->gone_since < GONE_STARTING_MAX_MS)
+			return QUEUE_WAITING;
+	}
+	if (queue_item_build(r, w) == QUEUE_STARTED)
+		return QUEUE_STARTED;
+	send_warning_fail(r, "Jenkins no longer knows queue item %ld of %s (it left the queue over "
+	    "five minutes ago, or the master restarted while it was starting) and no build of it "
+	    "exists", w->qid, r->full);
+	return QUEUE_REFUSED;
 }
 
 /* One look at the queue item, and what follows from it: refusal, cancellation. */
@@ -1168,11 +1215,13 @@ queue_look(struct run *r, struct queue_watch *w)
 		seen = queue_item_seen(r, w, &q);
 	}
 	jk_queue_item_free(&q);
-	if (seen == QUEUE_WAITING && je == JK_ENOTFOUND)
+	if (seen == QUEUE_WAITING && je == JK_ENOTFOUND) {
+		w->last_ok = clk_now_ms();	/* the master answered */
 		seen = queue_item_gone(r, w);
+	}
 	if (seen != QUEUE_WAITING)
 		return seen;
-	if (je != JK_OK && !transient(je)) {
+	if (je != JK_OK && je != JK_ENOTFOUND && !transient(je)) {
 		send_warning_fail(r, "cannot follow Jenkins queue item %ld of %s: %s", w->qid, r->full,
 		    jk_client_error(r->e->jk));
 		return QUEUE_REFUSED;
