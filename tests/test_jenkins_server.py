@@ -1117,7 +1117,7 @@ def test_start_window_left_item_without_build(fresh):
     assert wait_build(jk, qid)["result"] == "SUCCESS"
 
 
-def test_disable_job_cancels_first_waiting_item_others_get_no_build(jk):
+def test_disable_job_cancels_first_waiting_item_others_get_no_build(jk, client):
     """ParameterizedJob.makeDisabled(true) -> Queue.cancel(Task): the first
     WaitingItem of the task in waitingList order (timestamp, then id) is
     cancelled and it returns; the other waiting items stay, reach an executor
@@ -1136,9 +1136,8 @@ def test_disable_job_cancels_first_waiting_item_others_get_no_build(jk):
         qids[name] = queue_id(hdrs["location"])
     assert qids["first"] < qids["second"] < qids["third"]
     assert [queue_item(jk, q)["_class"] for q in qids.values()] == ["hudson.model.Queue$WaitingItem"] * 3
-    # python-jenkins' disable_job posts /job/X/disable, which the server lacks;
-    # the control API runs the same makeDisabled
-    jk.update_job(job, disabled=True)
+    client.disable_job(job)  # POST /job/X/disable: ParameterizedJob.doDisable -> makeDisabled
+    assert get_json(jk, "/job/%s/api/json" % job)["buildable"] is False
     cancelled = queue_item(jk, qids["second"])
     assert cancelled["_class"] == LEFT_ITEM, cancelled
     assert cancelled["cancelled"] is True and cancelled["executable"] is None
@@ -1172,7 +1171,7 @@ def test_disable_job_cancels_one_blocked_item_running_build_finishes(jk, client)
     for qid in blocked:
         jk.wait_for(lambda: queue_item(jk, qid)["_class"] == "hudson.model.Queue$BlockedItem",
                     what="blocked item %d" % qid)
-    jk.update_job(job, disabled=True)
+    client.disable_job(job)
     first = client.get_queue_item(blocked[0])
     assert first["_class"] == LEFT_ITEM and first["cancelled"] is True
     second = client.get_queue_item(blocked[1])
@@ -1455,3 +1454,14 @@ def test_build_with_parameters_drops_undeclared_parameters(jk, client):
     assert [(d["name"], d["type"]) for d in defs] == [
         ("NODE", "NodeParameterDefinition"), ("ZUUL_UUID", "StringParameterDefinition"),
         ("DEFAULTED", "StringParameterDefinition")]
+
+
+def test_job_disable_enable_routes(jk, client):
+    """ParameterizedJob.doDisable / doEnable: POST only, a redirect to the job."""
+    job = add_job(jk, concurrent=True)
+    status, headers, _ = jk.http("GET", "/job/%s/disable" % job, headers=TOKEN_AUTH)
+    assert status == 405 and headers["allow"] == "POST"
+    client.disable_job(job)
+    assert client.get_job_info(job)["buildable"] is False
+    client.enable_job(job)
+    assert client.get_job_info(job)["buildable"] is True
