@@ -1051,6 +1051,237 @@ def test_built_in_node_url_by_version(fresh, version, old):
 
 
 # ---------------------------------------------------------------------------
+# issue 17: the start window, disabled jobs, restart, multi-node Node parameters
+# ---------------------------------------------------------------------------
+
+LEFT_ITEM = "hudson.model.Queue$LeftItem"
+
+
+def left_item(jk, qid):
+    """Queue item `qid` once it has left the queue (a LeftItem), else None."""
+    item = queue_item(jk, qid)
+    return item if item["_class"] == LEFT_ITEM else None
+
+
+def test_start_window_left_item_without_build(fresh):
+    """hudson.model.Executor.run, under Queue.callWithLock: Queue.onStartExecuting
+    (the item leaves `pendings`, a LeftItem whose getExecutable() is null) comes
+    before task.createExecutable() (AbstractProject.newBuild: the build joins the
+    job's builds) and WorkUnit.setExecutable (Run.setQueueId, the LeftItem's
+    executable); Executor.isIdle is false from WorkUnit.setExecutor on.  Queue.getItem
+    and the job's builds are read without that lock, so a client sees the window."""
+    window = 2.0
+    jk = fresh({"version": "2.303.3",  # python-jenkins' get_running_builds needs 'master'
+                "users": {USER: {"token": TOKEN}},
+                "nodes": [{"name": "a", "executors": 1}],
+                "jobs": [{"name": "j", "duration": 3,
+                          "params": [{"type": "string", "name": "X"}]}]})
+    jk.start_window(window)
+    client = jenkins.Jenkins(jk.url, USER, TOKEN, timeout=10)
+    status, hdrs, _ = trigger(jk, "job/j", {"X": "1"})
+    assert status == 201
+    qid = queue_id(hdrs["location"])
+    item = jk.wait_for(lambda: left_item(jk, qid), what="the item to leave the queue")
+    # -- inside the window: no build anywhere yet
+    assert item["cancelled"] is False and item["executable"] is None, item
+    assert item["why"] is None and item["task"]["name"] == "j"
+    assert get_json(jk, "/queue/api/json")["items"] == []
+    job = get_json(jk, "/job/j/api/json")
+    assert job["builds"] == [] and job["lastBuild"] is None and job["inQueue"] is False
+    assert job["nextBuildNumber"] == 1  # newBuild has not assigned a number
+    assert jk.http("GET", "/job/j/1/api/json", headers=TOKEN_AUTH)[0] == 404
+    comp = get_json(jk, "/computer/a/api/json?depth=1")
+    assert comp["idle"] is False
+    assert comp["executors"] == [{"currentExecutable": None, "idle": False, "likelyStuck": False,
+                                  "number": 0, "progress": -1}], comp["executors"]
+    # python-jenkins reads the same: a LeftItem without executable, nothing running
+    q = client.get_queue_item(qid)
+    assert q["_class"] == LEFT_ITEM and q["executable"] is None and q["cancelled"] is False
+    assert client.get_running_builds() == []
+    assert client.get_queue_info() == []
+    with pytest.raises(jenkins.JenkinsException, match="does not exist"):
+        client.get_build_info("j", 1)
+    # -- after the window: WorkUnit.setExecutable links item and build
+    b = wait_build(jk, qid, done=False)
+    info = client.get_build_info("j", b["number"])
+    assert info["number"] == 1 and info["queueId"] == qid
+    # the build was made no sooner than the window after the item was queued
+    assert info["timestamp"] - item["inQueueSince"] >= window * 1000 - 1, (info, item)
+    left = queue_item(jk, qid)
+    assert left["_class"] == LEFT_ITEM and left["cancelled"] is False
+    assert left["executable"]["number"] == 1
+    assert left["executable"]["url"] == jk.url + "job/j/1/"
+    assert info["building"] is True
+    assert client.get_running_builds() == [{"name": "j", "number": 1, "url": jk.url + "job/j/1/",
+                                            "node": "a", "executor": 0}]
+    assert wait_build(jk, qid)["result"] == "SUCCESS"
+
+
+def test_disable_job_cancels_first_waiting_item_others_get_no_build(jk, client):
+    """ParameterizedJob.makeDisabled(true) -> Queue.cancel(Task): the first
+    WaitingItem of the task in waitingList order (timestamp, then id) is
+    cancelled and it returns; the other waiting items stay, reach an executor
+    when their quiet period ends, and ParameterizedJob.createExecutable returns
+    null for a disabled job: Executor.run logs "cannot be run" and the LeftItem
+    keeps executable null, cancelled false.  No build is made."""
+    node = add_node(jk, executors=3)
+    job = add_job(jk, prefix="dis", label=node, concurrent=True, duration=0.2,
+                  params=[{"type": "string", "name": "X"}])
+    # ids first < second < third; second is due first, so it is the one cancelled
+    delays = {"first": "3sec", "second": "2sec", "third": "4sec"}
+    qids = {}
+    for name, delay in delays.items():
+        status, hdrs, _ = trigger(jk, job_path(job), {"X": name}, delay=delay)
+        assert status == 201
+        qids[name] = queue_id(hdrs["location"])
+    assert qids["first"] < qids["second"] < qids["third"]
+    assert [queue_item(jk, q)["_class"] for q in qids.values()] == ["hudson.model.Queue$WaitingItem"] * 3
+    client.disable_job(job)  # POST /job/X/disable: ParameterizedJob.doDisable -> makeDisabled
+    assert get_json(jk, "/job/%s/api/json" % job)["buildable"] is False
+    cancelled = queue_item(jk, qids["second"])
+    assert cancelled["_class"] == LEFT_ITEM, cancelled
+    assert cancelled["cancelled"] is True and cancelled["executable"] is None
+    assert sorted(i["id"] for i in get_json(jk, "/queue/api/json")["items"]) == \
+        [qids["first"], qids["third"]]
+    assert get_json(jk, "/job/%s/api/json" % job)["disabled"] is True
+    for name in ("first", "third"):
+        jk.wait_for(lambda: left_item(jk, qids[name]), timeout=10, what="%s to leave" % name)
+    # the executor is free again (end_start ran) and the items never got a build
+    jk.wait_for(lambda: get_json(jk, "/computer/%s/api/json" % node)["idle"], what="idle node")
+    for name in ("first", "third"):
+        item = queue_item(jk, qids[name])
+        assert item["cancelled"] is False and item["executable"] is None, (name, item)
+    data = get_json(jk, "/job/%s/api/json" % job)
+    assert data["builds"] == [] and data["nextBuildNumber"] == 1 and data["inQueue"] is False
+    assert [b for b in jk.builds() if b["job"] == job] == []
+
+
+def test_disable_job_cancels_one_blocked_item_running_build_finishes(jk, client):
+    """Queue.cancel(Task) without a waiting item: `blockedProjects.cancel(p) |
+    buildables.cancel(p)`, each ItemList.cancel the first item of the task.
+    A non-concurrent job with a build running has both others blocked: the
+    first is cancelled, the second waits for the build, then leaves without
+    a build.  makeDisabled stops no build: the running one ends SUCCESS."""
+    node = add_node(jk, executors=3)
+    job = add_job(jk, prefix="dis", label=node, concurrent=False, duration=1.0,
+                  params=[{"type": "string", "name": "X"}])
+    running = queue_id(trigger(jk, job_path(job), {"X": "0"})[1]["location"])
+    wait_build(jk, running, done=False)
+    blocked = [queue_id(trigger(jk, job_path(job), {"X": str(i)})[1]["location"]) for i in (1, 2)]
+    for qid in blocked:
+        jk.wait_for(lambda: queue_item(jk, qid)["_class"] == "hudson.model.Queue$BlockedItem",
+                    what="blocked item %d" % qid)
+    client.disable_job(job)
+    first = client.get_queue_item(blocked[0])
+    assert first["_class"] == LEFT_ITEM and first["cancelled"] is True
+    second = client.get_queue_item(blocked[1])
+    assert second["_class"] == "hudson.model.Queue$BlockedItem", second
+    assert wait_build(jk, running)["result"] == "SUCCESS"
+    jk.wait_for(lambda: left_item(jk, blocked[1]), what="second to leave")
+    jk.wait_for(lambda: get_json(jk, "/computer/%s/api/json" % node)["idle"], what="idle node")
+    second = client.get_queue_item(blocked[1])
+    assert second["cancelled"] is False and second["executable"] is None, second
+    assert [b["queue_id"] for b in jk.builds() if b["job"] == job] == [running]
+    assert client.get_job_info(job)["nextBuildNumber"] == 2
+
+
+def test_restart_aborts_running_build_and_drops_the_start_window(fresh):
+    """A controller restart (Jenkins.doSafeRestart; here POST /_test/restart):
+    Run.reload loads a build that was in progress as COMPLETED, ABORTED (its
+    build.xml has no result), duration never saved (0); the session hash
+    (X-Jenkins-Session) is new; an item in Executor.run's start window had
+    left the queue (Queue.save keeps no such item) and never gets a build."""
+    jk = fresh({"version": "2.303.3", "users": {USER: {"token": TOKEN}},
+                "nodes": [{"name": "a", "executors": 1}, {"name": "b", "executors": 1}],
+                "jobs": [{"name": "long", "label": "a", "duration": 60},
+                         {"name": "quick", "label": "b", "duration": 0.1}]})
+    client = jenkins.Jenkins(jk.url, USER, TOKEN, timeout=10)
+    session = jk.http("GET", "/api/json", headers=TOKEN_AUTH)[1]["x-jenkins-session"]
+    running = jk.start_native("long")
+    wait_build(jk, running, done=False)
+    assert client.get_build_info("long", 1)["building"] is True
+    jk.start_window(1.5)
+    starting = jk.start_native("quick")
+    jk.wait_for(lambda: left_item(jk, starting), what="quick in the start window")
+    assert get_json(jk, "/computer/b/api/json")["idle"] is False
+    reply = jk.restart()
+    status, headers, _ = jk.http("GET", "/api/json", headers=TOKEN_AUTH)
+    assert status == 200 and headers["x-jenkins-session"] not in (None, session)
+    assert reply["session"] == headers["x-jenkins-session"]
+    info = client.get_build_info("long", 1)
+    assert info["building"] is False and info["result"] == "ABORTED", info
+    assert info["duration"] == 0 and info["queueId"] == running
+    assert client.get_job_info("long")["color"] == "aborted"
+    # the start-window item: its LeftItem is gone with the cache, its executor free
+    assert jk.http("GET", "/queue/item/%d/api/json" % starting, headers=TOKEN_AUTH)[0] == 404
+    assert get_json(jk, "/computer/a/api/json")["idle"] is True
+    assert get_json(jk, "/computer/b/api/json")["idle"] is True
+    # a build queued now passes its own window, which ends after the dropped
+    # one's would have; it is build #1: the dropped item never took a number
+    after = jk.start_native("quick")
+    assert after > starting
+    assert wait_build(jk, after)["number"] == 1
+    assert [b["queue_id"] for b in jk.builds() if b["job"] == "quick"] == [after]
+    assert client.get_job_info("quick")["nextBuildNumber"] == 2
+
+
+def multi_node_job(jk, node, trigger_if_result, concurrent):
+    return add_job(jk, prefix="multi", concurrent=concurrent, duration=0.1,
+                   params=[{"type": "node", "name": "NODE", "default": [node],
+                            "trigger_if_result": trigger_if_result}])
+
+
+NOT_CONCURRENT_PARAM = ("The project is configured to run builds concurrent, but the node parameter"
+                        " [NODE] is configured to trigger new builds depending on the state of the"
+                        " last build only!")
+NOT_CONCURRENT_PROJECT = ("The project is configured to NOT run builds concurrent, but the node"
+                          " parameter [NODE] is configured to trigger new builds concurrent!")
+
+
+@pytest.mark.parametrize("trigger_if_result,concurrent,multi,message", [
+    ("allCases", True, True, NOT_CONCURRENT_PARAM),
+    ("success", True, True, NOT_CONCURRENT_PARAM),
+    ("allowMultiSelectionForConcurrentBuilds", False, True, NOT_CONCURRENT_PROJECT),
+    ("unstable", False, True, None),
+    ("allowMultiSelectionForConcurrentBuilds", True, True, None),
+    ("multiSelectionDisallowed", True, False, None),
+    ("multiSelectionDisallowed", False, False, None),
+])
+def test_multi_node_param_concurrency_must_match(jk, client, trigger_if_result, concurrent, multi,
+                                                 message):
+    """NodeParameterDefinition(..., triggerIfResult, ...) derives
+    allowMultiNodeSelection (all but multiSelectionDisallowed) and
+    triggerConcurrentBuilds (allowMultiSelectionForConcurrentBuilds only);
+    LabelParameterValue.createBuildWrapper -> createBuildWrapper gives a
+    TriggerNextBuildWrapper when multi-node; Build.doRun calls its setUp,
+    which calls validateBuild: IllegalStateException when the project's
+    concurrentBuild differs from triggerConcurrentBuilds (Messages
+    BuildWrapper.param_not_concurrent / project_not_concurrent), printed by
+    Run.handleFatalBuildProblem; the build ends FAILURE."""
+    node = add_node(jk, executors=1)
+    job = multi_node_job(jk, node, trigger_if_result, concurrent)
+    xml = client.get_job_config(job)
+    assert "<triggerIfResult>%s</triggerIfResult>" % trigger_if_result in xml
+    assert "<allowMultiNodeSelection>%s</allowMultiNodeSelection>" % str(multi).lower() in xml
+    conc = trigger_if_result == "allowMultiSelectionForConcurrentBuilds"
+    assert "<triggerConcurrentBuilds>%s</triggerConcurrentBuilds>" % str(conc).lower() in xml
+    assert "<concurrentBuild>%s</concurrentBuild>" % str(concurrent).lower() in xml
+    qid = client.build_job(job, {"NODE": node, "delay": "0sec"})
+    b = wait_build(jk, qid)
+    info = client.get_build_info(job, b["number"])
+    assert info["builtOn"] == node and info["queueId"] == qid
+    log = client.get_build_console_output(job, b["number"])
+    if message is None:
+        assert info["result"] == "SUCCESS" and "FATAL" not in log, log
+        return
+    assert info["result"] == "FAILURE"
+    lines = log.splitlines()
+    fatal = lines.index("FATAL: " + message)
+    assert lines[fatal + 1] == "java.lang.IllegalStateException: " + message
+    assert lines[-1] == "Finished: FAILURE"
+
+
+# ---------------------------------------------------------------------------
 # Pipeline jobs (issue 17): flyweight runs, node() placeholders, results, stop
 # ---------------------------------------------------------------------------
 
@@ -1223,3 +1454,14 @@ def test_build_with_parameters_drops_undeclared_parameters(jk, client):
     assert [(d["name"], d["type"]) for d in defs] == [
         ("NODE", "NodeParameterDefinition"), ("ZUUL_UUID", "StringParameterDefinition"),
         ("DEFAULTED", "StringParameterDefinition")]
+
+
+def test_job_disable_enable_routes(jk, client):
+    """ParameterizedJob.doDisable / doEnable: POST only, a redirect to the job."""
+    job = add_job(jk, concurrent=True)
+    status, headers, _ = jk.http("GET", "/job/%s/disable" % job, headers=TOKEN_AUTH)
+    assert status == 405 and headers["allow"] == "POST"
+    client.disable_job(job)
+    assert client.get_job_info(job)["buildable"] is False
+    client.enable_job(job)
+    assert client.get_job_info(job)["buildable"] is True

@@ -1198,6 +1198,7 @@ class Build:
         # a parameterized job's item has one (ParameterizedJobMixIn.
         # scheduleBuild2 adds the defaults).
         self.has_params_action = item.params is not None or bool(job.params)
+        self.fatal = False  # failed before any build step (Run.handleFatalBuildProblem)
         self.causes = list(item.causes)
         self.timestamp = now
         self.end = None
@@ -1655,9 +1656,10 @@ class Jenkins:
             labels = " ".join(parse_label_string(node.labels))
             build.log.append("Building remotely on %s%s in workspace %s"
                              % (node.name, " (%s)" % labels if labels else "", ws))
-            build.log.append("[%s] $ /bin/sh -xe /tmp/jenkins%d.sh"
-                             % (job.name, 1000000 + item.id))
-        self.validate_multi_node(build)
+        # Build.BuildExecution.doRun: the wrappers' setUp before any builder
+        if self.validate_multi_node(build):
+            return build
+        build.log.append("[%s] $ /bin/sh -xe /tmp/jenkins%d.sh" % (job.name, 1000000 + item.id))
         build.log.append("+ sleep %s" % Fmt.number(build.planned_duration))
         return build
 
@@ -1668,13 +1670,16 @@ class Jenkins:
         freestyle build; its setUp calls validateBuild, which throws an
         IllegalStateException when the job's concurrentBuild differs from
         triggerConcurrentBuilds; Run.execute catches it and the build ends
-        FAILURE before any build step runs."""
+        FAILURE before any build step runs (Run.handleFatalBuildProblem:
+        "FATAL: " and the stack trace, no builder output).  The wrapper is
+        the first Node or Label parameter definition's
+        (LabelParameterValue.createBuildWrapper); True when it failed."""
         job = build.job
         if job.is_pipeline or not build.has_params_action:
-            return  # BuildWrappers are freestyle; setUp returns early without ParametersAction
-        for d in job.params:
+            return False  # BuildWrappers are freestyle; setUp returns early without ParametersAction
+        for d in [d for d in job.params if d.kind in ("node", "label")][:1]:
             if d.kind != "node" or not d.multi_node:
-                continue
+                return False
             if job.concurrent and not d.trigger_concurrent:
                 msg = ("The project is configured to run builds concurrent, but the node parameter"
                        " [%s] is configured to trigger new builds depending on the state of the"
@@ -1683,12 +1688,14 @@ class Jenkins:
                 msg = ("The project is configured to NOT run builds concurrent, but the node"
                        " parameter [%s] is configured to trigger new builds concurrent!" % d.name)
             else:
-                return
+                return False
             build.log.append("FATAL: " + msg)
             build.log.append("java.lang.IllegalStateException: " + msg)
             build.planned_duration = 0
             build.planned_result = "FAILURE"
-            return
+            build.fatal = True
+            return True
+        return False
 
     def finish_build(self, build, now, result=None):
         if not build.building:
@@ -1701,7 +1708,7 @@ class Jenkins:
         if result == "ABORTED" and build.abort_requested:
             build.log.append("Build was aborted")
             build.log.append("Aborted by %s" % (build.abort_user or "anonymous"))
-        elif result == "FAILURE":
+        elif result == "FAILURE" and not build.fatal:
             build.log.append("Build step 'Execute shell' marked build as failure")
         elif result == "UNSTABLE":
             build.log.append("Build step 'Execute shell' changed build result to UNSTABLE")
@@ -3355,6 +3362,20 @@ class JenkinsHttp:
             return self.do_build(req, job)
         if sub == ["buildWithParameters"]:
             return self.do_build_with_parameters(req, job)
+        if sub in (["disable"], ["enable"]):
+            # ParameterizedJobMixIn.ParameterizedJob.doDisable / doEnable:
+            # @RequirePOST, Item.CONFIGURE, makeDisabled(b) (disabling cancels
+            # the job's queue item: Queue.cancel(Task)), HttpRedirect(".")
+            if req.method != "POST":
+                return require_post(req)
+            self.require_act(req, "hudson.model.Item.Configure")
+            if sub == ["disable"] and not job.disabled:
+                job.disabled = True
+                self.j.queue.cancel_task(job)
+            elif sub == ["enable"]:
+                job.disabled = False
+            self.j.kick()
+            return redirect(req, 302, ".")
         if sub == ["cancelQueue"]:
             if req.method != "POST":
                 return require_post(req)
