@@ -315,14 +315,28 @@ jk_job_buildable(struct jk_client *c, const char *full_name, bool *buildable)
 
 /* ---- nodes ---- */
 
-#define NODE_FIELDS "_class,displayName,assignedLabels%5Bname%5D,numExecutors,offline," \
-	"temporarilyOffline,offlineCauseReason,executors%5Bidle,currentExecutable%5Burl%5D%5D," \
+/* actions[...]: the pin (jk_pin); _class comes with every object. */
+#define PIN_FIELDS "actions%5Bparameters%5Bname,value%5D%5D"
+
+#define NODE_BASE_FIELDS "_class,displayName,assignedLabels%5Bname%5D,numExecutors,offline," \
+	"temporarilyOffline,offlineCauseReason,"
+/* One node, for its agent: what its executors run, by url. */
+#define NODE_FIELDS NODE_BASE_FIELDS \
+	"executors%5Bidle,currentExecutable%5Burl%5D%5D," \
 	"oneOffExecutors%5Bidle,currentExecutable%5Burl%5D%5D"
+/*
+ * Every node, for the coordinator: also each running build's number,
+ * times and parameters (jk_run), in the same request. The parameters are
+ * those of running builds only, as the node agents already read them.
+ */
+#define RUN_FIELDS "currentExecutable%5Burl,number,timestamp,estimatedDuration," PIN_FIELDS "%5D"
+#define NODES_FIELDS NODE_BASE_FIELDS \
+	"executors%5Bidle," RUN_FIELDS "%5D,oneOffExecutors%5Bidle," RUN_FIELDS "%5D"
 
 enum jk_err
 jk_nodes_list(struct jk_client *c, struct jk_node_list *out)
 {
-	static const char path[] = "computer/api/json?tree=computer%5B" NODE_FIELDS "%5D";
+	static const char path[] = "computer/api/json?tree=computer%5B" NODES_FIELDS "%5D";
 	struct http *h = &c->http;
 	char perr[PERRLEN];
 	enum jk_err e;
@@ -459,8 +473,6 @@ jk_build_trigger(struct jk_client *c, const char *full_name, const struct jk_kv 
 	return e;
 }
 
-/* actions[...]: the pin (jk_pin); _class comes with every object. */
-#define PIN_FIELDS "actions%5Bparameters%5Bname,value%5D%5D"
 #define QUEUE_FIELDS "id,why,stuck,blocked,buildable,cancelled,executable%5Bnumber,url%5D," PIN_FIELDS
 
 static enum jk_err

@@ -156,6 +156,24 @@ enum jk_err jk_job_buildable(struct jk_client *c, const char *full_name, bool *b
 
 /* ---- nodes ---- */
 
+/*
+ * A build an executor of a node runs (its currentExecutable), as the
+ * coordinator reads them with the nodes (jk_nodes_list). A Pipeline run
+ * shows twice: as itself on a one-off executor (oneoff), and as its
+ * PlaceholderExecutable on the regular executor a node() step holds, with
+ * the run's url, number and times but no actions (gearman false there).
+ */
+struct jk_run {
+	char     *url;            /* absolute, as Jenkins says */
+	char     *job;            /* full name, decoded from url (jkpath_build_job);
+	                             NULL when url names no job's build */
+	int       number;         /* 0 when Jenkins did not say */
+	long long timestamp_ms;   /* start, ms since the epoch; 0 when not said */
+	long      estimated_ms;   /* -1 when Jenkins has no estimate */
+	bool      gearman;        /* has a GEARMAN_UNIQUE parameter with a value */
+	bool      oneoff;         /* on a one-off executor (a flyweight task's) */
+};
+
 struct jk_node {
 	char   *name;             /* node name; "built-in" for the controller */
 	char  **labels;           /* assigned labels, self label included */
@@ -165,6 +183,10 @@ struct jk_node {
 	char  **running;          /* URLs of the builds its executors run
 	                             (currentExecutable; jk_node_get only) */
 	size_t  nrunning;
+	struct jk_run *runs;      /* what every busy executor runs, one-off ones
+	                             too: at most one per executor listed */
+	size_t  nruns;
+	int     busy;             /* regular executors with idle == false */
 	int     starting;         /* executors (one-off ones too) busy with no
 	                             currentExecutable yet: in Executor.run between the
 	                             item leaving the queue and its build existing (or
@@ -179,7 +201,11 @@ struct jk_node_list {
 	size_t n;
 };
 
-/* All nodes in one request. */
+/*
+ * All nodes in one request, with what their executors run (runs: url,
+ * number, timestamp, estimatedDuration and parameters of each
+ * currentExecutable, in the same request's tree=).
+ */
 enum jk_err jk_nodes_list(struct jk_client *c, struct jk_node_list *out);
 void        jk_node_list_free(struct jk_node_list *l);
 /* One node (name "built-in" maps to /computer/(built-in)/). */

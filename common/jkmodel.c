@@ -503,11 +503,18 @@ jkmodel_parse_jobs(const char *json, struct jk_job_list *out, char *err, size_t 
 void
 jk_node_free(struct jk_node *n)
 {
+	size_t i;
+
 	if (!n)
 		return;
 	free(n->name);
 	strv_free(n->labels, n->nlabels);
 	strv_free(n->running, n->nrunning);
+	for (i = 0; i < n->nruns; i++) {
+		free(n->runs[i].url);
+		free(n->runs[i].job);
+	}
+	free(n->runs);
 	free(n->offline_reason);
 	memset(n, 0, sizeof(*n));
 }
@@ -548,6 +555,61 @@ computer_labels(const json_t *labels, const char *path, struct jk_node *n, char 
 	return JK_OK;
 }
 
+/* A number of a run's, or dflt when absent, not an integer or outside [min, max]. */
+static long long
+run_int(const json_t *cur, const char *key, long long dflt, long long min, long long max)
+{
+	const json_t *v = json_object_get(cur, key);
+	long long x;
+
+	if (!json_is_integer(v))
+		return dflt;
+	x = json_integer_value(v);
+	return x < min || x > max ? dflt : x;
+}
+
+/* Has the run a GEARMAN_UNIQUE parameter with a value (actions[parameters[name,value]])? */
+static bool
+run_gearman(const json_t *cur)
+{
+	const json_t *a, *p;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(cur, "actions"), i, a) {
+		json_array_foreach(json_object_get(a, "parameters"), k, p) {
+			const char *name = json_string_value(json_object_get(p, "name"));
+			const json_t *v = json_object_get(p, "value");
+
+			if (name && strcmp(name, "GEARMAN_UNIQUE") == 0)
+				return json_is_string(v) && json_string_length(v) > 0;
+		}
+	}
+	return false;
+}
+
+/*
+ * A currentExecutable with a url into n->runs (room made by parse_computer:
+ * one per executor listed). Only its url is held to the module's types;
+ * the rest is for display, so a value of the wrong type or out of range
+ * is taken as not said rather than costing the whole node list. gearman:
+ * a parameter with a value, since a job that declares GEARMAN_UNIQUE gives
+ * every build one, empty when nobody set it (a build from the UI).
+ */
+static void
+computer_run(const json_t *cur, const char *url, bool oneoff, struct jk_node *n)
+{
+	struct jk_run *r = &n->runs[n->nruns++];
+	int from_url = 0;
+
+	r->url = xstrdup(url);
+	r->job = jkpath_build_job(url, &from_url);
+	r->number = (int)run_int(cur, "number", from_url, 1, INT_MAX);
+	r->timestamp_ms = run_int(cur, "timestamp", 0, 0, LLONG_MAX);
+	r->estimated_ms = (long)run_int(cur, "estimatedDuration", -1, -1, LONG_MAX);
+	r->gearman = run_gearman(cur);
+	r->oneoff = oneoff;
+}
+
 /* "executors": [{"idle": ..., "currentExecutable": {"url": ...}}, ...]. */
 static enum jk_err
 computer_executors(const json_t *execs, const char *path, struct jk_node *n, char *err,
@@ -567,6 +629,7 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 		if ((e = jbool(v, "idle", false, false, &idle, p, err, errlen)) != JK_OK)
 			return e;
 		n->idle_executors += idle;
+		n->busy += !idle;
 		/* null when the caller may not read the job, or between builds */
 		cur = json_object_get(v, "currentExecutable");
 		if (!json_is_object(cur)) {
@@ -575,8 +638,10 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 		}
 		if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
 			return e;
-		if (url)
+		if (url) {
 			strv_push(&n->running, &n->nrunning, url, (size_t)-1);
+			computer_run(cur, url, false, n);
+		}
 		free(url);
 	}
 	return JK_OK;
@@ -585,15 +650,16 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 /*
  * "oneOffExecutors": a flyweight task's (a Pipeline run's) OneOffExecutor
  * goes through Executor.run's start window too: busy, no currentExecutable.
- * Only that is counted; a one-off executor takes none of the node's
- * executors, so its build is not among the running ones.
+ * That is counted in starting; a one-off executor takes none of the node's
+ * executors, so its build is not among the running ones nor busy, only
+ * among the runs (oneoff).
  */
 static enum jk_err
 computer_oneoff(const json_t *execs, const char *path, struct jk_node *n, char *err,
     size_t errlen)
 {
-	const json_t *v;
-	char p[PATHLEN];
+	const json_t *v, *cur;
+	char p[PATHLEN], *url;
 	size_t i;
 	bool idle;
 	enum jk_err e;
@@ -604,8 +670,16 @@ computer_oneoff(const json_t *execs, const char *path, struct jk_node *n, char *
 			return jwrong(err, errlen, p, "", "object", v);
 		if ((e = jbool(v, "idle", false, true, &idle, p, err, errlen)) != JK_OK)
 			return e;
-		if (!idle && !json_is_object(json_object_get(v, "currentExecutable")))
-			n->starting++;
+		cur = json_object_get(v, "currentExecutable");
+		if (!json_is_object(cur)) {
+			n->starting += !idle;
+			continue;
+		}
+		if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
+			return e;
+		if (url)
+			computer_run(cur, url, true, n);
+		free(url);
 	}
 	return JK_OK;
 }
@@ -643,6 +717,8 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	    (e = jarr(o, "oneOffExecutors", &oneoff, path, err, errlen)) != JK_OK)
 		goto fail;
 	n->executors = (int)num;
+	/* At most one run per executor listed: the bound on what a node's runs hold. */
+	n->runs = xcalloc(json_array_size(execs) + json_array_size(oneoff) + 1, sizeof(*n->runs));
 	if ((e = computer_labels(labels, path, n, err, errlen)) != JK_OK ||
 	    (e = computer_executors(execs, path, n, err, errlen)) != JK_OK ||
 	    (e = computer_oneoff(oneoff, path, n, err, errlen)) != JK_OK)

@@ -257,6 +257,127 @@ out:
 	return same;
 }
 
+/* Is s[0..n) UTF-8 (no overlong form, no surrogate, nothing over U+10FFFF)? */
+static bool
+utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, more;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		unsigned char lo = 0x80, hi = 0xBF;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			more = 1;
+		else if (c >= 0xE0 && c <= 0xEF) {
+			more = 2;
+			lo = c == 0xE0 ? 0xA0 : 0x80;
+			hi = c == 0xED ? 0x9F : 0xBF;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			more = 3;
+			lo = c == 0xF0 ? 0x90 : 0x80;
+			hi = c == 0xF4 ? 0x8F : 0xBF;
+		} else
+			return false;
+		if (n - i <= more)
+			return false;
+		for (k = 1; k <= more; k++, lo = 0x80, hi = 0xBF)
+			if (s[i + k] < lo || s[i + k] > hi)
+				return false;
+		i += more + 1;
+	}
+	return true;
+}
+
+/* A segment that can be a name of a job (or of an item below one): adds it to name. */
+static bool
+add_name(struct buf *name, const struct buf *seg)
+{
+	if (seg->len == 0 || memchr(seg->s, '/', seg->len) || memchr(seg->s, '\0', seg->len) ||
+	    !utf8_valid((const unsigned char *)seg->s, seg->len))
+		return false;
+	if (name->len)
+		buf_add(name, "/", 1);
+	buf_add(name, seg->s, seg->len);
+	return true;
+}
+
+/* Is seg a build number (1 .. INT_MAX)? Into *number. */
+static bool
+seg_number(const struct buf *seg, int *number)
+{
+	long long v = 0;
+	size_t i;
+
+	if (seg->len == 0 || seg->len > 10)
+		return false;
+	for (i = 0; i < seg->len; i++) {
+		if (seg->s[i] < '0' || seg->s[i] > '9')
+			return false;
+		v = v * 10 + (seg->s[i] - '0');
+	}
+	if (v <= 0 || v > INT_MAX)
+		return false;
+	*number = (int)v;
+	return true;
+}
+
+char *
+jkpath_build_job(const char *url, int *number)
+{
+	struct buf seg = { 0 }, next = { 0 }, name = { 0 }, swap;
+	const char *up;
+	bool ok = false, more;
+	int n = 0;
+
+	if (!url)
+		return NULL;
+	for (up = url_path(url);; ) {
+		const char *at = up;
+
+		if (!next_segment(&up, &seg))
+			goto out;
+		if (seg.len == 3 && memcmp(seg.s, "job", 3) == 0 && strncmp(at, "job", 3) == 0)
+			break;
+	}
+	/* "job" NAME pairs; seg holds "job" here. */
+	for (;;) {
+		if (!next_segment(&up, &seg) || !add_name(&name, &seg))
+			goto out;
+		if (!next_segment(&up, &seg))
+			goto out;    /* a job's URL, not a build's */
+		if (!(seg.len == 3 && memcmp(seg.s, "job", 3) == 0))
+			break;
+	}
+	/* seg: an item below the job (matrix), or the number, which must be the last segment. */
+	for (;;) {
+		more = next_segment(&up, &next);
+		if (!more) {
+			ok = seg_number(&seg, &n);
+			break;
+		}
+		if (!add_name(&name, &seg))
+			break;
+		swap = seg;
+		seg = next;
+		next = swap;
+	}
+out:
+	buf_free(&seg);
+	buf_free(&next);
+	if (!ok) {
+		buf_free(&name);
+		return NULL;
+	}
+	if (number)
+		*number = n;
+	return buf_take(&name);
+}
+
 char *
 jkpath_encode_form(const struct jk_kv *kv, size_t n)
 {

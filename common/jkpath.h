@@ -55,6 +55,16 @@ char *jkpath_raw_encode(const char *s);
  * fragment is ignored; a trailing build number is not part of a job URL.
  */
 bool  jkpath_same_job(const char *url, const char *job_path);
+/*
+ * The full name of the job whose build url (absolute, or a path) names:
+ * ".../job/f/job/a%20b/12/" -> "f/a b", and *number (unless NULL) 12.
+ * Read like jkpath_same_job, from the first "job" segment: pairs of "job"
+ * and a name, then the names of items below a job that have no "job/"
+ * (a matrix configuration's "label=x"), then the build number, all
+ * percent-decoded. NULL when url has no such shape, or a name is empty,
+ * holds '/' (no Jenkins name can) or is not UTF-8 (rawEncode writes UTF-8).
+ */
+char *jkpath_build_job(const char *url, int *number);
 /* "a=1&b=x%20y": an application/x-www-form-urlencoded body (space as %20). */
 char *jkpath_encode_form(const struct jk_kv *kv, size_t n);
 /* ".../queue/item/123/" (a Location, absolute or relative) -> 123; -1 if malformed. */

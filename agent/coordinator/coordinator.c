@@ -9,7 +9,9 @@
  *    keeps the last good map: agents keep serving with it.
  *  - manager: the Gearman worker "$host_manager" that answers
  *    project_map:$host, stop:$host and set_description:$host, on the
- *    worker loop (daemon/wloop.h).
+ *    worker loop (daemon/wloop.h). project_map's {"status": true} is
+ *    answered from what the last refresh read of the nodes and their
+ *    builds (status.h): no request to Jenkins per answer.
  * The main thread waits for signals (daemon_wait_stop).
  *
  * Request budget: a refresh costs two requests plus config.xml reads only
@@ -30,6 +32,7 @@
 #include "metrics.h"
 #include "projmap.h"
 #include "sign.h"
+#include "status.h"
 #include "strvec.h"
 #include "xalloc.h"
 #include "daemon/daemon.h"
@@ -75,6 +78,7 @@ struct coordinator {
 	long long        issued_ms;  /* of the last answer, under lock: never goes back */
 	struct projmap  *pm;         /* under lock */
 	long long        pm_at;      /* when pm was read (clk_now_ms), under lock */
+	struct status_snap *status;  /* the nodes and their builds, read with pm; under lock */
 	char             last_error[512]; /* last refresh failure; written under lock */
 	struct wloop     loop;       /* the manager's connections; woken when the first map is there */
 
@@ -303,7 +307,9 @@ refresh_failed(struct coordinator *co, struct jk_client *jk)
 		say("cannot read the master %s: %s; no map yet, agents wait",
 		    co->cfg->url, jk_client_error(jk));
 	pthread_mutex_lock(&co->lock);
-	snprintf(co->last_error, sizeof(co->last_error), "%s", jk_client_error(jk));
+	/* Never empty: an empty last_error means the last refresh succeeded (status.h). */
+	snprintf(co->last_error, sizeof(co->last_error), "%s",
+	    jk_client_error(jk)[0] ? jk_client_error(jk) : "reading the master failed");
 	pthread_mutex_unlock(&co->lock);
 	metrics_add("jga_jenkins_errors_total", NULL, 1);
 }
@@ -331,13 +337,27 @@ build_map(struct coordinator *co, struct jk_client *jk, const struct jk_node_lis
 	return pm;
 }
 
+/* Now, in Unix milliseconds. */
+static long long
+unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * Serve pm from now on; the map it replaces is returned (NULL the first
- * time), *changed if pm differs from it.
+ * Serve pm and st from now on, and forget the last failure (together, so
+ * that no status answer pairs a new read with an old error); the map it
+ * replaces is returned (NULL the first time), *changed if pm differs from
+ * it, *recovered if the refresh before had failed.
  */
 static struct projmap *
-install_map(struct coordinator *co, struct projmap *pm, bool *changed)
+install_map(struct coordinator *co, struct projmap *pm, struct status_snap *st, bool *changed,
+    bool *recovered)
 {
+	struct status_snap *old_st;
 	struct projmap *old;
 
 	pthread_mutex_lock(&co->lock);
@@ -345,7 +365,12 @@ install_map(struct coordinator *co, struct projmap *pm, bool *changed)
 	*changed = !old || strcmp(projmap_version(old), projmap_version(pm)) != 0;
 	co->pm = pm;
 	co->pm_at = clk_now_ms();
+	old_st = co->status;
+	co->status = st;
+	*recovered = co->last_error[0] != '\0';
+	co->last_error[0] = '\0';
 	pthread_mutex_unlock(&co->lock);
+	status_snap_free(old_st);
 	/* The manager offers project_map from the first map on: now, not at its next poll timeout. */
 	if (!old)
 		wloop_wake(&co->loop);
@@ -354,7 +379,8 @@ install_map(struct coordinator *co, struct projmap *pm, bool *changed)
 
 /* Metrics and log lines for a map just installed from njobs jobs and nnodes nodes. */
 static void
-report_map(struct coordinator *co, const struct projmap *pm, bool changed, size_t njobs, size_t nnodes)
+report_map(struct coordinator *co, const struct projmap *pm, bool changed, bool recovered, size_t njobs,
+    size_t nnodes)
 {
 	metrics_add("jga_map_refreshes_total", NULL, 1);
 	metrics_set("jga_map_functions", NULL, (double)projmap_nfunctions(pm));
@@ -365,12 +391,8 @@ report_map(struct coordinator *co, const struct projmap *pm, bool changed, size_
 		    projmap_version(pm), njobs, projmap_nundispatchable(pm), nnodes, projmap_nfunctions(pm));
 	else
 		log_debug("map %s unchanged", projmap_version(pm));
-	if (co->last_error[0]) {
+	if (recovered)
 		log_info("master %s answers again", co->cfg->url);
-		pthread_mutex_lock(&co->lock);
-		co->last_error[0] = '\0';
-		pthread_mutex_unlock(&co->lock);
-	}
 }
 
 /* Read the master and serve a new map; on failure the last good map stays. */
@@ -378,8 +400,9 @@ static int
 refresh_once(struct coordinator *co, struct jk_client *jk)
 {
 	struct jk_node_list nl = { 0 };
+	struct status_snap *st;
 	struct projmap *pm, *old;
-	bool changed, jobs_changed;
+	bool changed, recovered, jobs_changed;
 
 	co->refreshes++;
 	if (jk_jobs_list_if_changed(jk, &co->jobs, &co->jobs_digest, &jobs_changed) != JK_OK ||
@@ -387,9 +410,10 @@ refresh_once(struct coordinator *co, struct jk_client *jk)
 		refresh_failed(co, jk);
 		return -1;
 	}
+	st = status_snap_new(&nl, unix_ms());
 	pm = build_map(co, jk, &nl);
-	old = install_map(co, pm, &changed);
-	report_map(co, pm, changed, co->jobs.n, nl.n);
+	old = install_map(co, pm, st, &changed, &recovered);
+	report_map(co, pm, changed, recovered, co->jobs.n, nl.n);
 	projmap_free(old);
 	jk_node_list_free(&nl);
 	return 0;
@@ -480,24 +504,40 @@ resolve_job(struct coordinator *co, const char *name, char *err, size_t errlen)
 static long long
 issue_time_locked(struct coordinator *co)
 {
-	struct timespec ts;
-	long long now;
+	long long now = unix_ms();
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (now > co->issued_ms)
 		co->issued_ms = now;
 	return co->issued_ms;
+}
+
+/* The status answer's text (status.h), from the last refresh; under co->lock. */
+static char *
+status_text_locked(struct coordinator *co, const char *nonce)
+{
+	struct status_meta meta = {
+		.master = co->cfg->coordinator_name, .url = co->url, .issued_ms = issue_time_locked(co),
+		.jenkins_error = co->last_error, .refresh_s = co->cfg->refresh, .nonce = nonce,
+	};
+
+	return status_render(co->status, &meta);
 }
 
 /* The answer, signed (sign.h): agents verify it with the public key before they use it. */
 static void
 fn_project_map(struct manager *m, const char *arg, size_t len, struct answer *a)
 {
-	char err[512], *text = NULL;
+	char err[512], nonce[STATUS_NONCE_MAX + 1], *text = NULL;
+	enum status_req sr;
+	bool has_nonce;
 
+	sr = status_request(arg, len, nonce, &has_nonce, err, sizeof(err));
 	pthread_mutex_lock(&m->co->lock);
-	if (!m->co->pm)
+	if (sr == STATUS_REQ_BAD)
+		refuse(a, "project_map: %s", err);
+	else if (sr == STATUS_REQ_OK)
+		text = status_text_locked(m->co, has_nonce ? nonce : NULL);
+	else if (!m->co->pm)
 		refuse(a, "coordinator %s has not read its master yet: %s", m->co->cfg->coordinator_name,
 		    m->co->last_error[0] ? m->co->last_error : "first refresh in progress");
 	else if (!(text = projmap_answer(m->co->pm, arg, len, issue_time_locked(m->co), err, sizeof(err))))
@@ -877,6 +917,7 @@ coordinator_free(struct coordinator *co)
 	sign_key_free(co->key);
 	free(co->url);
 	projmap_free(co->pm);
+	status_snap_free(co->status);
 	jk_job_list_free(&co->jobs);
 	modes_free(co->modes, co->nmodes);
 	allowed_free(co->allowed, co->nallowed);

@@ -67,7 +67,8 @@ size_t          projmap_nundispatchable(const struct projmap *pm);
  *   {"function":"build:J"}      the whole map's entry of the job offered as
  *                               build:J (its declared parameters, for a
  *                               client's check), in "jobs" (empty if none)
- * and "nonce":"X" in any of them, echoed in the answer. The whole map's
+ * and "nonce":"X" in any of them, echoed in the answer ({"status":true} is
+ * the coordinator's own, from its last read of the nodes: status.h). The whole map's
  * jobs list their declared "parameters" [{name, type}]; slices do not. Every answer
  * carries "url" (the master's) and "issued_ms" (given: the time of the
  * answer, Unix milliseconds), so that a signed answer names its master

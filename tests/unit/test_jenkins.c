@@ -795,6 +795,131 @@ test_parse_node(void **state)
 	jk_node_free(&n);
 }
 
+/*
+ * Issue 18: the coordinator's node read (jk_nodes_list's tree=) gives each
+ * busy executor's build: url, number, timestamp, estimatedDuration and the
+ * parameters, which say whether it came through Gearman (a GEARMAN_UNIQUE
+ * with a value; a build from the UI of a job that declares it has it empty).
+ * A one-off executor's run (a Pipeline's WorkflowRun) is a run too; the
+ * placeholder a node() step holds has no actions.
+ */
+static const char runs_json[] =
+    "{\"computer\":[{\"_class\":\"hudson.slaves.SlaveComputer\",\"displayName\":\"n1\","
+    "\"assignedLabels\":[{\"name\":\"n1\"}],\"numExecutors\":3,\"offline\":false,"
+    "\"temporarilyOffline\":false,\"executors\":["
+    "{\"idle\":false,\"currentExecutable\":{\"_class\":\"hudson.model.FreeStyleBuild\","
+    "\"actions\":[{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":["
+    "{\"_class\":\"hudson.model.StringParameterValue\",\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u1\"}]},"
+    "{\"_class\":\"hudson.model.CauseAction\"}],"
+    "\"estimatedDuration\":12000,\"number\":7,\"timestamp\":1764940000123,"
+    "\"url\":\"http://j:8080/job/team%20x/job/deploy%20(prod)+x,y=z%7E'q'/7/\"}},"
+    "{\"idle\":false,\"currentExecutable\":{\"_class\":\"hudson.model.FreeStyleBuild\","
+    "\"actions\":[{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":["
+    "{\"_class\":\"hudson.model.StringParameterValue\",\"name\":\"GEARMAN_UNIQUE\",\"value\":\"\"}]}],"
+    "\"estimatedDuration\":-1,\"number\":3,\"timestamp\":1764940000999,\"url\":\"http://j:8080/job/unit/3/\"}},"
+    "{\"idle\":false,\"currentExecutable\":{\"_class\":\"org.jenkinsci.plugins.workflow.support.steps."
+    "ExecutorStepExecution$PlaceholderTask$PlaceholderExecutable\",\"estimatedDuration\":5,"
+    "\"number\":2,\"timestamp\":1764940000500,\"url\":\"http://j:8080/job/pipe/2/\"}},"
+    "{\"idle\":true,\"currentExecutable\":null}],"
+    "\"oneOffExecutors\":[{\"idle\":false,\"currentExecutable\":{"
+    "\"_class\":\"org.jenkinsci.plugins.workflow.job.WorkflowRun\",\"actions\":[{"
+    "\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"name\":\"NODE\",\"value\":\"n1\"},"
+    "{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"p2\"}]}],\"estimatedDuration\":5,\"number\":2,"
+    "\"timestamp\":1764940000400,\"url\":\"http://j:8080/job/pipe/2/\"}},"
+    "{\"idle\":false,\"currentExecutable\":null}]}]}";
+
+static void
+test_parse_node_runs(void **state)
+{
+	/* Display-only fields of the wrong type or out of range are not said; the node list stands. */
+	static const char odd[] =
+	    "{\"displayName\":\"n\",\"numExecutors\":1,\"offline\":false,\"temporarilyOffline\":false,"
+	    "\"executors\":[{\"idle\":false,\"currentExecutable\":{\"number\":\"9\",\"timestamp\":-5,"
+	    "\"estimatedDuration\":-7,\"actions\":{\"x\":1},\"url\":\"http://j/job/a/job/b/41/\"}},"
+	    "{\"idle\":false,\"currentExecutable\":{\"number\":4,\"actions\":[1,{\"parameters\":"
+	    "[2,{\"name\":\"GEARMAN_UNIQUE\",\"value\":7}]}],\"url\":\"http://j/view/all/\"}}]}";
+	struct jk_node_list l;
+	struct jk_node n;
+	const struct jk_run *r;
+
+	(void)state;
+	assert_int_equal(jkmodel_parse_nodes(runs_json, &l, err, sizeof(err)), JK_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.nodes[0].busy, 3);
+	assert_int_equal(l.nodes[0].idle_executors, 1);
+	assert_int_equal(l.nodes[0].starting, 1);    /* the one-off executor without a run yet */
+	assert_int_equal(l.nodes[0].nrunning, 3);    /* regular executors only, as before */
+	assert_int_equal(l.nodes[0].nruns, 4);
+	r = &l.nodes[0].runs[0];
+	assert_string_equal(r->url, "http://j:8080/job/team%20x/job/deploy%20(prod)+x,y=z%7E'q'/7/");
+	assert_string_equal(r->job, "team x/deploy (prod)+x,y=z~'q'");
+	assert_int_equal(r->number, 7);
+	assert_true(r->timestamp_ms == 1764940000123LL);
+	assert_int_equal(r->estimated_ms, 12000);
+	assert_true(r->gearman);
+	assert_false(r->oneoff);
+	r = &l.nodes[0].runs[1];
+	assert_string_equal(r->job, "unit");
+	assert_int_equal(r->estimated_ms, -1);
+	assert_false(r->gearman);                    /* declared, empty: not through Gearman */
+	r = &l.nodes[0].runs[2];
+	assert_string_equal(r->job, "pipe");
+	assert_int_equal(r->number, 2);
+	assert_false(r->gearman);                    /* a placeholder has no actions */
+	assert_false(r->oneoff);
+	r = &l.nodes[0].runs[3];
+	assert_string_equal(r->job, "pipe");
+	assert_true(r->gearman);
+	assert_true(r->oneoff);
+	assert_true(r->timestamp_ms == 1764940000400LL);
+	jk_node_list_free(&l);
+
+	assert_int_equal(jkmodel_parse_node(odd, &n, err, sizeof(err)), JK_OK);
+	assert_int_equal(n.nruns, 2);
+	assert_string_equal(n.runs[0].job, "a/b");
+	assert_int_equal(n.runs[0].number, 41);      /* from the url */
+	assert_true(n.runs[0].timestamp_ms == 0);
+	assert_int_equal(n.runs[0].estimated_ms, -1);
+	assert_false(n.runs[0].gearman);
+	assert_null(n.runs[1].job);                  /* no job's build */
+	assert_int_equal(n.runs[1].number, 4);
+	assert_false(n.runs[1].gearman);
+	jk_node_free(&n);
+}
+
+static void
+test_build_job_from_url(void **state)
+{
+	int number = -1;
+
+	(void)state;
+	expect_str(jkpath_build_job("http://j:8080/job/a/12/", &number), "a");
+	assert_int_equal(number, 12);
+	expect_str(jkpath_build_job("https://h/jenkins/job/f/job/g%20h/job/x/3", NULL), "f/g h/x");
+	expect_str(jkpath_build_job("job/deploy%20(prod)+x,y=z%7e'q'/1/", &number), "deploy (prod)+x,y=z~'q'");
+	/* A job named "job", and a UTF-8 name (rawEncode writes bytes >= 0x7B as %XX). */
+	expect_str(jkpath_build_job("http://j/job/job/job/%C3%BC/5/", &number), "job/\xc3\xbc");
+	assert_int_equal(number, 5);
+	/* A matrix configuration: an item below the job, without "job/". */
+	expect_str(jkpath_build_job("http://j/job/m/label=x/9/", &number), "m/label=x");
+	assert_int_equal(number, 9);
+	expect_str(jkpath_build_job("http://j/job/a/12/?x=1#y", NULL), "a");
+	/* Not a build's URL, or names Jenkins cannot have. */
+	expect_str(jkpath_build_job("http://j/job/a/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/a/lastBuild/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/a/0/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/a/99999999999/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job//3/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/a%2Fb/3/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/a%00b/3/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/%FF/3/", NULL), NULL);
+	expect_str(jkpath_build_job("http://j/job/%C0%AF/3/", NULL), NULL);   /* overlong '/' */
+	expect_str(jkpath_build_job("http://j/job/%ED%A0%80/3/", NULL), NULL); /* a surrogate */
+	expect_str(jkpath_build_job("http://j/computer/n1/", NULL), NULL);
+	expect_str(jkpath_build_job("", NULL), NULL);
+	expect_str(jkpath_build_job(NULL, NULL), NULL);
+}
+
 static void
 expect_node_error(const char *json, const char *frag)
 {
@@ -1588,6 +1713,8 @@ main(void)
 		cmocka_unit_test(test_parse_node),
 		cmocka_unit_test(test_parse_nodes_malformed),
 		cmocka_unit_test(test_parse_queue_items),
+		cmocka_unit_test(test_parse_node_runs),
+		cmocka_unit_test(test_build_job_from_url),
 		cmocka_unit_test(test_parse_queue_pin),
 		cmocka_unit_test(test_find_queue_by_parameter),
 		cmocka_unit_test(test_find_queue_raw_encoded),
