@@ -291,3 +291,16 @@ def test_page_in_chromium(system):
     if not status:
         pytest.skip('checked all but the running build: the coordinator does not answer {"status": true} '
                     'yet (helper "status", issue 18)')
+
+
+def test_map_public_key_verifies(system):
+    from conftest import map_keys
+    gm, jk, _ = one_master(system, odd=False)
+    good = system.web(gm, ["--interval", "0.3", "--map-public-key", map_keys()[1]])
+    m = wait_for(lambda: master_of(good.status(), "masterA"), what="masterA")
+    assert m["verified"] is True and m["verification"] == "verified" and m["coordinator_ok"]
+    # Signed by another key than the one given: not shown as the master's data.
+    bad = system.web(gm, ["--interval", "0.3", "--map-public-key", map_keys("other")[1]])
+    m = wait_for(lambda: master_of(bad.status(), "masterA"), what="masterA")
+    assert not m["coordinator_ok"] and not m["verified"] and m["nodes"] == []
+    assert "verif" in m["error"] or "signature" in m["error"]
