@@ -14,6 +14,8 @@ import pytest
 
 from conftest import BUILD, CLI, free_port, gearman_cli, wait_for
 
+WEB_MAX_NODES = 2000   # agent/cli/web.h
+
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
 ODD = "x'y\""        # legal in a Jenkins job name, and a trap for quoting
@@ -304,3 +306,72 @@ def test_map_public_key_verifies(system):
     m = wait_for(lambda: master_of(bad.status(), "masterA"), what="masterA")
     assert not m["coordinator_ok"] and not m["verified"] and m["nodes"] == []
     assert "verif" in m["error"] or "signature" in m["error"]
+
+
+class FakeCoordinator:
+    """A hostile worker for project_map:NAME: answers every request with `answer`
+    (bytes), or, with answer None, takes each request and never answers."""
+
+    def __init__(self, gm, name, answer):
+        import struct
+        self.struct = struct
+        self.answer = answer
+        self.stop = False
+        self.s = socket.create_connection(("127.0.0.1", gm.port), timeout=30)
+        self.s.sendall(self.packet(1, ("project_map:" + name).encode()))        # CAN_DO
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def packet(self, typ, body=b""):
+        return b"\0REQ" + self.struct.pack(">II", typ, len(body)) + body
+
+    def run(self):
+        try:
+            while not self.stop:
+                self.s.sendall(self.packet(30))                                  # GRAB_JOB_UNIQ
+                head = self.s.recv(12, socket.MSG_WAITALL)
+                typ, n = self.struct.unpack(">II", head[4:12])
+                body = self.s.recv(n, socket.MSG_WAITALL) if n else b""
+                if typ == 31 and self.answer is not None:                        # JOB_ASSIGN_UNIQ
+                    self.s.sendall(self.packet(13, body.split(b"\0")[0] + b"\0" + self.answer))
+                elif typ != 31:
+                    time.sleep(0.05)                                             # NO_JOB
+        except (OSError, ValueError, self.struct.error):
+            pass
+
+    def close(self):
+        self.stop = True
+        self.s.close()
+
+
+def test_hostile_coordinators_bounded(system):
+    gm = system.gearmand()
+    long = "<script>alert(1)</script>" + "n" * 2000
+    nodes = [{"node": {"name": "%s%d" % (long, i), "labels": [long] * (100 if i == 0 else 1), "executors": 1,
+                       "online": True}, "functions": [{"name": "build:" + long}] * 3000 if i == 0 else []}
+             for i in range(WEB_MAX_NODES + 500)]
+    text = json.dumps({"master": "evil", "url": "javascript:alert(1)", "issued_ms": 1, "nodes": nodes,
+                       "jobs": [], "undispatchable": [{"job": long, "reason": long}] * 3000})
+    evil = FakeCoordinator(gm, "evil", json.dumps({"ed25519": "AAAA", "signed": text}).encode())
+    slow = FakeCoordinator(gm, "slow", None)
+    # A function name that is not UTF-8, queued by anyone on the bus.
+    subprocess.run([b"gearman", b"-h", b"127.0.0.1", b"-p", str(gm.port).encode(), b"-b", b"-f",
+                    b"build:bad\xff\xfename", b"{}"], check=True, capture_output=True, timeout=20)
+    try:
+        web = system.web(gm, ["--interval", "0.5", "-t", "1"])
+        d = wait_for(lambda: (lambda d: (master_of(d, "evil") or {}).get("nodes") and
+                              master_of(d, "slow") and d)(web.status()), timeout=30, what="both fakes polled")
+        m = master_of(d, "evil")
+        assert len(m["nodes"]) == WEB_MAX_NODES and m["url"] == "" and not m["verified"]
+        assert all(len(n["name"].encode()) <= 256 and len(n["labels"]) <= 64 for n in m["nodes"])
+        assert len(m["nodes"][0]["offers"]) <= 2000 and len(d["unoffered"]) <= 2000
+        assert all(len((u.get("reason") or "").encode()) <= 256 for u in d["unoffered"])
+        s = master_of(d, "slow")
+        assert not s["coordinator_ok"] and s["error"]
+        assert any(f["name"].startswith("build:bad?") for f in d["functions"])
+        # The slow one never answers: polls go on, each within its budget (1 s a call, 3 s the coordinators).
+        g1 = d["generated_ms"]
+        wait_for(lambda: web.status()["generated_ms"] > g1, timeout=8, what="a later poll")
+    finally:
+        evil.close()
+        slow.close()

@@ -64,6 +64,21 @@ web_str(const char *s, size_t len, size_t max)
 	return j;
 }
 
+/* Make s (a name from gearmand's admin text) valid UTF-8 in place, for use as a jansson key. */
+static void
+key_fix(char *s)
+{
+	json_t *j = json_string(s);
+
+	if (j) {
+		json_decref(j);
+		return;
+	}
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80 || (unsigned char)*s < 0x20)
+			*s = '?';
+}
+
 static json_t *
 jstr(const char *s)
 {
@@ -105,6 +120,7 @@ gm_status_line(struct gm_view *v, const char *line, long long *q, long long *r)
 
 	if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &run, &w) != 4 || t < 0 || run < 0 || w < 0)
 		return;
+	key_fix(name);
 	*q += t - run > 0 ? t - run : 0;
 	*r += run;
 	if (!(f = json_object_get(v->fns, name))) {
@@ -130,6 +146,7 @@ gm_worker_line(struct gm_view *v, char *line, char *const *spaced, size_t nspace
 		return 0;
 	if (!(node = cli_node_of(id)))
 		return 1;
+	key_fix(node);
 	if (!(set = json_object_get(v->reg, node)) && json_object_size(v->reg) < WEB_MAX_NODES) {
 		set = json_object();
 		json_object_set_new(v->reg, node, set);
@@ -142,6 +159,8 @@ gm_worker_line(struct gm_view *v, char *line, char *const *spaced, size_t nspace
 		fl = cli_worker_fn_len(p, spaced, nspaced);
 		if (fl < 1024 && json_object_size(set) < WEB_MAX_FUNCTIONS) {
 			char *f = xstrndup(p, fl);
+
+			key_fix(f);
 			json_object_set_new(set, f, json_true());
 			free(f);
 		}
