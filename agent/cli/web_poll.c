@@ -372,12 +372,14 @@ doc_master_nodes(const char *master, json_t *ent, struct gm_view *v, json_t *fns
 	size_t i, k;
 
 	json_array_foreach(json_object_get(map, "nodes"), i, mn) {
-		json_t *nd = json_object_get(mn, "node"), *sn, *labels = json_array(), *offers = json_array();
+		json_t *nd = json_object_get(mn, "node"), *sn, *labels, *offers;
 		const char *name = sget(nd, "name");
 		json_t *reg = json_object_get(v->reg, name);
 
 		if (i >= WEB_MAX_NODES)
 			break;
+		labels = json_array();
+		offers = json_array();
 		sn = st ? status_node(st, name) : NULL;
 		json_array_foreach(json_object_get(nd, "labels"), k, x)
 			if (k < 64)
