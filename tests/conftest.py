@@ -269,10 +269,12 @@ class Web:
         self.logf = open(self.logpath, "ab")
         e = dict(os.environ)
         e.pop("GEARMAN_SERVERS", None)
-        self.proc = subprocess.Popen([CLI, "web", "--listen", "127.0.0.1:%d" % self.port,
-                                      "-s", self.servers] + self.args,
-                                     stdout=self.logf, stderr=self.logf, env=e)
-        wait_for(lambda: self.status(check_alive=True).get("generated_ms"), timeout=20,
+        cmd = [CLI, "web", "--listen", "127.0.0.1:%d" % self.port, "-s", self.servers] + self.args
+        if os.environ.get("JGA_VALGRIND"):
+            cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=e)
+        wait_for(lambda: self.status(check_alive=True).get("generated_ms"), timeout=60,
                  what="the web's first poll")
         return self
 
