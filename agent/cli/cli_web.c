@@ -174,7 +174,6 @@ web_serve(struct web_poll_conf *pc, const struct sockaddr_storage *ss, bool loop
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);   /* before any thread: only sigwait takes them */
 	signal(SIGPIPE, SIG_IGN);
 	srv.poll = web_poll_start(pc);
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
@@ -208,12 +207,21 @@ cmd_web(struct cli *c, int argc, char **argv)
 	struct web_poll_conf pc = { .cli = c, .interval_ms = 2000, .timeout_ms = WEB_CALL_TIMEOUT_MS };
 	const char *listen = NULL, *servers = NULL;
 	struct sockaddr_storage ss;
+	sigset_t set;
 	char err[512], *end;
 	bool loopback;
 	double secs;
 	int ch, rc = EXIT_USAGE;
 	size_t i;
 
+	/*
+	 * Before any thread and any output: only web_serve's sigwait takes
+	 * them, and one sent as soon as we start is not lost but ends us cleanly.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	while ((ch = getopt_long(argc, argv, "s:t:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': listen = optarg; break;
