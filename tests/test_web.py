@@ -214,6 +214,11 @@ def test_status_answer_builds_and_busy(system):
         m = master_of(web.status(), "masterA")
         assert m["status_ok"] and m["jenkins_ok"] is True
         assert next(n for n in m["nodes"] if n["name"] == "a1")["busy"] == 1
+        # Jenkins answers 503: the coordinator's status says so, the master is down.
+        jk.fail(503, 30)
+        m = wait_for(lambda: (lambda m: m and m["jenkins_ok"] is False and m)(master_of(web.status(), "masterA")),
+                     timeout=20, what="masterA's Jenkins shown down")
+        assert m["jenkins_error"]
     finally:
         client.kill()
         client.wait()
