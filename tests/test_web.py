@@ -380,3 +380,56 @@ def test_hostile_coordinators_bounded(system):
     finally:
         evil.close()
         slow.close()
+
+
+def test_status_derived_parts_against_a_fake_coordinator(system):
+    """The status-derived parts (running builds, busy counts, Jenkins down), fed by a
+    fake coordinator that answers every request with one document holding both a
+    map's and a status answer's fields (the interface of issue 18), so that they are
+    tested before the real coordinator's status answer exists."""
+    gm = system.gearmand()
+    now = int(time.time() * 1000)
+    node = {"node": {"name": "f1", "labels": ["f1", "linux"], "executors": 2, "mode": "NORMAL", "online": True},
+            "functions": [{"name": "build:fakejob", "job": "fakejob", "pin": "NODE"}],
+            "name": "f1", "online": True, "executors": 2, "busy": 2,
+            "builds": [{"job": "fakejob", "number": 7, "url": "http://jenkins.example/job/fakejob/7/",
+                        "timestamp_ms": now - 5000, "estimated_ms": 60000, "gearman": True},
+                       {"job": "local", "number": 1, "url": "http://jenkins.example/job/local/1/",
+                        "timestamp_ms": now, "estimated_ms": -1, "gearman": False},
+                       {"job": "<b>evil</b>", "number": 2, "url": "javascript:alert(1)",
+                        "timestamp_ms": now, "estimated_ms": -1, "gearman": True}]}
+    text = json.dumps({"master": "fake", "url": "http://jenkins.example/", "issued_ms": now, "read_ms": now - 1000,
+                       "jenkins_ok": False, "jenkins_error": "HTTP 503 from Jenkins", "refresh_s": 1,
+                       "version": "0123456789abcdef", "nodes": [node], "jobs": [], "undispatchable": [],
+                       "collisions": [], "skipped": []})
+    fake = FakeCoordinator(gm, "fake", json.dumps({"ed25519": "AAAA", "signed": text}).encode())
+    try:
+        web = system.web(gm, ["--interval", "0.5"])
+        d = wait_for(lambda: (lambda d: d.get("builds") and d)(web.status()), what="the fake's builds")
+        builds = {b["job"]: b for b in d["builds"]}
+        assert set(builds) == {"fakejob", "<b>evil</b>"}            # gearman: false is not ours
+        b = builds["fakejob"]
+        assert (b["master"], b["node"], b["number"], b["url"]) == ("fake", "f1", 7, "http://jenkins.example/job/fakejob/7/")
+        assert b["elapsed_ms"] >= 5000 and b["estimated_ms"] == 60000
+        assert builds["<b>evil</b>"]["url"] == ""                   # not http(s): no link
+        m = master_of(d, "fake")
+        assert m["status_ok"] and m["jenkins_ok"] is False and m["jenkins_error"] == "HTTP 503 from Jenkins"
+        assert m["coordinator_ok"] and 1000 <= m["age_ms"] < 60000
+        assert m["nodes"][0]["busy"] == 2 and m["nodes"][0]["online"]
+        drv = browser()
+        try:
+            drv.get(web.url + "/")
+            dom(drv, "return [...document.querySelectorAll('#builds a')].some(a => a.textContent == 'fakejob #7'"
+                     " && a.href == 'http://jenkins.example/job/fakejob/7/')", "the running build's link")
+            assert drv.execute_script("return [...document.querySelectorAll('#builds td')]"
+                                      ".some(td => td.textContent == '<b>evil</b> #2' && !td.querySelector('a, b'))")
+            assert drv.execute_script("return document.querySelector('#builds progress').max == 60000")
+            dom(drv, "return [...document.querySelectorAll('#masters .master.down')].some(m => "
+                     "m.textContent.includes('fake') && m.textContent.includes('HTTP 503 from Jenkins'))",
+                "the master whose Jenkins is down marked")
+            assert "2 busy / 0 idle" in drv.execute_script("return document.body.innerText")
+            drv.save_screenshot(os.path.join(BUILD, "web-status-builds.png"))
+        finally:
+            drv.quit()
+    finally:
+        fake.close()
