@@ -101,7 +101,7 @@ function renderMaster(m, age) {
   const info = [];
   if (!m.coordinator_ok) info.push("coordinator: " + m.error);
   if (m.jenkins_ok === false) info.push("Jenkins: " + m.jenkins_error);
-  if (m.jenkins_ok === null) info.push("no status from the coordinator (" + m.status_error + ")");
+  if (m.jenkins_ok === null && m.coordinator_ok) info.push("no status from the coordinator (" + m.status_error + ")");
   info.push("data age " + (m.age_ms >= 0 ? dur(m.age_ms + age) : "?"));
   info.push(m.verified ? "signature verified" : "unverified");
   box.appendChild(el("div", info.join(" \u00b7 "), down ? "bad" : "muted"));
