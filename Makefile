@@ -26,6 +26,7 @@ endif
 
 # Debian packages the build and the tests need.
 DEB_PKGS  := gcc make pkg-config libgearman-dev libcurl4-openssl-dev libinih-dev \
+             libmicrohttpd-dev chromium chromium-driver python3-selenium \
              libcmocka-dev libjansson-dev gearman-job-server gearman-tools python3 \
              python3-jenkins python3-pytest python3-prometheus-client libgearman-client-perl libssl-dev stunnel4 openssl \
              python3-cryptography \
@@ -60,7 +61,9 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 AGENT_SRC  := $(wildcard agent/daemon/*.c agent/node/*.c agent/coordinator/*.c)
 AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC    := $(wildcard agent/cli/*.c)
-CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/agent/cli/web_page.o
+# The status page (jenkins-gearman web), compiled in as web_files[] (web.h).
+WEB_FILES  := agent/cli/web/index.html agent/cli/web/app.js agent/cli/web/app.css
 # Agent objects without main(), so unit tests can link the agent's logic.
 AGENT_LIB_OBJ := $(filter-out $(BUILD)/agent/daemon/main.o,$(AGENT_OBJ))
 
@@ -99,7 +102,14 @@ $(BUILD)/jenkins-gearman-agent: $(AGENT_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/jenkins-gearman: $(CLI_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lmicrohttpd
+
+$(BUILD)/agent/cli/web_page.c: agent/cli/web/embed.sh $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	sh agent/cli/web/embed.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/agent/cli/web_page.o: $(BUILD)/agent/cli/web_page.c $(FLAGS_STAMP)
+	$(CC) $(CPPFLAGS) -Iagent/cli $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(AGENT_LIB_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
@@ -141,7 +151,7 @@ soak: $(BINS)
 	  --agents 10 --executors 4 --builds 2000 --json $(BUILD)/soak.json $(SOAK_ARGS)
 
 # The daemons under valgrind memcheck through real scenarios (plain build).
-VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py
+VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py tests/test_web.py
 valgrind: $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER JGA_BUILD=$(abspath $(BUILD)) JGA_VALGRIND=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(VALGRIND_TESTS)

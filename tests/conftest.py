@@ -253,6 +253,65 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
 
+class Web:
+    """`jenkins-gearman web` (the status page) on a free loopback port."""
+
+    def __init__(self, tmp, gm, args=(), port=None):
+        self.port = port or free_port()
+        self.servers = ",".join(g if isinstance(g, str) else g.server
+                                for g in (gm if isinstance(gm, list) else [gm]))
+        self.args = list(args)
+        self.logpath = os.path.join(tmp, "web-%d.log" % self.port)
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc = None
+
+    def start(self):
+        self.logf = open(self.logpath, "ab")
+        e = dict(os.environ)
+        e.pop("GEARMAN_SERVERS", None)
+        cmd = [CLI, "web", "--listen", "127.0.0.1:%d" % self.port, "-s", self.servers] + self.args
+        if os.environ.get("JGA_VALGRIND"):
+            cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=e)
+        wait_for(lambda: self.status(check_alive=True).get("generated_ms"), timeout=60,
+                 what="the web's first poll")
+        return self
+
+    def get(self, path, method="GET", headers=None):
+        """(status, headers, body) of one request; errors are answers too."""
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.url + path, method=method, headers=headers or {},
+                                     data=b"x" if method in ("POST", "PUT") else None)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def status(self, check_alive=False):
+        if check_alive and self.proc.poll() is not None:
+            raise AssertionError("jenkins-gearman web exited %s:\n%s" % (self.proc.returncode, self.log()))
+        try:
+            return json.loads(self.get("/api/status")[2])
+        except (OSError, ValueError):
+            return {}
+
+    def log(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc and not self.logf.closed:
+            rc = stop_pid(self.proc)
+            self.logf.close()
+            log = self.log()
+            for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                assert bad not in log, "web: %s report:\n%s" % (bad, log[-4000:])
+            assert rc == 0, "web exited %s on SIGTERM:\n%s" % (rc, log[-2000:])
+
+
 class System:
     """Everything a test started, stopped in reverse order at the end."""
 
@@ -295,6 +354,11 @@ class System:
         d = Daemon(self.tmp, "node", node, sec).start(nice=nice)
         self.items.append(d)
         return d
+
+    def web(self, gm, args=(), port=None):
+        w = Web(self.tmp, gm, args, port).start()
+        self.items.append(w)
+        return w
 
     def cleanup(self):
         errors = []

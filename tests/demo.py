@@ -4,7 +4,8 @@
 Starts gearmand, two Jenkins masters (the project's Jenkins remote-API test
 server), a coordinator per master and an agent per node; submits builds
 through Debian's `gearman` CLI; shows them queue in gearmand, spread over
-both masters' nodes and finish; prints where each ran and its result; stops
+both masters' nodes and finish; prints where each ran and its result; serves
+the status page (jenkins-gearman web) and prints its address; stops
 everything it started.
 """
 import argparse
@@ -50,7 +51,7 @@ def main():
     args = ap.parse_args()
     os.environ["JGA_BUILD"] = args.build
 
-    from conftest import AGENT, System, gearman_cli, json_docs, wait_for
+    from conftest import AGENT, System, free_port, gearman_cli, json_docs, wait_for
 
     tmp = tempfile.mkdtemp(prefix="jga-demo-")
     system = System(tmp)
@@ -77,6 +78,17 @@ def main():
                         extra={"node": {"map_public_key_file": keys["masterB"][1]}})
         wait_for(lambda: gm.status().get("build:unit-tests", (0, 0, 0))[2] >= 4, timeout=20,
                  what="all four node agents registered")
+        # The status page: one for both masters, verifying each coordinator's signed answers.
+        try:
+            import socket
+            with socket.socket() as sk:
+                sk.bind(("127.0.0.1", 8731))
+            port = 8731
+        except OSError:
+            port = free_port()
+        web = system.web(gm, ["--map-public-key", keys["masterA"][1], "--map-public-key",
+                              keys["masterB"][1]], port=port)
+        print("\n== status page: %s/  (JSON: %s/api/status; up while the demo runs)" % (web.url, web.url))
         print("\n== registered functions (gearadmin status: function, queued+running, running, workers)")
         for fn, (total, running, workers) in sorted(gm.status().items()):
             if fn.startswith("build:"):

@@ -232,6 +232,7 @@ static const struct {
 	{ "describe", cmd_describe, "set a build's description (set_description:$master)" },
 	{ "status", cmd_status, "queued, running and workers per job, with the nodes that serve it" },
 	{ "map", cmd_map, "show a master's project-node map" },
+	{ "web", cmd_web, "serve the pool's status page and its JSON API (read-only)" },
 };
 
 static void

@@ -162,8 +162,8 @@ cmd_describe(struct cli *c, int argc, char **argv)
  * node ("$node_exec-$i" in gearman-plugin and older agents). NULL for
  * connections without an id ("-").
  */
-static char *
-node_of(const char *id)
+char *
+cli_node_of(const char *id)
 {
 	const char *p = strstr(id, "_exec-");
 
@@ -208,8 +208,8 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
  * from "status" (spaced) that ends at a space or the end, else up to the
  * next space.
  */
-static size_t
-worker_fn_len(const char *p, char *const *spaced, size_t nspaced)
+size_t
+cli_worker_fn_len(const char *p, char *const *spaced, size_t nspaced)
 {
 	size_t best = strcspn(p, " "), i;
 
@@ -244,7 +244,7 @@ status_worker_line(struct cli *c, char *line, struct servers_of *so, char *const
 		status_master_nodes(c, id, idlen - mlen, so);
 		return;
 	}
-	if (!(node = node_of(id)))
+	if (!(node = cli_node_of(id)))
 		return;
 	for (p = colon + 3; *p; p += fl) {
 		json_t *set;
@@ -253,7 +253,7 @@ status_worker_line(struct cli *c, char *line, struct servers_of *so, char *const
 			fl = 1;
 			continue;
 		}
-		fl = worker_fn_len(p, spaced, nspaced);
+		fl = cli_worker_fn_len(p, spaced, nspaced);
 		f = xstrndup(p, fl);
 		if (!(set = json_object_get(so->fn_nodes, f))) {
 			set = json_object();
