@@ -18,12 +18,14 @@ WEB_MAX_NODES = 2000   # agent/cli/web.h
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "0"}
+# How a build is known as one of Gearman's (README "Status page"): declared as the README asks.
+UNIQ = {"type": "string", "name": "GEARMAN_UNIQUE"}
 ODD = "x'y\""        # legal in a Jenkins job name, and a trap for quoting
 HOSTILE = "build:<b>x</b><img src=x onerror=alert(1)>"   # anyone on the bus can queue this
 
 
 def fixture(prefix, odd=False):
-    jobs = [{"name": "unit", "label": "linux", "params": [NODE, DUR], "concurrent": True},
+    jobs = [{"name": "unit", "label": "linux", "params": [NODE, DUR, UNIQ], "concurrent": True},
             {"name": "gpu-only", "label": "gpu", "params": [NODE, DUR]},
             {"name": "plain"}]
     if odd:
@@ -55,6 +57,12 @@ def answers_status(gm, master):
     """Does the coordinator answer {"status": true} (the interface of issue 18)?"""
     rc, out, err = gearman_cli(gm, "project_map:" + master, '{"status": true}', timeout_ms=5000)
     return rc == 0 and '"signed"' in out
+
+
+def builds_ended(*jks):
+    """Teardown stops agents with SIGTERM, which lets running builds finish and report."""
+    for jk in jks:
+        wait_for(lambda: not any(b["building"] for b in jk.builds()), timeout=40, what="builds ended")
 
 
 def master_of(doc, name):
@@ -206,7 +214,7 @@ def test_status_answer_builds_and_busy(system):
         pytest.skip('the coordinator does not answer {"status": true} yet (helper "status", issue 18)')
     web = system.web(gm, ["--interval", "0.3"])
     client = subprocess.Popen(["gearman", "-h", "127.0.0.1", "-p", str(gm.port), "-f", "build:unit",
-                               json.dumps({"DURATION": "20"})], stdout=subprocess.DEVNULL)
+                               json.dumps({"DURATION": "8"})], stdout=subprocess.DEVNULL)
     try:
         b = wait_for(lambda: (web.status().get("builds") or [None])[0], timeout=30, what="a running build")
         assert b["master"] == "masterA" and b["node"] == "a1" and b["job"] == "unit" and b["number"] == 1
@@ -215,13 +223,14 @@ def test_status_answer_builds_and_busy(system):
         assert m["status_ok"] and m["jenkins_ok"] is True
         assert next(n for n in m["nodes"] if n["name"] == "a1")["busy"] == 1
         # Jenkins answers 503: the coordinator's status says so, the master is down.
-        jk.fail(503, 30)
+        jk.fail(503, 4)
         m = wait_for(lambda: (lambda m: m and m["jenkins_ok"] is False and m)(master_of(web.status(), "masterA")),
                      timeout=20, what="masterA's Jenkins shown down")
         assert m["jenkins_error"]
     finally:
         client.kill()
         client.wait()
+    builds_ended(jk)
 
 
 # ---- the page in a real browser ----
@@ -260,7 +269,7 @@ def test_page_in_chromium(system):
     client = None
     if status:
         client = subprocess.Popen(["gearman", "-h", "127.0.0.1", "-p", str(gm.port), "-f", "build:unit",
-                                   json.dumps({"DURATION": "30"})], stdout=subprocess.DEVNULL)
+                                   json.dumps({"DURATION": "12"})], stdout=subprocess.DEVNULL)
     web = system.web(gm, ["--interval", "0.5"])
     drv = browser()
     try:
@@ -295,6 +304,7 @@ def test_page_in_chromium(system):
         if client:
             client.kill()
             client.wait()
+    builds_ended(ja, jb)
     if not status:
         pytest.skip('checked all but the running build: the coordinator does not answer {"status": true} '
                     'yet (helper "status", issue 18)')
