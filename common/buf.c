@@ -78,3 +78,63 @@ buf_free(struct buf *b)
 	free(b->s);
 	memset(b, 0, sizeof(*b));
 }
+
+/* The length of the UTF-8 sequence at s (NUL-terminated), 0 if it is not one. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t more, k;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		more = 1;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+		more = 2;
+		lo = s[0] == 0xE0 ? 0xA0 : 0x80;   /* no overlong form */
+		hi = s[0] == 0xED ? 0x9F : 0xBF;   /* no surrogate */
+	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+		more = 3;
+		lo = s[0] == 0xF0 ? 0x90 : 0x80;
+		hi = s[0] == 0xF4 ? 0x8F : 0xBF;   /* nothing over U+10FFFF */
+	} else
+		return 0;
+	/* A NUL is no continuation byte: the check stops at the end of s. */
+	for (k = 1; k <= more; k++, lo = 0x80, hi = 0xBF)
+		if (s[k] < lo || s[k] > hi)
+			return 0;
+	return more + 1;
+}
+
+void
+buf_add_json_str(struct buf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)(str ? str : "");
+	size_t n;
+
+	buf_add(b, "\"", 1);
+	while (*s) {
+		switch (*s) {
+		case '"':  buf_adds(b, "\\\""); n = 1; break;
+		case '\\': buf_adds(b, "\\\\"); n = 1; break;
+		case '\b': buf_adds(b, "\\b"); n = 1; break;
+		case '\f': buf_adds(b, "\\f"); n = 1; break;
+		case '\n': buf_adds(b, "\\n"); n = 1; break;
+		case '\r': buf_adds(b, "\\r"); n = 1; break;
+		case '\t': buf_adds(b, "\\t"); n = 1; break;
+		default:
+			if (*s < 0x20) {
+				buf_addf(b, "\\u%04x", *s);
+				n = 1;
+			} else if ((n = utf8_len(s)) > 0)
+				buf_add(b, s, n);
+			else {
+				buf_adds(b, "\\ufffd");
+				n = 1;
+			}
+		}
+		s += n;
+	}
+	buf_add(b, "\"", 1);
+}

@@ -22,5 +22,11 @@ void  buf_reserve(struct buf *b, size_t n);
 char *buf_take(struct buf *b);
 void  buf_reset(struct buf *b);   /* len 0, memory kept */
 void  buf_free(struct buf *b);
+/*
+ * s (NULL: "") as a JSON string: '"', '\\' and controls escaped as jansson
+ * escapes them ("/" not), UTF-8 kept, each byte that is not UTF-8 as
+ * U+FFFD, so that a reader always gets valid JSON whatever the bytes.
+ */
+void  buf_add_json_str(struct buf *b, const char *s);
 
 #endif

@@ -568,23 +568,31 @@ run_int(const json_t *cur, const char *key, long long dflt, long long min, long 
 	return x < min || x > max ? dflt : x;
 }
 
-/* Has the run a GEARMAN_UNIQUE parameter with a value (actions[parameters[name,value]])? */
-static bool
-run_gearman(const json_t *cur)
+/*
+ * The string value of parameter name in a queue item's or build's
+ * ParametersAction (tree=...actions[parameters[name,value]]), or NULL. By
+ * the parameter's own name, never by text: a client's value holding
+ * "\nNAME=value" does not count.
+ */
+static const char *
+param_value(const json_t *b, const char *name)
 {
 	const json_t *a, *p;
-	size_t i, k;
+	size_t k, m;
 
-	json_array_foreach(json_object_get(cur, "actions"), i, a) {
-		json_array_foreach(json_object_get(a, "parameters"), k, p) {
-			const char *name = json_string_value(json_object_get(p, "name"));
-			const json_t *v = json_object_get(p, "value");
+	json_array_foreach(json_object_get(b, "actions"), k, a) {
+		const char *c = json_string_value(json_object_get(a, "_class"));
 
-			if (name && strcmp(name, "GEARMAN_UNIQUE") == 0)
-				return json_is_string(v) && json_string_length(v) > 0;
+		if (!c || strcmp(c, "hudson.model.ParametersAction") != 0)
+			continue;
+		json_array_foreach(json_object_get(a, "parameters"), m, p) {
+			const char *n = json_string_value(json_object_get(p, "name"));
+
+			if (n && strcmp(n, name) == 0)
+				return json_string_value(json_object_get(p, "value"));
 		}
 	}
-	return false;
+	return NULL;
 }
 
 /*
@@ -599,6 +607,7 @@ static void
 computer_run(const json_t *cur, const char *url, bool oneoff, struct jk_node *n)
 {
 	struct jk_run *r = &n->runs[n->nruns++];
+	const char *gu;
 	int from_url = 0;
 
 	r->url = xstrdup(url);
@@ -606,14 +615,22 @@ computer_run(const json_t *cur, const char *url, bool oneoff, struct jk_node *n)
 	r->number = (int)run_int(cur, "number", from_url, 1, INT_MAX);
 	r->timestamp_ms = run_int(cur, "timestamp", 0, 0, LLONG_MAX);
 	r->estimated_ms = (long)run_int(cur, "estimatedDuration", -1, -1, LONG_MAX);
-	r->gearman = run_gearman(cur);
+	r->gearman = (gu = param_value(cur, "GEARMAN_UNIQUE")) && *gu;
 	r->oneoff = oneoff;
 }
 
-/* "executors": [{"idle": ..., "currentExecutable": {"url": ...}}, ...]. */
+/*
+ * "executors" (oneoff false) or "oneOffExecutors": [{"idle": ...,
+ * "currentExecutable": {"url": ...}}, ...]. A busy executor without
+ * currentExecutable is in Executor.run's start window (or runs what we may
+ * not read): counted in starting. A flyweight task's (a Pipeline run's)
+ * OneOffExecutor goes through that window too, but takes none of the
+ * node's executors: its build is neither busy nor among the running ones,
+ * only among the runs (oneoff).
+ */
 static enum jk_err
-computer_executors(const json_t *execs, const char *path, struct jk_node *n, char *err,
-    size_t errlen)
+computer_executors(const json_t *execs, bool oneoff, const char *path, struct jk_node *n,
+    char *err, size_t errlen)
 {
 	const json_t *v, *cur;
 	char p[PATHLEN], *url;
@@ -622,54 +639,17 @@ computer_executors(const json_t *execs, const char *path, struct jk_node *n, cha
 	enum jk_err e;
 
 	json_array_foreach(execs, i, v) {
-		errmsg_set(p, sizeof(p), "%s.executors[%zu]", path, i);
+		errmsg_set(p, sizeof(p), "%s.%s[%zu]", path, oneoff ? "oneOffExecutors" : "executors", i);
 		if (!json_is_object(v))
 			return jwrong(err, errlen, p, "", "object", v);
 		/* At depth 0 without tree= executors are {}: not known idle. */
-		if ((e = jbool(v, "idle", false, false, &idle, p, err, errlen)) != JK_OK)
+		if ((e = jbool(v, "idle", false, oneoff, &idle, p, err, errlen)) != JK_OK)
 			return e;
-		n->idle_executors += idle;
-		n->busy += !idle;
+		if (!oneoff) {
+			n->idle_executors += idle;
+			n->busy += !idle;
+		}
 		/* null when the caller may not read the job, or between builds */
-		cur = json_object_get(v, "currentExecutable");
-		if (!json_is_object(cur)) {
-			n->starting += !idle;	/* busy: a build on its way (jk_node) */
-			continue;
-		}
-		if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
-			return e;
-		if (url) {
-			strv_push(&n->running, &n->nrunning, url, (size_t)-1);
-			computer_run(cur, url, false, n);
-		}
-		free(url);
-	}
-	return JK_OK;
-}
-
-/*
- * "oneOffExecutors": a flyweight task's (a Pipeline run's) OneOffExecutor
- * goes through Executor.run's start window too: busy, no currentExecutable.
- * That is counted in starting; a one-off executor takes none of the node's
- * executors, so its build is not among the running ones nor busy, only
- * among the runs (oneoff).
- */
-static enum jk_err
-computer_oneoff(const json_t *execs, const char *path, struct jk_node *n, char *err,
-    size_t errlen)
-{
-	const json_t *v, *cur;
-	char p[PATHLEN], *url;
-	size_t i;
-	bool idle;
-	enum jk_err e;
-
-	json_array_foreach(execs, i, v) {
-		errmsg_set(p, sizeof(p), "%s.oneOffExecutors[%zu]", path, i);
-		if (!json_is_object(v))
-			return jwrong(err, errlen, p, "", "object", v);
-		if ((e = jbool(v, "idle", false, true, &idle, p, err, errlen)) != JK_OK)
-			return e;
 		cur = json_object_get(v, "currentExecutable");
 		if (!json_is_object(cur)) {
 			n->starting += !idle;
@@ -677,8 +657,10 @@ computer_oneoff(const json_t *execs, const char *path, struct jk_node *n, char *
 		}
 		if ((e = jstr(cur, "url", false, NULL, &url, p, err, errlen)) != JK_OK)
 			return e;
+		if (url && !oneoff)
+			strv_push(&n->running, &n->nrunning, url, (size_t)-1);
 		if (url)
-			computer_run(cur, url, true, n);
+			computer_run(cur, url, oneoff, n);
 		free(url);
 	}
 	return JK_OK;
@@ -720,8 +702,8 @@ parse_computer(const json_t *o, const char *path, struct jk_node *n, char *err, 
 	/* At most one run per executor listed: the bound on what a node's runs hold. */
 	n->runs = xcalloc(json_array_size(execs) + json_array_size(oneoff) + 1, sizeof(*n->runs));
 	if ((e = computer_labels(labels, path, n, err, errlen)) != JK_OK ||
-	    (e = computer_executors(execs, path, n, err, errlen)) != JK_OK ||
-	    (e = computer_oneoff(oneoff, path, n, err, errlen)) != JK_OK)
+	    (e = computer_executors(execs, false, path, n, err, errlen)) != JK_OK ||
+	    (e = computer_executors(oneoff, true, path, n, err, errlen)) != JK_OK)
 		goto fail;
 	if (!n->name)
 		n->name = xstrdup(strv_has(n->labels, n->nlabels, "master") &&
@@ -1090,31 +1072,13 @@ jkmodel_parse_build(const char *json, struct jk_build *out, char *err, size_t er
 
 /* ---- finding a build again: pages of the queue and of a job's builds ---- */
 
-/*
- * Has a queue item or build (in tree=...actions[parameters[name,value]])
- * the parameter name = value in its ParametersAction? By the parameter's
- * own name, never by text: a client's value holding "\nNAME=value" does
- * not count.
- */
+/* Has a queue item or build the parameter name = value (param_value)? */
 static bool
 has_param(const json_t *b, const char *name, const char *value)
 {
-	const json_t *a, *p;
-	size_t k, m;
+	const char *v = param_value(b, name);
 
-	json_array_foreach(json_object_get(b, "actions"), k, a) {
-		const char *c = json_string_value(json_object_get(a, "_class"));
-
-		if (!c || strcmp(c, "hudson.model.ParametersAction") != 0)
-			continue;
-		json_array_foreach(json_object_get(a, "parameters"), m, p)
-			if (json_is_string(json_object_get(p, "name")) &&
-			    !strcmp(json_string_value(json_object_get(p, "name")), name) &&
-			    json_is_string(json_object_get(p, "value")) &&
-			    !strcmp(json_string_value(json_object_get(p, "value")), value))
-				return true;
-	}
-	return false;
+	return v && strcmp(v, value) == 0;
 }
 
 enum jk_err

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -465,3 +466,53 @@ def final_event(events):
     ends = [e for e in events if e["event"] in ("complete", "fail", "exception", "timeout")]
     assert ends, "no final event in %r" % (events,)
     return ends[-1]
+
+
+class CountingProxy:
+    """A TCP forwarder on a loopback port of its own (port, url) to target
+    that counts the connections clients open through it (accepted): what
+    neither gearmand nor the Jenkins test server's request log tells."""
+
+    def __init__(self, target):
+        self.target = target
+        self.accepted = 0
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d/" % self.port
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            u = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for s in self.socks:
+            s.close()

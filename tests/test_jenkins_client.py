@@ -9,12 +9,11 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BUILD, HERE, JenkinsServer, free_port, wait_for
+from conftest import BUILD, HERE, CountingProxy, JenkinsServer, free_port, wait_for
 
 DRIVER = os.path.join(BUILD, "tests", "it_jenkins")
 FIX_MAIN = os.path.join(HERE, "fixtures", "jkclient_main.json")
@@ -468,54 +467,6 @@ def test_connect_timeout():
         for c in fillers:
             c.close()
         s.close()
-
-
-class CountingProxy:
-    """A TCP forwarder in front of the test server that counts the
-    connections clients open (the server's request log cannot tell)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.accepted = 0
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.url = "http://127.0.0.1:%d/" % self.lsock.getsockname()[1]
-        self.socks = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            u = socket.create_connection(("127.0.0.1", self.port))
-            self.socks += [c, u]
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
-
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.lsock.close()
-        for s in self.socks:
-            s.close()
 
 
 def test_keep_alive(jk):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, CLI, free_port, gearman_cli, wait_for
+from conftest import BUILD, CLI, CountingProxy, free_port, gearman_cli, wait_for
 
 WEB_MAX_NODES = 2000   # agent/cli/web.h
 
@@ -145,64 +145,26 @@ def test_coordinator_going_away_shown(system):
     assert sorted(n["name"] for n in m["nodes"]) == ["a1", "built-in"]   # the last map is kept
 
 
-class CountingProxy:
-    """A TCP forwarder in front of gearmand that counts the connections made through it."""
-
-    def __init__(self, port):
-        self.target = port
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            u = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
-
-
 def test_page_loads_cost_nothing_upstream(system):
     gm, jk, _ = one_master(system, odd=False, refresh=3600)
     proxy = CountingProxy(gm.port)
     try:
         web = system.web("127.0.0.1:%d" % proxy.port, ["--interval", "3600"])
         wait_for(lambda: master_of(web.status(), "masterA"), what="the first poll done")
-        time.sleep(0.5)   # let the coordinator's own start-up reads settle before counting
-        before, jk_before = proxy.count, len(jk.requests())
+        last = {"n": -1}
+
+        def jenkins_quiet():   # the coordinator's start-up reads are done: no request since the last look
+            n, prev = len(jk.requests()), last["n"]
+            last["n"] = n
+            return n == prev
+        wait_for(jenkins_quiet, interval=0.3, what="no Jenkins request between two looks")
+        before, jk_before = proxy.accepted, len(jk.requests())
         assert before > 0
         for _ in range(50):
             assert web.get("/")[0] == 200
             assert web.get("/app.js")[0] == 200
             assert web.get("/api/status")[0] == 200
-        assert proxy.count == before, "page loads opened gearmand connections"
+        assert proxy.accepted == before, "page loads opened gearmand connections"
         assert len(jk.requests()) == jk_before, "page loads reached Jenkins"
     finally:
         proxy.close()

@@ -100,36 +100,6 @@ struct pm_stamp {
 
 /* ---- JSON text for the answers ---- */
 
-/* A JSON string, escaped as jansson escapes it (UTF-8 kept, "/" not escaped). */
-static void
-put_str(struct buf *b, const char *s)
-{
-	const char *run = s;
-
-	buf_add(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		buf_add(b, run, (size_t)(s - run));
-		switch (c) {
-		case '"':  buf_adds(b, "\\\""); break;
-		case '\\': buf_adds(b, "\\\\"); break;
-		case '\b': buf_adds(b, "\\b"); break;
-		case '\f': buf_adds(b, "\\f"); break;
-		case '\n': buf_adds(b, "\\n"); break;
-		case '\r': buf_adds(b, "\\r"); break;
-		case '\t': buf_adds(b, "\\t"); break;
-		default:
-			buf_addf(b, "\\u%04x", c);
-		}
-		run = s + 1;
-	}
-	buf_add(b, run, (size_t)(s - run));
-	buf_add(b, "\"", 1);
-}
-
 static void
 put_json(struct buf *b, const json_t *v)
 {
@@ -434,12 +404,12 @@ put_node(struct buf *b, const struct pm_node *n)
 	for (i = 0; i < n->nlabels; i++) {
 		if (i)
 			buf_adds(b, ",");
-		put_str(b, n->labels[i]);
+		buf_add_json_str(b, n->labels[i]);
 	}
 	buf_adds(b, "],\"mode\":");
-	put_str(b, n->mode);
+	buf_add_json_str(b, n->mode);
 	buf_adds(b, ",\"name\":");
-	put_str(b, n->name);
+	buf_add_json_str(b, n->name);
 	buf_adds(b, n->online ? ",\"online\":true}" : ",\"online\":false}");
 }
 
@@ -452,11 +422,11 @@ put_functions(struct buf *b, const struct projmap *pm, const struct pm_node *n)
 	for (i = 0; i < n->nfns; i++) {
 		const struct pm_job *j = &pm->jobs[n->fns[i].job];
 		buf_adds(b, i ? ",{\"job\":" : "{\"job\":");
-		put_str(b, j->full);
+		buf_add_json_str(b, j->full);
 		buf_adds(b, ",\"name\":");
-		put_str(b, j->fnames[n->fns[i].k]);
+		buf_add_json_str(b, j->fnames[n->fns[i].k]);
 		buf_adds(b, ",\"pin\":");
-		put_str(b, j->pin);
+		buf_add_json_str(b, j->pin);
 		buf_adds(b, "}");
 	}
 	buf_adds(b, "]");
@@ -468,7 +438,7 @@ put_nonce(struct buf *b, const struct pm_stamp *st)
 {
 	if (st->nonce) {
 		buf_adds(b, ",\"nonce\":");
-		put_str(b, st->nonce);
+		buf_add_json_str(b, st->nonce);
 	}
 }
 
@@ -479,14 +449,14 @@ put_slice(struct buf *b, const struct projmap *pm, const struct pm_node *n, cons
 	buf_adds(b, "{\"functions\":");
 	put_functions(b, pm, n);
 	buf_addf(b, ",\"issued_ms\":%lld,\"master\":", st->issued_ms);
-	put_str(b, pm->master);
+	buf_add_json_str(b, pm->master);
 	buf_adds(b, ",\"node\":");
 	put_node(b, n);
 	put_nonce(b, st);
 	buf_adds(b, ",\"url\":");
-	put_str(b, pm->url);
+	buf_add_json_str(b, pm->url);
 	buf_adds(b, ",\"version\":");
-	put_str(b, n->version);
+	buf_add_json_str(b, n->version);
 	buf_adds(b, "}");
 }
 
@@ -499,9 +469,9 @@ put_params(struct buf *b, const struct pm_job *j)
 	buf_adds(b, ",\"parameters\":[");
 	for (i = 0; i < j->nparams; i++) {
 		buf_adds(b, i ? ",{\"name\":" : "{\"name\":");
-		put_str(b, j->params[i].name);
+		buf_add_json_str(b, j->params[i].name);
 		buf_adds(b, ",\"type\":");
-		put_str(b, j->params[i].type);
+		buf_add_json_str(b, j->params[i].type);
 		buf_adds(b, "}");
 	}
 	buf_adds(b, "]");
@@ -522,25 +492,25 @@ put_jobs(struct buf *b, const struct projmap *pm, char ***nodes, size_t *nnodes,
 		if (j->reason || (only && strcmp(j->fnames[0], only) != 0))
 			continue;
 		buf_adds(b, nj++ ? ",{\"function\":" : "{\"function\":");
-		put_str(b, j->fnames[0]);
+		buf_add_json_str(b, j->fnames[0]);
 		buf_adds(b, ",\"job\":");
-		put_str(b, j->full);
+		buf_add_json_str(b, j->full);
 		if (j->label) {
 			buf_adds(b, ",\"label\":");
-			put_str(b, j->label);
+			buf_add_json_str(b, j->label);
 		}
 		if (nodes) {
 			buf_adds(b, ",\"nodes\":[");
 			for (k = 0; k < nnodes[i]; k++) {
 				if (k)
 					buf_adds(b, ",");
-				put_str(b, nodes[i][k]);
+				buf_add_json_str(b, nodes[i][k]);
 			}
 			buf_adds(b, "]");
 		}
 		put_params(b, j);
 		buf_adds(b, ",\"pin\":");
-		put_str(b, j->pin);
+		buf_add_json_str(b, j->pin);
 		if (j->pipeline)	/* offered: its script must use node(params.<pin>) */
 			buf_adds(b, ",\"pipeline\":true");
 		buf_adds(b, "}");
@@ -559,9 +529,9 @@ put_undispatchable(struct buf *b, const struct projmap *pm)
 		if (!j->reason)
 			continue;
 		buf_adds(b, nu++ ? ",{\"job\":" : "{\"job\":");
-		put_str(b, j->full);
+		buf_add_json_str(b, j->full);
 		buf_adds(b, ",\"reason\":");
-		put_str(b, j->reason);
+		buf_add_json_str(b, j->reason);
 		buf_adds(b, "}");
 	}
 	buf_adds(b, "]");
@@ -589,7 +559,7 @@ render_whole(const struct projmap *pm, const struct pm_stamp *st)
 	buf_addf(&b, ",\"issued_ms\":%lld,", st->issued_ms);
 	put_jobs(&b, pm, nodes, nn, NULL);
 	buf_adds(&b, ",\"master\":");
-	put_str(&b, pm->master);
+	buf_add_json_str(&b, pm->master);
 	buf_adds(&b, ",\"nodes\":[");
 	for (k = 0; k < pm->nnodes; k++) {
 		buf_adds(&b, k ? ",{\"functions\":" : "{\"functions\":");
@@ -605,9 +575,9 @@ render_whole(const struct projmap *pm, const struct pm_stamp *st)
 	buf_adds(&b, ",");
 	put_undispatchable(&b, pm);
 	buf_adds(&b, ",\"url\":");
-	put_str(&b, pm->url);
+	buf_add_json_str(&b, pm->url);
 	buf_adds(&b, ",\"version\":");
-	put_str(&b, pm->version);
+	buf_add_json_str(&b, pm->version);
 	buf_adds(&b, "}");
 	for (i = 0; i < pm->njobs; i++)
 		free(nodes[i]);
@@ -861,8 +831,8 @@ map_version(struct projmap *pm)
 	struct buf b = { 0 };
 	size_t k;
 
-	put_str(&b, pm->master);
-	put_str(&b, pm->url);
+	buf_add_json_str(&b, pm->master);
+	buf_add_json_str(&b, pm->url);
 	for (k = 0; k < pm->nnodes; k++)
 		buf_add(&b, pm->nodes[k].version, VERSION_HEX);
 	put_jobs(&b, pm, NULL, NULL, NULL);
@@ -983,9 +953,9 @@ unchanged(const struct projmap *pm, const char *version, const struct pm_stamp *
 	buf_addf(&b, "{\"issued_ms\":%lld", st->issued_ms);
 	put_nonce(&b, st);
 	buf_adds(&b, ",\"unchanged\":true,\"url\":");
-	put_str(&b, pm->url);
+	buf_add_json_str(&b, pm->url);
 	buf_adds(&b, ",\"version\":");
-	put_str(&b, version);
+	buf_add_json_str(&b, version);
 	buf_adds(&b, "}");
 	return buf_take(&b);
 }
@@ -1034,16 +1004,16 @@ answer_function(const struct projmap *pm, const char *fn, const struct pm_stamp 
 	struct buf b = { 0 };
 
 	buf_adds(&b, "{\"function\":");
-	put_str(&b, fn);
+	buf_add_json_str(&b, fn);
 	buf_addf(&b, ",\"issued_ms\":%lld,", st->issued_ms);
 	put_jobs(&b, pm, NULL, NULL, fn);
 	buf_adds(&b, ",\"master\":");
-	put_str(&b, pm->master);
+	buf_add_json_str(&b, pm->master);
 	put_nonce(&b, st);
 	buf_adds(&b, ",\"url\":");
-	put_str(&b, pm->url);
+	buf_add_json_str(&b, pm->url);
 	buf_adds(&b, ",\"version\":");
-	put_str(&b, pm->version);
+	buf_add_json_str(&b, pm->version);
 	buf_adds(&b, "}");
 	return buf_take(&b);
 }

@@ -22,73 +22,6 @@ struct status_snap {
 	char     *nodes;    /* the rendered "nodes" array */
 };
 
-/* ---- JSON text ---- */
-
-/* The length of the UTF-8 sequence at s (NUL-terminated), 0 if it is not one. */
-static size_t
-utf8_len(const unsigned char *s)
-{
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t more, k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		more = 1;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		more = 2;
-		lo = s[0] == 0xE0 ? 0xA0 : 0x80;   /* no overlong form */
-		hi = s[0] == 0xED ? 0x9F : 0xBF;   /* no surrogate */
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		more = 3;
-		lo = s[0] == 0xF0 ? 0x90 : 0x80;
-		hi = s[0] == 0xF4 ? 0x8F : 0xBF;   /* nothing over U+10FFFF */
-	} else
-		return 0;
-	/* A NUL is no continuation byte: the check stops at the end of s. */
-	for (k = 1; k <= more; k++, lo = 0x80, hi = 0xBF)
-		if (s[k] < lo || s[k] > hi)
-			return 0;
-	return more + 1;
-}
-
-/*
- * A JSON string: '"', '\\' and controls escaped as jansson escapes them,
- * UTF-8 kept, each byte that is not UTF-8 as U+FFFD (names come from
- * Jenkins and from percent-decoded URLs; a reader must get valid JSON).
- */
-static void
-put_str(struct buf *b, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)(str ? str : "");
-	size_t n;
-
-	buf_add(b, "\"", 1);
-	while (*s) {
-		switch (*s) {
-		case '"':  buf_adds(b, "\\\""); n = 1; break;
-		case '\\': buf_adds(b, "\\\\"); n = 1; break;
-		case '\b': buf_adds(b, "\\b"); n = 1; break;
-		case '\f': buf_adds(b, "\\f"); n = 1; break;
-		case '\n': buf_adds(b, "\\n"); n = 1; break;
-		case '\r': buf_adds(b, "\\r"); n = 1; break;
-		case '\t': buf_adds(b, "\\t"); n = 1; break;
-		default:
-			if (*s < 0x20) {
-				buf_addf(b, "\\u%04x", *s);
-				n = 1;
-			} else if ((n = utf8_len(s)) > 0)
-				buf_add(b, s, n);
-			else {
-				buf_adds(b, "\\ufffd");
-				n = 1;
-			}
-		}
-		s += n;
-	}
-	buf_add(b, "\"", 1);
-}
-
 /* ---- the snapshot ---- */
 
 /* One run of one node, for sorting every run of the master by url. */
@@ -157,9 +90,9 @@ put_run(struct buf *b, const struct jk_run *r, bool gearman)
 {
 	buf_addf(b, "{\"estimated_ms\":%ld,\"gearman\":%s,\"job\":", r->estimated_ms,
 	    gearman ? "true" : "false");
-	put_str(b, r->job);
+	buf_add_json_str(b, r->job);
 	buf_addf(b, ",\"number\":%d,\"timestamp_ms\":%lld,\"url\":", r->number, r->timestamp_ms);
-	put_str(b, r->url);
+	buf_add_json_str(b, r->url);
 	buf_adds(b, "}");
 }
 
@@ -180,7 +113,7 @@ put_node(struct buf *b, const struct jk_node *n, const bool *keep, const bool *g
 		first = false;
 	}
 	buf_addf(b, "],\"busy\":%d,\"executors\":%d,\"name\":", n->busy, n->executors);
-	put_str(b, n->name);
+	buf_add_json_str(b, n->name);
 	buf_adds(b, !n->offline && !n->temp_offline ? ",\"online\":true}" : ",\"online\":false}");
 }
 
@@ -290,17 +223,17 @@ status_render(const struct status_snap *snap, const struct status_meta *m)
 	struct buf b = { 0 };
 
 	buf_addf(&b, "{\"issued_ms\":%lld,\"jenkins_error\":", m->issued_ms);
-	put_str(&b, jerr);
+	buf_add_json_str(&b, jerr);
 	buf_addf(&b, ",\"jenkins_ok\":%s,\"master\":", snap && !jerr[0] ? "true" : "false");
-	put_str(&b, m->master);
+	buf_add_json_str(&b, m->master);
 	buf_adds(&b, ",\"nodes\":");
 	buf_adds(&b, snap ? snap->nodes : "[]");
 	if (m->nonce) {
 		buf_adds(&b, ",\"nonce\":");
-		put_str(&b, m->nonce);
+		buf_add_json_str(&b, m->nonce);
 	}
 	buf_addf(&b, ",\"read_ms\":%lld,\"refresh_s\":%d,\"url\":", status_snap_read_ms(snap), m->refresh_s);
-	put_str(&b, m->url);
+	buf_add_json_str(&b, m->url);
 	buf_adds(&b, "}");
 	return buf_take(&b);
 }

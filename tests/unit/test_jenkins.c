@@ -836,7 +836,7 @@ test_parse_node_runs(void **state)
 	    "{\"displayName\":\"n\",\"numExecutors\":1,\"offline\":false,\"temporarilyOffline\":false,"
 	    "\"executors\":[{\"idle\":false,\"currentExecutable\":{\"number\":\"9\",\"timestamp\":-5,"
 	    "\"estimatedDuration\":-7,\"actions\":{\"x\":1},\"url\":\"http://j/job/a/job/b/41/\"}},"
-	    "{\"idle\":false,\"currentExecutable\":{\"number\":4,\"actions\":[1,{\"parameters\":"
+	    "{\"idle\":false,\"currentExecutable\":{\"number\":4,\"actions\":[1,{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":"
 	    "[2,{\"name\":\"GEARMAN_UNIQUE\",\"value\":7}]}],\"url\":\"http://j/view/all/\"}}]}";
 	struct jk_node_list l;
 	struct jk_node n;

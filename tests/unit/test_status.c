@@ -50,7 +50,7 @@ static const char small_json[] =
     "\"estimatedDuration\":5}}],"
     "\"oneOffExecutors\":["
     "{\"idle\":false,\"currentExecutable\":{\"url\":\"http://j/job/pipe/2/\",\"number\":2,\"timestamp\":1000,"
-    "\"estimatedDuration\":5,\"actions\":[{\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u\"}]}]}},"
+    "\"estimatedDuration\":5,\"actions\":[{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"u\"}]}]}},"
     "{\"idle\":false,\"currentExecutable\":{\"url\":\"http://j/job/f/job/q%22x/1/\",\"number\":1,"
     "\"timestamp\":7,\"estimatedDuration\":-1}}]}"
     "]}";
@@ -174,7 +174,7 @@ test_pipeline_across_nodes(void **state)
 	    "{\"_class\":\"hudson.model.Hudson$MasterComputer\",\"displayName\":\"Built-In Node\","
 	    "\"numExecutors\":0,\"offline\":false,\"temporarilyOffline\":false,\"executors\":[],"
 	    "\"oneOffExecutors\":[{\"idle\":false,\"currentExecutable\":{\"url\":\"http://j/job/p/4/\",\"number\":4,"
-	    "\"actions\":[{\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"z\"}]}]}}]},"
+	    "\"actions\":[{\"_class\":\"hudson.model.ParametersAction\",\"parameters\":[{\"name\":\"GEARMAN_UNIQUE\",\"value\":\"z\"}]}]}}]},"
 	    "{\"displayName\":\"n1\",\"numExecutors\":1,\"offline\":false,\"temporarilyOffline\":false,"
 	    "\"executors\":[{\"idle\":false,\"currentExecutable\":{\"url\":\"http://j/job/p/4/\",\"number\":4}}]},"
 	    "{\"displayName\":\"n2\",\"numExecutors\":1,\"offline\":false,\"temporarilyOffline\":false,"
