@@ -172,3 +172,60 @@ gadmin_job_retries(struct gadmin_conn *a, const char *handle, int timeout_ms)
 	free(text);
 	return retries;
 }
+
+int
+gadmin_status_parse(const char *line, struct gadmin_fn *f)
+{
+	int end = -1;
+
+	/* The name field's width is GADMIN_NAME_MAX - 1; a longer name fails on the TAB. */
+	if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld%n", f->name, &f->total, &f->running,
+	    &f->workers, &end) != 4 || line[end] != '\0')
+		return -1;
+	if (f->total < 0 || f->running < 0 || f->workers < 0)
+		return -1;
+	return 0;
+}
+
+int
+gadmin_worker_parse(const char *line, char id[GADMIN_ID_MAX], const char **fns)
+{
+	const char *p = line, *colon;
+	size_t len;
+	int field;
+
+	/* FD and IP are single words (an IPv6 address holds colons: look for " :" only after it). */
+	for (field = 0; field < 2; field++) {
+		len = strcspn(p, " ");
+		if (len == 0 || p[len] != ' ')
+			return -1;
+		p += len + 1;
+	}
+	/* The id is the rest up to " : " or a closing " :" (a node name may hold spaces). */
+	for (colon = strstr(p, " :"); colon && colon[2] != ' ' && colon[2] != '\0';
+	    colon = strstr(colon + 1, " :"))
+		;
+	if (!colon)
+		return -1;
+	len = (size_t)(colon - p);
+	if (len == 0 || len >= GADMIN_ID_MAX)
+		return -1;
+	memcpy(id, p, len);
+	id[len] = '\0';
+	*fns = colon[2] ? colon + 3 : colon + 2;
+	return 0;
+}
+
+size_t
+gadmin_worker_fn_len(const char *p, char *const *spaced, size_t nspaced)
+{
+	size_t best = strcspn(p, " "), i;
+
+	for (i = 0; i < nspaced; i++) {
+		size_t l = strlen(spaced[i]);
+
+		if (l > best && strncmp(p, spaced[i], l) == 0 && (p[l] == ' ' || p[l] == '\0'))
+			best = l;
+	}
+	return best;
+}

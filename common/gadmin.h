@@ -48,4 +48,37 @@ void  gadmin_conn_free(struct gadmin_conn *a);
  */
 int gadmin_job_retries(struct gadmin_conn *a, const char *handle, int timeout_ms);
 
+/*
+ * The lines of "status" and "workers" replies, for whoever reads them
+ * (the CLI's status table, the status page's poller). Nothing in them is
+ * trusted: a line that is not what it should be is rejected, not guessed.
+ */
+#define GADMIN_NAME_MAX	1024   /* a longer function name is rejected */
+#define GADMIN_ID_MAX	256    /* a longer worker id is rejected */
+
+/* "status": FUNCTION TAB TOTAL TAB RUNNING TAB AVAILABLE_WORKERS. */
+struct gadmin_fn {
+	char name[GADMIN_NAME_MAX];
+	long total, running, workers;   /* never negative; running <= total not assumed */
+};
+/* 0 and *f filled, or -1 if line is not a status line. */
+int gadmin_status_parse(const char *line, struct gadmin_fn *f);
+
+/*
+ * "workers": FD IP ID : FUNCTION... (a client's connection has no
+ * functions: the line ends at " :"). 0 with id (NUL-terminated, "-" when
+ * the worker set none; it may hold spaces, as a Jenkins node name may) and *fns pointing into line at its first function
+ * ("" for a client), or -1 if line is not a workers line.
+ */
+int gadmin_worker_parse(const char *line, char id[GADMIN_ID_MAX], const char **fns);
+
+/*
+ * The length of the function name at p in a "workers" list. gearmand joins
+ * the names with single spaces although a name may hold spaces (a Jenkins
+ * job "my job" is "build:my job"): the longest name with a space known
+ * from "status" (spaced) that ends at a space or the end, else up to the
+ * next space.
+ */
+size_t gadmin_worker_fn_len(const char *p, char *const *spaced, size_t nspaced);
+
 #endif

@@ -57,11 +57,6 @@ void              cli_fn_status_free(struct fn_status *v, size_t n);
 
 /* The node an agent's worker id names ("$node_exec-$i" or "$node"), malloc'd; NULL for "-". */
 char  *cli_node_of(const char *id);
-/*
- * The length of the function name at p in a "workers" line, knowing the
- * names with spaces (spaced) from "status": gearmand joins names with spaces.
- */
-size_t cli_worker_fn_len(const char *p, char *const *spaced, size_t nspaced);
 int    cmd_web(struct cli *c, int argc, char **argv);
 
 #endif

@@ -24,30 +24,29 @@
 /* Room for the first vector of functions: a small site's whole list. */
 #define ADMIN_FIRST_CAP  64
 
-/* Add one "status" line (FUNCTION TAB TOTAL TAB RUNNING TAB WORKERS) to v, summed by name. */
+/* Add one "status" line to v, summed by name over the servers. */
 static void
 admin_status_line(const char *line, struct fn_status **v, size_t *n, size_t *cap)
 {
-	char name[1024];
-	long t, r, w;
+	struct gadmin_fn f;
 	size_t k;
 
-	if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &r, &w) != 4)
+	if (gadmin_status_parse(line, &f) < 0)
 		return;
-	for (k = 0; k < *n && strcmp((*v)[k].name, name); k++)
+	for (k = 0; k < *n && strcmp((*v)[k].name, f.name); k++)
 		;
 	if (k == *n) {
 		if (*n == *cap) {
 			*cap = *cap ? *cap * 2 : ADMIN_FIRST_CAP;
 			*v = xreallocarray(*v, *cap, sizeof(**v));
 		}
-		(*v)[k].name = xstrdup(name);
+		(*v)[k].name = xstrdup(f.name);
 		(*v)[k].total = (*v)[k].running = (*v)[k].workers = 0;
 		(*n)++;
 	}
-	(*v)[k].total += t;
-	(*v)[k].running += r;
-	(*v)[k].workers += w;
+	(*v)[k].total += f.total;
+	(*v)[k].running += f.running;
+	(*v)[k].workers += f.workers;
 }
 
 struct fn_status *
@@ -202,43 +201,21 @@ status_master_nodes(struct cli *c, const char *master, size_t len, struct server
 }
 
 /*
- * The length of the function name at p in a "workers" list. gearmand joins
- * the names with single spaces although a name may hold spaces (a Jenkins
- * job "my job" is "build:my job"): the longest name with a space known
- * from "status" (spaced) that ends at a space or the end, else up to the
- * next space.
- */
-size_t
-cli_worker_fn_len(const char *p, char *const *spaced, size_t nspaced)
-{
-	size_t best = strcspn(p, " "), i;
-
-	for (i = 0; i < nspaced; i++) {
-		size_t l = strlen(spaced[i]);
-
-		if (l > best && strncmp(p, spaced[i], l) == 0 && (p[l] == ' ' || p[l] == '\0'))
-			best = l;
-	}
-	return best;
-}
-
-/*
  * One "workers" line: FD IP ID : FUNCTION... A coordinator ("$master_manager")
  * is asked for its map; an agent's node is noted for each of its functions.
  */
 static void
-status_worker_line(struct cli *c, char *line, struct servers_of *so, char *const *spaced,
+status_worker_line(struct cli *c, const char *line, struct servers_of *so, char *const *spaced,
     size_t nspaced)
 {
 	static const char manager[] = "_manager";
 	const size_t mlen = sizeof(manager) - 1;
-	char *colon = strstr(line, " : "), *id, *node, *f, *p;
-	char fields[3][256];
+	char id[GADMIN_ID_MAX], *node, *f;
+	const char *p;
 	size_t idlen, fl;
 
-	if (!colon || sscanf(line, "%255s %255s %255s", fields[0], fields[1], fields[2]) != 3)
+	if (gadmin_worker_parse(line, id, &p) < 0)
 		return;
-	id = fields[2];
 	idlen = strlen(id);
 	if (idlen > mlen && !strcmp(id + idlen - mlen, manager)) {
 		status_master_nodes(c, id, idlen - mlen, so);
@@ -246,14 +223,14 @@ status_worker_line(struct cli *c, char *line, struct servers_of *so, char *const
 	}
 	if (!(node = cli_node_of(id)))
 		return;
-	for (p = colon + 3; *p; p += fl) {
+	for (; *p; p += fl) {
 		json_t *set;
 
 		if (*p == ' ') {
 			fl = 1;
 			continue;
 		}
-		fl = cli_worker_fn_len(p, spaced, nspaced);
+		fl = gadmin_worker_fn_len(p, spaced, nspaced);
 		f = xstrndup(p, fl);
 		if (!(set = json_object_get(so->fn_nodes, f))) {
 			set = json_object();

@@ -114,35 +114,37 @@ iget(json_t *o, const char *k)
 static void
 gm_status_line(struct gm_view *v, const char *line, long long *q, long long *r)
 {
-	char name[1024];
-	long t, run, w;
+	struct gadmin_fn g;
+	long queued;
 	json_t *f;
 
-	if (sscanf(line, "%1023[^\t]\t%ld\t%ld\t%ld", name, &t, &run, &w) != 4 || t < 0 || run < 0 || w < 0)
+	if (gadmin_status_parse(line, &g) < 0)
 		return;
-	key_fix(name);
-	*q += t - run > 0 ? t - run : 0;
-	*r += run;
-	if (!(f = json_object_get(v->fns, name))) {
+	key_fix(g.name);
+	queued = g.total > g.running ? g.total - g.running : 0;
+	*q += queued;
+	*r += g.running;
+	if (!(f = json_object_get(v->fns, g.name))) {
 		if (json_object_size(v->fns) >= WEB_MAX_FUNCTIONS)
 			return;
 		f = json_pack("{s:I,s:I,s:I}", "queued", 0LL, "running", 0LL, "workers", 0LL);
-		json_object_set_new(v->fns, name, f);
+		json_object_set_new(v->fns, g.name, f);
 	}
-	json_object_set_new(f, "queued", json_integer(iget(f, "queued") + (t - run > 0 ? t - run : 0)));
-	json_object_set_new(f, "running", json_integer(iget(f, "running") + run));
-	json_object_set_new(f, "workers", json_integer(iget(f, "workers") + w));
+	json_object_set_new(f, "queued", json_integer(iget(f, "queued") + queued));
+	json_object_set_new(f, "running", json_integer(iget(f, "running") + g.running));
+	json_object_set_new(f, "workers", json_integer(iget(f, "workers") + g.workers));
 }
 
-/* One "workers" line: FD IP ID : FUNCTIONS; returns 1 if the connection is a worker. */
+/* One "workers" line; returns 1 if the connection is a worker (has functions). */
 static int
-gm_worker_line(struct gm_view *v, char *line, char *const *spaced, size_t nspaced)
+gm_worker_line(struct gm_view *v, const char *line, char *const *spaced, size_t nspaced)
 {
-	char *colon = strstr(line, " : "), id[256], *node, *p;
+	char id[GADMIN_ID_MAX], *node;
+	const char *p;
 	json_t *set;
 	size_t fl;
 
-	if (!colon || colon[3] == '\0' || sscanf(line, "%*s %*s %255s", id) != 1)
+	if (gadmin_worker_parse(line, id, &p) < 0 || *p == '\0')
 		return 0;
 	if (!(node = cli_node_of(id)))
 		return 1;
@@ -151,13 +153,13 @@ gm_worker_line(struct gm_view *v, char *line, char *const *spaced, size_t nspace
 		set = json_object();
 		json_object_set_new(v->reg, node, set);
 	}
-	for (p = colon + 3; set && *p; p += fl) {
+	for (; set && *p; p += fl) {
 		if (*p == ' ') {
 			fl = 1;
 			continue;
 		}
-		fl = cli_worker_fn_len(p, spaced, nspaced);
-		if (fl < 1024 && json_object_size(set) < WEB_MAX_FUNCTIONS) {
+		fl = gadmin_worker_fn_len(p, spaced, nspaced);
+		if (fl < GADMIN_NAME_MAX && json_object_size(set) < WEB_MAX_FUNCTIONS) {
 			char *f = xstrndup(p, fl);
 
 			key_fix(f);

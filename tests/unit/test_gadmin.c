@@ -528,6 +528,75 @@ test_gw_oversize_other_packet(void **ctx)
 	fakegm_stop(&g, c);
 }
 
+/* ---- the lines of "status" and "workers" ---- */
+
+static void
+test_status_line_parsed(void **ctx)
+{
+	struct gadmin_fn f;
+	char long_name[GADMIN_NAME_MAX + 40];
+
+	(void)ctx;
+	assert_int_equal(gadmin_status_parse("build:my job\t3\t1\t2", &f), 0);
+	assert_string_equal(f.name, "build:my job");
+	assert_int_equal(f.total, 3);
+	assert_int_equal(f.running, 1);
+	assert_int_equal(f.workers, 2);
+	/* Not status lines: the "." end, too few fields, trailing junk, negatives, a name too long. */
+	assert_int_equal(gadmin_status_parse(".", &f), -1);
+	assert_int_equal(gadmin_status_parse("build:a\t3\t1", &f), -1);
+	assert_int_equal(gadmin_status_parse("build:a\t3\t1\t2\tx", &f), -1);
+	assert_int_equal(gadmin_status_parse("build:a\t3\t-1\t2", &f), -1);
+	memset(long_name, 'a', sizeof(long_name));
+	snprintf(long_name + GADMIN_NAME_MAX + 10, 30, "\t1\t0\t1");
+	assert_int_equal(gadmin_status_parse(long_name, &f), -1);
+}
+
+static void
+test_worker_line_parsed(void **ctx)
+{
+	char id[GADMIN_ID_MAX], line[GADMIN_ID_MAX + 40];
+	const char *fns;
+
+	(void)ctx;
+	assert_int_equal(gadmin_worker_parse("33 127.0.0.1 n1_exec-0 : build:a build:my job", id, &fns), 0);
+	assert_string_equal(id, "n1_exec-0");
+	assert_string_equal(fns, "build:a build:my job");
+	/* A client: no functions. A node name with a space. */
+	assert_int_equal(gadmin_worker_parse("34 ::1 - :", id, &fns), 0);
+	assert_string_equal(id, "-");
+	assert_string_equal(fns, "");
+	assert_int_equal(gadmin_worker_parse("35 10.0.0.2 my node_exec-1 : build:b", id, &fns), 0);
+	assert_string_equal(id, "my node_exec-1");
+	assert_string_equal(fns, "build:b");
+	/* An IPv6 peer: its address holds " :"-like colons. */
+	assert_int_equal(gadmin_worker_parse("36 ::1 n2_exec-0 : build:c", id, &fns), 0);
+	assert_string_equal(id, "n2_exec-0");
+	assert_string_equal(fns, "build:c");
+	/* Not workers lines. */
+	assert_int_equal(gadmin_worker_parse(".", id, &fns), -1);
+	assert_int_equal(gadmin_worker_parse("33 127.0.0.1 : build:a", id, &fns), -1);
+	assert_int_equal(gadmin_worker_parse("33 127.0.0.1 n1 :build:a", id, &fns), -1);
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "1 2 ", 4);
+	snprintf(line + GADMIN_ID_MAX + 10, 30, " : build:a");
+	assert_int_equal(gadmin_worker_parse(line, id, &fns), -1);
+}
+
+static void
+test_worker_fn_len_knows_spaced_names(void **ctx)
+{
+	char *spaced[] = { "build:my job", "build:my job:linux x" };
+	const char *list = "build:my job:linux x build:my build:other";
+
+	(void)ctx;
+	assert_int_equal(gadmin_worker_fn_len(list, spaced, 2), strlen("build:my job:linux x"));
+	assert_int_equal(gadmin_worker_fn_len(list + 21, spaced, 2), strlen("build:my"));
+	assert_int_equal(gadmin_worker_fn_len(list, NULL, 0), strlen("build:my"));
+	/* A known name only counts when it ends where the list's name ends. */
+	assert_int_equal(gadmin_worker_fn_len("build:my jobs", spaced, 2), strlen("build:my"));
+}
+
 int
 main(void)
 {
@@ -544,6 +613,9 @@ main(void)
 		cmocka_unit_test(test_admin_reply_deadline),
 		cmocka_unit_test(test_admin_reply_capped),
 		cmocka_unit_test(test_admin_conn_refused),
+		cmocka_unit_test(test_status_line_parsed),
+		cmocka_unit_test(test_worker_line_parsed),
+		cmocka_unit_test(test_worker_fn_len_knows_spaced_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
