@@ -5,6 +5,7 @@
 #   make check        deps + build + every unit and integration test
 #   make check SANITIZE=1   the same, built with ASan + UBSan
 #   make demo         run the whole system on an embedded demo fixture
+#                     (DEMO_ARGS=--hold=SECONDS: keep it up after the builds)
 #   make install      install the programs, man pages and example configurations
 #                     (PREFIX=/usr/local, DESTDIR=)
 #   make deb          build/deb/jenkins-gearman-agent_VERSION_ARCH.deb (packaging/)
@@ -158,7 +159,7 @@ valgrind: $(BINS)
 
 demo: deps
 	$(MAKE) $(BINS)
-	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/demo.py --build $(abspath $(BUILD))
+	env -u GEARMAN_SERVERS -u GEARMAN_SERVER $(PYTHON) tests/demo.py --build $(abspath $(BUILD)) $(DEMO_ARGS)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC) $(wildcard common/*.h agent/*/*.h)
 	@mkdir -p $(dir $@)

@@ -22,12 +22,15 @@ sys.path.insert(0, HERE)
 
 NODE = {"type": "node", "name": "NODE"}
 DUR = {"type": "string", "name": "DURATION", "default": "2"}
+# Declared as README's Reliability asks: lost triggers are found again, and the
+# status page lists the builds as Gearman's.
+UNIQUE = {"type": "string", "name": "GEARMAN_UNIQUE", "default": ""}
 
 
 def master(nodes, jobs):
     return {"version": "2.462.3", "quiet_period": 5,
             "nodes": [{"name": "built-in", "labels": "", "executors": 0, "mode": "NORMAL"}] + nodes,
-            "jobs": [dict(j, params=[NODE, DUR], concurrent=True) for j in jobs]}
+            "jobs": [dict(j, params=[NODE, DUR, UNIQUE], concurrent=True) for j in jobs]}
 
 
 # Master A: two Linux nodes. Master B: one Linux node and an EXCLUSIVE GPU node.
@@ -45,9 +48,25 @@ SUBMISSIONS = ([("build:unit-tests", {"DURATION": "3"})] * 8 +
                [("build:docs", {"DURATION": "1"})] * 2)
 
 
+def hold(seconds, url):
+    """Leave the pool and its page up for a person to look at."""
+    if seconds is None and sys.stdin.isatty():
+        print("\n== the status page stays up at %s/ ; press Enter to stop everything" % url)
+        try:
+            sys.stdin.readline()
+        except KeyboardInterrupt:
+            pass
+    elif seconds:
+        print("\n== the status page stays up at %s/ for %g s" % (url, seconds))
+        time.sleep(seconds)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(os.path.dirname(HERE), "build"))
+    ap.add_argument("--hold", type=float, default=None, metavar="SECONDS",
+                    help="keep the system and its status page up this long after the builds "
+                         "(default: until Enter on a terminal, else not at all)")
     args = ap.parse_args()
     os.environ["JGA_BUILD"] = args.build
 
@@ -82,6 +101,8 @@ def main():
         try:
             import socket
             with socket.socket() as sk:
+                # As libmicrohttpd binds: a previous run's connections in TIME_WAIT do not hold the port.
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sk.bind(("127.0.0.1", 8731))
             port = 8731
         except OSError:
@@ -133,6 +154,7 @@ def main():
         conc = dict(ja.concurrency(), **jb.concurrency())
         print("\n   builds per master: %s" % per_master)
         print("   most builds at once per node (never above its executors): %s" % conc)
+        hold(args.hold, web.url)
         print("\n== demo %s; stopping everything" % ("finished" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
