@@ -374,3 +374,27 @@ def test_client_string_cannot_imitate_pin(system):
     assert "data" not in [e["event"] for e in ev], ev      # never reported as started
     assert all(b["result"] == "ABORTED" for b in jk.builds() if b["job"] == "spoof")
     wait_for(lambda: not any(b["building"] for b in jk.builds()), what="no build left running")
+
+
+def test_unpinned_item_leaving_the_queue_is_stopped_not_left_running(system):
+    """An unpinned item seen in Executor.run's start window (a LeftItem, which
+    Queue.cancel cannot cancel) becomes a build on whatever node Jenkins
+    chose: the agent follows it until the build exists, stops it and
+    reports only once Jenkins shows it ended. (It refused at once before,
+    leaving the build running unpinned to its end.)"""
+    fx = fixture([{"name": "n1", "labels": "", "executors": 1, "mode": "NORMAL"}],
+                 [job("spoof", params=[NODE, DUR, RES])])
+    gm = system.gearmand()
+    jk = system.jenkins(fx)
+    system.coordinator(gm, jk, refresh=3600)        # the map will not see the edit below
+    system.node(gm, jk, "n1")
+    wait_registered(gm, "n1", 1, "build:spoof")
+    jk.update_job("spoof", params=[{"type": "string", "name": "NODE"}, DUR, RES])
+    jk.start_window(1.5)
+    ev = perl_call(gm, "build:spoof", json.dumps({"DURATION": "20"}))
+    assert final_event(ev)["event"] == "fail", ev
+    warning = events_of(ev, "warning")[0]["data"]
+    assert "could not be pinned to n1" in warning and "build 1 stopped" in warning, ev
+    assert "data" not in [e["event"] for e in ev], ev      # never reported as started
+    builds = [b for b in jk.builds() if b["job"] == "spoof"]
+    assert [(b["building"], b["result"]) for b in builds] == [(False, "ABORTED")], builds

@@ -937,19 +937,23 @@ pinned(const struct jk_pin *p, const char *pin, const char *node)
 	return p->name && p->label && !strcmp(p->name, pin) && !strcmp(p->label, node);
 }
 
-/* Refuse a job whose queue item or build (what, id) p shows not pinned here; it was stopped. */
+/* What Jenkins took as the node, for the refusal: got (size n). */
 static void
-refuse_unpinned(struct run *r, const struct jk_pin *p, const char *what, long id)
+pin_got(const struct jk_pin *p, char *got, size_t n)
 {
-	char got[300];
-
 	if (p->name)
-		snprintf(got, sizeof(got), "Jenkins took %s=%s as its node", p->name, p->label);
+		snprintf(got, n, "Jenkins took %s=%s as its node", p->name, p->label);
 	else
-		snprintf(got, sizeof(got), "no Node or Label parameter value");
+		snprintf(got, n, "no Node or Label parameter value");
+}
+
+/* Refuse a job whose queue item or build (what, id) was not pinned here; done: what became of it. */
+static void
+refuse_unpinned(struct run *r, const char *got, const char *what, long id, const char *done)
+{
 	send_warning_fail(r, "%s no longer declares %s as a Node or Label parameter, so the build "
 	    "could not be pinned to %s (%s); %s %ld %s", r->full, r->pin, r->e->node->cfg->node_name,
-	    got, what, id, strcmp(what, "build") ? "cancelled" : "stopped");
+	    got, what, id, done);
 }
 
 /*
@@ -1039,6 +1043,8 @@ struct queue_watch {
 	long long  start_by;     /* cancelled if it has not started by then */
 	long long  last_ok;      /* the master's last answer */
 	bool       checked;      /* its pin has been checked */
+	bool       unpinned;     /* ... and it did not hold: cancelled, or its build stopped */
+	char       got[300];     /* then what Jenkins took as the node */
 	bool       cancelled;    /* we cancelled it for not starting in time */
 	char       why[300];     /* why Jenkins last said it waits */
 	long long  left_since;   /* first seen a LeftItem without build, 0: not */
@@ -1116,26 +1122,42 @@ queue_item_seen(struct run *r, struct queue_watch *w, const struct jk_queue_item
 	note_undeclared(r, &q->pin);
 	if (!w->checked && r->pin[0] && !r->reattached) {
 		w->checked = true;
-		if (!pinned(&q->pin, r->pin, node)) {
-			if (q->state == JK_QUEUE_STARTED)
-				jk_build_stop(e->jk, r->full, q->build_number);
-			else if (q->state == JK_QUEUE_WAITING)
-				jk_queue_cancel(e->jk, w->qid);
-			refuse_unpinned(r, &q->pin, "queue item", w->qid);
-			return QUEUE_REFUSED;
-		}
+		if ((w->unpinned = !pinned(&q->pin, r->pin, node)))
+			pin_got(&q->pin, w->got, sizeof(w->got));
 	}
+	/* An unpinned build is stopped by run_started, which reads the same parameters from it. */
 	if (q->state == JK_QUEUE_STARTED) {
 		r->number = q->build_number;
 		return QUEUE_STARTED;
 	}
 	if (q->state == JK_QUEUE_CANCELLED) {
-		if (w->cancelled)
+		if (w->unpinned)
+			refuse_unpinned(r, w->got, "queue item", w->qid, "cancelled");
+		else if (w->cancelled)
 			refuse_late(r, w->qid, w->why);
 		else
 			send_warning_fail(r, "Jenkins queue item %ld of %s was cancelled before it started",
 			    w->qid, r->full);
 		return QUEUE_REFUSED;
+	}
+	/*
+	 * An unpinned item is cancelled, then looked at again until Jenkins
+	 * shows it cancelled: it may have left for an executor in between
+	 * (a LeftItem's cancel does nothing), and its build is stopped then.
+	 * Refusing at once would leave such a build running anywhere.
+	 */
+	if (w->unpinned && !q->left) {
+		enum jk_err je = jk_queue_cancel(e->jk, w->qid);
+
+		if (je != JK_OK && je != JK_ENOTFOUND && clk_passed(w->start_by)) {
+			char done[600];
+
+			snprintf(done, sizeof(done), "which Jenkins would not cancel: %s",
+			    jk_client_error(e->jk));
+			refuse_unpinned(r, w->got, "queue item", w->qid, done);
+			return QUEUE_REFUSED;
+		}
+		return QUEUE_WAITING;
 	}
 	if (left_without_build(r, w, q))
 		return QUEUE_REFUSED;
@@ -1316,6 +1338,48 @@ get_build(struct run *r)
 	return je;
 }
 
+/*
+ * How long a build that runs unpinned is given to end once asked to stop.
+ * Jenkins' doStop only interrupts its executor (Executor.interrupt): the
+ * build ends, ABORTED, when its steps notice.
+ */
+#define UNPINNED_STOP_MS  30000
+
+/*
+ * Stop the build r->number, which runs where it was not pinned, and wait
+ * until Jenkins shows it ended, so that a client told "stopped" can send
+ * the job again without two builds. True once it ended.
+ */
+static bool
+stop_unpinned(struct run *r)
+{
+	long long give_up = clk_now_ms() + UNPINNED_STOP_MS;
+	long delay = QUEUE_POLL_FIRST_MS;
+	bool stop = true;
+	enum jk_err je;
+
+	for (;;) {
+		struct jk_build b;
+
+		if (stop && (je = jk_build_stop(r->e->jk, r->full, r->number)) != JK_OK && transient(je))
+			log_warnx("%s: cannot stop unpinned build %s #%d: %s; trying again", r->e->id, r->full,
+			    r->number, jk_client_error(r->e->jk));
+		else
+			stop = false;
+		memset(&b, 0, sizeof(b));
+		je = jk_build_get(r->e->jk, r->full, r->number, &b);
+		if (je == JK_ENOTFOUND || (je == JK_OK && !b.building)) {
+			jk_build_free(&b);
+			return true;
+		}
+		jk_build_free(&b);
+		if (clk_passed(give_up))
+			return false;
+		usleep((useconds_t)delay * 1000);
+		delay = poll_next(delay, QUEUE_POLL_MAX_MS);
+	}
+}
+
 /* The build has started: read it, say so, and send WORK_DATA and a first WORK_STATUS. */
 static enum run_outcome
 run_started(struct run *r)
@@ -1341,8 +1405,11 @@ run_started(struct run *r)
 	note_undeclared(r, &r->b.pin);
 	if (r->pin[0] && !r->reattached &&
 	    !pinned(&r->b.pin, r->pin, r->e->node->cfg->node_name)) {
-		jk_build_stop(r->e->jk, r->full, r->number);
-		refuse_unpinned(r, &r->b.pin, "build", r->number);
+		char got[300];
+
+		pin_got(&r->b.pin, got, sizeof(got));
+		refuse_unpinned(r, got, "build", r->number, stop_unpinned(r)
+		    ? "stopped" : "asked to stop, and still running (Jenkins did not end it in time)");
 		return RUN_FAILED;
 	}
 	run_claim_started(r);
