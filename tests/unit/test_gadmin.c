@@ -555,24 +555,25 @@ test_status_line_parsed(void **ctx)
 static void
 test_worker_line_parsed(void **ctx)
 {
+	/* A worker; a client (no functions); a node name with a space; an
+	 * IPv6 peer, whose address holds colons. */
+	static const struct {
+		const char *line, *id, *fns;
+	} ok[] = {
+		{ "33 127.0.0.1 n1_exec-0 : build:a build:my job", "n1_exec-0", "build:a build:my job" },
+		{ "34 ::1 - :", "-", "" },
+		{ "35 10.0.0.2 my node_exec-1 : build:b", "my node_exec-1", "build:b" },
+		{ "36 ::1 n2_exec-0 : build:c", "n2_exec-0", "build:c" },
+	};
 	char id[GADMIN_ID_MAX], line[GADMIN_ID_MAX + 40];
 	const char *fns;
 
 	(void)ctx;
-	assert_int_equal(gadmin_worker_parse("33 127.0.0.1 n1_exec-0 : build:a build:my job", id, &fns), 0);
-	assert_string_equal(id, "n1_exec-0");
-	assert_string_equal(fns, "build:a build:my job");
-	/* A client: no functions. A node name with a space. */
-	assert_int_equal(gadmin_worker_parse("34 ::1 - :", id, &fns), 0);
-	assert_string_equal(id, "-");
-	assert_string_equal(fns, "");
-	assert_int_equal(gadmin_worker_parse("35 10.0.0.2 my node_exec-1 : build:b", id, &fns), 0);
-	assert_string_equal(id, "my node_exec-1");
-	assert_string_equal(fns, "build:b");
-	/* An IPv6 peer: its address holds " :"-like colons. */
-	assert_int_equal(gadmin_worker_parse("36 ::1 n2_exec-0 : build:c", id, &fns), 0);
-	assert_string_equal(id, "n2_exec-0");
-	assert_string_equal(fns, "build:c");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(gadmin_worker_parse(ok[i].line, id, &fns), 0);
+		assert_string_equal(id, ok[i].id);
+		assert_string_equal(fns, ok[i].fns);
+	}
 	/* Not workers lines. */
 	assert_int_equal(gadmin_worker_parse(".", id, &fns), -1);
 	assert_int_equal(gadmin_worker_parse("33 127.0.0.1 : build:a", id, &fns), -1);
