@@ -4,14 +4,15 @@
 One gearmand, one Jenkins master (the test server) with AGENTS nodes of
 EXECUTORS executors, a coordinator and an agent per node. BUILDS foreground
 jobs with distinct unique ids and random durations (0-2 s) are submitted
-over a few raw-protocol client connections while, every few seconds, a
-random fault strikes: an agent SIGKILLed and restarted, an agent stopped
-gracefully and restarted, Jenkins answering 503, Jenkins slow, Jenkins
-losing the answer to a request it processed, the coordinator restarted,
-Jenkins' start window (an item left the queue, its build not yet made:
-Executor.run) widened for a while. Half the builds go to a job whose name
-Util.rawEncode leaves partly bare ("soak (odd)+x,y=z~'q'"), the other half
-to "soak"; every build passes through a start window of --start-window s.
+over a few raw-protocol client connections while, every few seconds, a fault
+strikes (each kind once, in a random order, before any repeats): an agent
+SIGKILLed and restarted, an agent stopped gracefully and restarted, Jenkins
+answering 503, Jenkins slow, Jenkins losing the answer to a request it
+processed, the coordinator restarted, Jenkins' start window (an item left
+the queue, its build not yet made: Executor.run) widened for a while. Half
+the builds go to a job whose name Util.rawEncode leaves partly bare ("soak
+(odd)+x,y=z~'q'"), the other half to "soak"; every build passes through a
+start window of --start-window s.
 
 At the end it checks, and prints: every submission got exactly one final
 answer (WORK_COMPLETE or WORK_FAIL); Jenkins ran exactly one build per
@@ -155,8 +156,15 @@ def main():
             with lock:
                 return sum(1 for r in results.values() if r["final"])
 
+        # Every kind strikes once, in a random order, before any strikes again:
+        # a seed that never drew a kind would leave it untested.
+        kinds = []
+
         def fault():
-            kind = rnd.choice(["kill", "term", "503", "slow", "lose", "coordinator", "window"])
+            if not kinds:
+                kinds.extend(["kill", "term", "503", "slow", "lose", "coordinator", "window"])
+                rnd.shuffle(kinds)
+            kind = kinds.pop()
             faults[kind] = faults.get(kind, 0) + 1
             if kind in ("kill", "term"):
                 a = agents[rnd.choice(nodes)]

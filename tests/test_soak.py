@@ -1,6 +1,7 @@
 """A short soak inside make check: 3 agents x 2 executors, 120 builds, a fault
 every ~2 s (agents killed or stopped and restarted, Jenkins 503/slow/losing
-answers, the coordinator restarted). `make soak` runs the full-size one."""
+answers, the coordinator restarted, the start window widened), no kind
+twice before all seven once. `make soak` runs the full-size one."""
 import os
 import subprocess
 import sys
@@ -18,3 +19,5 @@ def test_short_soak(tmp_path):
     f = json.loads(out.read_text())
     assert f["lost"] == 0 and f["duplicates"] == 0 and f["answered_once"] == 120 and f["jenkins_builds"] == 120
     assert f["faults_total"] >= 3
+    # No kind strikes twice before every kind has struck once.
+    assert len(f["faults"]) == min(7, f["faults_total"]), f["faults"]
