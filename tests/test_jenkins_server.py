@@ -1392,6 +1392,58 @@ def test_pipeline_results(jk, client, script, result):
     assert client.get_build_info(job, 1)["result"] == result
 
 
+AFTER_RESTART = "org.jenkinsci.plugins.workflow.job.AfterRestartTask"
+
+
+def test_pipeline_run_resumes_after_restart(fresh):
+    """A WorkflowRun survives a restart (WorkflowRun.onLoad): it stays
+    building, "Resuming build at ..." is logged and an AfterRestartTask
+    (a flyweight item, no actions, JSON only its _class) puts it on a
+    OneOffExecutor again. A node() body that held an executor schedules its
+    PlaceholderTask again for that node (ExecutorStepDynamicContext.resume:
+    "Waiting for reconnection of NODE ...") and goes on when it starts; a
+    node() still waiting keeps its queued placeholder (Queue.load), and
+    goes first. Both end with their own result, never more than the node's
+    executor in use."""
+    jk = fresh({"users": {USER: {"token": TOKEN}}, "nodes": [{"name": "a", "executors": 1}]})
+    client = jenkins.Jenkins(jk.url, USER, TOKEN, timeout=10)
+    job = add_pipeline(jk, "node(params.NODE) { sleep 2 }")
+    q1 = queue_id(trigger(jk, job_path(job), {"NODE": "a"})[1]["location"])
+    jk.wait_for(lambda: not computer(jk, "a")["executors"][0]["idle"], what="run 1 in node()")
+    q2 = queue_id(trigger(jk, job_path(job), {"NODE": "a"})[1]["location"])
+
+    def placeholders():
+        return [i for i in get_json(jk, "/queue/api/json")["items"]
+                if i["task"]["_class"] == PLACEHOLDER] or None
+    waiting = jk.wait_for(placeholders, what="run 2's placeholder")[0]["id"]
+    jk.restart()
+    assert client.get_build_info(job, 1)["building"] is True
+    assert client.get_build_info(job, 2)["building"] is True
+    # after the restart, in WorkflowRun order: run 1's AfterRestartTask and
+    # its placeholder again, run 2's AfterRestartTask
+    ar1, ph1, ar2 = waiting + 1, waiting + 2, waiting + 3
+    for qid, number in ((ar1, 1), (ar2, 2)):
+        it = jk.wait_for(lambda: left_item(jk, qid), what="AfterRestartTask %d started" % qid)
+        assert it["task"] == {"_class": AFTER_RESTART} and it["actions"] == []
+        assert it["cancelled"] is False and it["executable"]["number"] == number, it
+    task = get_json(jk, "/queue/item/%d/api/json?depth=1" % ph1)["task"]
+    assert task["_class"] == PLACEHOLDER and task["url"] == "job/%s/1/" % job
+    b1, b2 = wait_build(jk, q1), wait_build(jk, q2, timeout=15)
+    assert b1["result"] == b2["result"] == "SUCCESS"
+    assert len(b1["node_blocks"]) == 1 and b1["node_blocks"][0][0] == "a"
+    # Resuming reserves no executor (ExecutorStepDynamicContext.resume's
+    # TODO): run 2's placeholder, queued first, takes it first; run 1's
+    # body goes on once run 2 let go.
+    assert b2["end"] <= b1["end"]
+    log = client.get_build_console_output(job, 1)
+    assert "after Jenkins restart" in log and "Resuming build at " in log
+    assert "Waiting for reconnection of a before proceeding with build" in log
+    assert log.count("Running on ") == 1 and log.rstrip().endswith("Finished: SUCCESS")
+    assert "Waiting for reconnection" not in client.get_build_console_output(job, 2)
+    assert jk.concurrency()["a"] == 1
+    assert computer(jk, "a")["oneOffExecutors"] == []
+
+
 def test_pipeline_stop_aborts_in_node_and_while_waiting(jk, client):
     """WorkflowRun.doStop: ABORTED; the executor of node() is freed and a
     placeholder still queued is cancelled."""

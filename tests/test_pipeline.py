@@ -101,6 +101,29 @@ def test_one_executor_three_pipelines_one_at_a_time(system):
     assert max_overlap(busy_on_n1(jk)) == 1, jk.builds()
 
 
+def test_pipeline_resumed_after_a_restart_reports_its_own_result(system):
+    """A controller restart while a Pipeline run is inside node(): Jenkins
+    resumes it (AfterRestartTask, its placeholder queued again for n1), so
+    the node's executor shows idle for a while. The job is reported with the
+    run's real result, not ABORTED, and the agent does not take the waiting
+    job meanwhile: one executor, one run at a time."""
+    fx = fixture(1, [pipeline("pipe", "node(params.NODE) { sleep 3 }")])
+    gm, jk = start(system, fx)
+    registered(gm, "build:pipe")
+    clients = [PerlClient(gm, "build:pipe", json.dumps({"i": str(i)}), timeout=90) for i in range(2)]
+    wait_for(lambda: any(b["node_blocks"] for b in jk.builds()), what="the first run inside node()")
+    jk.restart()
+    for c in clients:
+        ev = c.wait(90)
+        end = final_event(ev)
+        assert end["event"] == "complete", ev
+        assert json.loads(end["data"])["result"] == "SUCCESS", ev
+    builds = sorted(jk.builds(), key=lambda b: b["number"])
+    assert [(b["number"], b["result"]) for b in builds] == [(1, "SUCCESS"), (2, "SUCCESS")]
+    assert builds[1]["start"] >= builds[0]["end"], builds
+    assert max_overlap(busy_on_n1(jk)) == 1, builds
+
+
 def test_pipeline_results_reported(system):
     fx = fixture(1, [pipeline("unstable", "node(params.NODE) { currentBuild.result = 'UNSTABLE' }"),
                      pipeline("failing", "node(params.NODE) { sleep 0.2; error 'boom' }")])

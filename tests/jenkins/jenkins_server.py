@@ -77,7 +77,9 @@ takes a regular executor only inside node(label) { }, through a
 PlaceholderTask queue item.  The script is a tiny subset (PipelineScript):
 node(params.X|'label') { }, sleep N, echo, error, currentBuild.result = 'R'.
 Without a script: node(params.<Node/Label param>) { sleep DURATION } with
-the RESULT hook, as a Jenkinsfile doing node(params.NODE) would.
+the RESULT hook, as a Jenkinsfile doing node(params.NODE) would.  A restart
+resumes a running Pipeline (AfterRestartTask, the node() placeholder queued
+again for its node) where it ends a freestyle build.
 """
 
 import argparse
@@ -1415,14 +1417,37 @@ class PipelineScript:
                 raise PipelineSyntaxError("unknown step %r" % val)
 
 
-class PlaceholderItem(QueueItem):
+class RunTaskItem(QueueItem):
+    """An item whose task belongs to a run, not the job: never folded with
+    the job's own items, never cancelled or found as the job's item."""
+
+    def __init__(self, item_id, run, now):
+        super().__init__(item_id, run.job, None, [], None, now, now)
+        self.run = run
+
+
+class AfterRestartItem(RunTaskItem):
+    """workflow-job's AfterRestartTask: WorkflowRun.onLoad of a run that was
+    running at the restart prints "Resuming build at ... after Jenkins
+    restart" and schedules it (Queue.schedule(task, 0), no actions).  It is
+    a FlyweightTask whose createExecutable returns the run itself, so the
+    resumed run shows on a OneOffExecutor again (JENKINS-31614).  It is an
+    @ExportedBean with no @Exported property: its JSON is its _class."""
+
+    JTASK = "org.jenkinsci.plugins.workflow.job.AfterRestartTask"
+
+    def assigned_label(self, controller):
+        """AfterRestartTask.getAssignedLabel: the job's."""
+        return self.job.assigned_label(controller)
+
+
+class PlaceholderItem(RunTaskItem):
     """The queue item of ExecutorStepExecution.PlaceholderTask: what node()
     schedules (Queue.schedule2(task, 0), no actions) for its label; it takes
     a regular executor like any task, so the node's executors count it."""
 
     def __init__(self, item_id, run, label, now):
-        super().__init__(item_id, run.job, None, [], None, now, now)
-        self.run = run
+        super().__init__(item_id, run, now)
         self.label = label  # PlaceholderTask.label: None = any node
 
     def assigned_label(self, controller):
@@ -1457,6 +1482,8 @@ class PipelineFlow:
         self.wake = None  # a sleep step's end
         self.item = None  # the placeholder queue item while node() waits
         self.held = None  # the PlaceholderExec while inside node() { }
+        self.resuming = False  # inside node() { }, its placeholder queued again after a restart
+        self.after_restart = None  # the AfterRestartItem until a OneOffExecutor took it
         self.result = "SUCCESS"
 
     def label_of(self, expr):
@@ -1723,8 +1750,12 @@ class Jenkins:
         self.kick()
 
     def finish_flow(self, build, now, result):
-        """The end of a WorkflowRun: its node() executor and one-off executor are free."""
+        """The end of a WorkflowRun: its node() executor and one-off executor
+        are free; an AfterRestartTask still queued is cancelled."""
         self.release_placeholder(build)
+        if build.flow.after_restart is not None:
+            self.queue.cancel(build.flow.after_restart)
+            build.flow.after_restart = None
         if result == "ABORTED" and build.abort_requested:
             build.log.append("Aborted by %s" % (build.abort_user or "anonymous"))
         build.log += ["[Pipeline] End of Pipeline", "Finished: %s" % result]
@@ -1767,6 +1798,8 @@ class Jenkins:
             # the body is interrupted, a waiting placeholder leaves the queue.
             self.finish_build(build, now)
             return
+        if f.resuming:
+            return  # the body waits for its placeholder (ExecutorStepDynamicContext.resume)
         while f.pc < len(f.ops):
             op = f.ops[f.pc]
             if op[0] == "sleep":
@@ -1813,6 +1846,10 @@ class Jenkins:
         self.queue.leave(item, now, executable=px)
         f = item.run.flow
         f.item, f.held = None, px
+        if f.resuming:  # ExecutorStepDynamicContext.resume: the same node() body goes on
+            f.resuming = False
+            self.kick()
+            return
         f.pc += 1
         item.run.node_blocks.append([node.name, executor, now, None])
         ws = "/var/jenkins_home/workspace/" if node.is_controller else "/home/jenkins/workspace/"
@@ -1835,6 +1872,42 @@ class Jenkins:
             build.node_blocks[-1][3] = time.time()
             build.log += ["[Pipeline] }", "[Pipeline] // node"]
             self.kick()
+
+    def resume_flow(self, build, now):
+        """A WorkflowRun running at a restart: WorkflowRun.onLoad prints
+        "Resuming build at ..." and schedules an AfterRestartTask; until an
+        executor takes it the run is building on no executor.  A node()
+        body that held an executor: ExecutorStepExecution.onResume ->
+        ExecutorStepDynamicContext.resume schedules the same PlaceholderTask
+        again, whose label is now the node's name (PlaceholderTask's
+        Callback set it to computer.getName()), prints "Waiting for
+        reconnection of NODE before proceeding with build" and waits for it
+        to start; the body goes on only then."""
+        f = build.flow
+        if build in build.node.oneoff:
+            build.node.oneoff.remove(build)
+        build.log.append("Resuming build at %s after Jenkins restart"
+                         % time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(now)))
+        f.after_restart = self.queue.schedule_after_restart(build, now)
+        if f.held is not None:
+            px, f.held = f.held, None
+            if px.node.running.get(px.executor) is px:
+                del px.node.running[px.executor]
+            name = "" if px.node.is_controller else px.node.name
+            f.item = self.queue.schedule_placeholder(build, name or None, now)
+            f.resuming = True
+            if name:
+                build.log.append("Waiting for reconnection of %s before proceeding with build" % name)
+
+    def resume_run(self, item, node, now):
+        """Executor.run of an AfterRestartTask: createExecutable returns the
+        run, which is on the computer's OneOffExecutor again."""
+        run = item.run
+        self.queue.leave(item, now, executable=run)
+        run.flow.after_restart = None
+        run.node = node
+        node.oneoff.append(run)
+        self.kick()
 
     # -- misc --------------------------------------------------------------
 
@@ -1892,19 +1965,19 @@ class Jenkins:
         ABORTED "as a defensive measure", then unmarshals build.xml, which
         for a build still running has no result yet: it stays ABORTED, with
         the duration never saved (0).  Items in the start window had left
-        the queue (Queue.save no longer has them) and never got a build."""
+        the queue (Queue.save no longer has them) and never got a build.
+        Pipeline runs are durable and resume instead (resume_flow); queued
+        items, node() placeholders waiting among them, are loaded again
+        (Queue.load)."""
+        now = time.time()
         self.session_hash = secrets.token_hex(4)
         self.queue.left.clear()
         for st in self.starting():
             self.drop_starting(st)
         for build in self.running_builds():
             if build.flow is not None:
-                # Not modelled: a WorkflowRun is durable and resumes after a
-                # restart (its node() placeholders queued again); here it
-                # ends ABORTED like a freestyle build, its executors freed.
-                self.release_placeholder(build)
-                if build in build.node.oneoff:
-                    build.node.oneoff.remove(build)
+                self.resume_flow(build, now)
+                continue
             build.end = build.timestamp
             build.result = "ABORTED"
             build.node.running.pop(build.executor, None)
@@ -1947,7 +2020,7 @@ class Queue:
         """Queue.schedule2 -> (item, created)."""
         now = time.time()
         due = now + delay_seconds
-        dups = [it for it in self.items if it.job is job and not isinstance(it, PlaceholderItem)
+        dups = [it for it in self.items if it.job is job and not isinstance(it, RunTaskItem)
                 and not self._should_schedule(it, params, pin)]
         if not dups:
             item = QueueItem(self.next_id, job, params, causes, pin, now, due)
@@ -1984,12 +2057,12 @@ class Queue:
         """Queue.cancel(Task): the first waiting item of the job, otherwise one
         blocked and one buildable item."""
         for it in self.by_state("waiting"):
-            if it.job is job and not isinstance(it, PlaceholderItem):
+            if it.job is job and not isinstance(it, RunTaskItem):
                 return self.cancel(it)
         done = False
         for state in ("blocked", "buildable"):
             for it in self.by_state(state):
-                if it.job is job and not isinstance(it, PlaceholderItem):
+                if it.job is job and not isinstance(it, RunTaskItem):
                     done = self.cancel(it) or done
                     break
         return done
@@ -2028,10 +2101,10 @@ class Queue:
         """Queue.getItem(Task): blocked, then buildable, then waiting."""
         for state in ("blocked", "buildable"):
             for it in self.by_state(state):
-                if it.job is job and not isinstance(it, PlaceholderItem):
+                if it.job is job and not isinstance(it, RunTaskItem):
                     return it
         for it in self.by_state("waiting"):
-            if it.job is job and not isinstance(it, PlaceholderItem):
+            if it.job is job and not isinstance(it, RunTaskItem):
                 return it
         return None
 
@@ -2046,8 +2119,8 @@ class Queue:
         # Pipeline runs are not) and the item becomes a BlockedItem.
         if self.j.quieting_down:
             return "Jenkins is about to shut down"
-        if isinstance(item, PlaceholderItem):
-            return None  # PlaceholderTask.getCauseOfBlockage; each one its own task
+        if isinstance(item, RunTaskItem):
+            return None  # PlaceholderTask.getCauseOfBlockage; AfterRestartTask is a FlyweightTask
         if not job.concurrent:
             # Executor.run holds the queue lock through the start window, so
             # no Queue.maintain pass can start a second build meanwhile.
@@ -2146,6 +2219,14 @@ class Queue:
         self.j.kick()
         return item
 
+    def schedule_after_restart(self, run, now):
+        """Queue.schedule(new AfterRestartTask(run), 0)."""
+        item = AfterRestartItem(self.next_id, run, now)
+        self.next_id += 1
+        self.items.append(item)
+        self.j.kick()
+        return item
+
     def _pick_flyweight(self, item):
         """Queue.makeFlyWeightTaskBuildable: the built-in node when the item
         has no label (or the built-in's own), else the first node, in
@@ -2195,7 +2276,9 @@ class Queue:
             if it.job.is_pipeline and not isinstance(it, PlaceholderItem):
                 # Queue.maintain: a FlyweightTask takes no executor
                 node = self._pick_flyweight(it)
-                if node is not None:
+                if node is not None and isinstance(it, AfterRestartItem):
+                    j.resume_run(it, node, now)
+                elif node is not None:
                     j.begin_start(it, node, None, now)
                 continue
             pick = self._pick(it)
@@ -2599,7 +2682,9 @@ class Views:
         b.add("duration", build.duration_ms)
         b.add("estimatedDuration", job.estimated_duration_ms())
         if job.is_pipeline:  # Run.getExecutor: the OneOffExecutor of the flyweight task
-            b.add("executor", (lambda: self.executor_of(build, -1)) if build.building else None)
+            # (none while an AfterRestartTask waits for one)
+            on_oneoff = build.building and (build.flow is None or build.flow.after_restart is None)
+            b.add("executor", (lambda: self.executor_of(build, -1)) if on_oneoff else None)
         else:
             b.add("executor", (lambda: self.executor(build.node, build.executor))
                   if build.building else None)
@@ -2634,7 +2719,7 @@ class Views:
         b = Bean(QueueItem.JCLASS[it.state])
 
         def actions():
-            if isinstance(it, PlaceholderItem):
+            if isinstance(it, RunTaskItem):
                 return []  # Queue.schedule2(task, 0): no actions
             acts = [self.parameters_action(it.params)] if it.params is not None else []
             return acts + [self.cause_action(it.causes)]
@@ -2648,6 +2733,8 @@ class Views:
         b.add("stuck", q.is_stuck(it, self.now), vis=v)
         if isinstance(it, PlaceholderItem):
             b.add("task", lambda: self.placeholder_task(it), vis=v)
+        elif isinstance(it, AfterRestartItem):
+            b.add("task", Bean(AfterRestartItem.JTASK), vis=v)
         else:
             b.add("task", lambda: self.job(it.job), vis=v)
         b.add("url", it.url, vis=v)
