@@ -152,7 +152,8 @@ soak: $(BINS)
 	  --agents 10 --executors 4 --builds 2000 --json $(BUILD)/soak.json $(SOAK_ARGS)
 
 # The daemons under valgrind memcheck through real scenarios (plain build).
-VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py tests/test_web.py tests/test_status_answer.py
+VALGRIND_TESTS ?= tests/test_node.py tests/test_coordinator.py tests/test_faults.py tests/test_web.py tests/test_status_answer.py \
+  tests/test_pipeline.py
 valgrind: $(BINS)
 	env -u GEARMAN_SERVERS -u GEARMAN_SERVER JGA_BUILD=$(abspath $(BUILD)) JGA_VALGRIND=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(VALGRIND_TESTS)

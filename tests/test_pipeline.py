@@ -89,7 +89,10 @@ def test_one_executor_three_pipelines_one_at_a_time(system):
     registered(gm, "build:pipe")
     clients = [PerlClient(gm, "build:pipe", json.dumps({"i": str(i)}), timeout=60) for i in range(3)]
     wait_for(lambda: gm.status().get("build:pipe") == (3, 1, 1), what="3 submitted, 1 running")
+    # The agent took one job; its run reaches Jenkins a moment later.
+    wait_for(lambda: jk.builds(), what="the first run")
     assert len(jk.builds()) == 1 and jk.queue() == []
+    assert gm.status().get("build:pipe") == (3, 1, 1)
     for c in clients:
         ev = c.wait(60)
         kinds = [e["event"] for e in ev if e["event"] in ("data", "complete")]
