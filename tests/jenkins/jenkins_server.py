@@ -2210,22 +2210,22 @@ class Queue:
 
     # -- Pipeline: flyweight runs and node() placeholders -------------------
 
-    def schedule_placeholder(self, run, label, now):
-        """Queue.schedule2(PlaceholderTask, 0): a new item every time (each
-        PlaceholderTask is its own task), no quiet period."""
-        item = PlaceholderItem(self.next_id, run, label, now)
+    def _schedule_run_task(self, make):
+        """A run's own task, scheduled with no quiet period: a new item every
+        time (each task is its own, nothing to fold into)."""
+        item = make(self.next_id)
         self.next_id += 1
         self.items.append(item)
         self.j.kick()
         return item
 
+    def schedule_placeholder(self, run, label, now):
+        """Queue.schedule2(PlaceholderTask, 0)."""
+        return self._schedule_run_task(lambda i: PlaceholderItem(i, run, label, now))
+
     def schedule_after_restart(self, run, now):
         """Queue.schedule(new AfterRestartTask(run), 0)."""
-        item = AfterRestartItem(self.next_id, run, now)
-        self.next_id += 1
-        self.items.append(item)
-        self.j.kick()
-        return item
+        return self._schedule_run_task(lambda i: AfterRestartItem(i, run, now))
 
     def _pick_flyweight(self, item):
         """Queue.makeFlyWeightTaskBuildable: the built-in node when the item
