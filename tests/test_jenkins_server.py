@@ -1444,6 +1444,26 @@ def test_pipeline_run_resumes_after_restart(fresh):
     assert computer(jk, "a")["oneOffExecutors"] == []
 
 
+def test_pipeline_resumed_on_the_built_in_node_stays_there(fresh):
+    """The built-in node's name is "", which PlaceholderTask.getAssignedLabel
+    takes for Jenkins.getSelfLabel: a body resumed there waits for the
+    built-in node, though an agent is free (here run 2's waiting
+    placeholder takes the built-in executor first)."""
+    jk = fresh({"users": {USER: {"token": TOKEN}},
+                "nodes": [{"name": "built-in", "labels": "", "executors": 1, "mode": "NORMAL"},
+                          {"name": "a", "executors": 1}]})
+    job = add_pipeline(jk, "node('built-in') { sleep 1.5 }", params=())
+    q1 = queue_id(trigger(jk, job_path(job))[1]["location"])
+    jk.wait_for(lambda: not computer(jk, "(built-in)")["executors"][0]["idle"], what="run 1 in node()")
+    q2 = queue_id(trigger(jk, job_path(job))[1]["location"])
+    jk.wait_for(lambda: [i for i in get_json(jk, "/queue/api/json")["items"]
+                         if i["task"]["_class"] == PLACEHOLDER] or None, what="run 2's placeholder")
+    jk.restart()
+    assert wait_build(jk, q1)["result"] == wait_build(jk, q2, timeout=15)["result"] == "SUCCESS"
+    assert jk.concurrency().get("a", 0) == 0, jk.concurrency()
+    assert "Waiting for reconnection" not in jenkins.Jenkins(jk.url, USER, TOKEN).get_build_console_output(job, 1)
+
+
 def test_pipeline_stop_aborts_in_node_and_while_waiting(jk, client):
     """WorkflowRun.doStop: ABORTED; the executor of node() is freed and a
     placeholder still queued is cancelled."""

@@ -1880,7 +1880,8 @@ class Jenkins:
         body that held an executor: ExecutorStepExecution.onResume ->
         ExecutorStepDynamicContext.resume schedules the same PlaceholderTask
         again, whose label is now the node's name (PlaceholderTask's
-        Callback set it to computer.getName()), prints "Waiting for
+        Callback set it to computer.getName(), "" for the built-in node,
+        which getAssignedLabel takes for its self label), prints "Waiting for
         reconnection of NODE before proceeding with build" and waits for it
         to start; the body goes on only then."""
         f = build.flow
@@ -1893,11 +1894,12 @@ class Jenkins:
             px, f.held = f.held, None
             if px.node.running.get(px.executor) is px:
                 del px.node.running[px.executor]
-            name = "" if px.node.is_controller else px.node.name
-            f.item = self.queue.schedule_placeholder(build, name or None, now)
+            # label "" (the built-in node) means Jenkins.getSelfLabel, not anywhere
+            f.item = self.queue.schedule_placeholder(build, px.node.self_label, now)
             f.resuming = True
-            if name:
-                build.log.append("Waiting for reconnection of %s before proceeding with build" % name)
+            if not px.node.is_controller:  # only for a non-empty node name
+                build.log.append("Waiting for reconnection of %s before proceeding with build"
+                                 % px.node.name)
 
     def resume_run(self, item, node, now):
         """Executor.run of an AfterRestartTask: createExecutable returns the
